@@ -1,0 +1,50 @@
+# sdfleet: everything a new machine needs starts here.
+#   make plan                  offline preview of the default stack (no cloud, no Pulumi CLI)
+#   make plan STACK=aws-dev FORMAT=json
+#   make test                  installs test needs (Debian packages too) and runs pytest
+#   make bench                 prints one BENCH line per benchmark
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STACK  ?= dev
+FORMAT ?= text
+PYTEST_ARGS ?=
+
+DEV_REQUIREMENTS := requirements-dev.txt $(shell sed -n 's/^-r //p' requirements-dev.txt)
+
+.PHONY: help plan test bench venv debian-packages clean
+
+help:
+	@sed -n '2,6p' Makefile | sed 's/^# *//'
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==25.3
+
+$(VENV)/.core-installed: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: $(DEV_REQUIREMENTS) $(VENV)/.core-installed
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.core-installed
+
+debian-packages:
+	@tools/ensure_debian_packages.sh tests/debian-packages.txt
+
+plan: $(VENV)/.core-installed
+	@$(PY) -m tools.plan --stack $(STACK) --format $(FORMAT)
+
+test: $(VENV)/.dev-installed debian-packages
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev-installed debian-packages
+	@$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache
