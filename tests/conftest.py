@@ -1,0 +1,22 @@
+"""Shared fixtures: real servers on loopback (see tests/helpers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.iap import IapKeyServer
+from tests.helpers.servers import RedisServer
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def iap():
+    server = IapKeyServer()
+    yield server
+    server.close()
