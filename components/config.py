@@ -1,0 +1,551 @@
+"""The whole stack config, typed: one structured key, `sdfleet:platform`.
+
+Pulumi stack files hold it as YAML under `sdfleet:platform`; provider keys stay where Pulumi
+users expect them (`gcp:project`, `gcp:region`, `aws:region`) and secrets are separate keys read
+as Pulumi secrets (`sdfleet:civitaiToken`, `sdfleet:huggingfaceToken`), never fields here.
+
+Validation happens in two passes, both before any resource is registered:
+
+1. structure and types (pydantic, `extra="forbid"`): unknown keys, wrong types, out-of-range
+   numbers, values outside an allowed set;
+2. cross-field rules (`cross_field_problems`): min <= max, accelerator vs machine family,
+   non-overlapping CIDRs, zones inside the region, names that refer to other entries...
+
+Each problem becomes one line naming the key path (`sdfleet:platform.gpuPools[0].accelerator`),
+the bad value and what is allowed (`ConfigError.lines`).
+
+Each component takes its own section model as its args (`GpuPoolConfig` for a GPU node pool,
+`CacheConfig` for Memorystore, ...), so a component never reads raw config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+                      field_validator)
+from pydantic.alias_generators import to_camel
+
+CONFIG_KEY = "sdfleet:platform"
+
+# Secrets live in their own keys, read with `pulumi.Config("sdfleet").get_secret(...)`.
+SECRET_KEYS = {
+    "civitaiToken": "CivitAI API token for the model fetcher",
+    "huggingfaceToken": "Hugging Face token for gated models",
+}
+
+
+class Section(BaseModel):
+    """Base of every config section: camelCase keys, unknown keys refused, immutable."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True,
+                              frozen=True, validate_default=True)
+
+
+def _cidr(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not a CIDR block with its host bits zero, e.g. 10.0.0.0/20 ({exc})")
+    if net.version != 4:
+        raise ValueError("only IPv4 CIDR blocks are supported")
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]{0,28}[a-z0-9])?$")]
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
+
+# --- GPUs -------------------------------------------------------------------------------------
+
+# Which machine family each accelerator attaches to (GCE docs, "GPU platforms").
+ACCELERATOR_FAMILIES: dict[str, tuple[str, ...]] = {
+    "nvidia-l4": ("g2",),
+    "nvidia-tesla-t4": ("n1",),
+    "nvidia-tesla-v100": ("n1",),
+    "nvidia-tesla-p4": ("n1",),
+    "nvidia-tesla-p100": ("n1",),
+    "nvidia-tesla-a100": ("a2",),
+    "nvidia-a100-80gb": ("a2",),
+    "nvidia-h100-80gb": ("a3",),
+}
+Accelerator = Literal["nvidia-l4", "nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p4",
+                      "nvidia-tesla-p100", "nvidia-tesla-a100", "nvidia-a100-80gb",
+                      "nvidia-h100-80gb"]
+
+
+class NetworkConfig(Section):
+    """GCP VPC ranges: one subnet for nodes, secondary ranges for pods and services."""
+
+    nodes_cidr: Cidr = "10.10.0.0/20"
+    pods_cidr: Cidr = "10.16.0.0/14"
+    services_cidr: Cidr = "10.20.0.0/20"
+    control_plane_cidr: Annotated[Cidr, Field(description="a /28 for the GKE control plane")] = \
+        "172.16.0.0/28"
+    # Private services access (Filestore, Memorystore) peers into this range.
+    private_services_cidr: Cidr = "10.30.0.0/20"
+    # Serverless VPC Access connector for the functions' egress to Redis and the cluster.
+    connector_cidr: Cidr = "10.31.0.0/28"
+
+    @field_validator("connector_cidr")
+    @classmethod
+    def _connector_is_28(cls, value: str) -> str:
+        if ipaddress.ip_network(value).prefixlen != 28:
+            raise ValueError("a Serverless VPC Access connector needs a /28, e.g. 10.31.0.0/28")
+        return value
+
+    @field_validator("control_plane_cidr")
+    @classmethod
+    def _control_plane_is_28(cls, value: str) -> str:
+        if ipaddress.ip_network(value).prefixlen != 28:
+            raise ValueError("GKE needs a /28 for the control plane, e.g. 172.16.0.0/28")
+        return value
+
+
+class AuthorizedNetwork(Section):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    cidr: Cidr
+
+
+class ClusterConfig(Section):
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    # Node locations; empty means the region's default zones.
+    zones: list[str] = Field(default_factory=list)
+    private_nodes: bool = True
+    # A private endpoint also hides the control plane from authorized networks' public IPs.
+    private_endpoint: bool = False
+    authorized_networks: list[AuthorizedNetwork] = Field(default_factory=list)
+    deletion_protection: bool = True
+
+
+class SystemPoolConfig(Section):
+    """The small always-on pool for the router, Agones controllers and other system pods."""
+
+    machine_type: str = "e2-standard-4"
+    min_nodes: Annotated[int, Field(ge=1, le=100)] = 1
+    max_nodes: Annotated[int, Field(ge=1, le=100)] = 3
+    disk_size_gb: Annotated[int, Field(ge=20, le=2000)] = 100
+    disk_type: Literal["pd-standard", "pd-balanced", "pd-ssd"] = "pd-balanced"
+    spot: bool = False
+
+
+class GpuPoolConfig(Section):
+    name: DnsLabel
+    machine_type: str
+    accelerator: Accelerator
+    accelerator_count: Literal[1, 2, 4, 8] = 1
+    min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_nodes: Annotated[int, Field(ge=1, le=1000)] = 4
+    spot: bool = False
+    disk_size_gb: Annotated[int, Field(ge=50, le=4000)] = 200
+    disk_type: Literal["pd-standard", "pd-balanced", "pd-ssd"] = "pd-ssd"
+    # GPU time-sharing: that many pods share one GPU (None: one pod per GPU).
+    time_sharing_clients: Optional[Annotated[int, Field(ge=2, le=48)]] = None
+    driver_version: Literal["DEFAULT", "LATEST"] = "LATEST"
+    # Node locations for this pool; empty means the cluster's.
+    zones: list[str] = Field(default_factory=list)
+
+
+# --- Storage, cache -----------------------------------------------------------------------------
+
+# Filestore tiers and their smallest instance, in GiB (Filestore docs, "Service tiers").
+FILESTORE_MIN_CAPACITY_GB = {
+    "BASIC_HDD": 1024,
+    "BASIC_SSD": 2560,
+    "ZONAL": 1024,
+    "REGIONAL": 1024,
+    "ENTERPRISE": 1024,
+}
+
+
+class StorageConfig(Section):
+    """Shared store: models (read-only for WebUIs) and people's folders (trusted sync only)."""
+
+    tier: Literal["BASIC_HDD", "BASIC_SSD", "ZONAL", "REGIONAL", "ENTERPRISE"] = "BASIC_HDD"
+    capacity_gb: Annotated[int, Field(ge=1024, le=102400)] = 1024
+    share_name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")] = "sdfleet"
+
+
+class CacheConfig(Section):
+    """Memorystore Redis for routing state and activity (AUTH and TLS always on)."""
+
+    tier: Literal["BASIC", "STANDARD_HA"] = "BASIC"
+    memory_size_gb: Annotated[int, Field(ge=1, le=300)] = 1
+    redis_version: Literal["REDIS_6_X", "REDIS_7_0", "REDIS_7_2"] = "REDIS_7_2"
+
+
+# --- Fleet, culling, access, WebUI, models -------------------------------------------------------
+
+class PeakHours(Section):
+    """A larger warm buffer during working hours (Agones scheduled autoscaling)."""
+
+    start_cron: Annotated[str, Field(pattern=r"^(\S+\s+){4}\S+$")] = "0 8 * * 1-5"
+    duration: Annotated[str, Field(pattern=r"^[0-9]+h([0-9]+m)?$")] = "10h"
+    timezone: str = "Etc/UTC"
+    buffer: Annotated[int, Field(ge=0, le=1000)] = 2
+
+
+class FleetConfig(Section):
+    namespace: DnsLabel = "sdfleet-webui"
+    # The GPU pool the WebUI pods run on (name of an entry in gpuPools; default: the first).
+    gpu_pool: Optional[str] = None
+    buffer: Annotated[int, Field(ge=0, le=1000)] = 1
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 8
+    peak_hours: Optional[PeakHours] = None
+    # Low-priority pods that keep GPU nodes up for the next person (0: none).
+    placeholders: Annotated[int, Field(ge=0, le=1000)] = 0
+    cpu: Quantity = "4"
+    memory: Quantity = "16Gi"
+    scratch_size: Quantity = "50Gi"
+
+
+class CullingConfig(Section):
+    idle_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 30
+    max_session_hours: Annotated[int, Field(ge=1, le=7 * 24)] = 8
+    orphan_grace_minutes: Annotated[int, Field(ge=1, le=120)] = 5
+    schedule: str = "* * * * *"
+
+
+_MEMBER = re.compile(r"^(user|group|serviceAccount):[^@\s]+@[^@\s]+\.[a-z]{2,}$|^domain:[a-z0-9.-]+\.[a-z]{2,}$")
+
+
+def _member(value: str) -> str:
+    if not _MEMBER.match(value):
+        raise ValueError("expected user:<email>, group:<email>, serviceAccount:<email> or "
+                         "domain:<domain>; allUsers and allAuthenticatedUsers are never allowed")
+    return value
+
+
+class AccessConfig(Section):
+    """Who may open the platform (IAP) and under which name."""
+
+    domain: Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$")]
+    members: Annotated[list[Annotated[str, AfterValidator(_member)]], Field(min_length=1)]
+    support_email: Optional[str] = None
+
+
+class WebuiConfig(Section):
+    framework: Literal["automatic1111", "sdnext", "comfyui"] = "automatic1111"
+    # Image references; empty means `<region>-docker.pkg.dev/<project>/<prefix>/<name>:<tag>`.
+    image: Optional[str] = None
+    router_image: Optional[str] = None
+    image_tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "v1"
+    router_replicas: Annotated[int, Field(ge=2, le=20)] = 3
+    request_timeout_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+    max_upload_mb: Annotated[int, Field(ge=1, le=4096)] = 200
+
+
+class ModelSpec(Section):
+    """One model for the shared store (docs/contracts.md section 6)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+    kind: Literal["checkpoint", "vae", "lora", "controlnet", "embedding", "upscaler", "extension"]
+    source: Literal["civitai", "url", "huggingface"]
+    civitai_version_id: Optional[Annotated[int, Field(ge=1)]] = None
+    url: Optional[Annotated[str, Field(pattern=r"^https://\S+$")]] = None
+    repo: Optional[Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")]] = None
+    file: Optional[str] = None
+    revision: Optional[str] = None
+    sha256: Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = None
+    required: bool = True
+
+
+class ModelsConfig(Section):
+    default_checkpoint: Optional[str] = None
+    items: list[ModelSpec] = Field(default_factory=list)
+
+
+class BudgetConfig(Section):
+    """Caps the policy pack enforces at preview time."""
+
+    max_gpu_nodes: Annotated[int, Field(ge=0, le=10000)] = 16
+
+
+# --- AWS (EKS batch variant) ----------------------------------------------------------------------
+
+class AwsRuntimeConfig(Section):
+    """One batch runtime: a queue, a KEDA-scaled workload and its WebUI API image."""
+
+    name: DnsLabel
+    image: Optional[str] = None
+    mode: Literal["scaledjob", "scaledobject"] = "scaledjob"
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 4
+    activation_queue_length: Annotated[int, Field(ge=0, le=1000)] = 0
+    queue_length_per_replica: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class AwsConfig(Section):
+    vpc_cidr: Cidr = "10.40.0.0/16"
+    zone_count: Annotated[int, Field(ge=2, le=3)] = 3
+    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = "1.33"
+    # Who may reach the EKS API endpoint publicly; empty keeps it private only.
+    public_access_cidrs: list[Cidr] = Field(default_factory=list)
+    system_instance_type: str = "m6i.large"
+    system_nodes: Annotated[int, Field(ge=1, le=20)] = 2
+    gpu_families: Annotated[list[Literal["g4dn", "g5", "g6", "g6e", "p3", "p4d"]],
+                            Field(min_length=1)] = ["g5", "g6"]
+    gpu_limit: Annotated[int, Field(ge=1, le=1000)] = 8
+    time_slicing_replicas: Optional[Annotated[int, Field(ge=2, le=48)]] = None
+    runtimes: Annotated[list[AwsRuntimeConfig], Field(min_length=1)] = \
+        [AwsRuntimeConfig(name="sdwebui")]
+    job_timeout_seconds: Annotated[int, Field(ge=30, le=43200)] = 900
+    max_receive_count: Annotated[int, Field(ge=1, le=100)] = 3
+    results_expiry_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    api_rate_limit: Annotated[float, Field(gt=0, le=10000)] = 5
+    api_burst_limit: Annotated[int, Field(ge=1, le=5000)] = 10
+    api_quota_per_day: Annotated[int, Field(ge=1)] = 5000
+    allowed_image_hosts: list[str] = Field(default_factory=list)
+    max_image_side: Annotated[int, Field(ge=256, le=4096)] = 1536
+    max_steps: Annotated[int, Field(ge=1, le=500)] = 80
+    max_batch: Annotated[int, Field(ge=1, le=16)] = 4
+
+
+class PlatformConfig(Section):
+    cloud: Literal["gcp", "aws"]
+    name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$")] = "sdfleet"
+    # Cost-allocation labels put on every resource that takes labels.
+    labels: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")],
+                 Annotated[str, Field(pattern=r"^[a-z0-9_-]{0,63}$")]] = \
+        Field(default_factory=lambda: {"app": "sdfleet"})
+    network: NetworkConfig = NetworkConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    system_pool: SystemPoolConfig = SystemPoolConfig()
+    gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
+    storage: StorageConfig = StorageConfig()
+    cache: CacheConfig = CacheConfig()
+    fleet: FleetConfig = FleetConfig()
+    culling: CullingConfig = CullingConfig()
+    access: Optional[AccessConfig] = None
+    webui: WebuiConfig = WebuiConfig()
+    models: ModelsConfig = ModelsConfig()
+    budget: BudgetConfig = BudgetConfig()
+    aws: Optional[AwsConfig] = None
+
+    def gpu_pool(self, name: str) -> GpuPoolConfig:
+        return next(p for p in self.gpu_pools if p.name == name)
+
+    @property
+    def fleet_pool(self) -> GpuPoolConfig:
+        return self.gpu_pool(self.fleet.gpu_pool) if self.fleet.gpu_pool else self.gpu_pools[0]
+
+
+class StackConfig(BaseModel):
+    """The validated platform plus the provider keys it depends on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: PlatformConfig
+    stack: str
+    gcp_project: Optional[str] = None
+    gcp_region: Optional[str] = None
+    aws_region: Optional[str] = None
+
+
+# --- Errors ----------------------------------------------------------------------------------------
+
+class ConfigError(Exception):
+    """Every problem of a stack config, one line each; raised before any resource exists."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        super().__init__("invalid stack config:\n" + "\n".join(f"  {line}" for line in lines))
+
+
+def _path(prefix: str, loc: tuple) -> str:
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _section_for(loc: tuple) -> type[BaseModel] | None:
+    """The model class that holds the last key of `loc` (to list the keys it allows)."""
+    model: Any = PlatformConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = next((f for n, f in model.model_fields.items()
+                      if f.alias == part or n == part), None)
+        if field is None:
+            return None
+        model = _innermost_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _innermost_model(annotation: Any) -> Any:
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _innermost_model(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation
+
+
+def _lines_from_validation_error(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path = _path(CONFIG_KEY, loc)
+        if err["type"] == "extra_forbidden":
+            section = _section_for(loc)
+            allowed = sorted(f.alias or n for n, f in section.model_fields.items()) if section else []
+            hint = f"; secrets go in their own keys ({', '.join('sdfleet:' + k for k in SECRET_KEYS)})" \
+                if any(w in str(loc[-1]).lower() for w in ("token", "password", "secret", "key")) else ""
+            lines.append(f"{path}: unknown key; allowed keys here: {', '.join(allowed)}{hint}")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        shown = "" if err["type"] == "missing" else f" (got {value!r})"
+        lines.append(f"{path}: {msg}{shown}")
+    return lines
+
+
+# --- Cross-field rules ------------------------------------------------------------------------------
+
+def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
+                         aws_region: Optional[str]) -> list[str]:
+    """The rules that involve more than one field; one line per problem."""
+    problems: list[str] = []
+
+    def bad(loc: tuple, value: Any, allowed: str) -> None:
+        problems.append(f"{_path(CONFIG_KEY, loc)}: {value!r} is not allowed; {allowed}")
+
+    if p.cloud == "gcp":
+        if not gcp_region:
+            problems.append("gcp:region: missing; set it with `pulumi config set gcp:region <region>`")
+        if not p.gpu_pools:
+            problems.append(f"{CONFIG_KEY}.gpuPools: empty; a GCP platform needs at least one GPU pool")
+        if p.access is None:
+            problems.append(f"{CONFIG_KEY}.access: missing; set access.domain and access.members "
+                            "(who may sign in through IAP)")
+    else:
+        if not aws_region:
+            problems.append("aws:region: missing; set it with `pulumi config set aws:region <region>`")
+        if p.aws is None:
+            problems.append(f"{CONFIG_KEY}.aws: missing; a `cloud: aws` stack needs the aws section")
+
+    seen: dict[str, int] = {}
+    for i, pool in enumerate(p.gpu_pools):
+        if pool.name in seen:
+            bad(("gpuPools", i, "name"), pool.name, f"names must be unique (gpuPools[{seen[pool.name]}])")
+        seen[pool.name] = i
+        if pool.min_nodes > pool.max_nodes:
+            bad(("gpuPools", i, "minNodes"), pool.min_nodes,
+                f"minNodes must be <= maxNodes ({pool.max_nodes})")
+        family = pool.machine_type.split("-", 1)[0]
+        families = ACCELERATOR_FAMILIES[pool.accelerator]
+        if family not in families:
+            bad(("gpuPools", i, "accelerator"), pool.accelerator,
+                f"it needs machine family {'/'.join(families)} "
+                f"(machineType is {pool.machine_type!r}); "
+                "L4 needs g2, A100 needs a2, T4/V100/P4/P100 need n1, H100 needs a3")
+        for j, zone in enumerate(pool.zones):
+            if gcp_region and not _zone_in_region(zone, gcp_region):
+                bad(("gpuPools", i, "zones", j), zone, f"zones must be in gcp:region {gcp_region!r}, "
+                    f"e.g. {gcp_region}-a")
+    if p.system_pool.min_nodes > p.system_pool.max_nodes:
+        bad(("systemPool", "minNodes"), p.system_pool.min_nodes,
+            f"minNodes must be <= maxNodes ({p.system_pool.max_nodes})")
+    if p.cloud == "gcp" and gcp_region:
+        for j, zone in enumerate(p.cluster.zones):
+            if not _zone_in_region(zone, gcp_region):
+                bad(("cluster", "zones", j), zone,
+                    f"zones must be in gcp:region {gcp_region!r}, e.g. {gcp_region}-a")
+
+    ranges = [("network", "nodesCidr"), ("network", "podsCidr"), ("network", "servicesCidr"),
+              ("network", "controlPlaneCidr"), ("network", "privateServicesCidr"),
+              ("network", "connectorCidr")]
+    nets = {r: ipaddress.ip_network(getattr(p.network, _snake(r[1]))) for r in ranges}
+    for a_i, a in enumerate(ranges):
+        for b in ranges[a_i + 1:]:
+            if nets[a].overlaps(nets[b]):
+                bad(a, str(nets[a]), f"CIDRs must not overlap; it overlaps {'.'.join(b)} ({nets[b]})")
+
+    if p.gpu_pools and p.fleet.gpu_pool and p.fleet.gpu_pool not in seen:
+        bad(("fleet", "gpuPool"), p.fleet.gpu_pool, f"must name a GPU pool: {', '.join(seen)}")
+    if p.fleet.min_replicas > p.fleet.max_replicas:
+        bad(("fleet", "minReplicas"), p.fleet.min_replicas,
+            f"minReplicas must be <= maxReplicas ({p.fleet.max_replicas})")
+    for key, buffer in (("buffer", p.fleet.buffer),
+                        ("peakHours", p.fleet.peak_hours.buffer if p.fleet.peak_hours else 0)):
+        if buffer > p.fleet.max_replicas:
+            loc = ("fleet", key) if key == "buffer" else ("fleet", "peakHours", "buffer")
+            bad(loc, buffer, f"a buffer must be <= fleet.maxReplicas ({p.fleet.max_replicas})")
+
+    minimum = FILESTORE_MIN_CAPACITY_GB[p.storage.tier]
+    if p.storage.capacity_gb < minimum:
+        bad(("storage", "capacityGb"), p.storage.capacity_gb,
+            f"Filestore tier {p.storage.tier} needs at least {minimum} GiB")
+
+    names = [m.name for m in p.models.items]
+    for i, m in enumerate(p.models.items):
+        if names.index(m.name) != i:
+            bad(("models", "items", i, "name"), m.name, "model names must be unique")
+        needs = {"civitai": ("civitaiVersionId",), "url": ("url",), "huggingface": ("repo", "file")}
+        for key in needs[m.source]:
+            if getattr(m, _snake(key)) is None:
+                problems.append(f"{_path(CONFIG_KEY, ('models', 'items', i, key))}: missing; "
+                                f"source {m.source!r} needs {' and '.join(needs[m.source])}")
+    if p.models.default_checkpoint is not None:
+        checkpoints = [m.name for m in p.models.items if m.kind == "checkpoint"]
+        if p.models.default_checkpoint not in checkpoints:
+            bad(("models", "defaultCheckpoint"), p.models.default_checkpoint,
+                f"must name a checkpoint in models.items: {', '.join(checkpoints) or '(none)'}")
+
+    if p.aws is not None:
+        runtimes = [r.name for r in p.aws.runtimes]
+        for i, name in enumerate(runtimes):
+            if runtimes.index(name) != i:
+                bad(("aws", "runtimes", i, "name"), name, "runtime names must be unique")
+    return problems
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
+
+
+def _zone_in_region(zone: str, region: str) -> bool:
+    return re.fullmatch(re.escape(region) + r"-[a-z]", zone) is not None
+
+
+# --- Loading -----------------------------------------------------------------------------------------
+
+def parse_platform(raw: Any, *, stack: str, gcp_project: Optional[str] = None,
+                   gcp_region: Optional[str] = None,
+                   aws_region: Optional[str] = None) -> StackConfig:
+    """Validate the raw `sdfleet:platform` object; raise ConfigError with every problem."""
+    if raw is None:
+        raise ConfigError([f"{CONFIG_KEY}: missing; see Pulumi.dev.yaml for a complete example"])
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{CONFIG_KEY}: expected a mapping of settings (got {type(raw).__name__})"])
+    try:
+        platform = PlatformConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_lines_from_validation_error(exc)) from None
+    problems = cross_field_problems(platform, gcp_region, aws_region)
+    if platform.cloud == "gcp" and not gcp_project:
+        problems.insert(0, "gcp:project: missing; set it with `pulumi config set gcp:project <id>`")
+    if problems:
+        raise ConfigError(problems)
+    return StackConfig(platform=platform, stack=stack, gcp_project=gcp_project,
+                       gcp_region=gcp_region, aws_region=aws_region)
+
+
+def load() -> StackConfig:
+    """Read and validate the current stack's config (inside a Pulumi program)."""
+    import json
+
+    import pulumi
+
+    sdfleet = pulumi.Config("sdfleet")
+    raw = sdfleet.get_object("platform")
+    if isinstance(raw, str):  # a JSON string set with `pulumi config set sdfleet:platform '{...}'`
+        raw = json.loads(raw)
+    return parse_platform(raw, stack=pulumi.get_stack(),
+                          gcp_project=pulumi.Config("gcp").get("project"),
+                          gcp_region=pulumi.Config("gcp").get("region"),
+                          aws_region=pulumi.Config("aws").get("region"))

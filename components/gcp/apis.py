@@ -1,0 +1,38 @@
+"""The Google APIs a GCP platform uses, enabled on the project (never disabled on destroy:
+other things in the project may rely on them)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+SERVICES = (
+    "compute.googleapis.com",
+    "container.googleapis.com",
+    "iam.googleapis.com",
+    "servicenetworking.googleapis.com",
+    "file.googleapis.com",
+    "redis.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "secretmanager.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "run.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "vpcaccess.googleapis.com",
+    "iap.googleapis.com",
+)
+
+
+class ProjectApis(pulumi.ComponentResource):
+    """`sdfleet:gcp:ProjectApis`."""
+
+    def __init__(self, name: str, project: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:gcp:ProjectApis", name, None, opts)
+        self.services = [
+            gcp.projects.Service(f"{name}-{svc.split('.')[0]}", project=project, service=svc,
+                                 disable_on_destroy=False, disable_dependent_services=False,
+                                 opts=pulumi.ResourceOptions(parent=self))
+            for svc in SERVICES
+        ]
+        self.register_outputs({})

@@ -1,0 +1,85 @@
+"""The GKE cluster: VPC-native, private nodes, Workload Identity, Shielded Nodes, image streaming.
+
+The default node pool is removed right after creation (node pools are separate resources, so
+changing one never recreates the cluster); while it briefly exists it runs as the system pool's
+service account, never the broad default compute account. Dataplane V2 enforces the
+NetworkPolicies that keep WebUI pods reachable only from the router.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.config import ClusterConfig, NetworkConfig
+from components.gcp.network import Network
+
+
+class GkeCluster(pulumi.ComponentResource):
+    """`sdfleet:gcp:GkeCluster`."""
+
+    def __init__(self, name: str, config: ClusterConfig, network_config: NetworkConfig,
+                 network: Network, project: str, region: str,
+                 bootstrap_service_account: pulumi.Input[str], labels: dict[str, str],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:gcp:GkeCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        authorized = None
+        if config.authorized_networks or not config.private_endpoint:
+            authorized = gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+                cidr_blocks=[gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                    cidr_block=n.cidr, display_name=n.name) for n in config.authorized_networks],
+                # The functions reach the private endpoint through the VPC connector.
+                gcp_public_cidrs_access_enabled=False)
+
+        self.cluster = gcp.container.Cluster(
+            name, name=name, location=region, project=project,
+            node_locations=config.zones or None,
+            network=network.vpc.id, subnetwork=network.subnet.id,
+            networking_mode="VPC_NATIVE",
+            ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
+                cluster_secondary_range_name=Network.PODS_RANGE,
+                services_secondary_range_name=Network.SERVICES_RANGE),
+            private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
+                enable_private_nodes=config.private_nodes,
+                enable_private_endpoint=config.private_endpoint,
+                master_ipv4_cidr_block=network_config.control_plane_cidr,
+                master_global_access_config=gcp.container.ClusterPrivateClusterConfigMasterGlobalAccessConfigArgs(
+                    enabled=False)),
+            master_authorized_networks_config=authorized,
+            workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
+                workload_pool=f"{project}.svc.id.goog"),
+            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=config.release_channel),
+            enable_shielded_nodes=True,
+            datapath_provider="ADVANCED_DATAPATH",
+            node_pool_defaults=gcp.container.ClusterNodePoolDefaultsArgs(
+                node_config_defaults=gcp.container.ClusterNodePoolDefaultsNodeConfigDefaultsArgs(
+                    gcfs_config=gcp.container.ClusterNodePoolDefaultsNodeConfigDefaultsGcfsConfigArgs(
+                        enabled=True))),
+            remove_default_node_pool=True, initial_node_count=1,
+            node_config=gcp.container.ClusterNodeConfigArgs(
+                service_account=bootstrap_service_account,
+                oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
+                    mode="GKE_METADATA"),
+                shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
+                    enable_secure_boot=True, enable_integrity_monitoring=True)),
+            addons_config=gcp.container.ClusterAddonsConfigArgs(
+                http_load_balancing=gcp.container.ClusterAddonsConfigHttpLoadBalancingArgs(
+                    disabled=False),
+                gcp_filestore_csi_driver_config=gcp.container.ClusterAddonsConfigGcpFilestoreCsiDriverConfigArgs(
+                    enabled=True),
+                gce_persistent_disk_csi_driver_config=gcp.container.ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(
+                    enabled=True)),
+            cost_management_config=gcp.container.ClusterCostManagementConfigArgs(enabled=True),
+            logging_config=gcp.container.ClusterLoggingConfigArgs(
+                enable_components=["SYSTEM_COMPONENTS", "WORKLOADS"]),
+            resource_labels=labels,
+            deletion_protection=config.deletion_protection,
+            opts=child)
+
+        self.name = self.cluster.name
+        self.endpoint = self.cluster.endpoint
+        self.ca_certificate = self.cluster.master_auth.cluster_ca_certificate
+        self.register_outputs({"name": self.cluster.name, "endpoint": self.cluster.endpoint})

@@ -1,0 +1,101 @@
+"""GKE node pools: the always-on system pool and one autoscaled pool per configured GPU type.
+
+GPU pools carry the `nvidia.com/gpu=present:NoSchedule` taint so only pods that ask for a GPU
+(and tolerate it) land there; GKE installs the driver; autoscaling runs from `minNodes` (0 is
+fine: the first person waits for a node) to `maxNodes` across the pool's zones; each pool runs
+as its own service account with only the node roles.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.config import GpuPoolConfig, SystemPoolConfig
+from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
+POOL_LABEL = "sdfleet.dev/pool"
+SYSTEM_POOL_NAME = "system"
+
+
+def _hardened_node_config(machine_type: str, disk_size_gb: int, disk_type: str, spot: bool,
+                          service_account: pulumi.Input[str], labels: dict[str, str],
+                          resource_labels: dict[str, str], **extra) -> gcp.container.NodePoolNodeConfigArgs:
+    return gcp.container.NodePoolNodeConfigArgs(
+        machine_type=machine_type, disk_size_gb=disk_size_gb, disk_type=disk_type, spot=spot,
+        image_type="COS_CONTAINERD", service_account=service_account,
+        oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+        workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+            mode="GKE_METADATA"),
+        shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+            enable_secure_boot=True, enable_integrity_monitoring=True),
+        gcfs_config=gcp.container.NodePoolNodeConfigGcfsConfigArgs(enabled=True),
+        metadata={"disable-legacy-endpoints": "true"},
+        labels=labels, resource_labels=resource_labels, **extra)
+
+
+class SystemNodePool(pulumi.ComponentResource):
+    """`sdfleet:gcp:SystemNodePool`: router, Agones controllers, system pods."""
+
+    def __init__(self, name: str, config: SystemPoolConfig, cluster: gcp.container.Cluster,
+                 project: str, region: str, prefix: str, labels: dict[str, str],
+                 service_account: ServiceAccount, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:gcp:SystemNodePool", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # Shared with the cluster's short-lived default pool, so it is made by the platform.
+        self.service_account = service_account
+        self.node_pool = gcp.container.NodePool(
+            f"{name}", name=SYSTEM_POOL_NAME, cluster=cluster.id, location=region,
+            autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                total_min_node_count=config.min_nodes, total_max_node_count=config.max_nodes,
+                location_policy="BALANCED"),
+            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+            node_config=_hardened_node_config(
+                config.machine_type, config.disk_size_gb, config.disk_type, config.spot,
+                self.service_account.email, {POOL_LABEL: SYSTEM_POOL_NAME}, labels),
+            opts=child)
+        self.register_outputs({"name": self.node_pool.name})
+
+
+class GpuNodePool(pulumi.ComponentResource):
+    """`sdfleet:gcp:GpuNodePool`: one GPU type, tainted, autoscaled, driver installed."""
+
+    def __init__(self, name: str, config: GpuPoolConfig, cluster: gcp.container.Cluster,
+                 project: str, region: str, prefix: str, labels: dict[str, str],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:gcp:GpuNodePool", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.config = config
+        self.service_account = ServiceAccount(
+            f"{name}-nodes", account_id(prefix, f"gpu-{config.name}"),
+            f"sdfleet GPU node pool {config.name}", project, NODE_ROLES, opts=child)
+
+        sharing = None
+        if config.time_sharing_clients:
+            sharing = gcp.container.NodePoolNodeConfigGuestAcceleratorGpuSharingConfigArgs(
+                gpu_sharing_strategy="TIME_SHARING",
+                max_shared_clients_per_gpu=config.time_sharing_clients)
+        accelerator = gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
+            type=config.accelerator, count=config.accelerator_count,
+            gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
+                gpu_driver_version=config.driver_version),
+            gpu_sharing_config=sharing)
+
+        node_labels = {POOL_LABEL: config.name, "sdfleet.dev/gpu": "true",
+                       "sdfleet.dev/accelerator": config.accelerator}
+        self.node_pool = gcp.container.NodePool(
+            f"{name}", name=f"gpu-{config.name}", cluster=cluster.id, location=region,
+            node_locations=config.zones or None,
+            autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                total_min_node_count=config.min_nodes, total_max_node_count=config.max_nodes,
+                # ANY finds capacity in whichever zone has GPUs (and Spot) available.
+                location_policy="ANY"),
+            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+            node_config=_hardened_node_config(
+                config.machine_type, config.disk_size_gb, config.disk_type, config.spot,
+                self.service_account.email, node_labels, labels,
+                guest_accelerators=[accelerator],
+                taints=[gcp.container.NodePoolNodeConfigTaintArgs(**GPU_TAINT)]),
+            opts=child)
+        self.register_outputs({"name": self.node_pool.name})

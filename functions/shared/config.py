@@ -1,0 +1,137 @@
+"""Configuration of the functions, read once from environment variables.
+
+Every variable is listed in functions/README.md. A missing or malformed value is a
+`ConfigError` naming the variable, raised at cold start, so a bad deployment fails loudly
+instead of answering with half a configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_IAP_CERTS_URL = "https://www.gstatic.com/iap/verify/public_key-jwk"
+DEFAULT_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _str(env, name: str, default: str | None = None) -> str:
+    value = env.get(name, default)
+    if value is None or value == "":
+        raise ConfigError(f"environment variable {name} is required")
+    return value
+
+
+def _int(env, name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env, name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    host: str
+    port: int
+    tls: bool
+    ca_file: str | None
+    password: str | None          # tests only; production reads auth_secret
+    auth_secret: str | None       # Secret Manager secret version resource name
+    prefix: str
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "RedisSettings":
+        return cls(host=_str(env, "REDIS_HOST"), port=_int(env, "REDIS_PORT", 6379, 1),
+                   tls=_bool(env, "REDIS_TLS", False), ca_file=env.get("REDIS_CA_FILE") or None,
+                   password=env.get("REDIS_PASSWORD") or None,
+                   auth_secret=env.get("REDIS_AUTH_SECRET") or None,
+                   prefix=env.get("REDIS_PREFIX", "sdfleet:"))
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    api_url: str
+    ca_file: str | None
+    ca_data: str | None           # base64 PEM
+    token: str | None             # tests only; production uses google-auth
+    namespace: str
+    fleet: str
+    port_name: str                # the game server port that is the WebUI
+    timeout_seconds: float
+    workers: int
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "KubernetesSettings":
+        return cls(api_url=_str(env, "K8S_API_URL").rstrip("/"),
+                   ca_file=env.get("K8S_CA_FILE") or None, ca_data=env.get("K8S_CA_DATA") or None,
+                   token=env.get("K8S_TOKEN") or None,
+                   namespace=_str(env, "AGONES_NAMESPACE", "default"),
+                   fleet=_str(env, "FLEET_NAME"),
+                   port_name=env.get("GAMESERVER_PORT_NAME", "webui"),
+                   timeout_seconds=_int(env, "K8S_TIMEOUT_SECONDS", 5, 1),
+                   workers=_int(env, "K8S_WORKERS", 16, 1))
+
+
+@dataclass(frozen=True)
+class AllocatorSettings:
+    iap_audience: str
+    iap_certs_url: str
+    clock_skew_seconds: int
+    lock_seconds: int
+    lock_wait_seconds: float
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "AllocatorSettings":
+        return cls(iap_audience=_str(env, "IAP_AUDIENCE"),
+                   iap_certs_url=env.get("IAP_CERTS_URL") or DEFAULT_IAP_CERTS_URL,
+                   clock_skew_seconds=_int(env, "IAP_CLOCK_SKEW_SECONDS", 30),
+                   lock_seconds=_int(env, "ALLOCATION_LOCK_SECONDS", 20, 5),
+                   lock_wait_seconds=_int(env, "ALLOCATION_LOCK_WAIT_MS", 8000) / 1000)
+
+
+@dataclass(frozen=True)
+class CullerSettings:
+    idle_seconds: int
+    max_session_seconds: int
+    orphan_grace_seconds: int
+    pass_budget_seconds: int
+    batch_limit: int
+    reconcile_page_size: int
+    reconcile_mappings_per_pass: int
+    invoker_audience: str
+    invoker_emails: tuple[str, ...]
+    oidc_certs_url: str
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "CullerSettings":
+        emails = tuple(e.strip() for e in _str(env, "CULL_INVOKER_EMAILS").split(",") if e.strip())
+        return cls(idle_seconds=_int(env, "IDLE_TIMEOUT_SECONDS", 1800, 1),
+                   max_session_seconds=_int(env, "MAX_SESSION_SECONDS", 8 * 3600, 1),
+                   orphan_grace_seconds=_int(env, "ORPHAN_GRACE_SECONDS", 300),
+                   pass_budget_seconds=_int(env, "CULL_PASS_BUDGET_SECONDS", 45, 1),
+                   batch_limit=_int(env, "CULL_BATCH_LIMIT", 5000, 1),
+                   reconcile_page_size=_int(env, "RECONCILE_PAGE_SIZE", 500, 1),
+                   reconcile_mappings_per_pass=_int(env, "RECONCILE_MAPPINGS_PER_PASS", 50),
+                   invoker_audience=_str(env, "CULL_INVOKER_AUDIENCE"),
+                   invoker_emails=emails,
+                   oidc_certs_url=env.get("OIDC_CERTS_URL") or DEFAULT_OIDC_CERTS_URL)

@@ -1,0 +1,56 @@
+"""The one rule for what happens to a message after the agent has tried it.
+
+    outcome                  action
+    succeeded                delete      results and notice are written
+    failed permanently       delete      a failed result.json and notice are written
+    failed, retryable        release     visible again after base * 2^(receives-1) seconds
+                                         (capped); SQS moves it to the DLQ after
+                                         maxReceiveCount receives
+    poison (not a job)       dead-letter sent to the DLQ with the reason, then deleted;
+                             (release)   with no DLQ configured: released at once, so the
+                                         queue's redrive policy moves it there
+    abandoned (shutdown)     release     visible again at once for another agent
+
+A message is deleted only when its outcome is recorded somewhere durable: in S3 (with a
+notice), or in the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Outcome(enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED_PERMANENTLY = "failed-permanently"
+    FAILED_RETRYABLE = "failed-retryable"
+    POISON = "poison"
+    ABANDONED = "abandoned"
+
+
+class Action(enum.Enum):
+    DELETE = "delete"
+    RELEASE = "release"
+    DEAD_LETTER = "dead-letter"
+
+
+@dataclass(frozen=True)
+class Disposition:
+    action: Action
+    visible_after_seconds: int = 0
+
+
+def retry_backoff(receive_count: int, base: int, cap: int) -> int:
+    return min(cap, base * 2 ** max(0, min(receive_count - 1, 20)))
+
+
+def decide(outcome: Outcome, receive_count: int, *, backoff_base: int, backoff_cap: int,
+           has_dead_letter_queue: bool) -> Disposition:
+    if outcome in (Outcome.SUCCEEDED, Outcome.FAILED_PERMANENTLY):
+        return Disposition(Action.DELETE)
+    if outcome is Outcome.POISON:
+        return Disposition(Action.DEAD_LETTER if has_dead_letter_queue else Action.RELEASE)
+    if outcome is Outcome.ABANDONED:
+        return Disposition(Action.RELEASE, 0)
+    return Disposition(Action.RELEASE, retry_backoff(receive_count, backoff_base, backoff_cap))

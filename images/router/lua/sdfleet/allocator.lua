@@ -1,0 +1,74 @@
+-- The allocator's HTTP contract (docs/contracts.md section 3), called with an OIDC token
+-- for the function URL from the metadata server (cached until 5 minutes before it
+-- expires) and the person's own IAP assertion, which the allocator verifies itself.
+local cjson = require("cjson.safe")
+local config = require("sdfleet.config")
+
+local _M = {}
+
+local oidc = ngx.shared.sdfleet_oidc
+local REFRESH_BEFORE_EXPIRY = 300
+
+local function expiry_of(jwt)
+    local payload = jwt:match("^[^.]+%.([^.]+)%.")
+    if not payload then
+        return nil
+    end
+    payload = payload:gsub("-", "+"):gsub("_", "/")
+    payload = payload .. string.rep("=", (4 - #payload % 4) % 4)
+    local claims = cjson.decode(ngx.decode_base64(payload) or "")
+    return type(claims) == "table" and tonumber(claims.exp) or nil
+end
+
+-- "Bearer <token>", "" when the deployment sends none (local runs), or nil, err.
+local function authorization()
+    if not config.settings.allocator_bearer then
+        return ""
+    end
+    local cached = oidc:get("allocator")
+    if cached then
+        return cached
+    end
+    local res = ngx.location.capture("/_sdfleet/metadata-identity")
+    if res.status ~= 200 then
+        return nil, "metadata server answered " .. res.status
+    end
+    local token = res.body:gsub("%s+$", "")
+    local exp = expiry_of(token)
+    if not exp then
+        return nil, "metadata server returned no usable token"
+    end
+    local value = "Bearer " .. token
+    local ttl = exp - ngx.time() - REFRESH_BEFORE_EXPIRY
+    if ttl > 0 then
+        oidc:set("allocator", value, ttl)
+    end
+    return value
+end
+
+local ANSWERS = { ready = true, pending = true, unavailable = true }
+
+-- POST /allocate: the decoded answer, or nil, err (the allocator could not be asked).
+function _M.allocate()
+    local auth, err = authorization()
+    if not auth then
+        return nil, err
+    end
+    local res = ngx.location.capture("/_sdfleet/allocate",
+                                     { method = ngx.HTTP_POST, vars = { sdfleet_allocator_auth = auth } })
+    local answer = cjson.decode(res.body or "")
+    if res.status == 200 and type(answer) == "table" and ANSWERS[answer.status] then
+        return answer
+    end
+    if res.status == 503 and type(answer) == "table" then
+        return { status = "unavailable", reason = answer.error or "allocator-unavailable",
+                 message = answer.message,
+                 retryAfterSeconds = tonumber(answer.retryAfterSeconds) }
+    end
+    if res.status == 401 then
+        return { status = "unauthenticated" }
+    end
+    return nil, "allocator answered " .. tostring(res.status)
+end
+
+return _M

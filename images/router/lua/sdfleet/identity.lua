@@ -1,0 +1,93 @@
+-- Who is asking: the verified IAP assertion, never a plain header.
+-- The loopback verifier checks a token once; its verdict is cached here per token until
+-- the token expires (rejections for a few seconds), so steady-state requests only do one
+-- shared-dict lookup. The cache key is the whole token, so no two tokens can share a verdict.
+local cjson = require("cjson.safe")
+local config = require("sdfleet.config")
+
+local _M = {}
+
+local tokens = ngx.shared.sdfleet_tokens
+local ID_PATTERN = "^[bg]%-[0-9a-v]+$"
+
+-- Identity headers a client could send to impersonate someone: removed from every request.
+local FORGEABLE_PREFIXES = { "x-sdfleet-", "x-goog-authenticated-user-", "x-auth-request-",
+                             "x-forwarded-user", "x-forwarded-email",
+                             "x-forwarded-preferred-username", "x-forwarded-groups" }
+local FORGEABLE_NAMES = { ["remote-user"] = true, ["x-remote-user"] = true,
+                          ["x-user"] = true, ["x-email"] = true, ["x-user-email"] = true,
+                          ["x-webauth-user"] = true }
+
+function _M.strip_forgeable_headers()
+    local headers = ngx.req.get_headers(200, true)
+    for name in pairs(headers) do
+        local lower = name:lower()
+        local forged = FORGEABLE_NAMES[lower]
+        if not forged then
+            for _, prefix in ipairs(FORGEABLE_PREFIXES) do
+                if lower:sub(1, #prefix) == prefix then
+                    forged = true
+                    break
+                end
+            end
+        end
+        if forged then
+            ngx.req.clear_header(name)
+        end
+    end
+end
+
+-- Only printable ASCII reaches a header sent to the pod.
+local function header_safe(value)
+    if type(value) ~= "string" or value:find("[^\32-\126]") then
+        return ""
+    end
+    return value
+end
+
+local function from_cache(entry)
+    if entry:sub(1, 1) == "!" then
+        return nil, 401, entry:sub(2)
+    end
+    local id, email = entry:match("^([^\t]+)\t(.*)$")
+    return { id = id, email = email }
+end
+
+-- The person behind this request: {id=, email=}, or nil, http status, reason.
+function _M.person()
+    local token = ngx.var.http_x_goog_iap_jwt_assertion
+    if not token or token == "" then
+        return nil, 401, "missing-assertion"
+    end
+    local cached = tokens:get(token)
+    if cached then
+        return from_cache(cached)
+    end
+
+    local res = ngx.location.capture("/_sdfleet/verify")
+    if res.status == 200 then
+        local verdict = cjson.decode(res.body)
+        if type(verdict) ~= "table" or type(verdict.id) ~= "string"
+                or not verdict.id:match(ID_PATTERN) or #verdict.id > 63
+                or type(verdict.exp) ~= "number" then
+            ngx.log(ngx.ERR, "verifier answered 200 without a usable identity")
+            return nil, 503, "verifier-unavailable"
+        end
+        local email = header_safe(verdict.email)
+        local ttl = verdict.exp - ngx.time()
+        if ttl > 0 then
+            tokens:set(token, verdict.id .. "\t" .. email, ttl)
+        end
+        return { id = verdict.id, email = email }
+    elseif res.status == 401 then
+        local verdict = cjson.decode(res.body)
+        local reason = type(verdict) == "table" and type(verdict.reason) == "string"
+            and verdict.reason or "invalid-assertion"
+        tokens:set(token, "!" .. header_safe(reason), config.settings.rejected_token_seconds)
+        return nil, 401, reason
+    end
+    ngx.log(ngx.ERR, "identity verifier unavailable, status ", res.status)
+    return nil, 503, "verifier-unavailable"
+end
+
+return _M

@@ -1,0 +1,1 @@
+"""Python side of the router image: identity verifier and nginx config renderer."""

@@ -1,0 +1,148 @@
+"""Loopback verifier for IAP assertions: nginx asks it once per token, then caches the verdict.
+
+Debian's nginx Lua has no maintained ES256/JWT library, so verification lives here, in the
+router pod's second container, listening on loopback only. `GET /verify` reads the
+`x-goog-iap-jwt-assertion` header and answers
+
+    200 {"id": "<contract id>", "sub": ..., "email": ..., "exp": <epoch seconds>}
+    401 {"error": "unauthenticated", "reason": "<machine-readable>"}
+
+Checks: ES256 signature against IAP's JWK set (fetched from IAP_CERTS_URL, cached, fetched
+again when an unknown key id appears), audience IAP_AUDIENCE, issuer
+https://cloud.google.com/iap, `exp`/`iat` present and in range. google-auth's
+`id_token.verify_token` delegates JWK sets to PyJWT anyway (and fetches them on every call
+without checking the issuer), so PyJWT is used directly. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+
+from sdfleet_router.identity import SubjectNotSupported, identity_id
+
+IAP_ISSUER = "https://cloud.google.com/iap"
+DEFAULT_CERTS_URL = "https://www.gstatic.com/iap/verify/public_key-jwk"
+ASSERTION_HEADER = "x-goog-iap-jwt-assertion"
+LEEWAY_SECONDS = 5
+
+log = logging.getLogger("sdfleet.verifier")
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class KeysUnavailable(Exception):
+    """IAP's key set could not be fetched: the router answers 503, not 401."""
+
+
+class IapVerifier:
+    def __init__(self, audience: str, certs_url: str = DEFAULT_CERTS_URL,
+                 keys_lifespan_seconds: int = 3600):
+        if not audience:
+            raise ValueError("IAP_AUDIENCE must be set: without it any IAP-signed token "
+                             "for another backend would be accepted")
+        self.audience = audience
+        self.keys = jwt.PyJWKClient(certs_url, cache_keys=True, cache_jwk_set=True,
+                                    lifespan=keys_lifespan_seconds, timeout=5)
+
+    def verify(self, token: str) -> dict:
+        """The verified claims turned into the router's identity, or Rejected."""
+        if not token:
+            raise Rejected("missing-assertion")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Rejected("malformed-assertion") from None
+        if header.get("alg") != "ES256":
+            raise Rejected("algorithm-not-allowed")
+        try:
+            key = self.keys.get_signing_key(header.get("kid", ""))
+        except jwt.PyJWKClientConnectionError as exc:
+            raise KeysUnavailable(str(exc)) from None
+        except jwt.PyJWKClientError:
+            raise Rejected("unknown-key") from None
+        try:
+            claims = jwt.decode(token, key.key, algorithms=["ES256"], audience=self.audience,
+                                issuer=IAP_ISSUER, leeway=LEEWAY_SECONDS,
+                                options={"require": ["exp", "iat", "aud", "iss", "sub"]})
+        except jwt.ExpiredSignatureError:
+            raise Rejected("expired") from None
+        except jwt.InvalidAudienceError:
+            raise Rejected("wrong-audience") from None
+        except jwt.InvalidIssuerError:
+            raise Rejected("wrong-issuer") from None
+        except jwt.ImmatureSignatureError:
+            raise Rejected("not-yet-valid") from None
+        except jwt.PyJWTError:
+            raise Rejected("invalid-assertion") from None
+        subject = claims["sub"]
+        if not isinstance(subject, str):
+            raise Rejected("invalid-assertion")
+        try:
+            ident = identity_id(subject)
+        except SubjectNotSupported:
+            raise Rejected(SubjectNotSupported.reason) from None
+        email = claims.get("email") if isinstance(claims.get("email"), str) else ""
+        return {"id": ident, "sub": subject, "email": email, "exp": int(claims["exp"])}
+
+
+def make_handler(verifier: IapVerifier):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keepalive from nginx's upstream pool
+
+        def do_GET(self):  # noqa: N802 (http.server API)
+            if self.path == "/healthz":
+                return self._answer(200, {"status": "ok"})
+            if self.path != "/verify":
+                return self._answer(404, {"error": "not-found"})
+            try:
+                verdict = verifier.verify(self.headers.get(ASSERTION_HEADER, ""))
+            except Rejected as exc:
+                return self._answer(401, {"error": "unauthenticated", "reason": exc.reason})
+            except KeysUnavailable:
+                log.warning("IAP key set unavailable")
+                return self._answer(503, {"error": "keys-unavailable"})
+            return self._answer(200, verdict)
+
+        def _answer(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):  # request lines carry no secrets, but keep quiet
+            pass
+
+    return Handler
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    host = os.environ.get("VERIFIER_HOST", "127.0.0.1")
+    port = int(os.environ.get("VERIFIER_PORT", "8081"))
+    verifier = IapVerifier(os.environ.get("IAP_AUDIENCE", ""),
+                           os.environ.get("IAP_CERTS_URL", DEFAULT_CERTS_URL))
+    server = ThreadingHTTPServer((host, port), make_handler(verifier))
+    server.daemon_threads = True
+    log.info("verifier listening on %s:%d", host, port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""sdfleet's per-user WebUI image: the programs the image copies in.
+
+- ``supervisor``  the WebUI container's entrypoint: runs the chosen framework, restarts it,
+                  drives the Agones lifecycle (Ready / Health / Shutdown), serves /info,
+                  /logs and an authenticated /switch on a loopback port.
+- ``usersync``    the trusted sidecar: copies the allocated person's folder into scratch
+                  space and their new outputs back.
+- ``fetch``       the model fetcher (library + CLI) used by the model sync Job and by the
+                  optional "baked models" image build.
+- ``probe``       read-only startup / readiness / liveness probes.
+
+Every module reads its settings from the environment through ``settings`` so the README's
+table of variables is the whole interface.
+"""

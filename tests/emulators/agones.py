@@ -1,0 +1,426 @@
+"""A Kubernetes API server look-alike that knows Agones game servers and allocations.
+
+What it speaks (JSON over HTTP/1.1 with keep-alive, bearer token required on every call):
+
+    GET    /apis/agones.dev/v1/namespaces/<ns>/gameservers?labelSelector=&limit=&continue=
+    GET    /apis/agones.dev/v1/namespaces/<ns>/gameservers/<name>
+    DELETE /apis/agones.dev/v1/namespaces/<ns>/gameservers/<name>   (body may carry
+           DeleteOptions with preconditions.uid / preconditions.resourceVersion -> 409)
+    PATCH  /apis/agones.dev/v1/namespaces/<ns>/gameservers/<name>   (merge patch of
+           metadata.labels / metadata.annotations)
+    POST   /apis/allocation.agones.dev/v1/namespaces/<ns>/gameserverallocations
+
+Semantics kept from the real thing: label selectors (`k=v`, `k==v`, `k!=v`, `k`, `!k`,
+`k in (a,b)`, `k notin (a,b)`), list paging with `limit`/`continue` in name order,
+`kind: Status` error bodies with the HTTP code, a GameServerAllocation that moves one
+game server matching a selector (`matchLabels` + `gameServerState`, default Ready) to
+Allocated and applies `spec.metadata` labels/annotations, and answers `status.state`
+`Allocated` (with `gameServerName`, `address`, `addresses`, `ports`, `nodeName`) or
+`UnAllocated` when nothing matches. Deletion is immediate (the real API passes through
+Shutdown first; callers must not rely on either).
+
+Python API for tests (stable; tests/router reuses it):
+
+    emu = AgonesEmulator(token="t", namespace="default", fleet="sdfleet-webui").start()
+    emu.url                                  # http://127.0.0.1:<port>
+    emu.add_ready(name, address="127.0.0.1", port=7860)   # a Ready server of the fleet
+    emu.add_game_server(name, state="Scheduled", ...)      # any state, labels, fleet
+    emu.add_many(names, address=..., port=...)             # bulk Ready (benchmarks)
+    emu.set_state(name, "Unhealthy"); emu.make_unhealthy(name)
+    emu.remove(name)                         # deleted behind the caller's back
+    emu.game_server(name) -> dict | None     # a copy of the stored object
+    emu.game_servers(state=None) -> list[dict]
+    emu.fail_next(status=503, count=1, method=None, path_contains=None, retry_after=None)
+    emu.on_request = callable(method, path)  # called before each authorised request
+    emu.calls                                # Counter of (method, kind) handled
+    emu.stop()
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import copy
+import json
+import re
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+GS_PATH = re.compile(r"^/apis/agones\.dev/v1/namespaces/([^/]+)/gameservers(?:/([^/]+))?$")
+GSA_PATH = re.compile(
+    r"^/apis/allocation\.agones\.dev/v1/namespaces/([^/]+)/gameserverallocations$")
+FLEET_LABEL = "agones.dev/fleet"
+
+
+def _status(code: int, reason: str, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+def parse_label_selector(selector: str):
+    """A predicate over a labels dict for the Kubernetes label selector syntax."""
+    tests = []
+    # split on commas that are not inside parentheses
+    parts, depth, current = [], 0, ""
+    for ch in selector:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    for raw in (p.strip() for p in parts):
+        if not raw:
+            continue
+        m = re.fullmatch(r"(\S+)\s+(in|notin)\s+\(([^)]*)\)", raw)
+        if m:
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            if op == "in":
+                tests.append(lambda l, k=key, vs=values: l.get(k) in vs)
+            else:
+                tests.append(lambda l, k=key, vs=values: l.get(k) not in vs)
+            continue
+        m = re.fullmatch(r"([^!=\s]+)\s*(==|=|!=)\s*(\S*)", raw)
+        if m:
+            key, op, value = m.groups()
+            if op == "!=":
+                tests.append(lambda l, k=key, v=value: l.get(k) != v)
+            else:
+                tests.append(lambda l, k=key, v=value: l.get(k) == v)
+            continue
+        if raw.startswith("!"):
+            tests.append(lambda l, k=raw[1:]: k not in l)
+            continue
+        if re.fullmatch(r"[A-Za-z0-9./_-]+", raw):
+            tests.append(lambda l, k=raw: k in l)
+            continue
+        raise ValueError(f"unable to parse requirement: {raw!r}")
+    return lambda labels: all(t(labels) for t in tests)
+
+
+class AgonesEmulator:
+    def __init__(self, token: str = "test-k8s-token", namespace: str = "default",
+                 fleet: str = "sdfleet-webui"):
+        self.token, self.namespace, self.fleet = token, namespace, fleet
+        self._lock = threading.Lock()
+        self._servers: dict[str, dict] = {}
+        self._names: list[str] = []          # sorted, for paging
+        self._faults: list[dict] = []
+        self._resource_version = 1
+        self.on_request = None
+        self.calls: collections.Counter = collections.Counter()
+        self._httpd: ThreadingHTTPServer | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self) -> "AgonesEmulator":
+        emulator = self
+
+        class Handler(_Handler):
+            emu = emulator
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        threading.Thread(target=self._httpd.serve_forever, daemon=True,
+                         name="agones-emulator").start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ---- test controls ---------------------------------------------------------------
+    def _new_object(self, name: str, state: str, address: str, port: int, fleet: str | None,
+                    labels: dict | None, annotations: dict | None, port_name: str) -> dict:
+        self._resource_version += 1
+        all_labels = {FLEET_LABEL: fleet or self.fleet, **(labels or {})}
+        return {
+            "apiVersion": "agones.dev/v1", "kind": "GameServer",
+            "metadata": {"name": name, "namespace": self.namespace, "uid": str(uuid.uuid4()),
+                         "resourceVersion": str(self._resource_version),
+                         "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "labels": all_labels, "annotations": dict(annotations or {})},
+            "spec": {"ports": [{"name": port_name, "portPolicy": "None",
+                                "containerPort": port}]},
+            "status": {"state": state, "address": address,
+                       "addresses": [{"type": "PodIP", "address": address}],
+                       "ports": [{"name": port_name, "port": port}],
+                       "nodeName": "gpu-node-1"},
+        }
+
+    def add_game_server(self, name: str, state: str = "Ready", address: str = "127.0.0.1",
+                        port: int = 7860, *, fleet: str | None = None,
+                        labels: dict | None = None, annotations: dict | None = None,
+                        port_name: str = "webui", created_at: float | None = None) -> dict:
+        with self._lock:
+            obj = self._new_object(name, state, address, port, fleet, labels, annotations,
+                                   port_name)
+            if created_at is not None:
+                obj["metadata"]["creationTimestamp"] = time.strftime(
+                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime(created_at))
+            if name not in self._servers:
+                bisect.insort(self._names, name)
+            self._servers[name] = obj
+            return copy.deepcopy(obj)
+
+    def add_ready(self, name: str, address: str = "127.0.0.1", port: int = 7860,
+                  **kwargs) -> dict:
+        return self.add_game_server(name, "Ready", address, port, **kwargs)
+
+    def add_many(self, names, state: str = "Ready", address: str = "127.0.0.1",
+                 port: int = 7860, labels_for=None, annotations_for=None) -> None:
+        """Bulk insert (sorted once). `labels_for(name)` may add labels per server."""
+        with self._lock:
+            for name in names:
+                labels = labels_for(name) if labels_for else None
+                annotations = annotations_for(name) if annotations_for else None
+                self._servers[name] = self._new_object(name, state, address, port, None,
+                                                       labels, annotations, "webui")
+            self._names = sorted(self._servers)
+
+    def set_state(self, name: str, state: str) -> None:
+        with self._lock:
+            self._servers[name]["status"]["state"] = state
+
+    def make_unhealthy(self, name: str) -> None:
+        self.set_state(name, "Unhealthy")
+
+    def remove(self, name: str) -> bool:
+        with self._lock:
+            return self._remove_locked(name)
+
+    def _remove_locked(self, name: str) -> bool:
+        if self._servers.pop(name, None) is None:
+            return False
+        i = bisect.bisect_left(self._names, name)
+        if i < len(self._names) and self._names[i] == name:
+            del self._names[i]
+        return True
+
+    def game_server(self, name: str) -> dict | None:
+        with self._lock:
+            obj = self._servers.get(name)
+            return copy.deepcopy(obj) if obj else None
+
+    def game_servers(self, state: str | None = None) -> list[dict]:
+        with self._lock:
+            return [copy.deepcopy(self._servers[n]) for n in self._names
+                    if state is None or self._servers[n]["status"]["state"] == state]
+
+    def fail_next(self, status: int = 503, count: int = 1, method: str | None = None,
+                  path_contains: str | None = None, retry_after: int | None = None) -> None:
+        """The next `count` matching requests answer `status` (e.g. 429, 500, 503)."""
+        with self._lock:
+            self._faults.append({"status": status, "count": count, "method": method,
+                                 "path": path_contains, "retry_after": retry_after})
+
+    # ---- request handling (called by the handler threads) ----------------------------
+    def _take_fault(self, method: str, path: str) -> dict | None:
+        with self._lock:
+            for fault in self._faults:
+                if ((fault["method"] is None or fault["method"] == method)
+                        and (fault["path"] is None or fault["path"] in path)):
+                    fault["count"] -= 1
+                    if fault["count"] <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def handle(self, method: str, raw_path: str, body: bytes) -> tuple[int, dict, dict]:
+        parts = urlsplit(raw_path)
+        path, query = parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
+        fault = self._take_fault(method, path)
+        if fault:
+            headers = {"Retry-After": str(fault["retry_after"])} if fault["retry_after"] else {}
+            return fault["status"], _status(fault["status"], "InjectedFault",
+                                            "fault injected by test"), headers
+        if self.on_request:
+            self.on_request(method, path)
+        m = GS_PATH.match(path)
+        if m:
+            namespace, name = m.groups()
+            if name is None and method == "GET":
+                self.calls[(method, "list")] += 1
+                return self._list(namespace, query)
+            if name is not None and method == "GET":
+                self.calls[(method, "gameserver")] += 1
+                return self._get(namespace, name)
+            if name is not None and method == "DELETE":
+                self.calls[(method, "gameserver")] += 1
+                return self._delete(namespace, name, body)
+            if name is not None and method == "PATCH":
+                self.calls[(method, "gameserver")] += 1
+                return self._patch(namespace, name, body)
+            return 405, _status(405, "MethodNotAllowed", f"{method} not allowed"), {}
+        m = GSA_PATH.match(path)
+        if m and method == "POST":
+            self.calls[(method, "allocation")] += 1
+            return self._allocate(m.group(1), body)
+        return 404, _status(404, "NotFound", "the server could not find the requested resource"), {}
+
+    def _list(self, namespace: str, query: dict):
+        try:
+            selector = parse_label_selector(query.get("labelSelector", ""))
+        except ValueError as e:
+            return 400, _status(400, "BadRequest", str(e)), {}
+        limit = int(query.get("limit") or 0)
+        start_after = query.get("continue") or ""
+        items, next_token = [], ""
+        with self._lock:
+            i = bisect.bisect_right(self._names, start_after) if start_after else 0
+            while i < len(self._names):
+                obj = self._servers[self._names[i]]
+                if obj["metadata"]["namespace"] == namespace and selector(obj["metadata"]["labels"]):
+                    if limit and len(items) == limit:
+                        next_token = items[-1]["metadata"]["name"]
+                        break
+                    items.append(copy.deepcopy(obj))
+                i += 1
+            rv = str(self._resource_version)
+        return 200, {"apiVersion": "agones.dev/v1", "kind": "GameServerList",
+                     "metadata": {"resourceVersion": rv, "continue": next_token},
+                     "items": items}, {}
+
+    def _find(self, namespace: str, name: str):
+        obj = self._servers.get(name)
+        if obj is None or obj["metadata"]["namespace"] != namespace:
+            return None
+        return obj
+
+    def _not_found(self, name: str):
+        return 404, _status(404, "NotFound", f'gameservers.agones.dev "{name}" not found'), {}
+
+    def _get(self, namespace: str, name: str):
+        with self._lock:
+            obj = self._find(namespace, name)
+            return (200, copy.deepcopy(obj), {}) if obj else self._not_found(name)
+
+    def _delete(self, namespace: str, name: str, body: bytes):
+        options = json.loads(body) if body else {}
+        pre = options.get("preconditions") or {}
+        with self._lock:
+            obj = self._find(namespace, name)
+            if obj is None:
+                return self._not_found(name)
+            meta = obj["metadata"]
+            if ("uid" in pre and pre["uid"] != meta["uid"]) or (
+                    "resourceVersion" in pre and pre["resourceVersion"] != meta["resourceVersion"]):
+                return 409, _status(409, "Conflict", "Precondition failed"), {}
+            self._remove_locked(name)
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success",
+                         "details": {"name": name, "kind": "gameservers", "uid": meta["uid"]}}, {}
+
+    def _patch(self, namespace: str, name: str, body: bytes):
+        patch = json.loads(body or b"{}")
+        with self._lock:
+            obj = self._find(namespace, name)
+            if obj is None:
+                return self._not_found(name)
+            meta = patch.get("metadata") or {}
+            for field in ("labels", "annotations"):
+                for k, v in (meta.get(field) or {}).items():
+                    if v is None:
+                        obj["metadata"][field].pop(k, None)
+                    else:
+                        obj["metadata"][field][k] = v
+            self._bump(obj)
+            return 200, copy.deepcopy(obj), {}
+
+    def _bump(self, obj: dict) -> None:
+        self._resource_version += 1
+        obj["metadata"]["resourceVersion"] = str(self._resource_version)
+
+    def _allocate(self, namespace: str, body: bytes):
+        try:
+            gsa = json.loads(body)
+            spec = gsa["spec"]
+        except (ValueError, KeyError, TypeError):
+            return 400, _status(400, "BadRequest", "invalid GameServerAllocation"), {}
+        if gsa.get("kind") != "GameServerAllocation":
+            return 400, _status(400, "BadRequest", "kind must be GameServerAllocation"), {}
+        selectors = spec.get("selectors") or [spec.get("required") or {}]
+        metadata = spec.get("metadata") or {}
+        with self._lock:
+            chosen = None
+            for sel in selectors:
+                labels_wanted = (sel or {}).get("matchLabels") or {}
+                state_wanted = (sel or {}).get("gameServerState") or "Ready"
+                for name in self._names:
+                    obj = self._servers[name]
+                    labels = obj["metadata"]["labels"]
+                    if (obj["metadata"]["namespace"] == namespace
+                            and obj["status"]["state"] == state_wanted
+                            and all(labels.get(k) == v for k, v in labels_wanted.items())):
+                        chosen = obj
+                        break
+                if chosen:
+                    break
+            result = {"apiVersion": "allocation.agones.dev/v1", "kind": "GameServerAllocation",
+                      "metadata": {"namespace": namespace}, "spec": spec,
+                      "status": {"state": "UnAllocated"}}
+            if chosen is None:
+                return 201, result, {}
+            chosen["status"]["state"] = "Allocated"
+            chosen["metadata"]["labels"].update(metadata.get("labels") or {})
+            chosen["metadata"]["annotations"].update(metadata.get("annotations") or {})
+            self._bump(chosen)
+            status = chosen["status"]
+            result["status"] = {
+                "state": "Allocated", "gameServerName": chosen["metadata"]["name"],
+                "address": status["address"], "addresses": copy.deepcopy(status["addresses"]),
+                "ports": copy.deepcopy(status["ports"]), "nodeName": status["nodeName"],
+                "metadata": {"labels": dict(chosen["metadata"]["labels"]),
+                             "annotations": dict(chosen["metadata"]["annotations"])}}
+            return 201, result, {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    emu: AgonesEmulator
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.headers.get("Authorization") != f"Bearer {self.emu.token}":
+            code, payload, headers = 401, _status(401, "Unauthorized", "Unauthorized"), {}
+        else:
+            try:
+                code, payload, headers = self.emu.handle(method, self.path, body)
+            except Exception as e:  # an emulator bug must surface as a 500, not a hang
+                code, payload, headers = 500, _status(500, "InternalError", repr(e)), {}
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        self._serve("GET")
+
+    def do_POST(self):  # noqa: N802
+        self._serve("POST")
+
+    def do_DELETE(self):  # noqa: N802
+        self._serve("DELETE")
+
+    def do_PATCH(self):  # noqa: N802
+        self._serve("PATCH")
+
+    def log_message(self, *args):
+        pass

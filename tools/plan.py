@@ -1,0 +1,150 @@
+"""`make plan`: an offline preview of a stack, with no cloud account and no Pulumi CLI.
+
+Evaluates the real program (__main__.py) with Pulumi's mock engine and the stack's config file
+(Pulumi.<stack>.yaml), then prints the resource tree, a count per type and the stack outputs
+(values only known after deployment are marked), or with --format json exactly one JSON
+document: {"stack", "resources", "outputs", "policies", "policiesEvaluated", "cost"}.
+
+Exit status: 0 fine, 1 the program failed, 2 the stack config is invalid (one line per
+problem on stderr), 3 a mandatory policy is violated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_CONFIG_ERROR, EXIT_POLICY_VIOLATION = 0, 1, 2, 3
+
+
+def _validate(stack: str, config: dict[str, Any]):
+    """Validate before running anything, so a bad config never reaches the engine."""
+    from components.config import parse_platform
+
+    raw = config.get("sdfleet:platform")
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    return parse_platform(raw, stack=stack, gcp_project=config.get("gcp:project"),
+                          gcp_region=config.get("gcp:region"), aws_region=config.get("aws:region"))
+
+
+def _policies(result, stack_config) -> tuple[list[dict], list[dict]]:
+    """(violations, policies evaluated) from the policy pack, if it is present."""
+    try:
+        from policy import runner
+    except ImportError:
+        return [], []
+    return runner.evaluate(result, stack_config)
+
+
+def _cost(stack_config) -> dict:
+    try:
+        from tools import cost
+    except ImportError:
+        return {}
+    return cost.estimate(stack_config)
+
+
+def render_text(result, violations: list[dict], evaluated: list[dict], cost: dict) -> str:
+    lines = [f"Offline preview of stack '{result.stack}' (mock engine: nothing is created)", ""]
+    by_parent: dict[str | None, list] = {}
+    for r in result.resources:
+        by_parent.setdefault(r.parent, []).append(r)
+    known = {r.urn for r in result.resources}
+
+    def walk(urn: str | None, depth: int) -> None:
+        for r in sorted(by_parent.get(urn, []), key=lambda r: (r.type.startswith("sdfleet:"), r.name)):
+            lines.append(f"{'    ' * depth}+ {r.type}  {r.name}")
+            walk(r.urn, depth + 1)
+
+    roots = [p for p in by_parent if p is None or p not in known]
+    for root in roots:
+        walk(root, 0)
+
+    counts = Counter(r.type for r in result.resources)
+    lines += ["", f"Resources: {len(result.resources)} to create"]
+    width = max(len(t) for t in counts) if counts else 0
+    for type_, n in sorted(counts.items()):
+        lines.append(f"    {type_:<{width}}  {n}")
+
+    lines += ["", "Outputs:"]
+    for key, value in sorted(result.outputs.items()):
+        lines.append(f"    {key}: {json.dumps(value) if not isinstance(value, str) else value}")
+
+    if evaluated:
+        lines += ["", f"Policies: {len(evaluated)} evaluated, {len(violations)} violation(s)"]
+        for v in violations:
+            lines.append(f"    [{v['level']}] {v['policy']}: {v['resource']}: {v['message']}")
+    if cost:
+        lines += ["", "Estimated monthly cost (USD):"]
+        for line in cost.get("lines", []):
+            lines.append(f"    {line['item']:<52} {line['monthlyUsd']:>10.2f}  {line.get('note', '')}".rstrip())
+        lines.append(f"    {'total':<52} {cost.get('totalMonthlyUsd', 0):>10.2f}")
+        if cost.get("gpuHourUsd") is not None:
+            lines.append(f"    one person-hour of GPU: {cost['gpuHourUsd']:.2f}")
+        for missing in cost.get("missing", []):
+            lines.append(f"    not priced: {missing}")
+    return "\n".join(lines)
+
+
+def render_json(result, violations: list[dict], evaluated: list[dict], cost: dict) -> str:
+    return json.dumps({
+        "stack": result.stack,
+        "resources": [{"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent,
+                       "inputs": r.inputs} for r in result.resources],
+        "outputs": result.outputs,
+        "policies": violations,
+        "policiesEvaluated": evaluated,
+        "cost": cost,
+    }, indent=2, sort_keys=False, default=str)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="dev", help="reads Pulumi.<stack>.yaml (default: dev)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--update", action="store_true",
+                        help="resolve every value as `pulumi up` would (default: like preview)")
+    args = parser.parse_args(argv)
+
+    from components.config import ConfigError
+    from tools.preview import read_stack_config, run_program
+
+    try:
+        config = read_stack_config(args.stack)
+    except FileNotFoundError as exc:
+        print(f"make plan: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    try:
+        stack_config = _validate(args.stack, config)
+    except ConfigError as exc:
+        print(f"Pulumi.{args.stack}.yaml: invalid stack config ({len(exc.lines)} problem(s)):",
+              file=sys.stderr)
+        for line in exc.lines:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except json.JSONDecodeError as exc:
+        print(f"Pulumi.{args.stack}.yaml: sdfleet:platform is not valid JSON: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+
+    try:
+        result = run_program(config, stack=args.stack, preview=not args.update)
+    except Exception as exc:  # noqa: BLE001 (reported, with its type, as a program failure)
+        print(f"make plan: the program failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_PROGRAM_ERROR
+
+    violations, evaluated = _policies(result, stack_config)
+    cost = _cost(stack_config)
+    render = render_json if args.format == "json" else render_text
+    print(render(result, violations, evaluated, cost))
+    if any(v.get("level") == "mandatory" for v in violations):
+        print("make plan: mandatory policy violated", file=sys.stderr)
+        return EXIT_POLICY_VIOLATION
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
