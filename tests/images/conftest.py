@@ -1,0 +1,35 @@
+"""Fixtures for the WebUI image's programs (images/webui/sdfleet_webui).
+
+The package lives in the image's folder, not at the repository root, so it is put on the
+import path here, and child processes get the same path through ``webui_env``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WEBUI_SRC = ROOT / "images" / "webui"
+if str(WEBUI_SRC) not in sys.path:
+    sys.path.insert(0, str(WEBUI_SRC))
+
+
+def child_env(**extra: str) -> dict:
+    """Environment for a program of the image run as a child process."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SDFLEET_", "CIVITAI_", "HF_", "AGONES_"))
+           and k not in ("CKPT_URLS", "VAE_URLS", "LORA_URLS", "CONTROLNET_URLS", "EXTENSION_URLS",
+                         "LOAD_SDXL_BASE", "LOAD_REFINER")}
+    env["PYTHONPATH"] = os.pathsep.join([str(WEBUI_SRC), str(ROOT)])
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def webui_env():
+    return child_env
