@@ -18,7 +18,8 @@ local POOL_SIZE = 64
 local function connect()
     local s = config.settings
     local red = redis:new()
-    if red.set_timeouts then
+    -- rawget: the client turns any unknown method name into a Redis command
+    if rawget(redis, "set_timeouts") then
         red:set_timeouts(s.redis_connect_timeout_ms, s.redis_read_timeout_ms,
                          s.redis_read_timeout_ms)
     else

@@ -1,0 +1,37 @@
+-- Activity is what the culler measures idleness by. It is recorded only for traffic the
+-- pod actually served, and written to Redis at most once per identity per interval per
+-- replica (the shared dict is the throttle; the write happens in a timer because the log
+-- and header-filter phases cannot use sockets).
+local config = require("sdfleet.config")
+local store = require("sdfleet.store")
+
+local _M = {}
+
+local recent = ngx.shared.sdfleet_activity
+
+local function write(premature, id, at)
+    if premature then
+        return
+    end
+    local _, err = store.record_activity(id, at)
+    if err then
+        recent:delete(id)  -- try again with the next served request
+        ngx.log(ngx.WARN, "could not record activity: ", err)
+    end
+end
+
+function _M.served(id)
+    if not id or id == "" then
+        return
+    end
+    if not recent:add(id, true, config.settings.activity_interval_seconds) then
+        return  -- written recently by this replica
+    end
+    local ok, err = ngx.timer.at(0, write, id, ngx.now())
+    if not ok then
+        recent:delete(id)
+        ngx.log(ngx.WARN, "could not schedule activity write: ", err)
+    end
+end
+
+return _M

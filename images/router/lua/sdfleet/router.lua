@@ -1,0 +1,131 @@
+-- nginx phase entry points. Each one is short: the rules live in identity, routing,
+-- activity and pages.
+local activity = require("sdfleet.activity")
+local identity = require("sdfleet.identity")
+local pages = require("sdfleet.pages")
+local routing = require("sdfleet.routing")
+
+local balancer = require("ngx.balancer")
+
+local _M = {}
+
+local function respond(decision)
+    if decision.action == "wait" then
+        return pages.waiting(decision)
+    elseif decision.action == "unauthenticated" then
+        return pages.unauthenticated("allocator-refused")
+    end
+    return pages.unavailable(decision)
+end
+
+local function verified_person()
+    local person, status, reason = identity.person()
+    if person then
+        return person
+    end
+    if status == 401 then
+        pages.unauthenticated(reason)
+    else
+        pages.unavailable({ action = "unavailable", reason = reason })
+    end
+    return nil
+end
+
+-- access_by_lua for every request to a pod.
+function _M.access()
+    identity.strip_forgeable_headers()
+    local person = verified_person()
+    if not person then
+        return
+    end
+    ngx.var.sdfleet_id = person.id
+    ngx.var.sdfleet_email = person.email
+    local decision = routing.decide(person)
+    if decision.action ~= "proxy" then
+        return respond(decision)
+    end
+    ngx.var.sdfleet_target = decision.target
+end
+
+-- balancer_by_lua: the target chosen in access; one more try for a stale keepalive socket.
+function _M.balance()
+    local host, port = ngx.var.sdfleet_target:match("^(.+):(%d+)$")
+    if not host then
+        return ngx.exit(500)
+    end
+    if not ngx.ctx.sdfleet_tried then
+        ngx.ctx.sdfleet_tried = true
+        balancer.set_more_tries(1)
+    end
+    local ok, err = balancer.set_current_peer(host, tonumber(port))
+    if not ok then
+        ngx.log(ngx.ERR, "cannot set pod peer: ", err)
+        return ngx.exit(500)
+    end
+end
+
+-- /_sdfleet/status, polled by the waiting page: the same decision, without proxying.
+function _M.status()
+    identity.strip_forgeable_headers()
+    local person = verified_person()
+    if not person then
+        return
+    end
+    local facts = pages.status_json(routing.decide(person))
+    ngx.header["Cache-Control"] = "no-store"
+    if facts.status ~= "ready" then
+        ngx.header["Retry-After"] = tostring(facts.retryAfterSeconds or 3)
+    end
+    ngx.say(require("cjson.safe").encode(facts))
+end
+
+local function failed_pod()
+    -- $upstream_status lists every attempt ("502, 502"); the last one is the outcome.
+    local status = tonumber((ngx.var.upstream_status or ""):match("(%d+)%s*$")) or 502
+    local unreachable = routing.pod_unreachable(status, ngx.var.upstream_header_time,
+                                                ngx.var.upstream_connect_time)
+    return status, unreachable, ngx.var.sdfleet_id, ngx.var.sdfleet_target
+end
+
+-- error_page for the first attempt: invalidate the mapping, allocate again, try once more.
+function _M.pod_failed()
+    local status, unreachable, id, target = failed_pod()
+    if not unreachable then
+        return pages.pod_error(status)
+    end
+    ngx.log(ngx.WARN, "pod ", target, " of ", id, " unreachable (", status, "); re-allocating")
+    routing.forget(id, target)
+    local decision = routing.decide({ id = id, email = ngx.var.sdfleet_email }, target)
+    if decision.action ~= "proxy" then
+        return respond(decision)
+    end
+    ngx.var.sdfleet_target = decision.target
+    return ngx.exec("@sdfleet_pod_retry")
+end
+
+-- error_page for the retry: invalidate again if needed, then let the waiting page poll.
+function _M.pod_failed_again()
+    local status, unreachable, id, target = failed_pod()
+    if not unreachable then
+        return pages.pod_error(status)
+    end
+    routing.forget(id, target)
+    return pages.waiting({ action = "wait", phase = "starting",
+                           message = "Your WebUI stopped answering; getting you a new one." })
+end
+
+-- header_filter_by_lua: a WebSocket the pod accepted counts as activity at once.
+function _M.header_filter()
+    if ngx.status == 101 then
+        activity.served(ngx.var.sdfleet_id)
+    end
+end
+
+-- log_by_lua: responses the pod served (below 400) and finished WebSockets count.
+function _M.log()
+    if ngx.var.sdfleet_target ~= "" and ngx.var.upstream_status and ngx.status < 400 then
+        activity.served(ngx.var.sdfleet_id)
+    end
+end
+
+return _M
