@@ -33,6 +33,7 @@ Python API for tests (stable; tests/router reuses it):
     emu.fail_next(status=503, count=1, method=None, path_contains=None, retry_after=None)
     emu.on_request = callable(method, path)  # called before each authorised request
     emu.calls                                # Counter of (method, kind) handled
+    emu.reset()                              # empty again (servers, faults, hook, calls)
     emu.stop()
 """
 
@@ -143,6 +144,15 @@ class AgonesEmulator:
         return f"http://127.0.0.1:{self.port}"
 
     # ---- test controls ---------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget every game server, fault, hook and counter (reuse across tests)."""
+        with self._lock:
+            self._servers.clear()
+            self._names.clear()
+            self._faults.clear()
+            self.on_request = None
+            self.calls.clear()
+
     def _new_object(self, name: str, state: str, address: str, port: int, fleet: str | None,
                     labels: dict | None, annotations: dict | None, port_name: str) -> dict:
         self._resource_version += 1

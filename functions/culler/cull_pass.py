@@ -1,0 +1,226 @@
+"""One culler pass: gather facts, apply `rules.decide`, carry the verdicts out safely.
+
+Work per pass is proportional to what needs doing, never to how many people are tracked:
+
+  candidates  ZRANGEBYSCORE on `activity` (idle longer than the limit) and on `sessions`
+              (started before now - max age), each capped at CULL_BATCH_LIMIT
+  reconcile   incremental, resumed from a cursor kept in Redis:
+              - a slice of RECONCILE_MAPPINGS_PER_PASS mappings (by rank in `sessions`)
+                whose game servers are looked up (gone / unhealthy / not ours)
+              - one page (RECONCILE_PAGE_SIZE) of our fleet's game servers, to find
+                Allocated ones that no mapping points to (orphans) once past the grace
+                period (`sdfleet.dev/allocated-at` annotation, else creation time)
+  actions     culls: claim (compare activity score and gs with what was read, one
+              script), delete the game server, then end the session (drop mapping and
+              index entries, write the usage record, one script). A failed deletion
+              releases the claim and keeps the mapping; activity since the read keeps
+              the session. Kubernetes calls run on a small thread pool.
+
+Each ended session writes one usage record: a JSON log line and an entry in the
+`usage` stream. Every stage checks the time budget; a pass that runs out says so in its
+summary (`truncated`) and the next pass continues.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from rules import Action, Limits, SessionView, decide
+from shared.agones import (FLEET_LABEL, AgonesClient, GameServer, KubernetesError,
+                           KubernetesUnavailable)
+from shared.config import CullerSettings
+from shared.responses import log
+from shared.state import CorruptRecord, Mapping, SessionStore
+
+
+class CullPass:
+    def __init__(self, store: SessionStore, agones: AgonesClient, settings: CullerSettings,
+                 pool: ThreadPoolExecutor, clock=time.time):
+        self.store, self.agones, self.settings, self.pool = store, agones, settings, pool
+        self.clock = clock
+        self.limits = Limits(settings.idle_seconds, settings.max_session_seconds,
+                             settings.orphan_grace_seconds)
+
+    def run(self) -> dict:
+        started = time.monotonic()
+        self.deadline = started + self.settings.pass_budget_seconds
+        now = self.clock()
+        summary = {"examined": 0, "culled": {}, "ended": {}, "kept": {}, "skipped": 0,
+                   "indexDropped": 0, "orphansShutDown": 0, "deleteFailures": 0,
+                   "reconcileErrors": [], "truncated": False}
+
+        views = self._candidate_views(now)
+        self._reconcile(views, now, summary)
+        summary["examined"] = len(views)
+
+        verdicts: dict[Action, list] = {a: [] for a in Action}
+        for view in views.values():
+            verdict = decide(view, now, self.limits)
+            verdicts[verdict.action].append((view, verdict.reason))
+
+        for view, reason in verdicts[Action.KEEP]:
+            _count(summary["kept"], reason)
+        for view, reason in verdicts[Action.SKIP]:
+            summary["skipped"] += 1
+            log("WARNING", "culler skipped a record", id=view.id, problem=reason)
+        if verdicts[Action.DROP_INDEX]:
+            summary["indexDropped"] = self.store.drop_unmapped_index(
+                [v.id for v, _ in verdicts[Action.DROP_INDEX]])
+        self._end(verdicts[Action.END], now, summary)
+        self._cull(verdicts[Action.CULL], now, summary)
+        self._shutdown_orphans(verdicts[Action.SHUTDOWN_ORPHAN], now, summary)
+
+        summary["truncated"] = summary["truncated"] or self._out_of_time()
+        summary["passMs"] = round((time.monotonic() - started) * 1000, 1)
+        return summary
+
+    def _out_of_time(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    # ---- facts -----------------------------------------------------------------------
+    def _candidate_views(self, now: float) -> dict[str, SessionView]:
+        s, limit = self.settings, self.settings.batch_limit
+        ids = [i for i, _ in self.store.idle_since(now - s.idle_seconds, limit)]
+        ids += [i for i, _ in self.store.started_before(now - s.max_session_seconds, limit)]
+        self._continue, rank = self.store.reconcile_cursor()
+        slice_ids = self.store.sessions_slice(rank, s.reconcile_mappings_per_pass) \
+            if s.reconcile_mappings_per_pass else []
+        self._next_rank = rank + len(slice_ids) if len(slice_ids) == s.reconcile_mappings_per_pass else 0
+        self._slice_ids = set(slice_ids)
+        unique = list(dict.fromkeys(ids + slice_ids))
+        return {id_: _view(id_, fields, score)
+                for id_, (fields, score) in zip(unique, self.store.read_sessions(unique))}
+
+    def _reconcile(self, views: dict[str, SessionView], now: float, summary: dict) -> None:
+        # The mapping slice: does each one's game server still exist, and is it ours?
+        lookups = [v for id_, v in views.items() if id_ in self._slice_ids and v.mapping]
+        if lookups:
+            results = self.pool.map(lambda v: _try(self.agones.get, v.mapping.gs), lookups)
+            for view, (gs, error) in zip(lookups, results):
+                if error:
+                    summary["reconcileErrors"].append(f"get {view.mapping.gs}: {error}")
+                else:
+                    views[view.id] = _seen(view, gs)
+        # One page of the fleet: Allocated game servers nobody points to.
+        try:
+            page, next_token = self.agones.list(f"{FLEET_LABEL}={self.agones.settings.fleet}",
+                                                limit=self.settings.reconcile_page_size,
+                                                continue_token=self._continue or None)
+        except KubernetesError as e:
+            if e.status == 410:   # continue token expired: start the listing again
+                page, next_token = [], ""
+            else:
+                summary["reconcileErrors"].append(f"list: {e}")
+                page, next_token = [], self._continue
+        except KubernetesUnavailable as e:
+            summary["reconcileErrors"].append(f"list: {e}")
+            page, next_token = [], self._continue
+        self.store.save_reconcile_cursor(next_token, self._next_rank)
+        allocated = [gs for gs in page if gs.state == "Allocated" or gs.state in ("Unhealthy", "Error")]
+        labelled = [gs for gs in allocated if gs.identity]
+        mapped = self.store.mapped_game_servers([gs.identity for gs in labelled])
+        for gs, mapped_gs in zip(labelled, mapped):
+            if mapped_gs == gs.name:
+                view = views.get(gs.identity)
+                if view is None:
+                    fields, score = self.store.read_sessions([gs.identity])[0]
+                    view = _view(gs.identity, fields, score)
+                views[gs.identity] = _seen(view, gs)
+            elif gs.state == "Allocated":
+                views[f"orphan:{gs.name}"] = SessionView(id=gs.identity, game_server=gs)
+        for gs in allocated:
+            if not gs.identity and gs.state == "Allocated":
+                views[f"orphan:{gs.name}"] = SessionView(id=None, game_server=gs)
+
+    # ---- actions ---------------------------------------------------------------------
+    def _end(self, items, now: float, summary: dict) -> None:
+        """Sessions whose game server is already gone or no longer ours."""
+        ended = [(v.id, v.mapping.gs, _usage(v.id, v.mapping.gs, v.mapping.allocated_at, now, r))
+                 for v, r in items]
+        for (id_, gs, usage), done in zip(ended, self.store.finish_sessions(ended) if ended else []):
+            if done:
+                _count(summary["ended"], usage["reason"])
+                log("INFO", "session ended", **usage)
+
+    def _cull(self, items, now: float, summary: dict) -> None:
+        if not items or self._out_of_time():
+            summary["truncated"] = summary["truncated"] or bool(items)
+            return
+        claimed = self.store.claim_culls(
+            [(v.id, v.mapping.gs, v.last_activity) for v, _ in items], now)
+        for (view, _), ok in zip(items, claimed):
+            if not ok:
+                _count(summary["kept"], "activity-during-pass")
+        to_delete = [(v, r) for (v, r), ok in zip(items, claimed) if ok]
+        uids = {v.id: v.game_server.uid for v, _ in to_delete if v.game_server}
+        results = list(self.pool.map(
+            lambda item: self._delete(item[0].mapping.gs, uids.get(item[0].id)), to_delete))
+        failed = [(v.id, v.mapping.gs) for (v, _), (ok, _) in zip(to_delete, results) if not ok]
+        for (view, reason), (ok, error) in zip(to_delete, results):
+            if not ok:
+                summary["deleteFailures"] += 1
+                log("ERROR", "game server deletion failed; mapping kept", id=view.id,
+                    gs=view.mapping.gs, error=error)
+        if failed:
+            self.store.release_claims(failed)
+        ended = [(v.id, v.mapping.gs, _usage(v.id, v.mapping.gs, v.mapping.allocated_at, now, r))
+                 for (v, r), (ok, _) in zip(to_delete, results) if ok]
+        for (id_, gs, usage), done in zip(ended, self.store.finish_sessions(ended) if ended else []):
+            _count(summary["culled"], usage["reason"])
+            log("INFO", "session ended", **usage)
+
+    def _delete(self, name: str, uid: str | None) -> tuple[bool, str | None]:
+        if self._out_of_time():
+            return False, "pass time budget used up"
+        _, error = _try(self.agones.delete, name, uid)
+        return error is None, error
+
+    def _shutdown_orphans(self, items, now: float, summary: dict) -> None:
+        if not items:
+            return
+        results = list(self.pool.map(
+            lambda item: self._delete(item[0].game_server.name, item[0].game_server.uid), items))
+        for (view, reason), (ok, error) in zip(items, results):
+            gs = view.game_server
+            if not ok:
+                summary["deleteFailures"] += 1
+                log("ERROR", "orphan deletion failed", gs=gs.name, error=error)
+                continue
+            usage = _usage(view.id or "", gs.name, gs.allocated_at, now, reason)
+            self.store.record_usage(usage)
+            summary["orphansShutDown"] += 1
+            log("INFO", "session ended", **usage)
+
+
+def _view(id_: str, fields, score) -> SessionView:
+    if isinstance(fields, Exception):
+        return SessionView(id=id_, corrupt=str(fields).split("\n")[0][:120])
+    if not fields:
+        return SessionView(id=id_, last_activity=score)
+    try:
+        return SessionView(id=id_, mapping=Mapping.parse(fields), last_activity=score)
+    except CorruptRecord as e:
+        return SessionView(id=id_, corrupt=str(e))
+
+
+def _seen(view: SessionView, gs: GameServer | None) -> SessionView:
+    return SessionView(id=view.id, mapping=view.mapping, corrupt=view.corrupt,
+                       last_activity=view.last_activity, game_server_seen=True, game_server=gs)
+
+
+def _try(fn, *args):
+    try:
+        return fn(*args), None
+    except (KubernetesError, KubernetesUnavailable) as e:
+        return None, str(e)
+
+
+def _usage(id_: str, gs: str, start: float, end: float, reason: str) -> dict:
+    return {"id": id_, "gs": gs, "start": round(start, 3), "end": round(end, 3),
+            "gpu_minutes": round(max(end - start, 0.0) / 60, 2), "reason": reason}
+
+
+def _count(counter: dict, key: str) -> None:
+    counter[key] = counter.get(key, 0) + 1
+

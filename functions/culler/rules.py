@@ -1,0 +1,84 @@
+"""The culler's decision rule: what to do with one session, given what the pass saw.
+
+`decide` is the whole policy, in one place; cull_pass.py only gathers the facts and
+carries the verdicts out. A `SessionView` is what one pass knows about one identity:
+its mapping (or why it could not be read), its last activity, and, when the pass looked
+the game server up, the game server (None = it is gone).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from shared.agones import GameServer
+from shared.state import Mapping
+
+BROKEN_STATES = {"Unhealthy", "Error", "Shutdown"}
+STALE_CLAIM_SECONDS = 120   # a `culling` mark older than this was left by a pass that died
+
+
+class Action(enum.Enum):
+    KEEP = "keep"
+    CULL = "cull"                    # delete the game server, then end the session
+    END = "end"                      # the game server is gone or not ours: end the session
+    DROP_INDEX = "drop-index"        # activity/session entries without a mapping
+    SHUTDOWN_ORPHAN = "shutdown-orphan"  # an Allocated game server no mapping points to
+    SKIP = "skip"                    # unreadable record: log it, touch nothing
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    idle_seconds: float
+    max_session_seconds: float
+    orphan_grace_seconds: float
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: str | None
+    mapping: Mapping | None = None
+    corrupt: str | None = None
+    last_activity: float | None = None
+    game_server_seen: bool = False
+    game_server: GameServer | None = None
+
+
+def decide(view: SessionView, now: float, limits: Limits) -> Verdict:
+    if view.corrupt:
+        return Verdict(Action.SKIP, f"corrupt-record: {view.corrupt}")
+    gs, mapping = view.game_server, view.mapping
+
+    if mapping is None:
+        if gs is None:
+            return Verdict(Action.DROP_INDEX, "no-mapping")
+        # A game server of our fleet that no mapping points to.
+        if gs.state == "Allocated" and not gs.deleting:
+            if now - gs.allocated_at >= limits.orphan_grace_seconds:
+                return Verdict(Action.SHUTDOWN_ORPHAN, "orphan")
+            return Verdict(Action.KEEP, "orphan-within-grace")
+        return Verdict(Action.KEEP, "not-allocated")
+
+    if mapping.culling is not None and now - mapping.culling < STALE_CLAIM_SECONDS:
+        return Verdict(Action.KEEP, "cull-in-progress")
+
+    if view.game_server_seen:
+        if gs is None:
+            return Verdict(Action.END, "game-server-gone")
+        if gs.deleting or gs.state in BROKEN_STATES:
+            return Verdict(Action.CULL, "game-server-unhealthy")
+        if gs.state != "Allocated" or gs.identity != view.id:
+            return Verdict(Action.END, "game-server-not-allocated")
+
+    if now - mapping.allocated_at >= limits.max_session_seconds:
+        return Verdict(Action.CULL, "max-age")
+    last_active = view.last_activity if view.last_activity is not None else mapping.allocated_at
+    if now - last_active >= limits.idle_seconds:
+        return Verdict(Action.CULL, "idle")
+    return Verdict(Action.KEEP, "active")

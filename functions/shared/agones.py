@@ -1,0 +1,238 @@
+"""A small Agones client over the Kubernetes REST API.
+
+Only what the allocator and culler need: create a `GameServerAllocation`
+(allocation.agones.dev/v1) that picks a Ready game server of our fleet and labels it with
+the identity; get, list (label selector, paged) and delete `GameServer`s (agones.dev/v1).
+
+HTTP goes through one urllib3 pool per process (keep-alive, cluster CA verified; plain
+http only to loopback for tests). The bearer token is `K8S_TOKEN` in tests and otherwise
+a google-auth access token of the function's service account (GKE accepts it for IAM-
+authorised principals), refreshed before it expires.
+
+Transient failures (connection errors, 429, 5xx) are retried a bounded number of times
+with exponential back-off, honouring a short Retry-After; after that the caller gets
+`KubernetesUnavailable` and answers 503. Other 4xx answers are `KubernetesError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode
+
+import urllib3
+
+from .config import KubernetesSettings
+from .identity import require_safe_url
+
+FLEET_LABEL = "agones.dev/fleet"
+IDENTITY_LABEL = "sdfleet.dev/identity"
+EMAIL_ANNOTATION = "sdfleet.dev/email"
+ALLOCATED_AT_ANNOTATION = "sdfleet.dev/allocated-at"
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+MAX_ATTEMPTS = 4
+MAX_RETRY_AFTER_SECONDS = 2.0
+
+
+class KubernetesUnavailable(Exception):
+    pass
+
+
+class KubernetesError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"Kubernetes API answered {status}: {message}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class GameServer:
+    name: str
+    uid: str
+    state: str
+    labels: dict = field(default_factory=dict)
+    annotations: dict = field(default_factory=dict)
+    target: str | None = None            # ip:port of the WebUI, once it has an address
+    created_at: float = 0.0
+    deleting: bool = False
+
+    @property
+    def identity(self) -> str | None:
+        return self.labels.get(IDENTITY_LABEL)
+
+    @property
+    def allocated_at(self) -> float:
+        """When it was handed out: our annotation, else its creation time."""
+        try:
+            return float(self.annotations[ALLOCATED_AT_ANNOTATION])
+        except (KeyError, ValueError):
+            return self.created_at
+
+    @classmethod
+    def from_object(cls, obj: dict, port_name: str) -> "GameServer":
+        meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+        return cls(name=meta.get("name", ""), uid=meta.get("uid", ""),
+                   state=status.get("state", ""), labels=dict(meta.get("labels") or {}),
+                   annotations=dict(meta.get("annotations") or {}),
+                   target=_target(status, port_name),
+                   created_at=_parse_time(meta.get("creationTimestamp")),
+                   deleting=bool(meta.get("deletionTimestamp")))
+
+
+@dataclass(frozen=True)
+class Allocation:
+    state: str                      # Allocated | UnAllocated | Contention
+    game_server: str | None = None
+    target: str | None = None
+
+
+def _target(status: dict, port_name: str) -> str | None:
+    """`<pod IP>:<webui port>`: the PodIP address when Agones reports one."""
+    address = next((a.get("address") for a in status.get("addresses") or []
+                    if a.get("type") == "PodIP"), None) or status.get("address")
+    ports = status.get("ports") or []
+    port = next((p.get("port") for p in ports if p.get("name") == port_name), None)
+    if port is None and ports:
+        port = ports[0].get("port")
+    return f"{address}:{port}" if address and port else None
+
+
+def _parse_time(text: str | None) -> float:
+    if not text:
+        return 0.0
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return 0.0
+
+
+class TokenSource:
+    """Bearer tokens: a fixed one (tests) or google-auth default credentials."""
+
+    def __init__(self, static_token: str | None = None):
+        self._static, self._lock, self._credentials = static_token, threading.Lock(), None
+
+    def token(self) -> str:
+        if self._static:
+            return self._static
+        with self._lock:
+            import google.auth
+            from google.auth.transport.requests import Request
+            if self._credentials is None:
+                self._credentials, _ = google.auth.default(
+                    scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            if not self._credentials.valid:
+                self._credentials.refresh(Request())
+            return self._credentials.token
+
+
+class AgonesClient:
+    def __init__(self, settings: KubernetesSettings, tokens: TokenSource | None = None):
+        self.settings = settings
+        self.base = require_safe_url(settings.api_url, "K8S_API_URL")
+        self.tokens = tokens or TokenSource(settings.token)
+        pool_args = dict(maxsize=max(settings.workers, 4), block=False,
+                         timeout=urllib3.Timeout(connect=2.0, read=settings.timeout_seconds),
+                         retries=False)
+        if self.base.startswith("https"):
+            if settings.ca_data:
+                pool_args["ca_cert_data"] = base64.b64decode(settings.ca_data).decode()
+            elif settings.ca_file:
+                pool_args["ca_certs"] = settings.ca_file
+            pool_args["cert_reqs"] = "CERT_REQUIRED"
+        self.http = urllib3.PoolManager(num_pools=2, **pool_args)
+        ns = quote(settings.namespace, safe="")
+        self.gs_path = f"/apis/agones.dev/v1/namespaces/{ns}/gameservers"
+        self.gsa_path = f"/apis/allocation.agones.dev/v1/namespaces/{ns}/gameserverallocations"
+
+    # ---- transport -------------------------------------------------------------------
+    def _request(self, method: str, path: str, body: dict | None = None,
+                 ok=(200, 201)) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        last = "no attempt"
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                time.sleep(min(0.05 * 2 ** attempt, MAX_RETRY_AFTER_SECONDS))
+            headers = {"Authorization": f"Bearer {self.tokens.token()}",
+                       "Accept": "application/json"}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                response = self.http.request(method, self.base + path, body=data,
+                                             headers=headers)
+            except urllib3.exceptions.HTTPError as e:
+                last = type(e).__name__
+                continue
+            status = response.status
+            if status in RETRYABLE_STATUS:
+                last = f"HTTP {status}"
+                retry_after = response.headers.get("Retry-After")
+                if retry_after and retry_after.isdigit():
+                    time.sleep(min(float(retry_after), MAX_RETRY_AFTER_SECONDS))
+                continue
+            try:
+                payload = json.loads(response.data or b"{}")
+            except ValueError:
+                payload = {}
+            if status in ok or status == 404:
+                return status, payload
+            raise KubernetesError(status, str(payload.get("message", ""))[:200])
+        raise KubernetesUnavailable(f"{method} {path.split('?')[0]} failed: {last}")
+
+    # ---- game servers ----------------------------------------------------------------
+    def get(self, name: str) -> GameServer | None:
+        status, obj = self._request("GET", f"{self.gs_path}/{quote(name, safe='')}")
+        return None if status == 404 else GameServer.from_object(obj, self.settings.port_name)
+
+    def list(self, label_selector: str, limit: int | None = None,
+             continue_token: str | None = None) -> tuple[list[GameServer], str]:
+        query = {"labelSelector": label_selector}
+        if limit:
+            query["limit"] = str(limit)
+        if continue_token:
+            query["continue"] = continue_token
+        status, obj = self._request("GET", f"{self.gs_path}?{urlencode(query)}")
+        if status == 404:
+            raise KubernetesError(404, "the GameServer resource is not served (is Agones installed?)")
+        items = [GameServer.from_object(o, self.settings.port_name) for o in obj.get("items") or []]
+        return items, (obj.get("metadata") or {}).get("continue") or ""
+
+    def fleet_game_servers(self, extra_selector: str = "", limit: int = 500) -> list[GameServer]:
+        selector = f"{FLEET_LABEL}={self.settings.fleet}" + (f",{extra_selector}" if extra_selector else "")
+        return self.list(selector, limit=limit)[0]
+
+    def delete(self, name: str, uid: str | None = None) -> bool:
+        """True if deleted now, False if it was already gone. 409: uid changed (reused name)."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        status, _ = self._request("DELETE", f"{self.gs_path}/{quote(name, safe='')}", body,
+                                  ok=(200, 202))
+        return status != 404
+
+    # ---- allocation ------------------------------------------------------------------
+    def allocate(self, identity: str, email: str, allocated_at: float) -> Allocation:
+        """Ask Agones for one Ready game server of our fleet, labelled with the identity."""
+        body = {
+            "apiVersion": "allocation.agones.dev/v1", "kind": "GameServerAllocation",
+            "spec": {
+                "selectors": [{"matchLabels": {FLEET_LABEL: self.settings.fleet},
+                               "gameServerState": "Ready"}],
+                "scheduling": "Packed",
+                "metadata": {"labels": {IDENTITY_LABEL: identity},
+                             "annotations": {EMAIL_ANNOTATION: email,
+                                             ALLOCATED_AT_ANNOTATION: repr(allocated_at)}},
+            },
+        }
+        status, obj = self._request("POST", self.gsa_path, body)
+        if status == 404:
+            raise KubernetesError(404, "GameServerAllocation is not served (is Agones installed?)")
+        st = obj.get("status") or {}
+        state = st.get("state", "")
+        if state == "Allocated":
+            return Allocation(state, st.get("gameServerName"),
+                              _target(st, self.settings.port_name))
+        return Allocation(state or "UnAllocated")
