@@ -1,0 +1,256 @@
+"""The agent's loop: healthy WebUI -> one message -> run it under a lease -> decide.
+
+The job runs in a worker thread while the main thread supervises it: it extends the lease
+every HEARTBEAT seconds and, after SIGTERM, waits for the job at most SHUTDOWN_GRACE
+seconds before releasing the message (visibility 0) so another agent takes it at once.
+What then happens to the message is decided in one place, decision.decide().
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .decision import Action, Outcome, decide
+from .errors import PermanentJobError, PoisonMessage, RetryableJobError
+from .init_images import InitImageFetcher
+from .lease import Lease
+from .message import Job, parse_job
+from .results import ResultStore, now
+from .settings import AgentSettings
+from .webui import WebUiClient
+
+log = logging.getLogger("sdfleet.agent")
+
+SUPERVISOR_TICK = 0.25  # how soon a shutdown request is noticed while a job runs
+
+
+class Shutdown:
+    """Set by SIGTERM/SIGINT; a job in progress gets `grace` more seconds to finish."""
+
+    def __init__(self):
+        self.requested = threading.Event()
+        self.deadline = float("inf")
+
+    def request(self, grace: float) -> None:
+        if not self.requested.is_set():
+            self.deadline = time.monotonic() + grace
+            self.requested.set()
+
+    def past_deadline(self) -> bool:
+        return self.requested.is_set() and time.monotonic() >= self.deadline
+
+
+@dataclass
+class JobReport:
+    """What happened to one message, with the agent's own time (for logs and benchmarks)."""
+
+    message_id: str
+    job_id: str | None
+    outcome: Outcome
+    action: Action
+    reason: str | None
+    total_seconds: float
+    webui_seconds: float
+
+    @property
+    def overhead_seconds(self) -> float:
+        return self.total_seconds - self.webui_seconds
+
+
+class JobRun(threading.Thread):
+    """One job in a daemon thread, so an abandoned job cannot keep the process alive."""
+
+    def __init__(self, work):
+        super().__init__(daemon=True, name="job")
+        self.work = work
+        self.outcome, self.reason = Outcome.FAILED_RETRYABLE, "job did not finish"
+
+    def run(self) -> None:
+        try:
+            self.outcome, self.reason = self.work()
+        except Exception as error:  # noqa: BLE001 - any surprise is retried, never fatal
+            log.exception("job crashed")
+            self.outcome, self.reason = Outcome.FAILED_RETRYABLE, f"{type(error).__name__}: {error}"
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, sqs, s3, sns, *, webui: WebUiClient | None = None,
+                 shutdown: Shutdown | None = None, on_report=None):
+        self.settings = settings
+        self.sqs = sqs
+        self.webui = webui or WebUiClient(settings.webui_url, settings.webui_health_path,
+                                          settings.job_timeout_seconds,
+                                          settings.health_timeout_seconds)
+        self.results = ResultStore(s3, sns, settings.results_bucket, settings.completion_topic_arn)
+        self.init_images = InitImageFetcher(s3, settings.results_bucket,
+                                            settings.allowed_image_hosts,
+                                            settings.max_init_image_bytes)
+        self.shutdown = shutdown or Shutdown()
+        self.on_report = on_report
+        self._healthy: bool | None = None
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Process jobs until shutdown (service mode) or one job (job mode). Exit code."""
+        s = self.settings
+        log.info("agent started: runtime=%s mode=%s queue=%s", s.runtime, s.mode, s.queue_url)
+        startup_deadline = time.monotonic() + s.startup_timeout_seconds
+        empty_polls = 0
+        while not self.shutdown.requested.is_set():
+            if not self._webui_healthy():
+                if s.mode == "job" and time.monotonic() > startup_deadline:
+                    log.error("WebUI not healthy after %ss; exiting without taking a job",
+                              s.startup_timeout_seconds)
+                    return 1
+                self.shutdown.requested.wait(s.health_retry_seconds)
+                continue
+            message = self._receive()
+            if message is None:
+                empty_polls += 1
+                if s.mode == "job" and empty_polls >= s.job_mode_empty_polls:
+                    log.info("no job in the queue; exiting")
+                    return 0
+                continue
+            if self.shutdown.requested.is_set():
+                Lease.from_message(self.sqs, s.queue_url, message, 0).release(0)
+                log.info("message %s released: shutting down", message["MessageId"])
+                break
+            self.handle(message)
+            if s.mode == "job":
+                break
+        log.info("agent stopped")
+        return 0
+
+    def _webui_healthy(self) -> bool:
+        healthy = self.webui.healthy()
+        if healthy != self._healthy:
+            (log.info if healthy else log.warning)(
+                "WebUI %s", "healthy: taking jobs" if healthy else "not healthy: not taking jobs")
+            self._healthy = healthy
+        return healthy
+
+    def _receive(self) -> dict | None:
+        try:
+            answer = self.sqs.receive_message(
+                QueueUrl=self.settings.queue_url, MaxNumberOfMessages=1,
+                WaitTimeSeconds=self.settings.wait_time_seconds,
+                VisibilityTimeout=self.settings.visibility_timeout,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                MessageAttributeNames=["All"])
+        except (BotoCoreError, ClientError) as error:
+            log.warning("receive failed: %s", error)
+            self.shutdown.requested.wait(self.settings.health_retry_seconds)
+            return None
+        messages = answer.get("Messages") or []
+        return messages[0] if messages else None
+
+    # -- one message -----------------------------------------------------------------------
+
+    def handle(self, message: dict) -> JobReport:
+        started = time.monotonic()
+        webui_time = [0.0]
+        lease = Lease.from_message(self.sqs, self.settings.queue_url, message,
+                                   self.settings.visibility_timeout)
+        job = None
+        try:
+            job = parse_job(lease.body, self.settings.runtime)
+        except PoisonMessage as poison:
+            outcome, reason = Outcome.POISON, str(poison)
+        else:
+            log.info("job %s: attempt %d (%s)", job.job_id, lease.receive_count, job.task)
+            worker = JobRun(lambda: self._process(job, lease.receive_count, webui_time))
+            worker.start()
+            outcome, reason = self._supervise(worker, lease)
+        s = self.settings
+        disposition = decide(outcome, lease.receive_count, backoff_base=s.retry_backoff_base_seconds,
+                             backoff_cap=s.retry_backoff_max_seconds,
+                             has_dead_letter_queue=s.dead_letter_queue_url is not None)
+        action = self._apply(disposition.action, disposition.visible_after_seconds, lease, reason)
+        report = JobReport(lease.message_id, job.job_id if job else None, outcome, action, reason,
+                           time.monotonic() - started, webui_time[0])
+        log.info("message %s job %s: %s -> %s%s (%.0f ms, agent %.1f ms)", lease.message_id,
+                 report.job_id, outcome.value, action.value,
+                 f" after {disposition.visible_after_seconds}s"
+                 if action is Action.RELEASE else "", 1000 * report.total_seconds,
+                 1000 * report.overhead_seconds)
+        if reason and outcome is not Outcome.SUCCEEDED:
+            log.warning("message %s job %s: %s", lease.message_id, report.job_id, reason)
+        if self.on_report:
+            self.on_report(report)
+        return report
+
+    def _supervise(self, worker: JobRun, lease: Lease) -> tuple[Outcome, str | None]:
+        next_beat = time.monotonic() + self.settings.heartbeat_seconds
+        while True:
+            worker.join(timeout=max(0.0, min(SUPERVISOR_TICK, next_beat - time.monotonic())))
+            if not worker.is_alive():
+                return worker.outcome, worker.reason
+            if self.shutdown.past_deadline():
+                self.webui.interrupt()
+                return Outcome.ABANDONED, "shutdown grace period over before the job finished"
+            if time.monotonic() >= next_beat:
+                lease.extend()
+                next_beat = time.monotonic() + self.settings.heartbeat_seconds
+
+    def _process(self, job: Job, attempt: int, webui_time: list) -> tuple[Outcome, str | None]:
+        started_at = now()
+        try:
+            finished = self.results.finished_result(job.job_id)
+            if finished:  # an earlier attempt wrote everything but the delete did not happen
+                log.info("job %s already succeeded; sending its notice again", job.job_id)
+                self.results.notify(finished)
+                return Outcome.SUCCEEDED, None
+            init_images = self.init_images.fetch_all(job.init_images)
+            clock = time.monotonic()
+            try:
+                title = self.webui.checkpoint_title(job.model) if job.model else None
+                generation = self.webui.generate(job.task, job.params, init_images, title)
+            finally:
+                webui_time[0] += time.monotonic() - clock
+            result = self.results.write_success(job, generation.images, title, generation.info,
+                                                attempt, started_at)
+            self.results.notify(result)
+            return Outcome.SUCCEEDED, None
+        except PermanentJobError as error:
+            result = self.results.write_failure(job, str(error), attempt, started_at)
+            self.results.notify(result)
+            return Outcome.FAILED_PERMANENTLY, str(error)
+        except RetryableJobError as error:
+            return Outcome.FAILED_RETRYABLE, str(error)
+        except (BotoCoreError, ClientError) as error:
+            return Outcome.FAILED_RETRYABLE, f"AWS: {error}"
+
+    def _apply(self, action: Action, visible_after: int, lease: Lease,
+               reason: str | None) -> Action:
+        """Carry out the decision; a failure here only ever leaves the message in SQS."""
+        try:
+            if action is Action.DEAD_LETTER:
+                try:
+                    self.sqs.send_message(
+                        QueueUrl=self.settings.dead_letter_queue_url, MessageBody=lease.body,
+                        MessageAttributes={
+                            "sdfleet-reason": {"DataType": "String",
+                                               "StringValue": (reason or "poison")[:1000]},
+                            "sdfleet-source-message-id": {"DataType": "String",
+                                                          "StringValue": lease.message_id}})
+                except (BotoCoreError, ClientError) as error:
+                    log.error("message %s: not sent to the dead-letter queue (%s); released for "
+                              "the queue's redrive policy", lease.message_id, error)
+                    lease.release(0)
+                    return Action.RELEASE
+                log.error("message %s sent to the dead-letter queue: %s", lease.message_id, reason)
+                lease.delete()
+            elif action is Action.DELETE:
+                lease.delete()
+            else:
+                lease.release(visible_after)
+        except (BotoCoreError, ClientError) as error:
+            log.error("message %s: %s failed (%s); it stays in the queue", lease.message_id,
+                      action.value, error)
+        return action
