@@ -105,6 +105,7 @@ def render_json(result, violations: list[dict], evaluated: list[dict], cost: dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="reads Pulumi.<stack>.yaml (default: dev)")
+    parser.add_argument("--config-file", help="a stack file to read instead of Pulumi.<stack>.yaml")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--update", action="store_true",
                         help="resolve every value as `pulumi up` would (default: like preview)")
@@ -114,14 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     from tools.preview import read_stack_config, run_program
 
     try:
-        config = read_stack_config(args.stack)
+        config = read_stack_config(args.stack, args.config_file)
     except FileNotFoundError as exc:
         print(f"make plan: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     try:
         stack_config = _validate(args.stack, config)
     except ConfigError as exc:
-        print(f"Pulumi.{args.stack}.yaml: invalid stack config ({len(exc.lines)} problem(s)):",
+        print(f"{args.config_file or f'Pulumi.{args.stack}.yaml'}: invalid stack config ({len(exc.lines)} problem(s)):",
               file=sys.stderr)
         for line in exc.lines:
             print(f"  {line}", file=sys.stderr)

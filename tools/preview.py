@@ -155,11 +155,11 @@ def stack_file(stack: str) -> Path:
     return ROOT / f"Pulumi.{stack}.yaml"
 
 
-def read_stack_config(stack: str) -> dict[str, Any]:
-    """`config:` of Pulumi.<stack>.yaml; raises FileNotFoundError with the path."""
+def read_stack_config(stack: str, path: str | Path | None = None) -> dict[str, Any]:
+    """`config:` of Pulumi.<stack>.yaml (or `path`); raises FileNotFoundError with the path."""
     import yaml
 
-    path = stack_file(stack)
+    path = Path(path) if path else stack_file(stack)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name} (stacks here: "
                                 f"{', '.join(sorted(p.name[7:-5] for p in ROOT.glob('Pulumi.*.yaml')))})")
@@ -184,8 +184,9 @@ def flatten_config(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     return flat, secrets
 
 
-def run_program(config: dict[str, Any], *, stack: str = "dev", preview: bool = True) -> PlanResult:
-    """Run __main__.py with `config` (a Pulumi.<stack>.yaml `config:` map) under mocks."""
+def run_program(config: dict[str, Any], *, stack: str = "dev", preview: bool = True,
+                program: Path | None = None) -> PlanResult:
+    """Run __main__.py (or `program`) with `config` (a `config:` map) under mocks."""
     project_id = str(config.get("gcp:project", "example-project"))
     region = str(config.get("gcp:region") or config.get("aws:region") or "us-central1")
     mocks = PlanMocks(preview, project_id, region)
@@ -198,10 +199,17 @@ def run_program(config: dict[str, Any], *, stack: str = "dev", preview: bool = T
     flat, secret_keys = flatten_config(config)
     pulumi.runtime.set_all_config(flat, secret_keys)
 
-    def program():
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi_program__")
+    path = str(program or ROOT / "__main__.py")
 
-    _sync_await(run_in_stack(program))
+    def run_main():
+        runpy.run_path(path, run_name="__pulumi_program__")
+
+    try:
+        _sync_await(run_in_stack(run_main))
+    except BaseException as exc:
+        # Tests check that a bad config stops the program before anything is registered.
+        exc.sdfleet_registrations = [monitor.registrations[u] for u in monitor.order]
+        raise
     resources = [monitor.registrations[u] for u in monitor.order]
     return PlanResult(stack=stack, preview=preview, resources=resources,
                       outputs=monitor.stack_outputs, invokes=mocks.invokes)
