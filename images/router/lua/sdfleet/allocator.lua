@@ -55,7 +55,8 @@ function _M.allocate()
         return nil, err
     end
     local res = ngx.location.capture("/_sdfleet/allocate",
-                                     { method = ngx.HTTP_POST, vars = { sdfleet_allocator_auth = auth } })
+                                     { method = ngx.HTTP_POST, body = "{}",
+                                       vars = { sdfleet_allocator_auth = auth } })
     local answer = cjson.decode(res.body or "")
     if res.status == 200 and type(answer) == "table" and ANSWERS[answer.status] then
         return answer

@@ -1,0 +1,106 @@
+"""Who may pass the router: only a verified IAP assertion; forged identity never reaches a pod."""
+
+import pytest
+
+from tests.router.client import request
+
+ALICE = "accounts.google.com:100000000000000000001"
+BOB = "accounts.google.com:200000000000000000002"
+
+
+@pytest.fixture
+def alice_pod(platform):
+    pod = platform.backend("alice-pod")
+    platform.allocator.give(ALICE, pod.target)
+    return pod
+
+
+def test_healthz_needs_no_token_and_touches_nothing(platform):
+    reply = request(platform.port, "/healthz")
+    assert (reply.status, reply.body) == (200, b"ok\n")
+    assert platform.allocator.calls == []
+
+
+@pytest.mark.parametrize("path", ["/", "/_sdfleet/status", "/api/predict"])
+def test_no_token_is_401_with_an_explaining_page(platform, alice_pod, path):
+    reply = request(platform.port, path, html=True)
+    assert reply.status == 401
+    assert "Sign-in required" in reply.text and "missing-assertion" in reply.text
+    assert alice_pod.requests == [] and platform.allocator.calls == []
+
+
+@pytest.mark.parametrize("forged", [
+    ("X-Goog-Authenticated-User-Email", "accounts.google.com:alice@example.com"),
+    ("X-Goog-Authenticated-User-Id", ALICE),
+    ("X-Forwarded-User", "alice@example.com"),
+    ("X-Forwarded-Email", "alice@example.com"),
+    ("X-Sdfleet-Identity", "g-100000000000000000001"),
+])
+def test_forged_identity_header_without_token_is_401(platform, alice_pod, forged):
+    reply = request(platform.port, "/", headers=[forged])
+    assert reply.status == 401 and reply.json()["error"] == "unauthenticated"
+    assert alice_pod.requests == []
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda iap: iap.mint(sub=ALICE, expires_in=-120), "expired"),
+    (lambda iap: iap.mint(sub=ALICE, audience="/projects/9/global/backendServices/9"),
+     "wrong-audience"),
+    (lambda iap: iap.mint_unsigned(sub=ALICE), "algorithm-not-allowed"),
+    (lambda iap: iap.mint_hs256_with_public_key(sub=ALICE), "algorithm-not-allowed"),
+    (lambda iap: iap.mint(sub=ALICE)[:-4] + "AAAA", "invalid-assertion"),
+])
+def test_bad_tokens_are_401(platform, alice_pod, make, reason):
+    token = make(platform.iap)
+    for _ in range(2):  # the second answer comes from the rejection cache: still 401
+        reply = request(platform.port, "/", token=token)
+        assert (reply.status, reply.json()["reason"]) == (401, reason)
+    assert alice_pod.requests == []
+
+
+def test_pod_receives_only_trusted_identity_headers(platform, alice_pod):
+    token = platform.iap.mint(sub=ALICE, email="alice@example.com")
+    request(platform.port, "/", token=token)  # allocate
+    injected = [
+        ("X-Sdfleet-Identity", "g-200000000000000000002"),
+        ("x-sdfleet-identity", "g-3"),
+        ("X-Sdfleet-Email", "bob@example.com"),
+        ("X-Sdfleet-Whatever", "1"),
+        ("X-Forwarded-User", "bob@example.com"),
+        ("X-Goog-Authenticated-User-Email", "accounts.google.com:bob@example.com"),
+        ("X-Auth-Request-Email", "bob@example.com"),
+        ("Remote-User", "bob"),
+        ("X_Sdfleet_Identity", "g-4"),  # underscores: dropped by nginx itself
+    ]
+    reply = request(platform.port, "/whoami", token=token, headers=injected)
+    assert reply.status == 200, reply.text
+    seen = reply.json()["headers"]
+    assert seen["x-sdfleet-identity"] == "g-100000000000000000001"
+    assert seen["x-sdfleet-email"] == "alice@example.com"
+    leaked = {k: v for k, v in seen.items()
+              if "bob" in v or k.startswith(("x-forwarded-user", "x-goog", "x-auth", "remote-"))
+              or k.replace("_", "-") == "x-sdfleet-identity" and k != "x-sdfleet-identity"
+              or k == "x-sdfleet-whatever"}
+    assert leaked == {}
+    # the person's assertion stays at the router: code in the pod cannot replay it
+    assert "x-goog-iap-jwt-assertion" not in seen
+
+
+def test_status_endpoint_is_per_person(platform, alice_pod):
+    token = platform.iap.mint(sub=ALICE)
+    assert request(platform.port, "/_sdfleet/status", token=token).json()["status"] == "ready"
+    bob = platform.iap.mint(sub=BOB)
+    assert request(platform.port, "/_sdfleet/status", token=bob).json()["status"] == "pending"
+
+
+def test_steady_state_does_not_ask_the_verifier(platform, alice_pod):
+    token = platform.iap.mint(sub=ALICE)
+    assert request(platform.port, "/", token=token).status == 200
+    platform.verifier.kill()
+    for _ in range(5):  # the verdict is cached until the token expires
+        assert request(platform.port, "/", token=token).status == 200
+    # a token the router has not seen cannot be checked now: a 503 page, not a 401 or 5xx
+    fresh = platform.iap.mint(sub=ALICE, extra={"nonce": "new"})
+    reply = request(platform.port, "/", token=fresh, html=True)
+    assert reply.status == 503 and reply.headers["retry-after"]
+    assert "Sign-in cannot be checked right now" in reply.text

@@ -1,0 +1,74 @@
+"""The loopback verifier, asked directly: real ES256 signatures against a real JWK set."""
+
+import json
+import urllib.error
+import urllib.request
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.router.harness import start_verifier
+
+
+@pytest.fixture
+def verifier(iap):
+    process = start_verifier(iap.audience, iap.url)
+    yield process
+    process.stop()
+
+
+def ask(verifier, token):
+    headers = {} if token is None else {"x-goog-iap-jwt-assertion": token}
+    req = urllib.request.Request(verifier.url + "/verify", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_valid_assertion_gives_the_contract_id(verifier, iap):
+    status, body = ask(verifier, iap.mint(sub="accounts.google.com:42", email="a@example.com"))
+    assert status == 200
+    assert body["id"] == "g-42" and body["email"] == "a@example.com"
+    assert body["sub"] == "accounts.google.com:42" and isinstance(body["exp"], int)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda iap: None, "missing-assertion"),
+    (lambda iap: "not-a-jwt", "malformed-assertion"),
+    (lambda iap: iap.mint(expires_in=-120), "expired"),
+    (lambda iap: iap.mint(audience="/projects/1/global/backendServices/other"), "wrong-audience"),
+    (lambda iap: iap.mint(issuer="https://accounts.google.com"), "wrong-issuer"),
+    (lambda iap: iap.mint(issued_at=2**31), "not-yet-valid"),
+    (lambda iap: iap.mint_unsigned(), "algorithm-not-allowed"),
+    (lambda iap: iap.mint_hs256_with_public_key(), "algorithm-not-allowed"),
+    (lambda iap: iap.mint(key=ec.generate_private_key(ec.SECP256R1())), "invalid-assertion"),
+    (lambda iap: iap.mint(kid="rotated-away"), "unknown-key"),
+    (lambda iap: iap.mint(sub="s" * 38), "subject-not-supported"),
+])
+def test_bad_assertions_are_refused_with_a_reason(verifier, iap, make, reason):
+    status, body = ask(verifier, make(iap))
+    assert (status, body["reason"]) == (401, reason)
+
+
+def test_missing_required_claim_is_refused(verifier, iap):
+    token = jwt.encode({"iss": "https://cloud.google.com/iap", "aud": iap.audience,
+                        "sub": "accounts.google.com:1", "exp": 2**31},  # no iat
+                       iap.private_key, algorithm="ES256", headers={"kid": iap.kid})
+    assert ask(verifier, token)[0] == 401
+
+
+def test_key_set_is_fetched_once_for_many_tokens(verifier, iap):
+    for i in range(5):
+        assert ask(verifier, iap.mint(sub=f"accounts.google.com:{i}"))[0] == 200
+    assert iap.requests == 1
+
+
+def test_keys_unreachable_is_not_a_401(iap):
+    process = start_verifier(iap.audience, "http://127.0.0.1:9/nothing-here")
+    try:
+        assert ask(process, iap.mint())[0] == 503
+    finally:
+        process.stop()
