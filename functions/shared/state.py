@@ -28,6 +28,8 @@ import secrets
 from dataclasses import dataclass
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from .config import RedisSettings
 
@@ -129,9 +131,12 @@ class Mapping:
 
 
 def connect(settings: RedisSettings, password: str | None) -> redis.Redis:
+    # Two quick retries (a failover or a dropped idle connection), then the caller answers
+    # 503: redis-py's default back-off would hold a request for seconds.
     kwargs = dict(host=settings.host, port=settings.port, password=password,
                   decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
-                  health_check_interval=30, max_connections=64)
+                  health_check_interval=30, max_connections=64,
+                  retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
     if settings.tls:
         kwargs.update(ssl=True, ssl_cert_reqs="required", ssl_ca_certs=settings.ca_file)
     return redis.Redis(**kwargs)

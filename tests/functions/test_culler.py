@@ -1,0 +1,217 @@
+"""The culler under a real functions-framework, against real Redis and the emulator.
+
+Sessions are seeded the way the allocator writes them (docs/contracts.md section 2), with
+back-dated timestamps; the game servers sit Allocated in the emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.functions.conftest import CULLER_AUDIENCE, CULLER_SA, call
+
+P = "sdfleet:"
+
+
+def invoker_token(iap, email=CULLER_SA, audience=CULLER_AUDIENCE):
+    return iap.mint(sub="109876543210", email=email, audience=audience,
+                    issuer="https://accounts.google.com", extra={"email_verified": True})
+
+
+def run_pass(culler, iap):
+    status, body, _ = call("POST", culler.url + "/cull",
+                           {"Authorization": f"Bearer {invoker_token(iap)}"})
+    assert status == 200, body
+    return body
+
+
+def seed(r, agones, id_, gs, *, allocated_ago, active_ago, port=7000, state="Allocated"):
+    now = time.time()
+    allocated_at = now - allocated_ago
+    agones.add_game_server(gs, state=state, port=port, labels={"sdfleet.dev/identity": id_},
+                           annotations={"sdfleet.dev/allocated-at": repr(allocated_at)})
+    r.hset(f"{P}map:{id_}", mapping={"gs": gs, "target": f"127.0.0.1:{port}",
+                                     "allocated_at": repr(allocated_at),
+                                     "sub": f"accounts.google.com:{id_[2:]}", "email": "x@example.com"})
+    r.zadd(f"{P}activity", {id_: now - active_ago})
+    r.zadd(f"{P}sessions", {id_: allocated_at})
+    return allocated_at
+
+
+def usage_entries(r):
+    return [fields for _, fields in r.xrange(f"{P}usage")]
+
+
+def test_idle_is_culled_active_is_kept_with_usage_record(culler, clean, m_iap, m_agones,
+                                                         m_redis_client):
+    r = m_redis_client
+    start = seed(r, m_agones, "g-1", "gs-idle", allocated_ago=3000, active_ago=1000)
+    seed(r, m_agones, "g-2", "gs-busy", allocated_ago=3000, active_ago=10)
+    summary = run_pass(culler, m_iap)
+    assert summary["culled"] == {"idle": 1}
+    assert summary["kept"].get("active") == 1
+    assert m_agones.game_server("gs-idle") is None
+    assert m_agones.game_server("gs-busy")["status"]["state"] == "Allocated"
+    assert not r.exists(f"{P}map:g-1")
+    assert r.zscore(f"{P}activity", "g-1") is None and r.zscore(f"{P}sessions", "g-1") is None
+    assert r.exists(f"{P}map:g-2") and r.zscore(f"{P}activity", "g-2") is not None
+    [usage] = usage_entries(r)
+    assert usage["id"] == "g-1" and usage["gs"] == "gs-idle" and usage["reason"] == "idle"
+    assert float(usage["start"]) == pytest.approx(start, abs=0.01)
+    assert float(usage["gpu_minutes"]) == pytest.approx(50, abs=0.2)
+    lines = [json.loads(l) for l in culler.log().splitlines() if l.startswith("{")]
+    ended = [l for l in lines if l.get("message") == "session ended" and l.get("id") == "g-1"]
+    assert ended and ended[-1]["gpu_minutes"] == pytest.approx(50, abs=0.2)
+    # a second pass has nothing left to do
+    again = run_pass(culler, m_iap)
+    assert again["culled"] == {} and len(usage_entries(r)) == 1
+
+
+def test_activity_arriving_during_the_pass_keeps_the_session(culler, clean, m_iap, m_agones,
+                                                             m_redis_client):
+    r = m_redis_client
+    seed(r, m_agones, "g-1", "gs-1", allocated_ago=3000, active_ago=1000)
+    seed(r, m_agones, "g-3", "gs-3", allocated_ago=3000, active_ago=1000)
+    fired = []
+
+    def person_comes_back(method, path):
+        # The pass has read its candidates and is now listing the fleet.
+        if method == "GET" and path.endswith("/gameservers") and not fired:
+            r.zadd(f"{P}activity", {"g-1": time.time()})
+            fired.append(path)
+
+    m_agones.on_request = person_comes_back
+    summary = run_pass(culler, m_iap)
+    assert fired, "the hook must run during the pass"
+    assert summary["kept"].get("activity-during-pass") == 1
+    assert summary["culled"] == {"idle": 1}
+    assert m_agones.game_server("gs-1")["status"]["state"] == "Allocated"
+    assert r.hget(f"{P}map:g-1", "gs") == "gs-1" and not r.hexists(f"{P}map:g-1", "culling")
+    assert m_agones.game_server("gs-3") is None
+
+
+def test_max_session_age_is_enforced_even_when_active(culler, clean, m_iap, m_agones,
+                                                      m_redis_client):
+    r = m_redis_client
+    seed(r, m_agones, "g-1", "gs-old", allocated_ago=8000, active_ago=5)
+    seed(r, m_agones, "g-2", "gs-young", allocated_ago=7000, active_ago=5)
+    summary = run_pass(culler, m_iap)
+    assert summary["culled"] == {"max-age": 1}
+    assert m_agones.game_server("gs-old") is None and m_agones.game_server("gs-young")
+    assert usage_entries(r)[0]["reason"] == "max-age"
+
+
+def test_orphans_are_shut_down_after_the_grace_period(culler, clean, m_iap, m_agones,
+                                                      m_redis_client):
+    now = time.time()
+    m_agones.add_game_server("gs-orphan", state="Allocated", labels={"sdfleet.dev/identity": "g-7"},
+                             annotations={"sdfleet.dev/allocated-at": repr(now - 1000)})
+    m_agones.add_game_server("gs-fresh", state="Allocated", labels={"sdfleet.dev/identity": "g-8"},
+                             annotations={"sdfleet.dev/allocated-at": repr(now - 10)})
+    m_agones.add_game_server("gs-unlabelled-old", state="Allocated", created_at=now - 5000)
+    m_agones.add_ready("gs-ready")
+    m_agones.add_game_server("gs-other-fleet", state="Allocated", fleet="not-ours",
+                             created_at=now - 5000)
+    summary = run_pass(culler, m_iap)
+    assert summary["orphansShutDown"] == 2
+    assert m_agones.game_server("gs-orphan") is None
+    assert m_agones.game_server("gs-unlabelled-old") is None
+    assert m_agones.game_server("gs-fresh") and m_agones.game_server("gs-ready")
+    assert m_agones.game_server("gs-other-fleet")
+    reasons = sorted(u["reason"] for u in usage_entries(m_redis_client))
+    assert reasons == ["orphan", "orphan"]
+
+
+def test_mapping_pointing_elsewhere_makes_the_labelled_server_an_orphan(
+        culler, clean, m_iap, m_agones, m_redis_client):
+    r = m_redis_client
+    seed(r, m_agones, "g-1", "gs-current", allocated_ago=60, active_ago=5)
+    m_agones.add_game_server("gs-leaked", state="Allocated", labels={"sdfleet.dev/identity": "g-1"},
+                             annotations={"sdfleet.dev/allocated-at": repr(time.time() - 900)})
+    summary = run_pass(culler, m_iap)
+    assert summary["orphansShutDown"] == 1
+    assert m_agones.game_server("gs-leaked") is None
+    assert m_agones.game_server("gs-current") and r.hget(f"{P}map:g-1", "gs") == "gs-current"
+
+
+def test_a_corrupt_record_is_skipped_and_the_pass_goes_on(culler, clean, m_iap, m_agones,
+                                                          m_redis_client):
+    r = m_redis_client
+    old = time.time() - 5000
+    r.hset(f"{P}map:g-bad1", mapping={"gs": "gs-x", "allocated_at": "yesterday"})
+    r.zadd(f"{P}activity", {"g-bad1": old})
+    r.set(f"{P}map:g-bad2", "not a hash")
+    r.zadd(f"{P}activity", {"g-bad2": old})
+    seed(r, m_agones, "g-3", "gs-3", allocated_ago=3000, active_ago=1000)
+    summary = run_pass(culler, m_iap)
+    assert summary["skipped"] == 2
+    assert summary["culled"] == {"idle": 1} and m_agones.game_server("gs-3") is None
+    assert r.exists(f"{P}map:g-bad1") and r.get(f"{P}map:g-bad2") == "not a hash"
+    skipped = [json.loads(l) for l in culler.log().splitlines()
+               if l.startswith("{") and "skipped a record" in l]
+    assert {s["id"] for s in skipped} >= {"g-bad1", "g-bad2"}
+
+
+def test_failed_deletion_never_drops_the_mapping(culler, clean, m_iap, m_agones, m_redis_client):
+    r = m_redis_client
+    seed(r, m_agones, "g-1", "gs-1", allocated_ago=3000, active_ago=1000)
+    m_agones.fail_next(500, count=20, method="DELETE")
+    summary = run_pass(culler, m_iap)
+    assert summary["deleteFailures"] == 1 and summary["culled"] == {}
+    assert m_agones.game_server("gs-1")
+    assert r.hget(f"{P}map:g-1", "gs") == "gs-1" and not r.hexists(f"{P}map:g-1", "culling")
+    assert r.zscore(f"{P}activity", "g-1") is not None and usage_entries(r) == []
+    m_agones.reset()
+    m_agones.add_game_server("gs-1", state="Allocated", labels={"sdfleet.dev/identity": "g-1"})
+    assert run_pass(culler, m_iap)["culled"] == {"idle": 1}
+    assert not r.exists(f"{P}map:g-1")
+
+
+def test_stale_mappings_are_reconciled(culler, clean, m_iap, m_agones, m_redis_client):
+    r = m_redis_client
+    seed(r, m_agones, "g-1", "gs-gone", allocated_ago=100, active_ago=5)
+    seed(r, m_agones, "g-2", "gs-sick", allocated_ago=100, active_ago=5)
+    seed(r, m_agones, "g-3", "gs-fine", allocated_ago=100, active_ago=5)
+    seed(r, m_agones, "g-4", "gs-reused", allocated_ago=100, active_ago=5)
+    m_agones.remove("gs-gone")
+    m_agones.make_unhealthy("gs-sick")
+    m_agones.set_state("gs-reused", "Ready")
+    r.zadd(f"{P}activity", {"g-9": time.time() - 9000})   # an index entry without mapping
+    summary = run_pass(culler, m_iap)
+    assert summary["ended"] == {"game-server-gone": 1, "game-server-not-allocated": 1}
+    assert summary["culled"] == {"game-server-unhealthy": 1}
+    assert summary["indexDropped"] == 1
+    assert not r.exists(f"{P}map:g-1") and not r.exists(f"{P}map:g-2")
+    assert not r.exists(f"{P}map:g-4") and m_agones.game_server("gs-reused")
+    assert m_agones.game_server("gs-sick") is None
+    assert r.exists(f"{P}map:g-3") and m_agones.game_server("gs-fine")
+    assert r.zscore(f"{P}activity", "g-9") is None
+    assert len(usage_entries(r)) == 3
+
+
+def test_culler_requires_the_schedulers_token(culler, clean, m_iap, m_agones, m_redis_client):
+    seed(m_redis_client, m_agones, "g-1", "gs-1", allocated_ago=3000, active_ago=1000)
+    url = culler.url + "/cull"
+    assert call("POST", url)[0] == 401
+    assert call("POST", url, {"Authorization": "Bearer nonsense"})[0] == 401
+    assert call("POST", url, {"Authorization": "Bearer " + invoker_token(
+        m_iap, audience="https://elsewhere/cull")})[0] == 401
+    assert call("POST", url, {"Authorization": "Bearer " + m_iap.mint_unsigned(
+        aud=CULLER_AUDIENCE, iss="https://accounts.google.com", email=CULLER_SA)})[0] == 401
+    assert call("POST", url, {"Authorization": "Bearer " + invoker_token(
+        m_iap, email="someone@example.com")})[0] == 403
+    assert call("GET", url, {"Authorization": "Bearer " + invoker_token(m_iap)})[0] == 405
+    assert m_agones.game_server("gs-1") and m_redis_client.exists(f"{P}map:g-1")
+    assert m_agones.calls.total() == 0
+
+
+def test_kubernetes_list_failure_is_reported_and_idle_culling_still_happens(
+        culler, clean, m_iap, m_agones, m_redis_client):
+    seed(m_redis_client, m_agones, "g-1", "gs-1", allocated_ago=3000, active_ago=1000)
+    m_agones.fail_next(503, count=8, method="GET")
+    summary = run_pass(culler, m_iap)
+    assert summary["reconcileErrors"]
+    assert summary["culled"] == {"idle": 1}

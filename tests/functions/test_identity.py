@@ -1,0 +1,98 @@
+"""Identity ids and JWT verification, in-process, with real keys from the key server."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.functions import conftest  # noqa: F401  (puts functions/ on sys.path)
+from shared.config import ConfigError, RedisSettings, AllocatorSettings
+from shared.identity import (IAP_ISSUER, JwtVerifier, Unauthenticated, identity_id,
+                             require_safe_url, subject_of)
+from shared.secrets import redis_password
+
+LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def test_google_subjects_map_to_g_prefix():
+    assert identity_id("accounts.google.com:1234567890") == "g-1234567890"
+
+
+@pytest.mark.parametrize("sub", [
+    "alice@example.com", "alice.example.com", "alice:example.com", "ALICE", "alice",
+    "accounts.google.com:12a", "accounts.google.com:", "ü-ñ", "x" * 37, "g-123", "b-abc",
+])
+def test_other_subjects_are_label_safe_and_reversible(sub):
+    id_ = identity_id(sub)
+    assert len(id_) <= 63 and LABEL.fullmatch(id_), id_
+    assert subject_of(id_) == sub
+
+
+def test_encoding_is_injective_where_the_reference_collided():
+    subs = ["a@b.c", "a.b.c", "a:b.c", "a@b:c", "A@b.c", "accounts.google.com:1",
+            "accounts.google.com.1", "g-1", "b-1"]
+    ids = [identity_id(s) for s in subs]
+    assert len(set(ids)) == len(subs)
+
+
+def test_subjects_that_cannot_be_encoded_are_refused_not_truncated():
+    with pytest.raises(Unauthenticated) as e:
+        identity_id("x" * 38)
+    assert e.value.reason == "subject-not-supported"
+    with pytest.raises(Unauthenticated):
+        identity_id("")
+
+
+def test_keys_are_cached_and_refetched_for_an_unknown_kid(iap):
+    verifier = JwtVerifier(iap.url, iap.audience, (IAP_ISSUER,))
+    for _ in range(5):
+        assert verifier.verify(iap.mint(sub="accounts.google.com:1"))["sub"] == "accounts.google.com:1"
+    assert iap.requests == 1
+    with pytest.raises(Unauthenticated):
+        verifier.verify(iap.mint(kid="rotated-away"))
+    assert iap.requests == 1      # an unknown kid refetches at most every 30 s
+    verifier._fetched_at -= 31
+    with pytest.raises(Unauthenticated):
+        verifier.verify(iap.mint(kid="rotated-away"))
+    assert iap.requests == 2
+
+
+def test_expired_beyond_skew_is_refused(iap):
+    verifier = JwtVerifier(iap.url, iap.audience, (IAP_ISSUER,), clock_skew_seconds=30)
+    now = int(time.time())
+    assert verifier.verify(iap.mint(issued_at=now - 100, expires_in=-20))
+    with pytest.raises(Unauthenticated):
+        verifier.verify(iap.mint(issued_at=now - 100, expires_in=-40))
+
+
+def test_plain_http_key_urls_only_to_loopback():
+    assert require_safe_url("http://127.0.0.1:1/x", "u")
+    assert require_safe_url("https://www.gstatic.com/iap/verify/public_key-jwk", "u")
+    with pytest.raises(ValueError):
+        require_safe_url("http://www.gstatic.com/iap/verify/public_key-jwk", "u")
+
+
+def test_password_env_wins_over_secret_manager():
+    settings = RedisSettings.from_env({"REDIS_HOST": "h", "REDIS_PASSWORD": "from-env",
+                                       "REDIS_AUTH_SECRET": "projects/p/secrets/s/versions/1"})
+    fetched = []
+    assert redis_password(settings, fetch=lambda n: fetched.append(n) or "x") == "from-env"
+    assert fetched == []
+    settings = RedisSettings.from_env({"REDIS_HOST": "h",
+                                       "REDIS_AUTH_SECRET": "projects/p/secrets/s/versions/1"})
+    assert redis_password(settings, fetch=lambda n: f"secret-of:{n}") == \
+        "secret-of:projects/p/secrets/s/versions/1"
+    bad = RedisSettings.from_env({"REDIS_HOST": "h", "REDIS_AUTH_SECRET": "my-password"})
+    with pytest.raises(ValueError):
+        redis_password(bad, fetch=lambda n: "x")
+
+
+def test_config_errors_name_the_variable():
+    with pytest.raises(ConfigError, match="REDIS_HOST"):
+        RedisSettings.from_env({})
+    with pytest.raises(ConfigError, match="REDIS_PORT"):
+        RedisSettings.from_env({"REDIS_HOST": "h", "REDIS_PORT": "six"})
+    with pytest.raises(ConfigError, match="IAP_AUDIENCE"):
+        AllocatorSettings.from_env({})
