@@ -1,0 +1,78 @@
+"""A small client of the Agones SDK sidecar's REST API (``localhost:$AGONES_SDK_HTTP_PORT``).
+
+Paths and shapes as the real sidecar serves them: ``POST /ready``, ``POST /health``,
+``POST /shutdown`` (body ``{}``), ``GET /gameserver`` (a GameServer with ``object_meta``,
+``status.state``) and ``GET /watch/gameserver`` (newline-delimited ``{"result": GameServer}``
+objects, one per change, on a long-lived response).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Iterator
+
+import requests
+
+IDENTITY_LABEL = "sdfleet.dev/identity"
+
+
+class AgonesUnavailable(Exception):
+    """The SDK sidecar did not answer (it may start after us: callers retry)."""
+
+
+class AgonesSdk:
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 3.0):
+        self.base = f"http://{host}:{port}"
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def _post(self, path: str) -> None:
+        try:
+            response = self.session.post(self.base + path, json={}, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise AgonesUnavailable(f"POST {path}: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise AgonesUnavailable(f"POST {path}: HTTP {response.status_code}")
+
+    def ready(self) -> None:
+        self._post("/ready")
+
+    def health(self) -> None:
+        self._post("/health")
+
+    def shutdown(self) -> None:
+        self._post("/shutdown")
+
+    def gameserver(self) -> dict:
+        try:
+            response = self.session.get(self.base + "/gameserver", timeout=self.timeout)
+            response.raise_for_status()
+            return response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise AgonesUnavailable(f"GET /gameserver: {type(exc).__name__}") from None
+
+    def watch(self, stop: threading.Event, read_timeout: float = 30.0) -> Iterator[dict]:
+        """GameServer updates until the stream ends (then the caller reconnects)."""
+        try:
+            with requests.get(self.base + "/watch/gameserver", stream=True,
+                              timeout=(self.timeout, read_timeout)) as response:
+                response.raise_for_status()
+                for line in response.iter_lines():
+                    if stop.is_set():
+                        return
+                    if not line.strip():
+                        continue
+                    message = json.loads(line)
+                    if isinstance(message, dict) and isinstance(message.get("result"), dict):
+                        yield message["result"]
+        except (requests.RequestException, ValueError) as exc:
+            raise AgonesUnavailable(f"GET /watch/gameserver: {type(exc).__name__}") from None
+
+
+def state_of(gameserver: dict) -> str:
+    return str((gameserver.get("status") or {}).get("state") or "")
+
+
+def labels_of(gameserver: dict) -> dict:
+    return dict((gameserver.get("object_meta") or {}).get("labels") or {})

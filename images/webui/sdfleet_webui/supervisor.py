@@ -1,0 +1,360 @@
+"""The WebUI container's entrypoint: run the framework, keep it up, tell Agones about it.
+
+    python -m sdfleet_webui.supervisor
+
+One monitor loop (``Supervisor.tick``) polls the WebUI's API every ``SDFLEET_POLL_SECONDS``
+and applies the rules of ``policy``: restart with exponential back-off when the process
+exits, never comes up or stops answering; stop whole process trees (``proctree``); give up
+after too many restarts. A second thread (``AgonesLifecycle``) owns the Agones side:
+Ready once the API answers (once per pod), Health pings while healthy or within the grace
+period, Shutdown when the supervisor gives up or an authenticated caller asks.
+
+The local API (``supervisor_api``) listens on loopback ``:7861``: ``GET /info``,
+``GET /logs?tail=N``, and token-protected ``POST /switch`` and ``POST /shutdown``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from . import frameworks as fw
+from . import settings as st
+from .agones import AgonesSdk, AgonesUnavailable, state_of
+from .logbuffer import LogBuffer
+from .logs import log
+from .manifest import Manifest
+from .policy import (Observation, RestartPolicy, backoff_delay, restart_reason, should_give_up,
+                     should_mark_ready, should_ping_health)
+from .proctree import WebuiProcess, become_subreaper, reap_orphans, stop_tree, wait_port_free
+
+
+@dataclass
+class SupervisorConfig:
+    framework: str
+    launch: fw.LaunchSettings
+    policy: RestartPolicy
+    api_host: str = "127.0.0.1"
+    api_port: int = 7861
+    token_file: Path = Path("/var/run/sdfleet/supervisor-token")
+    poll_seconds: float = 2.0
+    check_timeout: float = 5.0
+    stop_grace: float = 20.0
+    log_lines: int = 2000
+    log_file: Path | None = None
+    log_file_bytes: int = 10 * 1024 * 1024
+    log_files: int = 3
+    oom_window: float = 300.0
+    agones_port: int | None = None
+    agones_health_seconds: float = 5.0
+    agones_grace: float = 300.0
+    extra_env: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "SupervisorConfig":
+        e = dict(os.environ) if env is None else env
+        scratch = Path(st.env_str("SDFLEET_SCRATCH", "/scratch", e))
+        models_root = Path(st.env_str("SDFLEET_MODELS_ROOT", "/models", e))
+        default_ckpt = st.env_str("SDFLEET_DEFAULT_CHECKPOINT_PATH", "", e) or \
+            Manifest(models_root).default_checkpoint_path()
+        launch = fw.LaunchSettings(
+            frameworks_root=Path(st.env_str("SDFLEET_FRAMEWORKS_ROOT", "/opt/sdfleet/frameworks", e)),
+            models_root=models_root, scratch=scratch,
+            port=st.env_int("SDFLEET_WEBUI_PORT", 7860, minimum=1, maximum=65535, env=e),
+            listen_host=st.env_str("SDFLEET_LISTEN_HOST", "0.0.0.0", e),
+            insecure_extension_access=st.env_bool("SDFLEET_INSECURE_EXTENSION_ACCESS", False, e),
+            extra_args=tuple(shlex.split(st.env_str("CLI_ARGS", "", e))),
+            command_override=st.env_str("SDFLEET_WEBUI_COMMAND", "", e) or None,
+            default_checkpoint=default_ckpt)
+        policy = RestartPolicy(
+            start_timeout=st.env_float("SDFLEET_START_TIMEOUT_SECONDS", 900.0, 0.1, e),
+            hang_timeout=st.env_float("SDFLEET_HANG_SECONDS", 120.0, 0.1, e),
+            backoff_base=st.env_float("SDFLEET_BACKOFF_SECONDS", 2.0, 0.0, e),
+            backoff_max=st.env_float("SDFLEET_BACKOFF_MAX_SECONDS", 120.0, 0.0, e),
+            backoff_reset=st.env_float("SDFLEET_BACKOFF_RESET_SECONDS", 300.0, 0.0, e),
+            max_restarts=st.env_int("SDFLEET_MAX_RESTARTS", 10, minimum=0, env=e),
+            restart_window=st.env_float("SDFLEET_RESTART_WINDOW_SECONDS", 1800.0, 1.0, e))
+        agones_mode = st.env_choice("SDFLEET_AGONES", "auto", ("auto", "true", "false"), e)
+        agones_port = st.env_int("AGONES_SDK_HTTP_PORT", 9358, minimum=1, maximum=65535, env=e)
+        use_agones = agones_mode == "true" or (agones_mode == "auto" and "AGONES_SDK_HTTP_PORT" in e)
+        return cls(
+            framework=st.env_choice("SDFLEET_FRAMEWORK", "automatic1111", fw.FRAMEWORKS, e),
+            launch=launch, policy=policy,
+            api_host=st.env_str("SDFLEET_SUPERVISOR_HOST", "127.0.0.1", e),
+            api_port=st.env_int("SDFLEET_SUPERVISOR_PORT", 7861, minimum=1, maximum=65535, env=e),
+            token_file=Path(st.env_str("SDFLEET_TOKEN_FILE", "/var/run/sdfleet/supervisor-token", e)),
+            poll_seconds=st.env_float("SDFLEET_POLL_SECONDS", 2.0, 0.01, e),
+            check_timeout=st.env_float("SDFLEET_CHECK_TIMEOUT_SECONDS", 5.0, 0.05, e),
+            stop_grace=st.env_float("SDFLEET_STOP_GRACE_SECONDS", 20.0, 0.0, e),
+            log_lines=st.env_int("SDFLEET_LOG_LINES", 2000, minimum=10, env=e),
+            log_file=scratch / "logs" / "webui.log",
+            log_file_bytes=st.env_int("SDFLEET_LOG_FILE_BYTES", 10 * 1024 * 1024, minimum=1024, env=e),
+            log_files=st.env_int("SDFLEET_LOG_FILES", 3, minimum=1, env=e),
+            oom_window=st.env_float("SDFLEET_OOM_WINDOW_SECONDS", 300.0, 1.0, e),
+            agones_port=agones_port if use_agones else None,
+            agones_health_seconds=st.env_float("SDFLEET_AGONES_HEALTH_SECONDS", 5.0, 0.05, e),
+            agones_grace=st.env_float("SDFLEET_AGONES_GRACE_SECONDS", 300.0, 0.0, e))
+
+
+class Supervisor:
+    def __init__(self, config: SupervisorConfig):
+        self.config = config
+        self.framework = config.framework
+        self.lock = threading.RLock()
+        self.stop_event = threading.Event()
+        self.logs = LogBuffer(config.log_lines, config.log_file, config.log_file_bytes,
+                              config.log_files, echo=lambda line: print(line, flush=True))
+        self.started_at = time.time()
+        self.proc: WebuiProcess | None = None
+        self.state = "starting"
+        self.restarts = 0
+        self.consecutive_failures = 0
+        self.restart_times: list[float] = []
+        self.restart_at = 0.0
+        self.last_exit_code: int | None = None
+        self.last_restart_reason: str | None = None
+        self.answering = False
+        self.last_answer_at: float | None = None  # this start
+        self.ever_answered_at: float | None = None  # whole pod life
+        self.ready_since: float | None = None
+        self.pending_switch: str | None = None
+        self.shutdown_requested = False
+        self.session = requests.Session()
+        self.lifecycle: AgonesLifecycle | None = None
+
+    # --- the WebUI process -------------------------------------------------------------
+    def start_webui(self) -> None:
+        launch = self.config.launch
+        fw.prepare(self.framework, launch)
+        argv, cwd = fw.launch_command(self.framework, launch)
+        env = dict(os.environ, **self.config.extra_env)
+        with self.lock:
+            self.proc = WebuiProcess(argv, cwd, env, self.logs.add)
+            self.state, self.answering = "starting", False
+            self.last_answer_at, self.ready_since = None, None
+        log("webui-started", framework=self.framework, pid=self.proc.pid, argv=argv[:3])
+
+    def stop_webui(self, why: str) -> None:
+        with self.lock:
+            proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        killed = stop_tree(proc, self.config.stop_grace)
+        log("webui-stopped", framework=self.framework, pid=proc.pid, why=why, killed_hard=killed)
+        if not wait_port_free(self.config.launch.port, timeout=5.0):
+            log("port-still-held", level="error", port=self.config.launch.port,
+                cause="something outside the supervisor's tree holds the WebUI port")
+
+    def api_answers(self) -> bool:
+        url = (f"http://127.0.0.1:{self.config.launch.port}"
+               f"{fw.HEALTH_PATHS[self.framework]}")
+        try:
+            response = self.session.get(url, timeout=self.config.check_timeout)
+            return response.status_code == 200
+        except requests.RequestException:
+            return False
+
+    # --- the monitor loop ---------------------------------------------------------------
+    def tick(self) -> None:
+        now = time.time()
+        with self.lock:
+            switch_to, self.pending_switch = self.pending_switch, None
+        if switch_to:
+            self._switch(switch_to)
+            return
+        if self.state in ("failed", "stopped"):
+            return
+        if self.state == "backoff":
+            if now >= self.restart_at:
+                self.start_webui()
+            return
+        proc = self.proc
+        if proc is None:
+            return
+        reap_orphans(exclude=proc.pid)
+        exit_code = proc.poll()
+        answering = exit_code is None and self.api_answers()
+        now = time.time()
+        with self.lock:
+            self.answering = answering
+            if answering:
+                self.last_answer_at = self.ever_answered_at = now
+                if self.state != "ready":
+                    self.state, self.ready_since = "ready", now
+                    log("webui-ready", framework=self.framework, pid=proc.pid,
+                        seconds_to_ready=round(now - proc.started_at, 2))
+                if now - self.ready_since >= self.config.policy.backoff_reset:
+                    self.consecutive_failures = 0
+            elif self.state == "ready":
+                self.state = "unresponsive"
+        reason = restart_reason(Observation(now, exit_code, answering, proc.started_at,
+                                            self.last_answer_at), self.config.policy)
+        if reason:
+            self._restart(reason, exit_code)
+
+    def _restart(self, reason: str, exit_code: int | None) -> None:
+        log("webui-failed", level="warning", framework=self.framework, reason=reason)
+        self.stop_webui(reason)
+        now = time.time()
+        with self.lock:
+            self.last_exit_code = exit_code if exit_code is not None else self.last_exit_code
+            self.last_restart_reason = reason
+            self.restart_times.append(now)
+            self.restarts += 1
+            self.consecutive_failures += 1
+            self.answering = False
+            if should_give_up(self.restart_times, now, self.config.policy):
+                self.state = "failed"
+                log("webui-gave-up", level="error", framework=self.framework,
+                    restarts=len(self.restart_times), window=self.config.policy.restart_window)
+                return
+            delay = backoff_delay(self.consecutive_failures, self.config.policy)
+            self.state, self.restart_at = "backoff", now + delay
+        log("webui-restart-scheduled", framework=self.framework, delay=delay,
+            consecutive_failures=self.consecutive_failures)
+
+    def request_switch(self, framework: str) -> None:
+        with self.lock:
+            self.pending_switch = framework
+
+    def _switch(self, framework: str) -> None:
+        log("framework-switch", old=self.framework, new=framework)
+        self.stop_webui(f"switching to {framework}")
+        with self.lock:
+            self.framework = framework
+            self.consecutive_failures = 0
+            self.restart_times.clear()
+        self.start_webui()
+
+    def request_shutdown(self) -> None:
+        with self.lock:
+            self.shutdown_requested = True
+
+    # --- status -------------------------------------------------------------------------
+    def info(self) -> dict:
+        now = time.time()
+        with self.lock:
+            proc = self.proc
+            return {
+                "framework": self.framework,
+                "state": self.state,
+                "pid": proc.pid if proc else None,
+                "uptimeSeconds": round(now - proc.started_at, 3) if proc else None,
+                "supervisorUptimeSeconds": round(now - self.started_at, 3),
+                "restarts": self.restarts,
+                "lastExitCode": self.last_exit_code,
+                "lastRestartReason": self.last_restart_reason,
+                "answering": self.answering,
+                "readySince": self.ready_since,
+                "lastAnswerAt": self.last_answer_at,
+                "recentOomEvents": self.logs.ooms_since(now - self.config.oom_window),
+                "oomWindowSeconds": self.config.oom_window,
+                "webuiPort": self.config.launch.port,
+                "healthPath": fw.HEALTH_PATHS[self.framework],
+                "availableFrameworks": [f for f in fw.FRAMEWORKS if fw.is_available(f, self.config.launch)],
+                "agones": self.lifecycle.status() if self.lifecycle else None,
+            }
+
+    def run(self) -> None:
+        if not become_subreaper():
+            log("subreaper-unavailable", level="warning",
+                cause="orphaned grandchildren may escape process-tree cleanup")
+        from .supervisor_api import serve
+        server = serve(self)
+        if self.config.agones_port is not None:
+            self.lifecycle = AgonesLifecycle(self, AgonesSdk(self.config.agones_port))
+            self.lifecycle.start()
+        self.start_webui()
+        try:
+            while not self.stop_event.is_set():
+                self.tick()
+                self.stop_event.wait(self.config.poll_seconds)
+        finally:
+            with self.lock:
+                self.state = "stopped"
+            self.stop_webui("supervisor stopping")
+            server.shutdown()
+            log("supervisor-stopped")
+
+
+class AgonesLifecycle(threading.Thread):
+    """Ready / Health / Shutdown through the SDK sidecar, driven by the supervisor's state."""
+
+    def __init__(self, supervisor: Supervisor, sdk: AgonesSdk):
+        super().__init__(daemon=True, name="agones-lifecycle")
+        self.supervisor, self.sdk = supervisor, sdk
+        self.marked_ready = False
+        self.shutdown_sent = False
+        self.pinging = False
+        self.last_ping_at: float | None = None
+
+    def status(self) -> dict:
+        return {"markedReady": self.marked_ready, "pingingHealth": self.pinging,
+                "lastHealthPingAt": self.last_ping_at, "shutdownSent": self.shutdown_sent}
+
+    def step(self) -> None:
+        s = self.supervisor
+        now = time.time()
+        with s.lock:
+            answering, gave_up = s.answering, s.state == "failed"
+            ever_answered_at, shutdown_requested = s.ever_answered_at, s.shutdown_requested
+        if (gave_up or shutdown_requested) and not self.shutdown_sent:
+            self.sdk.shutdown()
+            self.shutdown_sent = True
+            log("agones-shutdown", reason="asked" if shutdown_requested else "gave up restarting")
+        if answering and not self.marked_ready:
+            gs_state = state_of(self.sdk.gameserver())
+            if should_mark_ready(answering, self.marked_ready, gs_state):
+                self.sdk.ready()
+                log("agones-ready", previous_state=gs_state)
+            else:
+                log("agones-ready-skipped", state=gs_state,
+                    cause="game server already past Ready; calling Ready would release it")
+            self.marked_ready = True
+        self.pinging = should_ping_health(now, answering, ever_answered_at, s.started_at,
+                                          gave_up or self.shutdown_sent, s.config.agones_grace)
+        if self.pinging:
+            self.sdk.health()
+            self.last_ping_at = now
+
+    def run(self) -> None:
+        s = self.supervisor
+        while not s.stop_event.is_set():
+            try:
+                self.step()
+            except AgonesUnavailable as exc:
+                log("agones-unavailable", level="warning", cause=str(exc))
+            s.stop_event.wait(s.config.agones_health_seconds)
+
+
+def main() -> int:
+    try:
+        config = SupervisorConfig.from_env()
+    except st.SettingError as exc:
+        log("config-error", level="error", cause=str(exc))
+        return 2
+    supervisor = Supervisor(config)
+
+    def on_signal(signum, _frame):
+        log("signal", signal=signal.Signals(signum).name)
+        supervisor.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log("supervisor-starting", framework=config.framework, api=f"{config.api_host}:{config.api_port}",
+        agones=config.agones_port is not None)
+    supervisor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
