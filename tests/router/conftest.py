@@ -13,15 +13,17 @@ from tests.router.webui_stub import WebUiStub
 class Platform:
     """Redis + IAP keys + metadata server + allocator + verifier + router, all running."""
 
-    def __init__(self, redis_server, iap, **router_settings):
+    def __init__(self, redis_server, iap, allocator_url: str | None = None, **router_settings):
+        """With `allocator_url`, the router calls that allocator instead of the double."""
         self.redis, self.iap = redis_server, iap
         self.metadata = MetadataServer()
         self.allocator = AllocatorDouble(iap, self.metadata, redis_server.port,
                                          redis_server.password)
+        self.allocator_url = allocator_url or self.allocator.url
         self.verifier = start_verifier(iap.audience, iap.url)
         self.backends: list[WebUiStub] = []
         self.port = free_port()
-        self.env = router_env(allocator_url=self.allocator.url, metadata_url=self.metadata.url,
+        self.env = router_env(allocator_url=self.allocator_url, metadata_url=self.metadata.url,
                               redis_port=redis_server.port,
                               redis_password=redis_server.password,
                               verifier_port=self.verifier.port, port=self.port,

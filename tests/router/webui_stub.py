@@ -44,6 +44,11 @@ class WebUiStub:
                 asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True))
             ready.set()
             self._loop.run_forever()
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
@@ -62,9 +67,9 @@ class WebUiStub:
             await self._server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        loop, self._loop = self._loop, None
+        loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)
-        self._loop = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self._writers.add(writer)

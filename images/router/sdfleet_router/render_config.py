@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env(dict(os.environ))
     text = render(settings)
-    Path(settings.run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(settings.run_dir) / "logs").mkdir(parents=True, exist_ok=True)  # nginx's default log dir
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     if args.nginx:

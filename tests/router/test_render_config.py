@@ -1,0 +1,68 @@
+"""The config renderer: settings from the environment, nothing else, and nginx accepts it."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from tests.router.harness import DEBIAN_LUA_MODULES, ROUTER_DIR, nginx_binary
+
+sys.path.insert(0, str(ROUTER_DIR))
+from sdfleet_router.render_config import Settings, render  # noqa: E402
+
+BASE = {"ALLOCATOR_URL": "https://allocate-abc123-uc.a.run.app/allocate"}
+
+
+def test_production_defaults():
+    text = render(Settings.from_env(BASE))
+    assert "load_module" not in text  # OpenResty has Lua built in
+    assert "proxy_read_timeout 3600s;" in text and "client_max_body_size 512m;" in text
+    assert "proxy_ssl_verify on;" in text  # the allocator is reached over verified TLS
+    assert ("identity?audience=https%3A%2F%2Fallocate-abc123-uc.a.run.app%2Fallocate"
+            "&format=full") in text
+    assert "REDIS_PASSWORD" not in text.replace("env REDIS_PASSWORD;", "")
+    assert "{{" not in text
+
+
+def test_timeouts_and_limits_come_from_the_environment():
+    text = render(Settings.from_env({**BASE, "PROXY_READ_TIMEOUT": "7200s",
+                                     "PROXY_CONNECT_TIMEOUT": "3s",
+                                     "CLIENT_MAX_BODY_SIZE": "2g"}))
+    # both the first attempt and the retry after a re-allocation use them
+    assert text.count("proxy_read_timeout 7200s;") == 2
+    assert text.count("proxy_connect_timeout 3s;") == 2
+    assert "client_max_body_size 2g;" in text
+
+
+@pytest.mark.parametrize("name, value", [
+    ("PROXY_READ_TIMEOUT", "1s; evil on"),
+    ("ALLOCATOR_URL", "http://x/;} server {"),
+    ("CLIENT_MAX_BODY_SIZE", "1m\n"),
+    ("REDIS_HOST", "redis;evil"),
+    ("NGINX_MODULES", "/x.so; include /etc/passwd"),
+    ("METADATA_URL", "http://metadata internal"),
+])
+def test_values_that_could_inject_directives_are_refused(name, value):
+    with pytest.raises(ValueError):
+        render(Settings.from_env({**BASE, name: value}))
+
+
+def test_allocator_url_is_required():
+    with pytest.raises(ValueError):
+        Settings.from_env({})
+
+
+def test_debian_nginx_accepts_the_rendered_config():
+    run_dir = tempfile.mkdtemp(prefix="sdfleet-render-")
+    env = {**BASE, "NGINX_MODULES": " ".join(DEBIAN_LUA_MODULES), "NGINX_RUN_DIR": run_dir,
+           "ALLOCATOR_URL": "http://127.0.0.1:9/allocate", "METADATA_URL": "http://127.0.0.1:9"}
+    if os.geteuid() == 0:
+        env["NGINX_USER"] = "root"
+    conf = os.path.join(run_dir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(render(Settings.from_env(env)))
+    check = subprocess.run([nginx_binary(), "-t", "-p", run_dir, "-c", conf],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
