@@ -1,0 +1,96 @@
+"""The supervisor's Agones lifecycle against a stub SDK sidecar speaking the REST API."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.images.agones_sdk_stub import AgonesSdkStub
+from tests.images.supervisor_harness import TOKEN, SupervisorUnderTest
+
+
+@pytest.fixture
+def sdk():
+    stub = AgonesSdkStub()
+    yield stub
+    stub.close()
+
+
+def agones_env(sdk, **extra):
+    env = dict(AGONES_SDK_HTTP_PORT=str(sdk.port), SDFLEET_AGONES="auto",
+               SDFLEET_AGONES_HEALTH_SECONDS="0.1", SDFLEET_AGONES_GRACE_SECONDS="1")
+    env.update(extra)
+    return env
+
+
+def wait(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_ready_only_after_the_webui_answers_and_only_once(tmp_path, sdk):
+    with SupervisorUnderTest(tmp_path, [{"start_delay": 1.5}], **agones_env(sdk)) as sup:
+        wait(lambda: sdk.state == "Ready", what="Ready")
+        first_answer = min(at for at, _, path in sup.recorded() if path == "/sdapi/v1/sd-models")
+        ready_calls = sdk.times("POST", "/ready")
+        assert len(ready_calls) == 1 and ready_calls[0] >= first_answer
+        assert sdk.times("POST", "/health")  # pinging
+        sup.wait_for(lambda i: i["agones"]["markedReady"] is True, what="markedReady")
+
+
+def test_a_restart_after_allocation_never_calls_ready_again(tmp_path, sdk):
+    plan = [{"crash_after": 1.5}, {}]
+    with SupervisorUnderTest(tmp_path, plan, **agones_env(sdk)) as sup:
+        wait(lambda: sdk.state == "Ready", what="Ready")
+        sdk.allocate({"sdfleet.dev/identity": "g-1234"})
+        sup.wait_for(lambda i: i["restarts"] == 1 and i["state"] == "ready", what="restart")
+        time.sleep(0.5)
+        assert len(sdk.times("POST", "/ready")) == 1
+        assert sdk.state == "Allocated"
+
+
+def test_a_supervisor_restarted_in_an_allocated_pod_does_not_release_it(tmp_path, sdk):
+    sdk.allocate({"sdfleet.dev/identity": "g-1234"})  # e.g. the container restarted
+    with SupervisorUnderTest(tmp_path, [{}], **agones_env(sdk)) as sup:
+        sup.wait_for(lambda i: i["agones"] and i["agones"]["markedReady"], what="ready decision")
+        assert sdk.times("POST", "/ready") == [] and sdk.state == "Allocated"
+        assert '"state": "Allocated"' in sup.full_log()
+
+
+def test_health_pings_stop_once_the_webui_is_dead_past_the_grace_period(tmp_path, sdk):
+    plan = [{"crash_after": 1.0}, {"start_delay": 60}]
+    with SupervisorUnderTest(tmp_path, plan, SDFLEET_START_TIMEOUT_SECONDS="60",
+                             **agones_env(sdk)) as sup:
+        sup.wait_for(lambda i: i["restarts"] == 1, what="crash")
+        last_answer = max(at for at, _, path in sup.recorded() if path == "/sdapi/v1/sd-models")
+        time.sleep(2.5)
+        pings = sdk.times("POST", "/health")
+        assert any(last_answer < t <= last_answer + 1.0 for t in pings)  # within grace: still pinging
+        assert not [t for t in pings if t > last_answer + 1.5]  # past grace: silent
+        assert sup.info()["agones"]["pingingHealth"] is False
+        assert sdk.state == "Ready"  # no Shutdown: Agones' health check decides
+
+
+def test_giving_up_sends_shutdown(tmp_path, sdk):
+    with SupervisorUnderTest(tmp_path, [{"crash_after": 0.2}], SDFLEET_MAX_RESTARTS="2",
+                             SDFLEET_BACKOFF_SECONDS="0.1", **agones_env(sdk)) as sup:
+        sup.wait_for(lambda i: i["state"] == "failed", what="give up")
+        wait(lambda: sdk.state == "Shutdown", what="Shutdown")
+        assert len(sdk.times("POST", "/shutdown")) == 1
+
+
+def test_shutdown_on_an_authenticated_request_only(tmp_path, sdk):
+    with SupervisorUnderTest(tmp_path, [{}], **agones_env(sdk)) as sup:
+        wait(lambda: sdk.state == "Ready", what="Ready")
+        assert requests.post(sup.url + "/shutdown", timeout=5).status_code == 401
+        time.sleep(0.3)
+        assert sdk.state == "Ready"
+        ok = requests.post(sup.url + "/shutdown", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        assert ok.status_code == 202
+        wait(lambda: sdk.state == "Shutdown", what="Shutdown")
