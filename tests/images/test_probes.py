@@ -1,0 +1,58 @@
+"""The exec probes, run as real commands against the real supervisor and stub WebUI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.images.conftest import child_env
+from tests.images.supervisor_harness import SupervisorUnderTest
+
+
+def probe(kind: str, sup: SupervisorUnderTest, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sdfleet_webui.probe", kind], capture_output=True,
+                          text=True, timeout=30,
+                          env=child_env(SDFLEET_SUPERVISOR_PORT=str(sup.api_port),
+                                        SDFLEET_WEBUI_PORT=str(sup.webui_port), **env))
+
+
+def test_startup_and_readiness_follow_the_webui_and_only_read(tmp_path):
+    with SupervisorUnderTest(tmp_path, [{"start_delay": 1.5}]) as sup:
+        early = probe("startup", sup)
+        assert early.returncode == 1 and "starting" in early.stdout
+        sup.wait_for(lambda i: i["state"] == "ready")
+        logs_before = requests.get(sup.url + "/logs?tail=100", timeout=5).text
+        requests_before = len(sup.recorded())
+        for kind in ("startup", "readiness", "liveness"):
+            result = probe(kind, sup)
+            assert result.returncode == 0, result.stdout + result.stderr
+        probe_requests = sup.recorded()[requests_before:]
+        # only GETs of the health path (the supervisor's own polls are GETs of it too)
+        assert probe_requests and {(m, p) for _, m, p in probe_requests} == {("GET", "/sdapi/v1/sd-models")}
+        assert requests.get(sup.url + "/logs?tail=100", timeout=5).text.startswith(logs_before.rstrip("\n"))
+
+
+def test_liveness_survives_one_transient_oom_and_judges_the_present(tmp_path):
+    with SupervisorUnderTest(tmp_path, [{"oom_line": True}], SDFLEET_OOM_WINDOW_SECONDS="1.5") as sup:
+        sup.wait_for(lambda i: i["state"] == "ready" and i["recentOomEvents"] == 1)
+        assert probe("liveness", sup).returncode == 0  # one OOM: limit 3
+        strict = probe("liveness", sup, SDFLEET_LIVENESS_OOM_LIMIT="1")
+        assert strict.returncode == 1 and "out-of-memory" in strict.stdout
+        time.sleep(1.6)  # the OOM ages out of the window: the same strict probe passes again
+        assert probe("liveness", sup, SDFLEET_LIVENESS_OOM_LIMIT="1").returncode == 0
+        assert probe("readiness", sup).returncode == 0
+
+
+def test_liveness_fails_when_the_supervisor_gave_up_or_is_gone(tmp_path):
+    sup = SupervisorUnderTest(tmp_path, [{"crash_after": 0.1}], SDFLEET_MAX_RESTARTS="1",
+                              SDFLEET_BACKOFF_SECONDS="0.05")
+    with sup:
+        sup.wait_for(lambda i: i["state"] == "failed", what="give up")
+        result = probe("liveness", sup)
+        assert result.returncode == 1 and "gave up" in result.stdout
+        assert probe("readiness", sup).returncode == 1
+    gone = probe("liveness", sup)
+    assert gone.returncode == 1 and "supervisor not answering" in gone.stdout
