@@ -39,16 +39,16 @@ class WebUiStub:
         ready = threading.Event()
 
         def run():
-            self._loop = asyncio.new_event_loop()
-            self._server = self._loop.run_until_complete(
+            loop = self._loop = asyncio.new_event_loop()
+            self._server = loop.run_until_complete(
                 asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True))
             ready.set()
-            self._loop.run_forever()
-            pending = asyncio.all_tasks(self._loop)
+            loop.run_forever()
+            pending = asyncio.all_tasks(loop)
             for task in pending:
                 task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self._loop.close()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
