@@ -272,6 +272,10 @@ def clone_extension(plan: DownloadPlan, root: Path, timeout: float = 600.0) -> V
         if result.returncode != 0:
             raise FetchError(plan.name, f"git clone of {redact_url(plan.url)} failed: "
                                         f"{result.stderr.strip()[-300:]}")
+        checkout = subprocess.run(["git", "-C", str(tmp / "repo"), "checkout", "--quiet", "--detach",
+                                   plan.revision], capture_output=True, text=True, env=env)
+        if checkout.returncode != 0:
+            raise FetchError(plan.name, f"commit {plan.revision} not found in {redact_url(plan.url)}")
         commit = subprocess.run(["git", "-C", str(tmp / "repo"), "rev-parse", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()
         if final.exists():

@@ -110,6 +110,11 @@ class ModelSpec(BaseModel):
         missing = [to_camel(f) for f in needed if getattr(self, f) is None]
         if missing:
             raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
+        if self.kind == "extension" and (self.source != "url"
+                                         or not re.fullmatch(r"[0-9a-f]{40}", self.revision)):
+            raise ValueError("an extension is third-party code: it needs source 'url' (a git "
+                             "URL) and 'revision' pinned to a full 40-hex commit id, got "
+                             f"source {self.source!r}, revision {self.revision!r}")
         if self.kind is None and self.source != "civitai":
             raise ValueError(f"kind is required for source {self.source!r}; expected one of "
                              f"{list(KIND_FOLDERS)}")
@@ -118,6 +123,8 @@ class ModelSpec(BaseModel):
     @property
     def source_key(self) -> str:
         """What identifies the content, independent of endpoints and tokens."""
+        if self.kind == "extension":
+            return f"git:{self.url}@{self.revision}"
         if self.source == "civitai":
             return f"civitai:{self.civitai_version_id}"
         if self.source == "huggingface":
@@ -189,8 +196,14 @@ def legacy_entries(env: dict) -> list[dict]:
         entries.append({"name": f"civitai-{raw}", "source": "civitai", "civitaiVersionId": int(raw)})
     for var, kind in LEGACY_URL_VARS.items():
         for url in filter(None, (v.strip() for v in env.get(var, "").split(","))):
-            entries.append({"name": f"{kind}-{_name_from_url(url)}", "kind": kind, "source": "url",
-                            "url": url})
+            entry = {"name": f"{kind}-{_name_from_url(url)}", "kind": kind, "source": "url", "url": url}
+            if kind == "extension":
+                url, _, commit = url.partition("#")
+                if not re.fullmatch(r"[0-9a-f]{40}", commit):
+                    raise ModelListError(f"EXTENSION_URLS: {url!r} is not pinned; expected "
+                                         f"<git url>#<40-hex commit id>")
+                entry.update(name=f"extension-{_name_from_url(url)}", url=url, revision=commit)
+            entries.append(entry)
     for var, shortcut in SDXL_SHORTCUTS.items():
         value = env.get(var, "0").strip()
         if value not in ("", "0", "1"):

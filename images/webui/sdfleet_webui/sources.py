@@ -62,6 +62,7 @@ class DownloadPlan:
     filename: str | None = None
     sha256: str | None = None
     size: int | None = None
+    revision: str | None = None  # extensions: the pinned commit
     headers: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -151,6 +152,6 @@ def resolve(spec: ModelSpec, session: requests.Session, endpoints: Endpoints,
                                   safe_filename(spec.file))
     if spec.kind == "extension":
         return DownloadPlan(name=spec.name, kind="extension", url=spec.url,
-                            source_key=spec.source_key,
+                            source_key=spec.source_key, revision=spec.revision,
                             filename=safe_filename(urlsplit(spec.url).path.removesuffix(".git")))
     return resolve_by_headers(spec, spec.url, session, endpoints, policy, sleep, None)
