@@ -40,6 +40,7 @@ class WebUiStub:
 
         def run():
             loop = self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._server = loop.run_until_complete(
                 asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True))
             ready.set()
