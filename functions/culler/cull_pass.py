@@ -23,6 +23,7 @@ summary (`truncated`) and the next pass continues.
 
 from __future__ import annotations
 
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,6 +33,9 @@ from shared.agones import (FLEET_LABEL, AgonesClient, GameServer, KubernetesErro
 from shared.config import CullerSettings
 from shared.responses import log
 from shared.state import CorruptRecord, Mapping, SessionStore
+
+DELETE_BATCH = 100          # identities per deletecollection request
+LOCK_MARGIN_SECONDS = 15    # the culler's identity locks outlive the pass by this much
 
 
 class CullPass:
@@ -50,8 +54,18 @@ class CullPass:
                    "indexDropped": 0, "orphansShutDown": 0, "deleteFailures": 0,
                    "reconcileErrors": [], "truncated": False}
 
+        timings = summary["timingsMs"] = {}
+        mark = [time.monotonic()]
+
+        def lap(name):
+            t = time.monotonic()
+            timings[name] = round((t - mark[0]) * 1000, 1)
+            mark[0] = t
+
         views = self._candidate_views(now)
+        lap("candidates")
         self._reconcile(views, now, summary)
+        lap("reconcile")
         summary["examined"] = len(views)
 
         verdicts: dict[Action, list] = {a: [] for a in Action}
@@ -67,9 +81,11 @@ class CullPass:
         if verdicts[Action.DROP_INDEX]:
             summary["indexDropped"] = self.store.drop_unmapped_index(
                 [v.id for v, _ in verdicts[Action.DROP_INDEX]])
+        lap("decide")
         self._end(verdicts[Action.END], now, summary)
-        self._cull(verdicts[Action.CULL], now, summary)
+        self._cull(verdicts[Action.CULL], now, summary, lap)
         self._shutdown_orphans(verdicts[Action.SHUTDOWN_ORPHAN], now, summary)
+        lap("orphans")
 
         summary["truncated"] = summary["truncated"] or self._out_of_time()
         summary["passMs"] = round((time.monotonic() - started) * 1000, 1)
@@ -120,15 +136,18 @@ class CullPass:
         allocated = [gs for gs in page if gs.state == "Allocated" or gs.state in ("Unhealthy", "Error")]
         labelled = [gs for gs in allocated if gs.identity]
         mapped = self.store.mapped_game_servers([gs.identity for gs in labelled])
+        broken = []
         for gs, mapped_gs in zip(labelled, mapped):
             if mapped_gs == gs.name:
-                view = views.get(gs.identity)
-                if view is None:
-                    fields, score = self.store.read_sessions([gs.identity])[0]
-                    view = _view(gs.identity, fields, score)
-                views[gs.identity] = _seen(view, gs)
+                if gs.identity in views:
+                    views[gs.identity] = _seen(views[gs.identity], gs)
+                elif gs.state != "Allocated" or gs.deleting:
+                    broken.append(gs)     # a mapped server that went bad: read its session
             elif gs.state == "Allocated":
                 views[f"orphan:{gs.name}"] = SessionView(id=gs.identity, game_server=gs)
+        rows = self.store.read_sessions([gs.identity for gs in broken]) if broken else []
+        for gs, (fields, score) in zip(broken, rows):
+            views[gs.identity] = _seen(_view(gs.identity, fields, score), gs)
         for gs in allocated:
             if not gs.identity and gs.state == "Allocated":
                 views[f"orphan:{gs.name}"] = SessionView(id=None, game_server=gs)
@@ -143,32 +162,68 @@ class CullPass:
                 _count(summary["ended"], usage["reason"])
                 log("INFO", "session ended", **usage)
 
-    def _cull(self, items, now: float, summary: dict) -> None:
+    def _cull(self, items, now: float, summary: dict, lap=lambda name: None) -> None:
         if not items or self._out_of_time():
             summary["truncated"] = summary["truncated"] or bool(items)
             return
+        token = secrets.token_hex(16)
+        lock_ms = int((self.deadline - time.monotonic() + LOCK_MARGIN_SECONDS) * 1000)
         claimed = self.store.claim_culls(
-            [(v.id, v.mapping.gs, v.last_activity) for v, _ in items], now)
-        for (view, _), ok in zip(items, claimed):
-            if not ok:
+            [(v.id, v.mapping.gs, v.last_activity) for v, _ in items], now, token, lock_ms)
+        for result in claimed:
+            if result == 0:
                 _count(summary["kept"], "activity-during-pass")
-        to_delete = [(v, r) for (v, r), ok in zip(items, claimed) if ok]
-        uids = {v.id: v.game_server.uid for v, _ in to_delete if v.game_server}
-        results = list(self.pool.map(
-            lambda item: self._delete(item[0].mapping.gs, uids.get(item[0].id)), to_delete))
-        failed = [(v.id, v.mapping.gs) for (v, _), (ok, _) in zip(to_delete, results) if not ok]
-        for (view, reason), (ok, error) in zip(to_delete, results):
-            if not ok:
+            elif result < 0:
+                _count(summary["kept"], "allocation-in-progress")
+        to_delete = [(v, r) for (v, r), result in zip(items, claimed) if result == 1]
+        lap("claim")
+        errors = self._delete_sessions([v for v, _ in to_delete], now, summary)
+        lap("delete")
+        failed = [(v.id, v.mapping.gs) for v, _ in to_delete if v.id in errors]
+        for view, _ in to_delete:
+            if view.id in errors:
                 summary["deleteFailures"] += 1
                 log("ERROR", "game server deletion failed; mapping kept", id=view.id,
-                    gs=view.mapping.gs, error=error)
+                    gs=view.mapping.gs, error=errors[view.id])
         if failed:
-            self.store.release_claims(failed)
+            self.store.release_claims(failed, token)
         ended = [(v.id, v.mapping.gs, _usage(v.id, v.mapping.gs, v.mapping.allocated_at, now, r))
-                 for (v, r), (ok, _) in zip(to_delete, results) if ok]
-        for (id_, gs, usage), done in zip(ended, self.store.finish_sessions(ended) if ended else []):
+                 for v, r in to_delete if v.id not in errors]
+        for (id_, gs, usage), done in zip(ended, self.store.finish_sessions(ended, token)
+                                          if ended else []):
             _count(summary["culled"], usage["reason"])
             log("INFO", "session ended", **usage)
+        lap("finish")
+
+    def _delete_sessions(self, views: list[SessionView], now: float, summary: dict) -> dict:
+        """Deletes the claimed sessions' game servers, DELETE_BATCH identities per request
+        (deletecollection by fleet + identity label; safe because each identity's lock is
+        held, so no new game server can be allocated for it meanwhile). Answers
+        {id: error} for the sessions whose game server is still there."""
+        batches = [views[i:i + DELETE_BATCH] for i in range(0, len(views), DELETE_BATCH)]
+        results = self.pool.map(
+            lambda batch: _try(self.agones.delete_for_identities, [v.id for v in batch])
+            if not self._out_of_time() else (None, "pass time budget used up"), batches)
+        errors, unconfirmed = {}, []
+        for batch, (deleted, error) in zip(batches, results):
+            if error:
+                errors.update({v.id: error for v in batch})
+                continue
+            names = {gs.name for gs in deleted}
+            unconfirmed += [v for v in batch if v.mapping.gs not in names]
+            expected = {v.mapping.gs for v in batch}
+            for gs in deleted:      # an orphan labelled with the same identity went too
+                if gs.name not in expected:
+                    usage = _usage(gs.identity or "", gs.name, gs.allocated_at, now, "orphan")
+                    self.store.record_usage(usage)
+                    summary["orphansShutDown"] += 1
+                    log("INFO", "session ended", **usage)
+        # Not in the deleted list: gone already (fine), or still there (a failure).
+        for view, (gs, error) in zip(unconfirmed, self.pool.map(
+                lambda v: _try(self.agones.get, v.mapping.gs), unconfirmed)):
+            if error or gs is not None:
+                errors[view.id] = error or "game server still exists"
+        return errors
 
     def _delete(self, name: str, uid: str | None) -> tuple[bool, str | None]:
         if self._out_of_time():

@@ -213,6 +213,18 @@ class AgonesClient:
                                   ok=(200, 202))
         return status != 404
 
+    def delete_for_identities(self, identities: list[str]) -> list[GameServer]:
+        """deletecollection of our fleet's game servers labelled with these identities;
+        answers what was deleted. One request for a whole batch of culls."""
+        selector = (f"{FLEET_LABEL}={self.settings.fleet},"
+                    f"{IDENTITY_LABEL} in ({','.join(identities)})")
+        status, obj = self._request(
+            "DELETE", f"{self.gs_path}?{urlencode({'labelSelector': selector})}",
+            {"kind": "DeleteOptions", "apiVersion": "v1"}, ok=(200, 202))
+        if status == 404:
+            return []
+        return [GameServer.from_object(o, self.settings.port_name) for o in obj.get("items") or []]
+
     # ---- allocation ------------------------------------------------------------------
     def allocate(self, identity: str, email: str, allocated_at: float) -> Allocation:
         """Ask Agones for one Ready game server of our fleet, labelled with the identity."""

@@ -62,10 +62,13 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 """
 
-# KEYS: map, activity. ARGV: id, gs, activity score read ('' if none), now.
-# The culler's compare step: the session is still the one it read and nobody was active
-# since. Marks it `culling` so the allocator stops handing it out.
+# KEYS: map, activity, lock. ARGV: id, gs, activity score read ('' if none), now, token, ms.
+# The culler's compare step: the session is still the one it read, nobody was active
+# since, and no allocation is under way. Takes the identity's allocation lock (so no new
+# game server is allocated for it while its old one is deleted) and marks the mapping
+# `culling` so the allocator stops handing it out. -1: an allocation holds the lock.
 _CLAIM_CULL = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 if redis.call('HGET', KEYS[1], 'gs') ~= ARGV[2] then return 0 end
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if ARGV[3] == '' then
@@ -73,23 +76,28 @@ if ARGV[3] == '' then
 elseif (not score) or tonumber(score) ~= tonumber(ARGV[3]) then
   return 0
 end
+redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[6])
 redis.call('HSET', KEYS[1], 'culling', ARGV[4])
 return 1
 """
 
-# KEYS: map. ARGV: gs. The game server could not be deleted: the mapping stays as it was.
+# KEYS: map, lock. ARGV: gs, token. The game server could not be deleted: the mapping
+# stays as it was and the lock is released.
 _RELEASE_CLAIM = """
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 if redis.call('HGET', KEYS[1], 'gs') == ARGV[1] then return redis.call('HDEL', KEYS[1], 'culling') end
 return 0
 """
 
-# KEYS: map, activity, sessions, usage. ARGV: id, gs, maxlen, usage field pairs...
+# KEYS: map, activity, sessions, usage, lock. ARGV: id, gs, maxlen, lock token ('' if
+# none), usage field pairs...
 _FINISH_SESSION = """
+if ARGV[4] ~= '' and redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
 if redis.call('HGET', KEYS[1], 'gs') ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 5))
 return 1
 """
 
@@ -216,29 +224,34 @@ class SessionStore:
             out.append((fields, score if isinstance(score, float) else None))
         return out
 
-    def claim_culls(self, claims: list[tuple[str, str, float | None]], now: float) -> list[bool]:
-        """(id, gs, score read) -> True where nothing changed since it was read."""
+    def claim_culls(self, claims: list[tuple[str, str, float | None]], now: float,
+                    token: str, lock_ms: int) -> list[int]:
+        """(id, gs, score read) -> 1 claimed (lock taken with `token`), 0 changed since it
+        was read, -1 an allocation for that identity is under way."""
         pipe = self.client.pipeline(transaction=False)
         for id_, gs, score in claims:
-            self._claim_cull(keys=[self.map_key(id_), self.activity_key],
-                             args=[id_, gs, "" if score is None else repr(score), repr(now)],
-                             client=pipe)
-        return [r == 1 for r in pipe.execute()]
+            self._claim_cull(keys=[self.map_key(id_), self.activity_key, self.lock_key(id_)],
+                             args=[id_, gs, "" if score is None else repr(score), repr(now),
+                                   token, lock_ms], client=pipe)
+        return [int(r) for r in pipe.execute()]
 
-    def release_claims(self, claims: list[tuple[str, str]]) -> None:
+    def release_claims(self, claims: list[tuple[str, str]], token: str) -> None:
         pipe = self.client.pipeline(transaction=False)
         for id_, gs in claims:
-            self._release_claim(keys=[self.map_key(id_)], args=[gs], client=pipe)
+            self._release_claim(keys=[self.map_key(id_), self.lock_key(id_)], args=[gs, token],
+                                client=pipe)
         pipe.execute()
 
-    def finish_sessions(self, ended: list[tuple[str, str, dict]]) -> list[bool]:
-        """(id, gs, usage fields): drop the mapping that still points at gs, log usage."""
+    def finish_sessions(self, ended: list[tuple[str, str, dict]], token: str = "") -> list[bool]:
+        """(id, gs, usage fields): drop the mapping that still points at gs, log usage,
+        release the culler's lock on the identity."""
         pipe = self.client.pipeline(transaction=False)
         for id_, gs, usage in ended:
             pairs = [x for kv in usage.items() for x in (kv[0], str(kv[1]))]
             self._finish_session(
-                keys=[self.map_key(id_), self.activity_key, self.sessions_key, self.usage_key],
-                args=[id_, gs, USAGE_MAXLEN, *pairs], client=pipe)
+                keys=[self.map_key(id_), self.activity_key, self.sessions_key, self.usage_key,
+                      self.lock_key(id_)],
+                args=[id_, gs, USAGE_MAXLEN, token, *pairs], client=pipe)
         return [r == 1 for r in pipe.execute()]
 
     def record_usage(self, usage: dict) -> None:

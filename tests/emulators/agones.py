@@ -6,6 +6,8 @@ What it speaks (JSON over HTTP/1.1 with keep-alive, bearer token required on eve
     GET    /apis/agones.dev/v1/namespaces/<ns>/gameservers/<name>
     DELETE /apis/agones.dev/v1/namespaces/<ns>/gameservers/<name>   (body may carry
            DeleteOptions with preconditions.uid / preconditions.resourceVersion -> 409)
+    DELETE /apis/agones.dev/v1/namespaces/<ns>/gameservers?labelSelector=   (deletecollection;
+           answers the GameServerList of what it deleted)
     PATCH  /apis/agones.dev/v1/namespaces/<ns>/gameservers/<name>   (merge patch of
            metadata.labels / metadata.annotations)
     POST   /apis/allocation.agones.dev/v1/namespaces/<ns>/gameserverallocations
@@ -42,6 +44,7 @@ from __future__ import annotations
 import bisect
 import collections
 import copy
+import gc
 import json
 import re
 import threading
@@ -61,9 +64,22 @@ def _status(code: int, reason: str, message: str) -> dict:
             "message": message, "reason": reason, "code": code}
 
 
-def parse_label_selector(selector: str):
-    """A predicate over a labels dict for the Kubernetes label selector syntax."""
-    tests = []
+class Selector:
+    """A parsed label selector: `matches(labels)`, and the equality/set requirements
+    (`(key, values)`) an index can use to find candidates without scanning."""
+
+    def __init__(self, tests: list, lookups: list):
+        self.tests, self.lookups = tests, lookups
+
+    def __call__(self, labels: dict) -> bool:
+        return all(t(labels) for t in self.tests)
+
+    matches = __call__
+
+
+def parse_label_selector(selector: str) -> Selector:
+    """The Kubernetes label selector syntax, as a predicate over a labels dict."""
+    tests, lookups = [], []
     # split on commas that are not inside parentheses
     parts, depth, current = [], 0, ""
     for ch in selector:
@@ -85,6 +101,7 @@ def parse_label_selector(selector: str):
             key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
             if op == "in":
                 tests.append(lambda l, k=key, vs=values: l.get(k) in vs)
+                lookups.append((key, values))
             else:
                 tests.append(lambda l, k=key, vs=values: l.get(k) not in vs)
             continue
@@ -95,6 +112,7 @@ def parse_label_selector(selector: str):
                 tests.append(lambda l, k=key, v=value: l.get(k) != v)
             else:
                 tests.append(lambda l, k=key, v=value: l.get(k) == v)
+                lookups.append((key, {value}))
             continue
         if raw.startswith("!"):
             tests.append(lambda l, k=raw[1:]: k not in l)
@@ -103,7 +121,7 @@ def parse_label_selector(selector: str):
             tests.append(lambda l, k=raw: k in l)
             continue
         raise ValueError(f"unable to parse requirement: {raw!r}")
-    return lambda labels: all(t(labels) for t in tests)
+    return Selector(tests, lookups)
 
 
 class AgonesEmulator:
@@ -113,6 +131,7 @@ class AgonesEmulator:
         self._lock = threading.Lock()
         self._servers: dict[str, dict] = {}
         self._names: list[str] = []          # sorted, for paging
+        self._by_label: dict[tuple, set] = collections.defaultdict(set)   # (k, v) -> names
         self._faults: list[dict] = []
         self._resource_version = 1
         self.on_request = None
@@ -149,6 +168,7 @@ class AgonesEmulator:
         with self._lock:
             self._servers.clear()
             self._names.clear()
+            self._by_label.clear()
             self._faults.clear()
             self.on_request = None
             self.calls.clear()
@@ -181,9 +201,11 @@ class AgonesEmulator:
             if created_at is not None:
                 obj["metadata"]["creationTimestamp"] = time.strftime(
                     "%Y-%m-%dT%H:%M:%SZ", time.gmtime(created_at))
-            if name not in self._servers:
-                bisect.insort(self._names, name)
+            if name in self._servers:
+                self._remove_locked(name)
+            bisect.insort(self._names, name)
             self._servers[name] = obj
+            self._index(obj)
             return copy.deepcopy(obj)
 
     def add_ready(self, name: str, address: str = "127.0.0.1", port: int = 7860,
@@ -197,9 +219,17 @@ class AgonesEmulator:
             for name in names:
                 labels = labels_for(name) if labels_for else None
                 annotations = annotations_for(name) if annotations_for else None
-                self._servers[name] = self._new_object(name, state, address, port, None,
-                                                       labels, annotations, "webui")
+                if name in self._servers:
+                    self._unindex(self._servers[name])
+                obj = self._new_object(name, state, address, port, None, labels, annotations,
+                                       "webui")
+                self._servers[name] = obj
+                self._index(obj)
             self._names = sorted(self._servers)
+        # Hundreds of thousands of long-lived dicts make every full garbage collection
+        # crawl; they are never cyclic garbage, so move them out of the collector's sight.
+        gc.collect()
+        gc.freeze()
 
     def set_state(self, name: str, state: str) -> None:
         with self._lock:
@@ -212,9 +242,31 @@ class AgonesEmulator:
         with self._lock:
             return self._remove_locked(name)
 
+    def _index(self, obj: dict) -> None:
+        for kv in obj["metadata"]["labels"].items():
+            self._by_label[kv].add(obj["metadata"]["name"])
+
+    def _unindex(self, obj: dict) -> None:
+        for kv in obj["metadata"]["labels"].items():
+            self._by_label[kv].discard(obj["metadata"]["name"])
+
+    def _candidates(self, selector) -> list[str]:
+        """Names that may match, in name order: from the label index when the selector
+        has an equality or `in` requirement narrower than a quarter of all servers."""
+        best = None
+        for key, values in selector.lookups:
+            names = set().union(*(self._by_label.get((key, v), ()) for v in values))
+            if best is None or len(names) < len(best):
+                best = names
+        if best is None or len(best) > len(self._names) // 4:
+            return self._names
+        return sorted(best)
+
     def _remove_locked(self, name: str) -> bool:
-        if self._servers.pop(name, None) is None:
+        obj = self._servers.pop(name, None)
+        if obj is None:
             return False
+        self._unindex(obj)
         i = bisect.bisect_left(self._names, name)
         if i < len(self._names) and self._names[i] == name:
             del self._names[i]
@@ -265,6 +317,9 @@ class AgonesEmulator:
             if name is None and method == "GET":
                 self.calls[(method, "list")] += 1
                 return self._list(namespace, query)
+            if name is None and method == "DELETE":
+                self.calls[(method, "collection")] += 1
+                return self._delete_collection(namespace, query)
             if name is not None and method == "GET":
                 self.calls[(method, "gameserver")] += 1
                 return self._get(namespace, name)
@@ -290,9 +345,10 @@ class AgonesEmulator:
         start_after = query.get("continue") or ""
         items, next_token = [], ""
         with self._lock:
-            i = bisect.bisect_right(self._names, start_after) if start_after else 0
-            while i < len(self._names):
-                obj = self._servers[self._names[i]]
+            names = self._candidates(selector)
+            i = bisect.bisect_right(names, start_after) if start_after else 0
+            while i < len(names):
+                obj = self._servers[names[i]]
                 if obj["metadata"]["namespace"] == namespace and selector(obj["metadata"]["labels"]):
                     if limit and len(items) == limit:
                         next_token = items[-1]["metadata"]["name"]
@@ -333,6 +389,22 @@ class AgonesEmulator:
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success",
                          "details": {"name": name, "kind": "gameservers", "uid": meta["uid"]}}, {}
 
+    def _delete_collection(self, namespace: str, query: dict):
+        """deletecollection: every matching game server; answers the list of them."""
+        try:
+            selector = parse_label_selector(query.get("labelSelector", ""))
+        except ValueError as e:
+            return 400, _status(400, "BadRequest", str(e)), {}
+        with self._lock:
+            doomed = [self._servers[n] for n in self._candidates(selector)
+                      if self._servers[n]["metadata"]["namespace"] == namespace
+                      and selector(self._servers[n]["metadata"]["labels"])]
+            for obj in doomed:
+                self._remove_locked(obj["metadata"]["name"])
+            rv = str(self._resource_version)
+        return 200, {"apiVersion": "agones.dev/v1", "kind": "GameServerList",
+                     "metadata": {"resourceVersion": rv}, "items": doomed}, {}
+
     def _patch(self, namespace: str, name: str, body: bytes):
         patch = json.loads(body or b"{}")
         with self._lock:
@@ -340,12 +412,14 @@ class AgonesEmulator:
             if obj is None:
                 return self._not_found(name)
             meta = patch.get("metadata") or {}
+            self._unindex(obj)
             for field in ("labels", "annotations"):
                 for k, v in (meta.get(field) or {}).items():
                     if v is None:
                         obj["metadata"][field].pop(k, None)
                     else:
                         obj["metadata"][field][k] = v
+            self._index(obj)
             self._bump(obj)
             return 200, copy.deepcopy(obj), {}
 
@@ -384,7 +458,9 @@ class AgonesEmulator:
             if chosen is None:
                 return 201, result, {}
             chosen["status"]["state"] = "Allocated"
+            self._unindex(chosen)
             chosen["metadata"]["labels"].update(metadata.get("labels") or {})
+            self._index(chosen)
             chosen["metadata"]["annotations"].update(metadata.get("annotations") or {})
             self._bump(chosen)
             status = chosen["status"]
@@ -399,6 +475,7 @@ class AgonesEmulator:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True   # headers and body are written separately
     emu: AgonesEmulator
 
     def _serve(self, method: str) -> None:
