@@ -1,0 +1,236 @@
+"""Karpenter: GPU nodes on demand, Spot first with On-Demand fallback, Bottlerocket NVIDIA.
+
+- The controller runs on the system nodes with its own Pod Identity role; its policy names
+  actions one by one and scopes them to this region, account and cluster.
+- Spot interruption warnings, rebalance recommendations, scheduled maintenance and instance
+  state changes reach it through an SQS queue fed by EventBridge, so it drains a node before
+  AWS takes it away instead of losing the job mid-generation.
+- One NodePool for GPU work: the configured instance families, both capacity types (Karpenter
+  launches Spot while it is available and falls back to On-Demand), a GPU taint so only GPU
+  workloads land there, a cap on GPUs, consolidation with disruption budgets. Job pods carry
+  `karpenter.sh/do-not-disrupt`, so consolidation and drift never stop a running job.
+- The EC2NodeClass uses the Bottlerocket alias: Karpenter picks the NVIDIA variant for GPU
+  instance types, which brings the driver and the NVIDIA device plugin; GPU time-slicing is a
+  Bottlerocket setting of that plugin (user data), so no second device plugin is installed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
+
+from components.aws.cluster import EksCluster, node_role
+from components.aws.network import Network
+from components.aws.tags import allow, policy_json, tags_for
+from components.config import AwsConfig
+from components.k8s.objects import KubeObject, meta
+
+KARPENTER_CHART = "karpenter"
+KARPENTER_REPOSITORY = "oci://public.ecr.aws/karpenter"
+KARPENTER_VERSION = "1.8.1"
+NAMESPACE = "kube-system"
+SERVICE_ACCOUNT = "karpenter"
+# Bottlerocket picks the NVIDIA variant itself for GPU instance types.
+BOTTLEROCKET_ALIAS = "bottlerocket@latest"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+GPU_POOL_LABEL = {"sdfleet.dev/pool": "gpu"}
+DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
+NODE_POOL = "gpu"
+# Images of Stable Diffusion WebUIs are large: room for two of them plus the runtime cache.
+DATA_VOLUME_GB = 200
+INTERRUPTION_EVENTS = {
+    "health": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
+    "spot-interruption": {"source": ["aws.ec2"],
+                          "detail-type": ["EC2 Spot Instance Interruption Warning"]},
+    "rebalance": {"source": ["aws.ec2"],
+                  "detail-type": ["EC2 Instance Rebalance Recommendation"]},
+    "state-change": {"source": ["aws.ec2"],
+                     "detail-type": ["EC2 Instance State-change Notification"]},
+}
+
+
+def bottlerocket_user_data(time_slicing_replicas: int | None) -> str | None:
+    """Settings TOML for the NVIDIA device plugin that Bottlerocket ships (None: defaults)."""
+    if time_slicing_replicas is None:
+        return None
+    return ("[settings.kubelet-device-plugins.nvidia]\n"
+            'device-sharing-strategy = "time-slicing"\n'
+            "\n[settings.kubelet-device-plugins.nvidia.time-slicing]\n"
+            f"replicas = {time_slicing_replicas}\n"
+            "rename-by-default = false\n"
+            "fail-requests-greater-than-one = true\n")
+
+
+def controller_statements(region: str, account: pulumi.Input[str], cluster_arn: pulumi.Input[str],
+                          cluster_name: str, node_role_arn: pulumi.Input[str],
+                          queue_arn: pulumi.Input[str]) -> list[dict]:
+    ec2 = pulumi.Output.format("arn:aws:ec2:{0}:{1}", region, account)
+    in_region = {"StringEquals": {"aws:RequestedRegion": region}}
+    owned = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"},
+             "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}
+    launch_resources = [pulumi.Output.format("{0}:{1}/*", ec2, kind) for kind in (
+        "fleet", "instance", "volume", "network-interface", "launch-template",
+        "spot-instances-request", "capacity-reservation")]
+    shared_resources = [pulumi.Output.format("arn:aws:ec2:{0}::{1}/*", region, kind)
+                        for kind in ("image", "snapshot")] + [
+        pulumi.Output.format("{0}:{1}/*", ec2, kind)
+        for kind in ("security-group", "subnet", "launch-template", "capacity-reservation")]
+    profiles = pulumi.Output.format("arn:aws:iam::{0}:instance-profile/*", account)
+    return [
+        allow(["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
+              launch_resources + shared_resources, **in_region),
+        allow(["ec2:CreateTags"], launch_resources,
+              StringEquals={"aws:RequestedRegion": region,
+                            "ec2:CreateAction": ["RunInstances", "CreateFleet",
+                                                 "CreateLaunchTemplate"]}),
+        allow(["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
+              [pulumi.Output.format("{0}:instance/*", ec2),
+               pulumi.Output.format("{0}:launch-template/*", ec2)], **owned),
+        allow(["ec2:CreateTags"], [pulumi.Output.format("{0}:instance/*", ec2)], **owned),
+        # Describe calls have no resource-level permissions; they are read-only and regional.
+        allow(["ec2:DescribeAvailabilityZones", "ec2:DescribeImages", "ec2:DescribeInstances",
+               "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
+               "ec2:DescribeLaunchTemplates", "ec2:DescribeSecurityGroups",
+               "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets",
+               "ec2:DescribeCapacityReservations", "ec2:DescribePlacementGroups"],
+              ["*"], **in_region),
+        allow(["ssm:GetParameter"],
+              [pulumi.Output.format("arn:aws:ssm:{0}::parameter/aws/service/*", region)]),
+        # The Pricing API has no resources; Karpenter reads on-demand prices to rank offers.
+        allow(["pricing:GetProducts"], ["*"]),
+        allow(["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"], [queue_arn]),
+        allow(["iam:PassRole"], [node_role_arn],
+              StringEquals={"iam:PassedToService": ["ec2.amazonaws.com"]}),
+        allow(["iam:CreateInstanceProfile", "iam:TagInstanceProfile",
+               "iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile",
+               "iam:DeleteInstanceProfile", "iam:GetInstanceProfile",
+               "iam:ListInstanceProfiles"], [profiles]),
+        allow(["eks:DescribeCluster"], [cluster_arn]),
+    ]
+
+
+class Karpenter(pulumi.ComponentResource):
+    """`sdfleet:aws:Karpenter`: node role, controller identity, interruption queue, Helm
+    release, EC2NodeClass and the GPU NodePool."""
+
+    def __init__(self, name: str, config: AwsConfig, cluster: EksCluster, network: Network,
+                 region: str, account: pulumi.Input[str], labels: dict[str, str],
+                 k8s: pulumi.ProviderResource, job_grace_seconds: int,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:aws:Karpenter", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cluster_name = cluster.cluster_name
+
+        self.node_role = node_role(f"{name}-nodes", tags_for(labels, f"{name}-nodes"), self)
+        # Nodes Karpenter launches join the cluster through this access entry.
+        node_access = aws.eks.AccessEntry(
+            f"{name}-nodes", cluster_name=cluster.name, principal_arn=self.node_role.arn,
+            type="EC2_LINUX", tags=tags_for(labels, f"{name}-nodes"), opts=child)
+
+        self.queue = aws.sqs.Queue(
+            f"{name}-interruptions", name=f"{cluster_name}-karpenter",
+            message_retention_seconds=300, sqs_managed_sse_enabled=True,
+            tags=tags_for(labels, f"{cluster_name}-karpenter"), opts=child)
+        aws.sqs.QueuePolicy(
+            f"{name}-interruptions", queue_url=self.queue.url,
+            policy=policy_json([{
+                "Effect": "Allow",
+                "Principal": {"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]},
+                "Action": ["sqs:SendMessage"], "Resource": [self.queue.arn]}]),
+            opts=child)
+        for key, pattern in INTERRUPTION_EVENTS.items():
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{key}", description=f"sdfleet: {key} events to Karpenter",
+                event_pattern=json.dumps(pattern), tags=tags_for(labels, f"{name}-{key}"),
+                opts=child)
+            aws.cloudwatch.EventTarget(f"{name}-{key}", rule=rule.name, arn=self.queue.arn,
+                                       opts=child)
+
+        self.identity = cluster.workload_identity(
+            f"{name}-controller", NAMESPACE, SERVICE_ACCOUNT,
+            controller_statements(region, account, cluster.cluster.arn, cluster_name,
+                                  self.node_role.arn, self.queue.arn),
+            labels, opts=child)
+
+        k8s_child = pulumi.ResourceOptions(parent=self, provider=k8s)
+        self.release = Release(
+            f"{name}", name="karpenter", chart=KARPENTER_CHART, version=KARPENTER_VERSION,
+            repository_opts=RepositoryOptsArgs(repo=KARPENTER_REPOSITORY), namespace=NAMESPACE,
+            values={
+                "settings": {"clusterName": cluster_name,
+                             "interruptionQueue": self.queue.name},
+                "serviceAccount": {"name": SERVICE_ACCOUNT},
+                "replicas": 2,
+                # Karpenter must not run on nodes it manages.
+                "nodeSelector": {"sdfleet.dev/pool": "system"},
+                # CoreDNS may itself wait for nodes Karpenter has to make.
+                "dnsPolicy": "Default",
+                "controller": {"resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
+                                             "limits": {"memory": "1Gi"}}},
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=k8s,
+                                        depends_on=[self.identity, node_access]))
+        after_crds = pulumi.ResourceOptions(parent=self, provider=k8s, depends_on=[self.release])
+
+        node_class_spec = {
+            "role": self.node_role.name,
+            "amiSelectorTerms": [{"alias": BOTTLEROCKET_ALIAS}],
+            "subnetSelectorTerms": [{"id": s.id} for s in network.private_subnets],
+            "securityGroupSelectorTerms": [{"id": cluster.security_group_id}],
+            "metadataOptions": {"httpEndpoint": "enabled", "httpTokens": "required",
+                                # Pods reach AWS through Pod Identity, never the node's IMDS.
+                                "httpPutResponseHopLimit": 1},
+            "blockDeviceMappings": [
+                {"deviceName": "/dev/xvda", "ebs": {"volumeSize": "8Gi", "volumeType": "gp3",
+                                                    "encrypted": True}},
+                {"deviceName": "/dev/xvdb", "ebs": {"volumeSize": f"{DATA_VOLUME_GB}Gi",
+                                                    "volumeType": "gp3", "encrypted": True,
+                                                    "throughput": 250}}],
+            "tags": tags_for(labels, f"{cluster_name}-gpu"),
+        }
+        user_data = bottlerocket_user_data(config.time_slicing_replicas)
+        if user_data:
+            node_class_spec["userData"] = user_data
+        self.node_class = KubeObject(
+            f"{name}-gpu-class", "karpenter.k8s.aws/v1", "EC2NodeClass", metadata=meta(NODE_POOL),
+            spec=node_class_spec, opts=after_crds)
+
+        self.node_pool = KubeObject(
+            f"{name}-gpu-pool", "karpenter.sh/v1", "NodePool", metadata=meta(NODE_POOL),
+            spec={
+                "template": {
+                    "metadata": {"labels": GPU_POOL_LABEL},
+                    "spec": {
+                        "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                         "name": NODE_POOL},
+                        "requirements": [
+                            {"key": "karpenter.k8s.aws/instance-family", "operator": "In",
+                             "values": list(config.gpu_families)},
+                            # Both allowed: Spot while there is capacity, On-Demand otherwise.
+                            {"key": "karpenter.sh/capacity-type", "operator": "In",
+                             "values": ["spot", "on-demand"]},
+                            {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                            {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                        ],
+                        "taints": [GPU_TAINT],
+                        # Draining waits this long for a job to finish before the node goes.
+                        "terminationGracePeriod": f"{job_grace_seconds}s",
+                        "expireAfter": "720h",
+                    },
+                },
+                "limits": {"nvidia.com/gpu": str(config.gpu_limit)},
+                "disruption": {
+                    "consolidationPolicy": "WhenEmptyOrUnderutilized",
+                    "consolidateAfter": "5m",
+                    "budgets": [{"nodes": "10%"},
+                                # Never replace nodes for drift or expiry all at once.
+                                {"nodes": "1", "reasons": ["Drifted", "Underutilized"]}],
+                },
+                "weight": 10,
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=k8s,
+                                        depends_on=[self.release, self.node_class]))
+        self.register_outputs({"queue": self.queue.name})

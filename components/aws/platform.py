@@ -1,0 +1,137 @@
+"""The EKS batch platform (DESIGN.md section 4), assembled from small components.
+
+API Gateway (API key, usage plan) -> submit Lambda -> SNS -> one SQS queue per runtime (each
+with a DLQ) -> KEDA ScaledJob/ScaledObject -> GPU nodes from Karpenter -> queue agent beside
+the WebUI API -> results in S3 -> completion notice on SNS. Models on EFS.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.aws.api import JobApi
+from components.aws.cluster import SYSTEM_LABELS, EksCluster
+from components.aws.identity import WorkloadIdentity
+from components.aws.karpenter import DO_NOT_DISRUPT, GPU_POOL_LABEL, Karpenter
+from components.aws.network import Network
+from components.aws.queues import JobQueues, visibility_timeout
+from components.aws.storage import RESULTS_PREFIX, ModelStore, ResultsBucket
+from components.aws.tags import allow, tags_for
+from components.config import StackConfig
+from components.k8s.batch import (KEDA_NAMESPACE, KEDA_SERVICE_ACCOUNT, TRIGGER_AUTH, Keda,
+                                  ModelSync, RuntimeWorkload, agent_service_account)
+from components.k8s.objects import KubeObject, meta
+
+BATCH_NAMESPACE = "sdfleet-batch"
+
+
+class AwsPlatform(pulumi.ComponentResource):
+    """`sdfleet:aws:Platform`: everything one `cloud: aws` stack stands up."""
+
+    def __init__(self, name: str, stack: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:aws:Platform", name, None, opts)
+        p = stack.platform
+        config = p.aws
+        region = stack.aws_region
+        labels = dict(p.labels)
+        child = pulumi.ResourceOptions(parent=self)
+        account = aws.get_caller_identity_output().account_id
+        cluster_name = f"{name}-eks"
+
+        def image(explicit: str | None, repository: str) -> pulumi.Input[str]:
+            if explicit:
+                return explicit
+            return pulumi.Output.format("{0}.dkr.ecr.{1}.amazonaws.com/{2}/{3}:{4}", account,
+                                        region, name, repository, p.webui.image_tag)
+
+        self.network = Network(name, config, region, cluster_name, labels, opts=child)
+        self.cluster = EksCluster(cluster_name, config, self.network, region, labels, opts=child)
+        self.k8s = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.cluster.kubeconfig, enable_server_side_apply=True,
+            delete_unreachable=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster.system_nodes]))
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=self.k8s)
+
+        self.queues = JobQueues(f"{name}", config, labels, opts=child)
+        self.results = ResultsBucket(f"{name}-results", config, labels, opts=child)
+        self.models = ModelStore(f"{name}-models", self.network, config.vpc_cidr, labels,
+                                 opts=child)
+        self.api = JobApi(name, config, region, self.queues.jobs_topic.arn, self.results.name,
+                          labels, opts=child)
+
+        self.karpenter = Karpenter(
+            f"{name}-karpenter", config, self.cluster, self.network, region, account, labels,
+            self.k8s, job_grace_seconds=visibility_timeout(config), opts=child)
+
+        # KEDA reads queue depth and nothing else.
+        self.keda_identity = WorkloadIdentity(
+            f"{name}-keda", self.cluster.cluster.name, KEDA_NAMESPACE, KEDA_SERVICE_ACCOUNT,
+            [allow(["sqs:GetQueueAttributes"],
+                   [q.queue.arn for q in self.queues.runtimes.values()])],
+            tags_for(labels, f"{name}-keda"), opts=child)
+        self.keda = Keda(f"{name}-keda", SYSTEM_LABELS,
+                         opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
+                                                     depends_on=[self.keda_identity]))
+
+        namespace = KubeObject(f"{name}-batch-ns", "v1", "Namespace",
+                               metadata=meta(BATCH_NAMESPACE), opts=on_cluster)
+        in_namespace = pulumi.ResourceOptions(parent=self, provider=self.k8s,
+                                              depends_on=[namespace])
+        trigger_auth = KubeObject(
+            f"{name}-keda-auth", "keda.sh/v1alpha1", "TriggerAuthentication",
+            metadata=meta(TRIGGER_AUTH, BATCH_NAMESPACE),
+            # `aws` pod identity with the default owner: KEDA's own role, not the workers'.
+            spec={"podIdentity": {"provider": "aws"}},
+            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
+                                        depends_on=[namespace, self.keda]))
+        self.model_sync = ModelSync(
+            f"{name}-model-sync", BATCH_NAMESPACE, self.models.volume_handle, p.models,
+            image(config.model_sync_image, "webui"), SYSTEM_LABELS,
+            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
+                                        depends_on=[namespace, self.cluster.efs_csi,
+                                                    *self.models.mount_targets]))
+
+        self.runtimes = {}
+        for rt in config.runtimes:
+            queue = self.queues.runtimes[rt.name]
+            WorkloadIdentity(
+                f"{name}-agent-{rt.name}", self.cluster.cluster.name, BATCH_NAMESPACE,
+                agent_service_account(rt.name),
+                [allow(["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+                        "sqs:GetQueueAttributes"], [queue.queue.arn]),
+                 allow(["sqs:SendMessage"], [queue.dead_letter.arn]),
+                 allow(["s3:PutObject"],
+                       [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*")]),
+                 # Results (idempotent reruns) and img2img init images from this bucket.
+                 allow(["s3:GetObject"], [pulumi.Output.concat(self.results.arn, "/*")]),
+                 allow(["sns:Publish"], [self.queues.completions_topic.arn])],
+                tags_for(labels, f"{name}-agent-{rt.name}"), opts=child)
+            self.runtimes[rt.name] = RuntimeWorkload(
+                f"{name}-{rt.name}", rt, BATCH_NAMESPACE,
+                webui_image=image(rt.image, rt.name), agent_image=image(config.agent_image,
+                                                                         "queue-agent"),
+                queue_url=queue.queue.url, dead_letter_url=queue.dead_letter.url,
+                results_bucket=self.results.name,
+                completion_topic_arn=self.queues.completions_topic.arn, region=region,
+                job_timeout_seconds=config.job_timeout_seconds,
+                allowed_image_hosts=list(config.allowed_image_hosts),
+                node_selector=GPU_POOL_LABEL, do_not_disrupt=DO_NOT_DISRUPT,
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=self.k8s,
+                    depends_on=[namespace, trigger_auth, self.model_sync.claim,
+                                self.karpenter.node_pool]))
+
+        self.outputs = {
+            "apiUrl": self.api.url,
+            "apiKeyId": pulumi.Output.secret(self.api.api_key.id),
+            "resultsBucket": self.results.name,
+            "completionTopicArn": self.queues.completions_topic.arn,
+            "jobsTopicArn": self.queues.jobs_topic.arn,
+            "queueUrls": {rt: q.queue.url for rt, q in self.queues.runtimes.items()},
+            "clusterName": self.cluster.name,
+            "kubeconfig": self.cluster.kubeconfig,
+            "modelsFileSystemId": self.models.file_system.id,
+        }
+        self.register_outputs(self.outputs)

@@ -1,0 +1,98 @@
+"""Job routing: one input SNS topic, one SQS queue per runtime, a completion topic.
+
+SNS delivers a job only to the queue whose filter policy matches the message's `runtime`
+attribute (raw delivery: the queue body is the job JSON the submit Lambda built). The API
+refuses unknown runtimes, so no job is published that no queue takes.
+
+Every queue has a dead-letter queue: after `aws.maxReceiveCount` receives a message stops
+coming back and waits there for a person. A queue's visibility timeout is longer than a job
+may run, so a message never reappears (and runs twice) while its job is still working; the
+agent also extends it while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.tags import allow, policy_json, tags_for
+from components.config import AWS_VISIBILITY_MARGIN_SECONDS, AwsConfig
+
+# The longest SQS keeps a message: a dead-lettered job stays for two weeks of inspection.
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+LONG_POLL_SECONDS = 20
+
+
+def visibility_timeout(config: AwsConfig) -> int:
+    return config.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS
+
+
+class RuntimeQueue(pulumi.ComponentResource):
+    """`sdfleet:aws:RuntimeQueue`: a runtime's queue, its DLQ and its topic subscription."""
+
+    def __init__(self, name: str, runtime: str, config: AwsConfig,
+                 topic: aws.sns.Topic, labels: dict[str, str],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:aws:RuntimeQueue", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.runtime = runtime
+        self.dead_letter = aws.sqs.Queue(
+            f"{name}-dlq", name=f"{name}-dlq", message_retention_seconds=DLQ_RETENTION_SECONDS,
+            sqs_managed_sse_enabled=True, tags=tags_for(labels, f"{name}-dlq", runtime=runtime),
+            opts=child)
+        self.queue = aws.sqs.Queue(
+            name, name=name, visibility_timeout_seconds=visibility_timeout(config),
+            message_retention_seconds=QUEUE_RETENTION_SECONDS,
+            receive_wait_time_seconds=LONG_POLL_SECONDS, sqs_managed_sse_enabled=True,
+            redrive_policy=pulumi.Output.json_dumps({
+                "deadLetterTargetArn": self.dead_letter.arn,
+                "maxReceiveCount": config.max_receive_count}),
+            tags=tags_for(labels, name, runtime=runtime), opts=child)
+        # Only this queue may move messages into its DLQ.
+        aws.sqs.RedriveAllowPolicy(
+            f"{name}-dlq", queue_url=self.dead_letter.url,
+            redrive_allow_policy=pulumi.Output.json_dumps({
+                "redrivePermission": "byQueue", "sourceQueueArns": [self.queue.arn]}),
+            opts=child)
+        # Only the input topic may send to the queue.
+        aws.sqs.QueuePolicy(
+            f"{name}-from-topic", queue_url=self.queue.url,
+            policy=policy_json([{
+                "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": ["sqs:SendMessage"], "Resource": [self.queue.arn],
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic.arn}}}]),
+            opts=child)
+        self.subscription = aws.sns.TopicSubscription(
+            f"{name}-subscription", topic=topic.arn, protocol="sqs", endpoint=self.queue.arn,
+            raw_message_delivery=True, filter_policy_scope="MessageAttributes",
+            filter_policy=json.dumps({"runtime": [runtime]}), opts=child)
+        self.register_outputs({"queueUrl": self.queue.url, "deadLetterUrl": self.dead_letter.url})
+
+
+class JobQueues(pulumi.ComponentResource):
+    """`sdfleet:aws:JobQueues`: input topic, per-runtime queues, completion topic."""
+
+    def __init__(self, name: str, config: AwsConfig, labels: dict[str, str],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:aws:JobQueues", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # The AWS managed SNS key: SNS itself decrypts to deliver, so subscribers need no grant.
+        self.jobs_topic = aws.sns.Topic(
+            f"{name}-jobs", name=f"{name}-jobs", kms_master_key_id="alias/aws/sns",
+            tags=tags_for(labels, f"{name}-jobs"), opts=child)
+        self.completions_topic = aws.sns.Topic(
+            f"{name}-completions", name=f"{name}-completions", kms_master_key_id="alias/aws/sns",
+            tags=tags_for(labels, f"{name}-completions"), opts=child)
+        self.runtimes = {
+            rt.name: RuntimeQueue(f"{name}-{rt.name}", rt.name, config, self.jobs_topic, labels,
+                                  opts=child)
+            for rt in config.runtimes
+        }
+        self.register_outputs({"jobsTopicArn": self.jobs_topic.arn,
+                               "completionsTopicArn": self.completions_topic.arn})
+
+    def publish_statement(self) -> dict:
+        return allow(["sns:Publish"], [self.jobs_topic.arn])
