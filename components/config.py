@@ -266,6 +266,12 @@ class BudgetConfig(Section):
 
 # --- AWS (EKS batch variant) ----------------------------------------------------------------------
 
+# A queue's visibility timeout is the job timeout plus this margin (upload of results, the
+# completion notice, the agent's own start), and SQS allows at most 12 hours.
+AWS_VISIBILITY_MARGIN_SECONDS = 300
+SQS_MAX_VISIBILITY_SECONDS = 43200
+
+
 class AwsRuntimeConfig(Section):
     """One batch runtime: a queue, a KEDA-scaled workload and its WebUI API image."""
 
@@ -275,9 +281,13 @@ class AwsRuntimeConfig(Section):
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 4
     activation_queue_length: Annotated[int, Field(ge=0, le=1000)] = 0
     queue_length_per_replica: Annotated[int, Field(ge=1, le=1000)] = 1
+    # Requests of the WebUI container (the agent beside it is small); one GPU per pod.
+    cpu: Quantity = "4"
+    memory: Quantity = "16Gi"
 
 
 class AwsConfig(Section):
+    # Split into three private node subnets (a quarter each) and three small public ones.
     vpc_cidr: Cidr = "10.40.0.0/16"
     zone_count: Annotated[int, Field(ge=2, le=3)] = 3
     kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = "1.33"
@@ -301,6 +311,17 @@ class AwsConfig(Section):
     max_image_side: Annotated[int, Field(ge=256, le=4096)] = 1536
     max_steps: Annotated[int, Field(ge=1, le=500)] = 80
     max_batch: Annotated[int, Field(ge=1, le=16)] = 4
+    # Image references; empty means `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<name>:<webui.imageTag>`.
+    agent_image: Optional[str] = None
+    model_sync_image: Optional[str] = None
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_fits_six_subnets(cls, value: str) -> str:
+        if ipaddress.ip_network(value).prefixlen > 20:
+            raise ValueError("the VPC needs at least a /20 (three node subnets and three public "
+                             "/24s), e.g. 10.40.0.0/16")
+        return value
 
 
 class PlatformConfig(Section):
@@ -501,6 +522,17 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
         for i, name in enumerate(runtimes):
             if runtimes.index(name) != i:
                 bad(("aws", "runtimes", i, "name"), name, "runtime names must be unique")
+        for i, cidr in enumerate(p.aws.public_access_cidrs):
+            if ipaddress.ip_network(cidr).prefixlen < 8:
+                bad(("aws", "publicAccessCidrs", i), cidr,
+                    "the EKS API is opened only to known networks (a /8 or narrower), "
+                    "e.g. 203.0.113.0/24; leave the list empty for a private endpoint")
+        # SQS caps a visibility timeout at 12 hours, and it must outlast the job.
+        if p.aws.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS > SQS_MAX_VISIBILITY_SECONDS:
+            bad(("aws", "jobTimeoutSeconds"), p.aws.job_timeout_seconds,
+                f"at most {SQS_MAX_VISIBILITY_SECONDS - AWS_VISIBILITY_MARGIN_SECONDS} s, so the "
+                f"queues' visibility timeout (job timeout + {AWS_VISIBILITY_MARGIN_SECONDS} s) "
+                f"fits SQS's {SQS_MAX_VISIBILITY_SECONDS} s")
     return problems
 
 

@@ -108,25 +108,46 @@ def computed_outputs(typ: str, name: str, inputs: dict, project: str, region: st
     elif typ == "gcp:storage/bucket:Bucket":
         out["url"] = f"gs://{inputs.get('name', generated)}"
     elif typ.startswith("aws:"):
-        service = typ.split(":")[1].split("/")[0]
-        out["arn"] = f"arn:aws:{service}:{region}:{AWS_ACCOUNT}:{generated}"
-        out["name"] = inputs.get("name", generated)
-        if typ == "aws:eks/cluster:Cluster":
-            out.update(endpoint="https://ABCDEF0123456789.gr7.us-east-1.eks.amazonaws.com",
-                       certificateAuthority={"data": FAKE_CA_B64},
-                       identities=[{"oidcs": [{"issuer": "https://oidc.eks.example.com/id/ABCDEF"}]}])
-        elif typ == "aws:sqs/queue:Queue":
-            out["url"] = f"https://sqs.{region}.amazonaws.com/{AWS_ACCOUNT}/{out['name']}"
-        elif typ == "aws:lambda/function:Function":
-            out["invokeArn"] = (f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
-                                f"{out['arn']}/invocations")
-        elif typ == "aws:apigateway/restApi:RestApi":
-            out.update(rootResourceId="rootres01", executionArn=f"arn:aws:execute-api:{region}:"
-                       f"{AWS_ACCOUNT}:api0123456")
-        elif typ == "aws:apigateway/apiKey:ApiKey":
-            out["value"] = "offline-preview-api-key"
-        elif typ == "aws:efs/fileSystem:FileSystem":
-            out["dnsName"] = f"fs-0123456789.efs.{region}.amazonaws.com"
-        elif typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
-            out["bucket"] = inputs.get("bucket", generated)
+        out.update(_aws_outputs(typ, name, inputs, region, generated))
+    return out
+
+
+def _aws_outputs(typ: str, name: str, inputs: dict, region: str, generated: str) -> dict:
+    """What AWS computes on create: ARNs in each service's own shape, URLs, ids."""
+    service = typ.split(":")[1].split("/")[0]
+    resource_name = inputs.get("name", generated)
+    out: dict[str, Any] = {"name": resource_name,
+                           "arn": f"arn:aws:{service}:{region}:{AWS_ACCOUNT}:{resource_name}"}
+    if typ == "aws:eks/cluster:Cluster":
+        out.update(endpoint="https://ABCDEF0123456789.gr7.us-east-1.eks.amazonaws.com",
+                   arn=f"arn:aws:eks:{region}:{AWS_ACCOUNT}:cluster/{resource_name}",
+                   certificateAuthority={"data": FAKE_CA_B64},
+                   vpcConfig={**inputs.get("vpcConfig", {}),
+                              "clusterSecurityGroupId": "sg-0example0cluster",
+                              "vpcId": "vpc-0example"},
+                   identities=[{"oidcs": [{"issuer": "https://oidc.eks.example.com/id/ABCDEF"}]}])
+    elif typ == "aws:iam/role:Role":
+        out["arn"] = f"arn:aws:iam::{AWS_ACCOUNT}:role/{resource_name}"
+    elif typ == "aws:sqs/queue:Queue":
+        out["url"] = f"https://sqs.{region}.amazonaws.com/{AWS_ACCOUNT}/{resource_name}"
+    elif typ == "aws:lambda/function:Function":
+        out["arn"] = f"arn:aws:lambda:{region}:{AWS_ACCOUNT}:function:{resource_name}"
+        out["invokeArn"] = (f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
+                            f"{out['arn']}/invocations")
+    elif typ == "aws:apigateway/restApi:RestApi":
+        out.update(rootResourceId="rootres01", executionArn=f"arn:aws:execute-api:{region}:"
+                   f"{AWS_ACCOUNT}:api0123456")
+    elif typ == "aws:apigateway/stage:Stage":
+        out["invokeUrl"] = (f"https://api0123456.execute-api.{region}.amazonaws.com/"
+                            f"{inputs.get('stageName', 'v1')}")
+    elif typ == "aws:apigateway/apiKey:ApiKey":
+        out["value"] = "offline-preview-api-key"
+    elif typ == "aws:efs/fileSystem:FileSystem":
+        out["dnsName"] = f"fs-0123456789.efs.{region}.amazonaws.com"
+    elif typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
+        out["bucket"] = inputs.get("bucket", generated)
+        out["arn"] = f"arn:aws:s3:::{out['bucket']}"
+    elif typ == "aws:kms/key:Key":
+        out["keyId"] = "0example-0000-0000-0000-000000000000"
+        out["arn"] = f"arn:aws:kms:{region}:{AWS_ACCOUNT}:key/{out['keyId']}"
     return out
