@@ -66,6 +66,10 @@ STATE = State()
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One write per response, no Nagle: like a real server, and no 40 ms delayed-ACK stalls
+    # on keep-alive connections that would be charged to the agent.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):  # keep test logs short
         pass
@@ -126,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
         if failing or mode == "500":
             return self._send(500, {"error": "RuntimeError", "detail": "CUDA out of memory"})
         if mode == "crash":
+            self.wfile.flush()
             os._exit(3)
         if mode == "hang":
             time.sleep(3600)

@@ -171,13 +171,23 @@ def test_a_rerun_overwrites_its_own_results_and_a_finished_job_is_not_regenerate
            "runtime": "sd-a", "task": "txt2img", "model": None,
            "params": {"prompt": "twice", "batch_size": 2}, "initImages": []}
     prefix = f"results/{job['jobId']}/"
-    start_agent()
+    agent = start_agent()
     stack.send_job("sd-a", job)
     first = wait_until(finished(stack, job["jobId"]), 20)
     assert len(stack.keys(prefix)) == 3
-    # redelivered after it succeeded (e.g. the delete was lost): notice again, no new images
+    wait_until(lambda: stack.counts(stack.queue_urls["sd-a"]) == (0, 0), 10)
+    # redelivered after it succeeded (e.g. the delete was lost): notice again, no new images.
+    # A redelivery has a receive count above 1: receive and release it once to make one.
+    stack.client("sqs").purge_queue(QueueUrl=stack.notices_queue_url)
+    agent.stop()
     stack.send_job("sd-a", job)
-    wait_until(lambda: len(stack.notices(0.2)) >= 1, 10)
+    [again] = stack.receive_all(stack.queue_urls["sd-a"], wait=0.2, delete=False)
+    stack.client("sqs").change_message_visibility(QueueUrl=stack.queue_urls["sd-a"],
+                                                  ReceiptHandle=again["ReceiptHandle"],
+                                                  VisibilityTimeout=0)
+    start_agent()
+    [notice] = wait_until(lambda: stack.notices(0.2), 10, what="repeated notice")
+    assert notice["jobId"] == job["jobId"] and notice["status"] == "succeeded"
     wait_until(lambda: stack.counts(stack.queue_urls["sd-a"]) == (0, 0), 10)
     assert webui.generation_count() == 1
     # a rerun of a job that never finished (no result.json): same keys, overwritten

@@ -201,8 +201,10 @@ class Agent:
     def _process(self, job: Job, attempt: int, webui_time: list) -> tuple[Outcome, str | None]:
         started_at = now()
         try:
-            finished = self.results.finished_result(job.job_id)
-            if finished:  # an earlier attempt wrote everything but the delete did not happen
+            # A redelivered message may belong to a job that already finished (the delete
+            # was lost): then only the notice is repeated. A first delivery skips the check.
+            finished = self.results.finished_result(job.job_id) if attempt > 1 else None
+            if finished:
                 log.info("job %s already succeeded; sending its notice again", job.job_id)
                 self.results.notify(finished)
                 return Outcome.SUCCEEDED, None
