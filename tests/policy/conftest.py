@@ -1,0 +1,32 @@
+"""Stack configs for policy and cost tests, validated by the real config model."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+
+from components.config import StackConfig, parse_platform
+
+GCP_PLATFORM = {
+    "cloud": "gcp",
+    "gpuPools": [{"name": "l4", "machineType": "g2-standard-8", "accelerator": "nvidia-l4",
+                  "maxNodes": 4}],
+    "access": {"domain": "sd.example.com", "members": ["group:artists@example.com"]},
+}
+
+
+@pytest.fixture
+def stack_config_of() -> Callable[..., StackConfig]:
+    """A StackConfig from a minimal valid platform with some keys replaced."""
+
+    def make(**platform) -> StackConfig:
+        raw = {**GCP_PLATFORM, **platform}
+        if raw["cloud"] == "aws":
+            raw.pop("access", None)
+            raw.setdefault("aws", {})
+            return parse_platform(raw, stack="test", aws_region="us-east-1")
+        return parse_platform(raw, stack="test", gcp_project="example-project",
+                              gcp_region="us-central1")
+
+    return make
