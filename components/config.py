@@ -224,7 +224,10 @@ class AccessConfig(Section):
 
     domain: Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$")]
     members: Annotated[list[Annotated[str, AfterValidator(_member)]], Field(min_length=1)]
-    support_email: Optional[str] = None
+    # The id of the backend service the GKE Ingress creates (known after the first deploy:
+    # README, "After the first deploy"). Until it is set, the IAP audience matches nothing
+    # and every request is refused: fail closed, never open.
+    backend_service_id: Optional[Annotated[str, Field(pattern=r"^[0-9]{1,20}$")]] = None
 
 
 class WebuiConfig(Section):

@@ -139,12 +139,14 @@ class PlanMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
-        if self.preview:
-            # Like a preview of a new stack: no id and no computed outputs yet.
-            return "", state
         computed = preview_data.computed_outputs(args.typ, args.name, args.inputs,
                                                  self.project_id, self.region)
-        return f"{args.name}-id", {**computed, **state}
+        if self.preview:
+            # Like a preview of a new stack: no id, and whatever the provider computes
+            # (addresses, emails, endpoints) unknown; input values stay known.
+            unknown = {k: rpc.UNKNOWN for k, v in computed.items() if state.get(k) != v}
+            return "", {**state, **unknown}
+        return f"{args.name}-id", {**state, **computed}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.invokes.append(args.token)

@@ -73,11 +73,14 @@ def computed_outputs(typ: str, name: str, inputs: dict, project: str, region: st
     out: dict[str, Any] = {}
     generated = f"{name}-{_suffix(name)}"
     if typ.startswith("gcp:"):
-        out["name"] = generated
+        out["name"] = inputs.get("name", generated)
         out["selfLink"] = f"https://www.googleapis.com/compute/v1/projects/{project}/{name}"
         out["project"] = project
     if typ == "gcp:container/cluster:Cluster":
-        out.update(endpoint="172.16.0.2", masterAuth={"clusterCaCertificate": FAKE_CA_B64},
+        out.update(endpoint="198.51.100.20", masterAuth={"clusterCaCertificate": FAKE_CA_B64},
+                   privateClusterConfig={**inputs.get("privateClusterConfig", {}),
+                                         "privateEndpoint": "172.16.0.2",
+                                         "publicEndpoint": "198.51.100.20"},
                    id=f"projects/{project}/locations/{region}/clusters/{inputs.get('name', name)}")
     elif typ == "gcp:serviceaccount/account:Account":
         account = inputs.get("accountId", name)
@@ -87,6 +90,8 @@ def computed_outputs(typ: str, name: str, inputs: dict, project: str, region: st
                    name=f"projects/{project}/serviceAccounts/{account}@{project}.iam.gserviceaccount.com")
     elif typ == "gcp:compute/globalAddress:GlobalAddress":
         out["address"] = "203.0.113.10"
+        if inputs.get("purpose") == "VPC_PEERING":
+            out["address"] = inputs.get("address", "10.30.0.0")
     elif typ == "gcp:compute/address:Address":
         out["address"] = "10.10.0.50"
     elif typ == "gcp:redis/instance:Instance":
@@ -96,7 +101,7 @@ def computed_outputs(typ: str, name: str, inputs: dict, project: str, region: st
         out["networks"] = [{**n, "ipAddresses": ["10.30.1.2"]} for n in inputs.get("networks", [])]
     elif typ == "gcp:cloudfunctionsv2/function:Function":
         fn = inputs.get("name", name)
-        out.update(url=f"https://{fn}-{_suffix(fn)}-uc.a.run.app",
+        out.update(url=f"https://{region}-{project}.cloudfunctions.net/{fn}",
                    serviceConfig={**inputs.get("serviceConfig", {}),
                                   "uri": f"https://{fn}-{_suffix(fn)}-uc.a.run.app"})
     elif typ == "gcp:artifactregistry/repository:Repository":

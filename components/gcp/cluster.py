@@ -72,6 +72,8 @@ class GkeCluster(pulumi.ComponentResource):
                     enabled=True),
                 gce_persistent_disk_csi_driver_config=gcp.container.ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(
                     enabled=True)),
+            # Mounts Secret Manager secrets into pods (the router's Redis AUTH string and CA).
+            secret_manager_config=gcp.container.ClusterSecretManagerConfigArgs(enabled=True),
             cost_management_config=gcp.container.ClusterCostManagementConfigArgs(enabled=True),
             logging_config=gcp.container.ClusterLoggingConfigArgs(
                 enable_components=["SYSTEM_COMPONENTS", "WORKLOADS"]),
@@ -82,4 +84,7 @@ class GkeCluster(pulumi.ComponentResource):
         self.name = self.cluster.name
         self.endpoint = self.cluster.endpoint
         self.ca_certificate = self.cluster.master_auth.cluster_ca_certificate
+        # The functions reach the control plane inside the VPC, through the connector.
+        self.private_endpoint = self.cluster.private_cluster_config.apply(
+            lambda c: c.private_endpoint if c else None)
         self.register_outputs({"name": self.cluster.name, "endpoint": self.cluster.endpoint})

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.config import NetworkConfig
+from components.gcp.compute import ComputeResource
 
 # Google Front End and health-check source ranges (Cloud Load Balancing docs).
 LB_HEALTH_CHECK_RANGES = ["35.191.0.0/16", "130.211.0.0/22"]
@@ -30,71 +31,66 @@ class Network(pulumi.ComponentResource):
     PODS_RANGE = "pods"
     SERVICES_RANGE = "services"
 
-    def __init__(self, name: str, config: NetworkConfig, region: str,
+    def __init__(self, name: str, config: NetworkConfig, region: str, labels: dict[str, str],
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:Network", name, None, opts)
+        self.config = config
         child = pulumi.ResourceOptions(parent=self)
 
-        self.vpc = gcp.compute.Network(
-            f"{name}-vpc", name=f"{name}-vpc", auto_create_subnetworks=False,
-            routing_mode="REGIONAL", delete_default_routes_on_create=False, opts=child)
+        self.vpc = ComputeResource("Network", f"{name}-vpc", {
+            "name": f"{name}-vpc", "autoCreateSubnetworks": False, "routingMode": "REGIONAL",
+            "deleteDefaultRoutesOnCreate": False}, opts=child)
+        self.vpc_name = f"{name}-vpc"
 
-        self.subnet = gcp.compute.Subnetwork(
-            f"{name}-nodes", name=f"{name}-nodes", region=region, network=self.vpc.id,
-            ip_cidr_range=config.nodes_cidr, private_ip_google_access=True,
-            secondary_ip_ranges=[
-                gcp.compute.SubnetworkSecondaryIpRangeArgs(
-                    range_name=self.PODS_RANGE, ip_cidr_range=config.pods_cidr),
-                gcp.compute.SubnetworkSecondaryIpRangeArgs(
-                    range_name=self.SERVICES_RANGE, ip_cidr_range=config.services_cidr),
-            ],
-            log_config=gcp.compute.SubnetworkLogConfigArgs(
-                aggregation_interval="INTERVAL_5_MIN", flow_sampling=0.1,
-                metadata="INCLUDE_ALL_METADATA"),
-            opts=child)
+        self.subnet = ComputeResource("Subnetwork", f"{name}-nodes", {
+            "name": f"{name}-nodes", "region": region, "network": self.vpc.id,
+            "ipCidrRange": config.nodes_cidr, "privateIpGoogleAccess": True,
+            "secondaryIpRanges": [
+                {"rangeName": self.PODS_RANGE, "ipCidrRange": config.pods_cidr},
+                {"rangeName": self.SERVICES_RANGE, "ipCidrRange": config.services_cidr}],
+            "logConfig": {"aggregationInterval": "INTERVAL_5_MIN", "flowSampling": 0.1,
+                          "metadata": "INCLUDE_ALL_METADATA"}}, opts=child)
 
-        self.router = gcp.compute.Router(
-            f"{name}-router", name=f"{name}-router", region=region, network=self.vpc.id,
-            opts=child)
-        self.nat = gcp.compute.RouterNat(
-            f"{name}-nat", name=f"{name}-nat", region=region, router=self.router.name,
-            nat_ip_allocate_option="AUTO_ONLY",
-            source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
-            log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
-            opts=child)
+        self.router = ComputeResource("Router", f"{name}-router", {
+            "name": f"{name}-router", "region": region, "network": self.vpc.id}, opts=child)
+        self.nat = ComputeResource("RouterNat", f"{name}-nat", {
+            "name": f"{name}-nat", "region": region, "router": f"{name}-router",
+            "natIpAllocateOption": "AUTO_ONLY",
+            "sourceSubnetworkIpRangesToNat": "ALL_SUBNETWORKS_ALL_IP_RANGES",
+            "logConfig": {"enable": True, "filter": "ERRORS_ONLY"}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.router]))
 
         # Private services access: Filestore and Memorystore get addresses in this range.
         services_net = ipaddress.ip_network(config.private_services_cidr)
-        self.private_services_range = gcp.compute.GlobalAddress(
-            f"{name}-private-services", name=f"{name}-private-services",
-            purpose="VPC_PEERING", address_type="INTERNAL", network=self.vpc.id,
-            address=str(services_net.network_address), prefix_length=services_net.prefixlen,
-            opts=child)
+        self.private_services_range = ComputeResource("GlobalAddress", f"{name}-private-services", {
+            "name": f"{name}-private-services", "purpose": "VPC_PEERING",
+            "addressType": "INTERNAL", "network": self.vpc.id,
+            "address": str(services_net.network_address),
+            "prefixLength": services_net.prefixlen, "labels": labels}, opts=child)
         self.private_services = gcp.servicenetworking.Connection(
             f"{name}-private-services", network=self.vpc.id,
             service="servicenetworking.googleapis.com",
-            reserved_peering_ranges=[self.private_services_range.name], opts=child)
+            reserved_peering_ranges=[f"{name}-private-services"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.private_services_range]))
 
         internal = [config.nodes_cidr, config.pods_cidr, config.services_cidr]
-        self.firewall_internal = gcp.compute.Firewall(
-            f"{name}-allow-internal", name=f"{name}-allow-internal", network=self.vpc.id,
-            direction="INGRESS", source_ranges=internal, priority=1000,
-            description="Traffic between nodes, pods and services of this VPC",
-            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp"),
-                    gcp.compute.FirewallAllowArgs(protocol="udp"),
-                    gcp.compute.FirewallAllowArgs(protocol="icmp")],
-            opts=child)
-        self.firewall_health_checks = gcp.compute.Firewall(
-            f"{name}-allow-lb-health-checks", name=f"{name}-allow-lb-health-checks",
-            network=self.vpc.id, direction="INGRESS", source_ranges=LB_HEALTH_CHECK_RANGES,
-            description="Google load balancer and health checks to the router's pods only",
-            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=ROUTER_PORTS)],
-            opts=child)
-        self.firewall_webhooks = gcp.compute.Firewall(
-            f"{name}-allow-control-plane-webhooks", name=f"{name}-allow-cp-webhooks",
-            network=self.vpc.id, direction="INGRESS", source_ranges=[config.control_plane_cidr],
-            description="GKE control plane to admission webhooks (Agones) on nodes",
-            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=WEBHOOK_PORTS)],
-            opts=child)
+        self.firewall_internal = self._firewall(
+            f"{name}-allow-internal", internal, "Traffic between nodes, pods and services of this VPC",
+            [{"protocol": "tcp"}, {"protocol": "udp"}, {"protocol": "icmp"}])
+        self.firewall_health_checks = self._firewall(
+            f"{name}-allow-lb-health-checks", LB_HEALTH_CHECK_RANGES,
+            "Google load balancer and health checks to the router's pods only",
+            [{"protocol": "tcp", "ports": ROUTER_PORTS}])
+        self.firewall_webhooks = self._firewall(
+            f"{name}-allow-control-plane-webhooks", [config.control_plane_cidr],
+            "GKE control plane to admission webhooks (Agones) on nodes",
+            [{"protocol": "tcp", "ports": WEBHOOK_PORTS}], rule_name=f"{name}-allow-cp-webhooks")
 
         self.register_outputs({"network": self.vpc.id, "subnetwork": self.subnet.id})
+
+    def _firewall(self, resource_name: str, source_ranges: list[str], description: str,
+                  allows: list[dict], rule_name: str | None = None) -> ComputeResource:
+        return ComputeResource("Firewall", resource_name, {
+            "name": rule_name or resource_name, "network": self.vpc.id, "direction": "INGRESS",
+            "priority": 1000, "sourceRanges": source_ranges, "description": description,
+            "allows": allows}, opts=pulumi.ResourceOptions(parent=self))

@@ -1,16 +1,39 @@
-"""The GCP interactive platform (DESIGN.md section 2), assembled from small components."""
+"""The GCP interactive platform (DESIGN.md section 2), assembled from small components.
+
+Request path: IAP Ingress -> router (verifies the IAP JWT, looks the person up in Redis) ->
+the person's WebUI game server; on a miss the router calls the allocator function, which
+asks Agones for a game server. The culler function, run every minute by Cloud Scheduler,
+ends idle sessions. Filestore holds models and people's folders.
+"""
 
 from __future__ import annotations
 
 import pulumi
+import pulumi_gcp as gcp
 
 from components.config import StackConfig
 from components.gcp.apis import ProjectApis
+from components.gcp.cache import RoutingCache
 from components.gcp.cluster import GkeCluster
+from components.gcp.functions import ControlFunctions, FunctionSettings
+from components.gcp.ingress import IapIngress
 from components.gcp.kubernetes import ClusterProvider
 from components.gcp.network import Network
-from components.gcp.node_pools import GpuNodePool, SystemNodePool
+from components.gcp.node_pools import POOL_LABEL, SYSTEM_POOL_NAME, GpuNodePool, SystemNodePool
+from components.gcp.registry import ImageRegistry
 from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
+from components.gcp.storage import SharedStore
+from components.gcp.workload_identity import WorkloadIdentity
+from components.k8s.agones import Agones
+from components.k8s.fleet import FleetAccess, WebuiFleet
+from components.k8s.model_sync import ModelSync
+from components.k8s.namespaces import Namespaces
+from components.k8s.router import Router, RouterSettings
+from components.k8s.shared_volume import SharedVolume
+
+ROUTER_NAMESPACE = "sdfleet-system"
+ROUTER_KSA = "sdfleet-router"
+UNSET_BACKEND = "unset-see-readme"
 
 
 class GcpPlatform(pulumi.ComponentResource):
@@ -23,16 +46,17 @@ class GcpPlatform(pulumi.ComponentResource):
         labels = dict(p.labels)
         child = pulumi.ResourceOptions(parent=self)
 
+        # --- Google Cloud: network, cluster, node pools ------------------------------------
         self.apis = ProjectApis(f"{name}-apis", project, opts=child)
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=self.apis.services)
-
-        self.network = Network(f"{name}", p.network, region, opts=after_apis)
+        self.network = Network(f"{name}", p.network, region, labels, opts=after_apis)
         system_sa = ServiceAccount(f"{name}-system-nodes", account_id(name, "system-nodes"),
                                    "sdfleet system node pool", project, NODE_ROLES, opts=after_apis)
         self.cluster = GkeCluster(f"{name}-gke", p.cluster, p.network, self.network, project,
                                   region, system_sa.email, labels, opts=after_apis)
-        self.system_pool = SystemNodePool(f"{name}-system-pool", p.system_pool, self.cluster.cluster,
-                                          project, region, name, labels, system_sa, opts=child)
+        self.system_pool = SystemNodePool(f"{name}-system-pool", p.system_pool,
+                                          self.cluster.cluster, project, region, name, labels,
+                                          system_sa, opts=child)
         self.gpu_pools = {
             pool.name: GpuNodePool(f"{name}-gpu-{pool.name}", pool, self.cluster.cluster, project,
                                    region, name, labels, opts=child)
@@ -40,9 +64,85 @@ class GcpPlatform(pulumi.ComponentResource):
         }
         self.k8s = ClusterProvider(f"{name}-cluster", self.cluster, opts=child)
 
+        # --- Google Cloud: storage, cache, registry ------------------------------------------
+        zone = (p.cluster.zones or [f"{region}-a"])[0]
+        self.store = SharedStore(f"{name}", p.storage, self.network, region, zone, labels,
+                                 opts=after_apis)
+        self.cache = RoutingCache(f"{name}", p.cache, self.network, region, project, labels,
+                                  opts=after_apis)
+        node_members = [system_sa.member] + [g.service_account.member for g in self.gpu_pools.values()]
+        self.registry = ImageRegistry(f"{name}", project, region, labels, node_members,
+                                      opts=after_apis)
+        webui_image = p.webui.image or self.registry.image(f"webui-{p.webui.framework}",
+                                                           p.webui.image_tag)
+        router_image = p.webui.router_image or self.registry.image("router", p.webui.image_tag)
+
+        # --- Identities and the IAP audience -----------------------------------------------
+        project_number = gcp.organizations.get_project_output(project_id=project).number
+        backend = p.access.backend_service_id or UNSET_BACKEND
+        self.iap_audience = project_number.apply(
+            lambda n: f"/projects/{n}/global/backendServices/{backend}")
+        self.router_identity = WorkloadIdentity(f"{name}-router", name, "router", project,
+                                                ROUTER_NAMESPACE, ROUTER_KSA, opts=child)
+        self.cache.grant_access(f"{name}-router", self.router_identity.member)
+
+        # --- Kubernetes ---------------------------------------------------------------------
+        kube = pulumi.ResourceOptions(parent=self, providers=[self.k8s.provider],
+                                      depends_on=[self.system_pool.node_pool])
+        self.namespaces = Namespaces(f"{name}-ns", {ROUTER_NAMESPACE: "restricted",
+                                                    p.fleet.namespace: "baseline"}, opts=kube)
+        in_namespaces = pulumi.ResourceOptions.merge(kube, pulumi.ResourceOptions(
+            depends_on=list(self.namespaces.namespaces.values())))
+        self.agones = Agones(f"{name}-agones", p.fleet.namespace, p.fleet.peak_hours is not None,
+                             opts=in_namespaces)
+        self.shared_volume = SharedVolume(f"{name}-shared", p.fleet.namespace,
+                                          self.store.ip_address, p.storage.share_name,
+                                          p.storage.capacity_gb, opts=in_namespaces)
+        self.fleet = WebuiFleet(f"{name}-webui", p.fleet, p.fleet_pool, p.webui, p.models,
+                                webui_image, self.shared_volume.claim_name, ROUTER_NAMESPACE,
+                                self.agones.release, opts=in_namespaces)
+        secrets = pulumi.Config("sdfleet")
+        self.model_sync = ModelSync(f"{name}-model-sync", p.models, p.fleet.namespace, webui_image,
+                                    self.shared_volume.claim_name,
+                                    {POOL_LABEL: SYSTEM_POOL_NAME},
+                                    secrets.get_secret("civitaiToken"),
+                                    secrets.get_secret("huggingfaceToken"), opts=in_namespaces)
+
+        # --- Functions: allocator and culler --------------------------------------------------
+        self.functions = ControlFunctions(
+            f"{name}-fn", project, region, self.network, p.network.connector_cidr, self.cache,
+            p.culling, FunctionSettings(
+                fleet_name=self.fleet.fleet_name, fleet_namespace=p.fleet.namespace,
+                cluster_endpoint=self.cluster.private_endpoint,
+                cluster_ca=self.cluster.ca_certificate, iap_audience=self.iap_audience),
+            self.router_identity.member, labels, opts=after_apis)
+        self.fleet_access = FleetAccess(f"{name}-fleet-access", p.fleet.namespace,
+                                        self.functions.allocator_account.email,
+                                        self.functions.culler_account.email, opts=in_namespaces)
+
+        # --- Router and the IAP ingress ------------------------------------------------------
+        self.router = Router(f"{name}-router", p.webui, RouterSettings(
+            image=router_image, namespace=ROUTER_NAMESPACE, ksa_name=ROUTER_KSA,
+            gsa_annotation=self.router_identity.annotation,
+            redis_host=self.cache.host, redis_port=self.cache.port,
+            redis_auth_secret=self.cache.auth_secret.name, redis_ca_secret=self.cache.ca_secret.name,
+            allocator_url=self.functions.allocator_url, iap_audience=self.iap_audience,
+            backend_config=f"{name}-ingress-backend"), opts=in_namespaces)
+        self.ingress = IapIngress(f"{name}-ingress", p.access, p.webui, project, labels, ROUTER_NAMESPACE,
+                                  self.router.service_name, in_namespaces, opts=after_apis)
+
         self.outputs = {
+            "url": self.ingress.url,
             "clusterName": self.cluster.name,
             "kubeconfig": self.k8s.kubeconfig,
+            "registry": self.registry.path,
+            "ingressIp": self.ingress.address.out("address"),
+            "iapAudience": self.iap_audience,
             "gpuPools": [pool.name for pool in p.gpu_pools],
         }
+        if p.access.backend_service_id is None:
+            self.outputs["nextStep"] = (
+                "IAP refuses every request until access.backendServiceId is set: after this "
+                "deploy, run `gcloud compute backend-services list --filter=name~" +
+                f"{ROUTER_NAMESPACE}-{name}-router` and set the id (README, After the first deploy)")
         self.register_outputs(self.outputs)

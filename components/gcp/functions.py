@@ -1,0 +1,201 @@
+"""The allocator and culler as Cloud Functions (gen2), from `functions/`.
+
+Each function's archive is its folder plus `functions/shared/` as the package `shared` and
+`functions/requirements.txt` (the layout functions/README.md documents). The object name
+carries a hash of the files, so a code change deploys a new revision and nothing else does.
+
+Both functions accept internal traffic only and run as their own service accounts; the
+allocator may be invoked only by the router's account, the culler only by the scheduler's.
+They reach Redis and the cluster's private endpoint through a Serverless VPC Access
+connector; the Redis AUTH string arrives as a Secret Manager secret, the CA as a mounted file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.config import CullingConfig
+from components.gcp.cache import RoutingCache
+from components.gcp.network import Network
+from components.gcp.service_account import ServiceAccount, account_id
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+RUNTIME = "python311"
+REDIS_CA_MOUNT = "/etc/sdfleet/redis-ca"
+
+
+def _source_files(name: str) -> dict[str, Path]:
+    """Archive path -> file, for one function (tests and caches left out)."""
+    files: dict[str, Path] = {}
+    for folder, prefix in ((FUNCTIONS_DIR / name, ""), (FUNCTIONS_DIR / "shared", "shared/")):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                files[prefix + path.relative_to(folder).as_posix()] = path
+    files["requirements.txt"] = FUNCTIONS_DIR / "requirements.txt"
+    return files
+
+
+def source_archive(name: str) -> tuple[pulumi.AssetArchive, str]:
+    """The function's archive and a short hash of its content."""
+    files = _source_files(name)
+    digest = hashlib.sha256()
+    for arc, path in files.items():
+        digest.update(arc.encode() + b"\0" + path.read_bytes() + b"\0")
+    archive = pulumi.AssetArchive({arc: pulumi.FileAsset(str(path)) for arc, path in files.items()})
+    return archive, digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """What both functions need to know about the platform (plain values or outputs)."""
+
+    fleet_name: str
+    fleet_namespace: str
+    cluster_endpoint: pulumi.Input[str]
+    cluster_ca: pulumi.Input[str]
+    iap_audience: pulumi.Input[str]
+
+
+class ControlFunctions(pulumi.ComponentResource):
+    """`sdfleet:gcp:ControlFunctions`: allocator + culler + scheduler, and their identities."""
+
+    def __init__(self, name: str, project: str, region: str, network: Network,
+                 connector_cidr: str, cache: RoutingCache, culling: CullingConfig,
+                 settings: FunctionSettings, router_member: pulumi.Input[str],
+                 labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:gcp:ControlFunctions", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.project, self.region, self.labels = project, region, labels
+
+        self.connector = gcp.vpcaccess.Connector(
+            f"{name}-connector", name=f"{name[:15]}-vpc"[:25], region=region,
+            network=network.vpc_name, ip_cidr_range=connector_cidr, machine_type="e2-micro",
+            min_instances=2, max_instances=3, opts=child)
+        self.source_bucket = gcp.storage.Bucket(
+            f"{name}-sources", name=f"{project}-{name}-sources", location=region,
+            uniform_bucket_level_access=True, public_access_prevention="enforced",
+            force_destroy=True, labels=labels,
+            lifecycle_rules=[gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(num_newer_versions=3))],
+            opts=child)
+        # Builds run as their own account: write logs and the function image, read sources.
+        self.build_account = ServiceAccount(
+            f"{name}-build", account_id(name, "fn-build"), "sdfleet function builds", project,
+            ("roles/logging.logWriter", "roles/artifactregistry.writer"), opts=child)
+        gcp.storage.BucketIAMMember(
+            f"{name}-build-reads-sources", bucket=self.source_bucket.name,
+            role="roles/storage.objectViewer", member=self.build_account.member, opts=child)
+
+        # Runtime identities: authenticate to GKE (RBAC in the fleet namespace does the rest).
+        self.allocator_account = ServiceAccount(
+            f"{name}-allocator", account_id(name, "allocator"), "sdfleet allocator function",
+            project, ("roles/container.clusterViewer",), opts=child)
+        self.culler_account = ServiceAccount(
+            f"{name}-culler", account_id(name, "culler"), "sdfleet culler function",
+            project, ("roles/container.clusterViewer",), opts=child)
+        self.scheduler_account = ServiceAccount(
+            f"{name}-scheduler", account_id(name, "cull-scheduler"),
+            "sdfleet culler schedule (OIDC caller)", project, (), opts=child)
+        cache.grant_access(f"{name}-allocator", self.allocator_account.member)
+        cache.grant_access(f"{name}-culler", self.culler_account.member)
+
+        common_env = {
+            "REDIS_HOST": cache.host,
+            "REDIS_PORT": cache.port.apply(str),
+            "REDIS_TLS": "true",
+            "REDIS_CA_FILE": f"{REDIS_CA_MOUNT}/ca.pem",
+            "REDIS_PREFIX": "sdfleet:",
+            "K8S_API_URL": pulumi.Output.from_input(settings.cluster_endpoint).apply(
+                lambda e: f"https://{e}"),
+            "K8S_CA_DATA": settings.cluster_ca,
+            "AGONES_NAMESPACE": settings.fleet_namespace,
+            "FLEET_NAME": settings.fleet_name,
+            "IAP_AUDIENCE": settings.iap_audience,
+            "IDLE_TIMEOUT_SECONDS": str(culling.idle_minutes * 60),
+            "MAX_SESSION_SECONDS": str(culling.max_session_hours * 3600),
+            "ORPHAN_GRACE_SECONDS": str(culling.orphan_grace_minutes * 60),
+        }
+        self.allocator = self._function(
+            f"{name}-allocator", "allocator", "allocate", self.allocator_account, cache,
+            common_env, min_instances=1, timeout=60)
+        self.culler = self._function(
+            f"{name}-culler", "culler", "cull", self.culler_account, cache,
+            {**common_env, "CULL_INVOKER_EMAILS": self.scheduler_account.email},
+            min_instances=0, timeout=120, audience_env="CULL_INVOKER_AUDIENCE")
+
+        # gen2 functions are Cloud Run services: invoking them is run.invoker on the service.
+        self._invoker(f"{name}-router-invokes-allocator", self.allocator, router_member)
+        self._invoker(f"{name}-scheduler-invokes-culler", self.culler, self.scheduler_account.member)
+
+        self.cull_schedule = gcp.cloudscheduler.Job(
+            f"{name}-cull-schedule", name=f"{name}-cull", region=region, project=project,
+            schedule=culling.schedule, time_zone="Etc/UTC", attempt_deadline="180s",
+            description="One culling pass: idle and over-age sessions, stale mappings, orphans",
+            retry_config=gcp.cloudscheduler.JobRetryConfigArgs(retry_count=0),
+            http_target=gcp.cloudscheduler.JobHttpTargetArgs(
+                http_method="POST", uri=f"{self.function_url(f'{name}-culler')}/cull",
+                oidc_token=gcp.cloudscheduler.JobHttpTargetOidcTokenArgs(
+                    service_account_email=self.scheduler_account.email,
+                    audience=self.function_url(f"{name}-culler"))),
+            opts=child)
+
+        self.allocator_url = self.allocator.url
+        self.register_outputs({"allocatorUrl": self.allocator.url, "cullerUrl": self.culler.url})
+
+    def _function(self, name: str, folder: str, entry_point: str, account: ServiceAccount,
+                  cache: RoutingCache, env: dict, *, min_instances: int, timeout: int,
+                  audience_env: str | None = None) -> gcp.cloudfunctionsv2.Function:
+        child = pulumi.ResourceOptions(parent=self)
+        archive, digest = source_archive(folder)
+        source = gcp.storage.BucketObject(
+            f"{name}-source", bucket=self.source_bucket.name, name=f"{folder}-{digest}.zip",
+            source=archive, opts=child)
+        env = dict(env)
+        if audience_env:
+            # The culler checks the scheduler's OIDC audience against its own URL; a
+            # function's URL is known only after it exists, so it is computed from the name.
+            env[audience_env] = self.function_url(name)
+        return gcp.cloudfunctionsv2.Function(
+            name, name=name, location=self.region, project=self.project, labels=self.labels,
+            description=f"sdfleet {folder}",
+            build_config=gcp.cloudfunctionsv2.FunctionBuildConfigArgs(
+                runtime=RUNTIME, entry_point=entry_point,
+                service_account=self.build_account.account.id,
+                source=gcp.cloudfunctionsv2.FunctionBuildConfigSourceArgs(
+                    storage_source=gcp.cloudfunctionsv2.FunctionBuildConfigSourceStorageSourceArgs(
+                        bucket=self.source_bucket.name, object=source.name))),
+            service_config=gcp.cloudfunctionsv2.FunctionServiceConfigArgs(
+                ingress_settings="ALLOW_INTERNAL_ONLY",
+                all_traffic_on_latest_revision=True,
+                service_account_email=account.email,
+                min_instance_count=min_instances, max_instance_count=20,
+                available_memory="512M", timeout_seconds=timeout,
+                vpc_connector=self.connector.id,
+                vpc_connector_egress_settings="PRIVATE_RANGES_ONLY",
+                environment_variables=env,
+                secret_environment_variables=[
+                    gcp.cloudfunctionsv2.FunctionServiceConfigSecretEnvironmentVariableArgs(
+                        key="REDIS_PASSWORD", project_id=self.project,
+                        secret=cache.auth_secret.secret_id, version="latest")],
+                secret_volumes=[gcp.cloudfunctionsv2.FunctionServiceConfigSecretVolumeArgs(
+                    mount_path=REDIS_CA_MOUNT, project_id=self.project,
+                    secret=cache.ca_secret.secret_id,
+                    versions=[gcp.cloudfunctionsv2.FunctionServiceConfigSecretVolumeVersionArgs(
+                        path="ca.pem", version="latest")])]),
+            opts=child)
+
+    def function_url(self, name: str) -> str:
+        """The stable URL of a gen2 function (also the audience its callers use)."""
+        return f"https://{self.region}-{self.project}.cloudfunctions.net/{name}"
+
+    def _invoker(self, name: str, function: gcp.cloudfunctionsv2.Function,
+                 member: pulumi.Input[str]) -> None:
+        gcp.cloudrunv2.ServiceIamMember(
+            name, project=self.project, location=self.region, name=function.name,
+            role="roles/run.invoker", member=member, opts=pulumi.ResourceOptions(parent=self))

@@ -1,0 +1,400 @@
+"""The GCP interactive platform on its registered inputs (issue: GCP platform)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.program.conftest import assert_all_resolved
+from tools.preview import PlanResult
+
+HELM = "kubernetes:helm.sh/v3:Release"
+FLEET = "kubernetes:agones.dev/v1:Fleet"
+AUTOSCALER = "kubernetes:autoscaling.agones.dev/v1:FleetAutoscaler"
+FUNCTION = "gcp:cloudfunctionsv2/function:Function"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def _pod(plan: PlanResult) -> dict:
+    return plan.one(FLEET).inputs["spec"]["template"]["spec"]["template"]["spec"]
+
+
+def _container(pod: dict, name: str) -> dict:
+    return next(c for c in pod["containers"] if c["name"] == name)
+
+
+def _env(container: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def _walk(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk(v)
+    else:
+        yield value
+
+
+def test_all_values_resolve_and_outputs(dev_update):
+    assert_all_resolved(dev_update)
+    out = dev_update.outputs
+    assert out["url"] == "https://sd.example.com"
+    assert out["clusterName"] == "sdfleet-gke"
+    assert out["kubeconfig"] == "[secret]"
+    assert out["registry"] == "us-central1-docker.pkg.dev/example-sdfleet-project/sdfleet-images"
+    assert out["iapAudience"].startswith("/projects/123456789012/global/backendServices/")
+
+
+# --- Filestore and the shared volume -----------------------------------------------------------
+
+def test_filestore_from_config(dev_plan):
+    fs = dev_plan.one("gcp:filestore/instance:Instance").inputs
+    assert fs["tier"] == "BASIC_HDD" and fs["fileShares"]["capacityGb"] == 1024
+    assert fs["location"] == "us-central1-a"  # BASIC tiers are zonal
+    assert fs["networks"][0]["connectMode"] == "PRIVATE_SERVICE_ACCESS"
+    export = fs["fileShares"]["nfsExportOptions"][0]
+    assert export["squashMode"] == "ROOT_SQUASH"
+    assert "0.0.0.0/0" not in export["ipRanges"]
+
+
+def test_shared_volume_is_read_write_many(dev_update):
+    pv = dev_update.one("kubernetes:core/v1:PersistentVolume").inputs["spec"]
+    assert pv["accessModes"] == ["ReadWriteMany"]
+    assert pv["nfs"] == {"server": "10.30.1.2", "path": "/sdfleet"}
+    pvc = dev_update.one("kubernetes:core/v1:PersistentVolumeClaim").inputs
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["metadata"]["namespace"] == "sdfleet-webui"
+
+
+def test_webui_sees_models_read_only_and_only_sync_sees_people(dev_plan):
+    pod = _pod(dev_plan)
+    webui, sync = _container(pod, "webui"), _container(pod, "user-sync")
+    models = next(m for m in webui["volumeMounts"] if m["mountPath"] == "/models")
+    assert models["readOnly"] is True and models["subPath"] == "models"
+    assert all(m.get("subPath") != "users" for m in webui["volumeMounts"])
+    users = next(m for m in sync["volumeMounts"] if m["mountPath"] == "/users")
+    assert users["subPath"] == "users"
+    assert {"mountPath": "/scratch", "name": "scratch"} in webui["volumeMounts"]
+
+
+# --- Memorystore --------------------------------------------------------------------------------
+
+def test_redis_has_auth_tls_and_private_access(dev_plan):
+    redis = dev_plan.one("gcp:redis/instance:Instance").inputs
+    assert redis["authEnabled"] is True
+    assert redis["transitEncryptionMode"] == "SERVER_AUTHENTICATION"
+    assert redis["tier"] == "STANDARD_HA" and redis["connectMode"] == "PRIVATE_SERVICE_ACCESS"
+
+
+def test_redis_auth_string_only_in_secret_manager(dev_update):
+    versions = dev_update.of_type("gcp:secretmanager/secretVersion:SecretVersion")
+    assert {v.name for v in versions} == {"sdfleet-redis-auth-v", "sdfleet-redis-ca-v"}
+    assert all(v.inputs["secretData"] == "[secret]" for v in versions)
+    # The AUTH string the mock returns must not appear anywhere else, in any form.
+    for r in dev_update.resources:
+        if r.type != "gcp:secretmanager/secretVersion:SecretVersion":
+            assert "offline-preview" not in json.dumps(r.inputs), r.name
+    readers = {m.inputs["member"] for m in dev_update.of_type(
+        "gcp:secretmanager/secretIamMember:SecretIamMember")}
+    assert readers == {f"serviceAccount:sdfleet-{w}@example-sdfleet-project.iam.gserviceaccount.com"
+                       for w in ("router", "fn-allocator", "fn-culler")}
+
+
+# --- Registry and images -----------------------------------------------------------------------
+
+def test_images_default_to_artifact_registry(dev_update):
+    repo = dev_update.one("gcp:artifactregistry/repository:Repository").inputs
+    assert repo["format"] == "DOCKER"
+    image = _container(_pod(dev_update), "webui")["image"]
+    assert image == ("us-central1-docker.pkg.dev/example-sdfleet-project/sdfleet-images/"
+                     "webui-automatic1111:v1")
+    router = dev_update.one(DEPLOYMENT, "router").inputs["spec"]["template"]["spec"]
+    assert router["containers"][0]["image"].endswith("/sdfleet-images/router:v1")
+    readers = dev_update.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+    assert {r.inputs["role"] for r in readers} == {"roles/artifactregistry.reader"}
+    assert len(readers) == 3  # the system pool and both GPU pools
+
+
+def test_explicit_image_wins(plan, platform_of):
+    result = plan(platform_of(lambda p: p["webui"].update(image="example.com/my/webui:7")))
+    assert _container(_pod(result), "webui")["image"] == "example.com/my/webui:7"
+
+
+# --- Agones --------------------------------------------------------------------------------------
+
+def test_agones_release_is_pinned_and_internal(dev_plan):
+    release = dev_plan.one(HELM, "agones").inputs
+    assert release["chart"] == "agones" and release["version"] == "1.50.0"
+    assert release["repositoryOpts"]["repo"] == "https://agones.dev/chart/stable"
+    values = release["values"]["agones"]
+    assert values["allocator"]["service"]["serviceType"] == "ClusterIP"
+    assert values["allocator"]["disableMTLS"] is False
+    assert values["ping"]["install"] is False
+    for part in ("controller", "extensions", "allocator"):
+        assert values[part]["nodeSelector"] == {"sdfleet.dev/pool": "system"}
+    assert release["values"]["gameservers"]["namespaces"] == ["sdfleet-webui"]
+    assert "ScheduledAutoscaler=true" in values["featureGates"]
+
+
+def test_no_load_balancer_service_anywhere(dev_plan):
+    for r in dev_plan.of_type("kubernetes:core/v1:Service"):
+        assert r.inputs["spec"].get("type", "ClusterIP") == "ClusterIP", r.name
+    for r in dev_plan.of_type(HELM):
+        text = json.dumps(r.inputs.get("values", {}))
+        assert '"serviceType": "LoadBalancer"' not in text
+
+
+# --- Fleet, autoscaler, placeholders ---------------------------------------------------------------
+
+def test_fleet_pod_template(dev_plan):
+    fleet = dev_plan.one(FLEET).inputs
+    spec = fleet["spec"]["template"]["spec"]
+    assert spec["ports"] == [{"name": "webui", "portPolicy": "None", "containerPort": 7860,
+                              "protocol": "TCP"}]
+    assert spec["health"]["disabled"] is False
+    pod = spec["template"]["spec"]
+    assert pod["nodeSelector"] == {"sdfleet.dev/pool": "l4"}
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+            "effect": "NoSchedule"} in pod["tolerations"]
+    webui = _container(pod, "webui")
+    assert webui["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert webui["resources"]["requests"] == {"cpu": "4", "memory": "16Gi"}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert webui[probe]["exec"]["command"][:3] == ["python3", "-m", "sdfleet_webui.probe"]
+    assert _env(webui)["SDFLEET_FRAMEWORK"] == "automatic1111"
+    assert _container(pod, "user-sync")["command"][-1] == "sdfleet_webui.usersync"
+    scratch = next(v for v in pod["volumes"] if v["name"] == "scratch")
+    assert scratch["emptyDir"]["sizeLimit"] == "50Gi"
+    assert all("hostPort" not in p for c in pod["containers"] for p in c.get("ports", []))
+
+
+def test_autoscaler_buffer_with_peak_hours(dev_plan):
+    policy = dev_plan.one(AUTOSCALER).inputs["spec"]["policy"]
+    assert policy["type"] == "Chain"
+    peak, default = policy["chain"]
+    assert peak["type"] == "Schedule"
+    assert peak["schedule"]["activePeriod"] == {"timezone": "Europe/Berlin",
+                                                 "startCron": "0 8 * * 1-5", "duration": "10h"}
+    assert peak["schedule"]["policy"]["buffer"]["bufferSize"] == 2
+    assert default["buffer"] == {"bufferSize": 1, "minReplicas": 0, "maxReplicas": 6}
+
+
+def test_autoscaler_plain_buffer_without_peak_hours(plan, platform_of):
+    result = plan(platform_of(lambda p: p["fleet"].pop("peakHours")))
+    policy = result.one(AUTOSCALER).inputs["spec"]["policy"]
+    assert policy == {"type": "Buffer", "buffer": {"bufferSize": 1, "minReplicas": 0,
+                                                   "maxReplicas": 6}}
+    values = result.one(HELM, "agones").inputs["values"]["agones"]
+    assert "ScheduledAutoscaler" not in values["featureGates"]
+
+
+def test_fleet_and_autoscaler_depend_on_agones(dev_plan):
+    release = dev_plan.one(HELM, "agones").urn
+    assert release in dev_plan.one(FLEET).dependencies
+    assert release in dev_plan.one(AUTOSCALER).dependencies
+
+
+def test_placeholders_keep_gpu_nodes_warm_at_negative_priority(plan, platform_of, dev_plan):
+    assert dev_plan.one(DEPLOYMENT, "placeholders").inputs["spec"]["replicas"] == 0
+    result = plan(platform_of(lambda p: p["fleet"].update(placeholders=2)))
+    deployment = result.one(DEPLOYMENT, "placeholders").inputs["spec"]
+    assert deployment["replicas"] == 2
+    pod = deployment["template"]["spec"]
+    assert pod["priorityClassName"] == "sdfleet-placeholder"
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    classes = {r.inputs["metadata"]["name"]: r.inputs["value"]
+               for r in result.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")}
+    assert classes["sdfleet-placeholder"] < 0 < classes["sdfleet-webui"]
+
+
+# --- Model sync ---------------------------------------------------------------------------------
+
+def test_model_sync_job_follows_the_model_list(dev_plan, plan, platform_of):
+    job = dev_plan.one("kubernetes:batch/v1:Job")
+    command = job.inputs["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:3] == ["python3", "-m", "sdfleet_webui.fetch"]
+    config = dev_plan.one("kubernetes:core/v1:ConfigMap", "model-sync").inputs
+    document = json.loads(config["data"]["models.json"])
+    assert document["defaultCheckpoint"] == "sdxl-base"
+    assert [m["name"] for m in document["models"]] == ["sdxl-base", "sdxl-vae"]
+    same = plan(platform_of(), preview=True).one("kubernetes:batch/v1:Job")
+    assert same.name == job.name
+
+    def add_lora(p):
+        p["models"]["items"].append({"name": "detail", "kind": "lora", "source": "civitai",
+                                     "civitaiVersionId": 128713})
+    changed = plan(platform_of(add_lora), preview=True).one("kubernetes:batch/v1:Job")
+    assert changed.name != job.name
+
+
+def test_model_tokens_come_from_secret_keys(plan, platform_of):
+    config = platform_of(**{"sdfleet:huggingfaceToken": {"secure": "v1:abc"}})
+    result = plan(config)
+    secret = result.one("kubernetes:core/v1:Secret", "model-sync-tokens").inputs
+    assert secret["stringData"] == "[secret]" or secret["stringData"]["HF_TOKEN"] == "[secret]"
+    env = result.one("kubernetes:batch/v1:Job").inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": "sdfleet-model-sync-tokens", "key": "HF_TOKEN"}}}]
+
+
+# --- Router ----------------------------------------------------------------------------------------
+
+def test_router_deployment_service_and_budget(dev_update):
+    deployment = dev_update.one(DEPLOYMENT, "router").inputs["spec"]
+    assert deployment["replicas"] == 3
+    pod = deployment["template"]["spec"]
+    assert pod["nodeSelector"] == {"sdfleet.dev/pool": "system"}
+    router = _container(pod, "router")
+    env = _env(router)
+    assert env["REDIS_TLS"] == "true" and env["REDIS_PASSWORD_FILE"].startswith("/var/run/")
+    assert env["ALLOCATOR_URL"] == "https://us-central1-example-sdfleet-project.cloudfunctions.net/sdfleet-fn-allocator"
+    assert env["PROXY_READ_TIMEOUT"] == "3600s" and env["CLIENT_MAX_BODY_SIZE"] == "200m"
+    assert _env(_container(pod, "verifier"))["IAP_AUDIENCE"].startswith("/projects/123456789012/")
+    pdb = dev_update.one("kubernetes:policy/v1:PodDisruptionBudget").inputs["spec"]
+    assert pdb["maxUnavailable"] == 1
+    service = dev_update.one("kubernetes:core/v1:Service", "router").inputs
+    assert json.loads(service["metadata"]["annotations"]["cloud.google.com/neg"]) == {"ingress": True}
+    assert service["spec"]["type"] == "ClusterIP"
+
+
+def test_router_workload_identity(dev_update):
+    ksa = dev_update.one("kubernetes:core/v1:ServiceAccount", "router").inputs["metadata"]
+    gsa = "sdfleet-router@example-sdfleet-project.iam.gserviceaccount.com"
+    assert ksa["annotations"] == {"iam.gke.io/gcp-service-account": gsa}
+    binding = dev_update.one("gcp:serviceaccount/iAMMember:IAMMember", "router-wi").inputs
+    assert binding["role"] == "roles/iam.workloadIdentityUser"
+    assert binding["member"] == "serviceAccount:example-sdfleet-project.svc.id.goog[sdfleet-system/sdfleet-router]"
+
+
+def test_webui_pods_accept_only_router_traffic(dev_plan):
+    policy = dev_plan.one("kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs
+    assert policy["metadata"]["namespace"] == "sdfleet-webui"
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    (peer,) = rule["from"]
+    assert peer["podSelector"] == {"matchLabels": {"sdfleet.dev/app": "router"}}
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "sdfleet-system"}}
+    assert rule["ports"] == [{"protocol": "TCP", "port": 7860}]
+
+
+# --- IAP ingress -------------------------------------------------------------------------------------
+
+def test_iap_ingress(dev_plan):
+    backend = dev_plan.one("kubernetes:cloud.google.com/v1:BackendConfig").inputs["spec"]
+    assert backend["iap"] == {"enabled": True}
+    assert backend["timeoutSec"] == 3600
+    assert backend["healthCheck"]["requestPath"] == "/healthz"
+    cert = dev_plan.one("kubernetes:networking.gke.io/v1:ManagedCertificate").inputs
+    assert cert["spec"]["domains"] == ["sd.example.com"]
+    front = dev_plan.one("kubernetes:networking.gke.io/v1beta1:FrontendConfig").inputs
+    assert front["spec"]["redirectToHttps"]["enabled"] is True
+    ingress = dev_plan.one("kubernetes:networking.k8s.io/v1:Ingress").inputs
+    notes = ingress["metadata"]["annotations"]
+    assert notes["kubernetes.io/ingress.global-static-ip-name"] == "sdfleet-ingress-ip"
+    assert notes["networking.gke.io/managed-certificates"] == "sdfleet-ingress-cert"
+    assert notes["networking.gke.io/v1beta1.FrontendConfig"] == "sdfleet-ingress-frontend"
+    service = dev_plan.one("kubernetes:core/v1:Service", "router").inputs["metadata"]
+    assert json.loads(service["annotations"]["cloud.google.com/backend-config"]) == {
+        "default": "sdfleet-ingress-backend"}
+    dev_plan.one("gcp:compute/globalAddress:GlobalAddress", "ingress-ip")
+    accessors = [m.inputs for m in dev_plan.of_type("gcp:projects/iAMMember:IAMMember")
+                 if m.inputs["role"] == "roles/iap.httpsResourceAccessor"]
+    assert sorted(a["member"] for a in accessors) == ["group:artists@example.com",
+                                                     "user:alice@example.com"]
+
+
+# --- Functions ------------------------------------------------------------------------------------------
+
+def test_two_internal_only_functions_with_their_own_accounts(dev_update):
+    functions = {f.name: f.inputs for f in dev_update.of_type(FUNCTION)}
+    assert set(functions) == {"sdfleet-fn-allocator", "sdfleet-fn-culler"}
+    accounts = set()
+    for name, fn in functions.items():
+        service = fn["serviceConfig"]
+        assert service["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
+        assert service["vpcConnectorEgressSettings"] == "PRIVATE_RANGES_ONLY"
+        assert service["secretEnvironmentVariables"][0]["key"] == "REDIS_PASSWORD"
+        assert "REDIS_PASSWORD" not in service["environmentVariables"]
+        assert service["environmentVariables"]["K8S_API_URL"] == "https://172.16.0.2"
+        assert fn["buildConfig"]["runtime"] == "python311"
+        accounts.add(service["serviceAccountEmail"])
+    assert len(accounts) == 2
+    assert functions["sdfleet-fn-allocator"]["buildConfig"]["entryPoint"] == "allocate"
+    assert functions["sdfleet-fn-culler"]["buildConfig"]["entryPoint"] == "cull"
+
+
+def test_only_the_router_invokes_the_allocator_and_only_the_scheduler_the_culler(dev_update):
+    invokers = {m.inputs["name"]: m.inputs["member"] for m in dev_update.of_type(
+        "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")}
+    sa = "@example-sdfleet-project.iam.gserviceaccount.com"
+    assert invokers == {"sdfleet-fn-allocator": f"serviceAccount:sdfleet-router{sa}",
+                        "sdfleet-fn-culler": f"serviceAccount:sdfleet-fn-cull-scheduler{sa}"}
+
+
+def test_scheduler_calls_culler_every_minute_with_oidc(dev_update):
+    job = dev_update.one("gcp:cloudscheduler/job:Job").inputs
+    assert job["schedule"] == "* * * * *"
+    target = job["httpTarget"]
+    url = "https://us-central1-example-sdfleet-project.cloudfunctions.net/sdfleet-fn-culler"
+    assert target["uri"] == f"{url}/cull" and target["httpMethod"] == "POST"
+    assert target["oidcToken"] == {"serviceAccountEmail":
+                                   "sdfleet-fn-cull-scheduler@example-sdfleet-project.iam.gserviceaccount.com",
+                                   "audience": url}
+    env = next(f for f in dev_update.of_type(FUNCTION) if f.name.endswith("culler")).inputs[
+        "serviceConfig"]["environmentVariables"]
+    assert env["CULL_INVOKER_AUDIENCE"] == url
+    assert env["CULL_INVOKER_EMAILS"] == target["oidcToken"]["serviceAccountEmail"]
+
+
+def test_function_archive_has_shared_code():
+    from components.gcp.functions import _source_files, source_archive
+    files = _source_files("allocator")
+    assert "main.py" in files and "requirements.txt" in files
+    assert any(name.startswith("shared/") for name in files)
+    assert not any("__pycache__" in name for name in files)
+    _, digest = source_archive("allocator")
+    assert len(digest) == 12 and digest != source_archive("culler")[1]
+
+
+def test_functions_may_only_touch_game_servers_in_the_fleet_namespace(dev_update):
+    roles = {r.inputs["metadata"]["name"]: r.inputs
+             for r in dev_update.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")}
+    assert set(roles) == {"sdfleet-allocator", "sdfleet-culler"}
+    for role in roles.values():
+        assert role["metadata"]["namespace"] == "sdfleet-webui"
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+    bindings = {b.inputs["metadata"]["name"]: b.inputs["subjects"][0]["name"]
+                for b in dev_update.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")}
+    assert bindings["sdfleet-allocator"].startswith("sdfleet-fn-allocator@")
+
+
+# --- Invariants -------------------------------------------------------------------------------------------
+
+def test_no_public_iam_member_anywhere(dev_update):
+    for r in dev_update.resources:
+        for value in _walk(r.inputs):
+            assert value not in ("allUsers", "allAuthenticatedUsers"), r.name
+
+
+def test_no_primitive_roles(dev_update):
+    for r in dev_update.resources:
+        role = r.inputs.get("role")
+        assert role not in ("roles/owner", "roles/editor", "roles/viewer"), r.name
+
+
+def test_every_kubernetes_resource_uses_the_cluster_provider(dev_update):
+    provider = dev_update.one("pulumi:providers:kubernetes")
+    kube = [r for r in dev_update.resources if r.type.startswith("kubernetes:")]
+    assert len(kube) > 20
+    for r in kube:
+        assert r.provider and r.provider.startswith(provider.urn + "::"), (r.type, r.name, r.provider)
+
+
+@pytest.mark.parametrize("key", ["url", "clusterName", "registry", "kubeconfig"])
+def test_required_outputs_present_in_preview(dev_plan, key):
+    assert key in dev_plan.outputs
