@@ -105,13 +105,14 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-logs", name=f"/aws/eks/{name}/cluster", retention_in_days=LOG_RETENTION_DAYS,
             tags=tags_for(labels, f"{name}-logs"), opts=child)
 
-        public = bool(config.public_access_cidrs)
+        vpc_config = {"subnet_ids": network.private_subnet_ids, "endpoint_private_access": True,
+                      "endpoint_public_access": bool(config.public_access_cidrs)}
+        if config.public_access_cidrs:
+            # Never EKS's default of 0.0.0.0/0: only the networks the config names.
+            vpc_config["public_access_cidrs"] = list(config.public_access_cidrs)
         self.cluster = aws.eks.Cluster(
             name, name=name, version=config.kubernetes_version, role_arn=self.role.arn,
-            vpc_config={"subnet_ids": network.private_subnet_ids,
-                        "endpoint_private_access": True,
-                        "endpoint_public_access": public,
-                        "public_access_cidrs": list(config.public_access_cidrs) if public else None},
+            vpc_config=vpc_config,
             access_config={"authentication_mode": "API",
                            "bootstrap_cluster_creator_admin_permissions": True},
             encryption_config={"provider": {"key_arn": self.secrets_key.arn},

@@ -13,6 +13,7 @@ import ipaddress
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.raw import AwsResource
 from components.aws.tags import tags_for
 from components.config import AwsConfig
 
@@ -38,58 +39,68 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         zones = aws.get_availability_zones_output(state="available").names
 
-        self.vpc = aws.ec2.Vpc(
-            f"{name}-vpc", cidr_block=config.vpc_cidr, enable_dns_hostnames=True,
-            enable_dns_support=True, tags=tags_for(labels, f"{name}-vpc"), opts=child)
-        self.igw = aws.ec2.InternetGateway(
-            f"{name}-igw", vpc_id=self.vpc.id, tags=tags_for(labels, f"{name}-igw"), opts=child)
-        public_rt = aws.ec2.RouteTable(
-            f"{name}-public", vpc_id=self.vpc.id, tags=tags_for(labels, f"{name}-public"),
-            opts=child)
-        aws.ec2.Route(f"{name}-public-default", route_table_id=public_rt.id,
-                      destination_cidr_block="0.0.0.0/0", gateway_id=self.igw.id, opts=child)
+        self.vpc = AwsResource(
+            f"{name}-vpc", "aws:ec2/vpc:Vpc",
+            {"cidrBlock": config.vpc_cidr, "enableDnsHostnames": True, "enableDnsSupport": True,
+             "tags": tags_for(labels, f"{name}-vpc")}, opts=child)
+        self.igw = AwsResource(
+            f"{name}-igw", "aws:ec2/internetGateway:InternetGateway",
+            {"vpcId": self.vpc.id, "tags": tags_for(labels, f"{name}-igw")}, opts=child)
+        public_rt = AwsResource(
+            f"{name}-public", "aws:ec2/routeTable:RouteTable",
+            {"vpcId": self.vpc.id, "tags": tags_for(labels, f"{name}-public")}, opts=child)
+        AwsResource(f"{name}-public-default", "aws:ec2/route:Route",
+                    {"routeTableId": public_rt.id, "destinationCidrBlock": "0.0.0.0/0",
+                     "gatewayId": self.igw.id}, opts=child)
 
         private_cidrs, public_cidrs = subnet_cidrs(config.vpc_cidr, config.zone_count)
-        self.private_subnets: list[aws.ec2.Subnet] = []
-        self.public_subnets: list[aws.ec2.Subnet] = []
+        self.private_subnets: list[AwsResource] = []
+        self.public_subnets: list[AwsResource] = []
         private_route_tables = []
         for i in range(config.zone_count):
             zone = zones[i]
-            public = aws.ec2.Subnet(
-                f"{name}-public-{i}", vpc_id=self.vpc.id, cidr_block=public_cidrs[i],
-                availability_zone=zone, map_public_ip_on_launch=False,
-                tags=tags_for(labels, f"{name}-public-{i}", **{"kubernetes.io/role/elb": "1"}),
+            public = AwsResource(
+                f"{name}-public-{i}", "aws:ec2/subnet:Subnet",
+                {"vpcId": self.vpc.id, "cidrBlock": public_cidrs[i], "availabilityZone": zone,
+                 "mapPublicIpOnLaunch": False,
+                 "tags": tags_for(labels, f"{name}-public-{i}", **{"kubernetes.io/role/elb": "1"})},
                 opts=child)
-            aws.ec2.RouteTableAssociation(f"{name}-public-{i}", subnet_id=public.id,
-                                          route_table_id=public_rt.id, opts=child)
-            eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc",
-                              tags=tags_for(labels, f"{name}-nat-{i}"), opts=child)
-            nat = aws.ec2.NatGateway(
-                f"{name}-nat-{i}", allocation_id=eip.id, subnet_id=public.id,
-                tags=tags_for(labels, f"{name}-nat-{i}"),
+            AwsResource(f"{name}-public-{i}", "aws:ec2/routeTableAssociation:RouteTableAssociation",
+                        {"subnetId": public.id, "routeTableId": public_rt.id}, opts=child)
+            eip = AwsResource(f"{name}-nat-{i}", "aws:ec2/eip:Eip",
+                              {"domain": "vpc", "tags": tags_for(labels, f"{name}-nat-{i}")},
+                              opts=child)
+            nat = AwsResource(
+                f"{name}-nat-{i}", "aws:ec2/natGateway:NatGateway",
+                {"allocationId": eip.id, "subnetId": public.id,
+                 "tags": tags_for(labels, f"{name}-nat-{i}")},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.igw]))
-            private = aws.ec2.Subnet(
-                f"{name}-private-{i}", vpc_id=self.vpc.id, cidr_block=private_cidrs[i],
-                availability_zone=zone,
-                tags=tags_for(labels, f"{name}-private-{i}",
-                              **{"kubernetes.io/role/internal-elb": "1",
-                                 f"kubernetes.io/cluster/{cluster_name}": "shared"}),
+            private = AwsResource(
+                f"{name}-private-{i}", "aws:ec2/subnet:Subnet",
+                {"vpcId": self.vpc.id, "cidrBlock": private_cidrs[i], "availabilityZone": zone,
+                 "tags": tags_for(labels, f"{name}-private-{i}",
+                                  **{"kubernetes.io/role/internal-elb": "1",
+                                     f"kubernetes.io/cluster/{cluster_name}": "shared"})},
                 opts=child)
-            private_rt = aws.ec2.RouteTable(
-                f"{name}-private-{i}", vpc_id=self.vpc.id,
-                tags=tags_for(labels, f"{name}-private-{i}"), opts=child)
-            aws.ec2.Route(f"{name}-private-{i}-default", route_table_id=private_rt.id,
-                          destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=child)
-            aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=private.id,
-                                          route_table_id=private_rt.id, opts=child)
+            private_rt = AwsResource(
+                f"{name}-private-{i}", "aws:ec2/routeTable:RouteTable",
+                {"vpcId": self.vpc.id, "tags": tags_for(labels, f"{name}-private-{i}")},
+                opts=child)
+            AwsResource(f"{name}-private-{i}-default", "aws:ec2/route:Route",
+                        {"routeTableId": private_rt.id, "destinationCidrBlock": "0.0.0.0/0",
+                         "natGatewayId": nat.id}, opts=child)
+            AwsResource(f"{name}-private-{i}", "aws:ec2/routeTableAssociation:RouteTableAssociation",
+                        {"subnetId": private.id, "routeTableId": private_rt.id}, opts=child)
             self.public_subnets.append(public)
             self.private_subnets.append(private)
             private_route_tables.append(private_rt)
 
-        self.s3_endpoint = aws.ec2.VpcEndpoint(
-            f"{name}-s3", vpc_id=self.vpc.id, service_name=f"com.amazonaws.{region}.s3",
-            vpc_endpoint_type="Gateway", route_table_ids=[rt.id for rt in private_route_tables],
-            tags=tags_for(labels, f"{name}-s3"), opts=child)
+        self.s3_endpoint = AwsResource(
+            f"{name}-s3", "aws:ec2/vpcEndpoint:VpcEndpoint",
+            {"vpcId": self.vpc.id, "serviceName": f"com.amazonaws.{region}.s3",
+             "vpcEndpointType": "Gateway",
+             "routeTableIds": [rt.id for rt in private_route_tables],
+             "tags": tags_for(labels, f"{name}-s3")}, opts=child)
 
         self.private_subnet_ids = [s.id for s in self.private_subnets]
         self.register_outputs({"vpcId": self.vpc.id, "privateSubnetIds": self.private_subnet_ids})

@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.network import Network
+from components.aws.raw import AwsResource
 from components.aws.tags import tags_for
 from components.config import AwsConfig
 
@@ -78,9 +79,10 @@ class ModelStore(pulumi.ComponentResource):
             lifecycle_policies=[{"transition_to_ia": "AFTER_30_DAYS"},
                                 {"transition_to_primary_storage_class": "AFTER_1_ACCESS"}],
             tags=tags_for(labels, name), opts=child)
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-nfs", vpc_id=network.vpc.id, description="sdfleet: NFS to the model store",
-            tags=tags_for(labels, f"{name}-nfs"), opts=child)
+        self.security_group = AwsResource(
+            f"{name}-nfs", "aws:ec2/securityGroup:SecurityGroup",
+            {"vpcId": network.vpc.id, "description": "sdfleet: NFS to the model store",
+             "tags": tags_for(labels, f"{name}-nfs")}, opts=child)
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-nfs-from-vpc", security_group_id=self.security_group.id,
             ip_protocol="tcp", from_port=NFS_PORT, to_port=NFS_PORT, cidr_ipv4=vpc_cidr,
