@@ -25,13 +25,14 @@ class GkeCluster(pulumi.ComponentResource):
         super().__init__("sdfleet:gcp:GkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        authorized = None
-        if config.authorized_networks or not config.private_endpoint:
-            authorized = gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
-                cidr_blocks=[gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
-                    cidr_block=n.cidr, display_name=n.name) for n in config.authorized_networks],
-                # The functions reach the private endpoint through the VPC connector.
-                gcp_public_cidrs_access_enabled=False)
+        # Besides the listed networks, the functions' VPC connector must reach the private
+        # endpoint: with authorized networks on, only the node subnet gets in by default.
+        blocks = [(n.name, n.cidr) for n in config.authorized_networks]
+        blocks.append(("functions-vpc-connector", network_config.connector_cidr))
+        authorized = gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+            cidr_blocks=[gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                cidr_block=cidr, display_name=name) for name, cidr in blocks],
+            gcp_public_cidrs_access_enabled=False)
 
         self.cluster = gcp.container.Cluster(
             name, name=name, location=region, project=project,

@@ -33,7 +33,10 @@ def test_cluster_is_private_vpc_native_and_hardened(dev_plan):
     assert c["datapathProvider"] == "ADVANCED_DATAPATH"  # enforces NetworkPolicy
     assert c["nodeLocations"] == ["us-central1-a", "us-central1-b"]
     assert c["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [
-        {"cidrBlock": "203.0.113.0/24", "displayName": "example-office"}]
+        {"cidrBlock": "203.0.113.0/24", "displayName": "example-office"},
+        # the functions reach the private endpoint through their VPC connector
+        {"cidrBlock": "10.31.0.0/28", "displayName": "functions-vpc-connector"}]
+    assert c["masterAuthorizedNetworksConfig"]["gcpPublicCidrsAccessEnabled"] is False
     assert c["resourceLabels"]["team"] == "example-artists"
 
 
