@@ -33,3 +33,25 @@ def child_env(**extra: str) -> dict:
 @pytest.fixture
 def webui_env():
     return child_env
+
+
+def _leftovers() -> list[str]:
+    import psutil
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info.get("cmdline") or [])
+        if "tests/images/stub_webui.py" in cmdline or "sdfleet_webui.supervisor" in cmdline \
+                or "sdfleet_webui.usersync" in cmdline:
+            found.append(f"{proc.info['pid']}: {cmdline[:120]}")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes():
+    """Every test stops what it started: no supervisor, sidecar or stub WebUI survives it."""
+    import time
+    yield
+    deadline = time.monotonic() + 3
+    while _leftovers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _leftovers(), f"processes leaked by this test: {_leftovers()}"
