@@ -5,6 +5,7 @@ change it while an agent is connected:
 
     POST /_stub/config {"mode": "success"|"slow"|"500"|"hang"|"crash", "slowSeconds": 2,
                         "healthy": true, "models": [...], "failTimes": 0}
+                        (healthy false: /internal/ping and /sdapi/v1/sd-models answer 503)
     GET  /_stub/calls   every generation request seen: path, prompt, model, init images
 
 Modes: success answers at once; slow sleeps slowSeconds first; 500 answers 500; hang never
@@ -89,8 +90,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/internal/ping":
             return self._send(200 if STATE.healthy else 503, {})
-        if self.path == "/sdapi/v1/sd-models":
-            return self._send(200, STATE.models)
+        if self.path == "/sdapi/v1/sd-models":  # the agent's default health check
+            return self._send(200 if STATE.healthy else 503, STATE.models)
         if self.path == "/_stub/calls":
             with STATE.lock:
                 return self._send(200, {"calls": STATE.calls, "interrupts": STATE.interrupts})

@@ -38,12 +38,12 @@ def test_agent_killed_mid_job_loses_nothing_and_the_job_completes_exactly_once(
 
 
 def test_a_job_longer_than_the_visibility_timeout_is_not_run_twice(stack, webui, start_agent):
-    webui.configure(mode="slow", slowSeconds=5)
+    webui.configure(mode="slow", slowSeconds=6)
     job_id = submit(stack)
-    agents = [start_agent(VISIBILITY_TIMEOUT_SECONDS="2", HEARTBEAT_SECONDS="0.5")
+    agents = [start_agent(VISIBILITY_TIMEOUT_SECONDS="3", HEARTBEAT_SECONDS="0.5")
               for _ in range(2)]
     result = wait_until(lambda: stack.result(job_id), 30, what="result.json")
-    time.sleep(2.5)  # longer than a lease: a lapsed one would show up as a second run
+    time.sleep(1.0)  # a lapsed lease would have shown up as a second generation by now
     assert result["attempt"] == 1
     assert webui.generation_count() == 1
     assert [n["jobId"] for n in stack.notices(wait=0.5)] == [job_id]

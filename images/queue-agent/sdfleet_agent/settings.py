@@ -26,7 +26,7 @@ class AgentSettings(BaseModel):
     completion_topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:")
     dead_letter_queue_url: str | None = Field(None, pattern=r"^https?://")
     webui_url: str = Field("http://127.0.0.1:7860", pattern=r"^https?://")
-    webui_health_path: str = Field("/internal/ping", pattern=r"^/")
+    webui_health_path: str = Field("/sdapi/v1/sd-models", pattern=r"^/")
     mode: Literal["service", "job"] = "service"
     visibility_timeout: int = Field(120, ge=2, le=43200)
     heartbeat_seconds: float = Field(30.0, gt=0)
