@@ -630,36 +630,40 @@ SQS_REDRIVE_ALLOW = "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy"
 
 
 def _validate_sqs_dlq(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every queue has a DLQ, except dead-letter queues themselves.
+
+    A queue's redrive policy names its DLQ by ARN, unknown during preview: the link is the
+    dependency. Which dependency is which comes from property dependencies (the engine sends
+    them); without them (an offline plan records none) a RedrivePolicy resource counts for every
+    queue it depends on and a RedriveAllowPolicy marks nothing.
+    """
     queues = [r for r in args.resources if r.resource_type == SQS_QUEUE]
-    redrive_resources = [r for r in args.resources if r.resource_type == SQS_REDRIVE]
-    # A queue that another queue's redrive policy points at is a dead-letter queue itself.
-    redriven_from: dict[str, list[PolicyResource]] = {q.urn: [] for q in queues}
+    queue_urns = {q.urn for q in queues}
+    with_dlq: set[str] = set()
     dead_letter: set[str] = set()
+
+    def prop_deps(r: PolicyResource, prop: str) -> set[str]:
+        return {d.urn for d in (r.property_dependencies or {}).get(prop, [])} & queue_urns
+
     for q in queues:
         if read(q.props, "redrivePolicy") is not None:
-            dead_letter |= {d.urn for d in q.dependencies if d.resource_type == SQS_QUEUE}
-    for r in redrive_resources:
-        targets = [d for d in r.dependencies if d.resource_type == SQS_QUEUE]
-        # The RedrivePolicy resource depends on its queue (queueUrl) and on the DLQ (in the JSON).
-        url_deps = {d.urn for d in r.property_dependencies.get("queueUrl", [])} if r.property_dependencies else set()
-        for t in targets:
-            if url_deps and t.urn not in url_deps:
-                dead_letter.add(t.urn)
-            else:
-                redriven_from.setdefault(t.urn, []).append(r)
+            with_dlq.add(q.urn)
+            dead_letter |= {d.urn for d in q.dependencies} & queue_urns
+        if read(q.props, "redriveAllowPolicy") is not None:
+            dead_letter.add(q.urn)
     for r in args.resources:
-        if r.resource_type == SQS_REDRIVE_ALLOW or (r.resource_type == SQS_QUEUE and read(r.props, "redriveAllowPolicy")):
-            dead_letter |= {d.urn for d in r.dependencies if d.resource_type == SQS_QUEUE} | (
-                {r.urn} if r.resource_type == SQS_QUEUE else set())
+        if r.resource_type == SQS_REDRIVE:
+            if r.property_dependencies:
+                with_dlq |= prop_deps(r, "queueUrl")
+                dead_letter |= prop_deps(r, "redrivePolicy")
+            else:
+                with_dlq |= {d.urn for d in r.dependencies} & queue_urns
+        elif r.resource_type == SQS_REDRIVE_ALLOW:
+            dead_letter |= prop_deps(r, "queueUrl")
     for q in queues:
-        if q.urn in dead_letter:
-            continue
-        if read(q.props, "redrivePolicy") is not None or redriven_from.get(q.urn):
-            # A RedrivePolicy resource that depends on two queues counts for both unless its
-            # property dependencies say which is which; the DLQ then needs no DLQ of its own.
-            continue
-        report_violation(f"queue {q.name} has no dead-letter queue (redrivePolicy): a message "
-                         "that keeps failing would be retried forever", q.urn)
+        if q.urn not in with_dlq and q.urn not in dead_letter:
+            report_violation(f"queue {q.name} has no dead-letter queue (redrivePolicy): a message "
+                             "that keeps failing would be retried forever", q.urn)
 
 
 # --- Cost labels (advisory) -------------------------------------------------------------------------

@@ -70,8 +70,9 @@ def _plan(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-def test_default_stack_passes_every_mandatory_policy_and_has_a_cost():
-    run = _plan()
+@pytest.mark.parametrize("stack", ["dev", "aws-dev"])
+def test_default_stacks_pass_every_mandatory_policy_and_have_a_cost(stack):
+    run = _plan("--stack", stack)
     assert run.returncode == 0, run.stderr
     plan = json.loads(run.stdout)
     assert len(plan["policiesEvaluated"]) >= 12

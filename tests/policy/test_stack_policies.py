@@ -100,3 +100,36 @@ def test_gpu_budget_counts_karpenter_gpu_limits_and_refuses_unbounded_pools(stac
 
 def test_budget_default_matches_the_config_model():
     assert BUDGET_DEFAULT_MAX_GPU_NODES == BudgetConfig().max_gpu_nodes
+
+
+def test_redrive_allow_policy_does_not_excuse_the_source_queue():
+    # The allow policy depends on its DLQ (queueUrl) and on the source queue (in its JSON).
+    dlq = res(QUEUE, "jobs-dlq", {})
+    jobs = res(QUEUE, "jobs", {"visibilityTimeoutSeconds": 900})
+    allow = res("aws:sqs/redriveAllowPolicy:RedriveAllowPolicy", "jobs-dlq",
+                {"queueUrl": UNKNOWN_MARK, "redriveAllowPolicy": UNKNOWN_MARK}, deps=[dlq, jobs])
+    found = violations("sqs-dead-letter-queue", dlq, jobs, allow)
+    assert jobs.urn in [v["resource"] for v in found]
+
+
+def test_property_dependencies_tell_the_queue_from_its_dlq():
+    """With the engine's property dependencies (the real pack), a RedrivePolicy resource covers
+    only the queue in its queueUrl, and its target is a DLQ."""
+    from pulumi_policy import (PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions,
+                               StackValidationArgs)
+
+    from policy.sdfleet_policies import POLICIES
+
+    def resource(type_, name, deps=(), prop_deps=None):
+        opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+        return PolicyResource(type_, {}, f"urn:{name}", name, opts, None, None, list(deps),
+                              prop_deps or {})
+
+    dlq, jobs, other = resource(QUEUE, "dlq"), resource(QUEUE, "jobs"), resource(QUEUE, "other")
+    redrive = resource("aws:sqs/redrivePolicy:RedrivePolicy", "redrive", deps=[jobs, dlq, other],
+                       prop_deps={"queueUrl": [jobs], "redrivePolicy": [dlq]})
+    reported = []
+    policy = next(p for p in POLICIES if p.name == "sqs-dead-letter-queue")
+    policy.validate(StackValidationArgs([dlq, jobs, other, redrive]),
+                    lambda message, urn=None: reported.append(urn))
+    assert reported == ["urn:other"]
