@@ -77,7 +77,10 @@ def render_text(result, violations: list[dict], evaluated: list[dict], cost: dic
     if evaluated:
         lines += ["", f"Policies: {len(evaluated)} evaluated, {len(violations)} violation(s)"]
         for v in violations:
-            lines.append(f"    [{v['level']}] {v['policy']}: {v['resource']}: {v['message']}")
+            # "urn:pulumi:<stack>::<project>::<parent$>type::name" reads best as "name (type)".
+            parts = v["resource"].split("::")
+            where = f"{parts[-1]} ({parts[-2].split('$')[-1]})" if len(parts) >= 4 else v["resource"]
+            lines.append(f"    [{v['level']}] {v['policy']}: {where}: {v['message']}")
     if cost:
         lines += ["", "Estimated monthly cost (USD):"]
         for line in cost.get("lines", []):
@@ -87,6 +90,10 @@ def render_text(result, violations: list[dict], evaluated: list[dict], cost: dic
             lines.append(f"    one person-hour of GPU: {cost['gpuHourUsd']:.2f}")
         for missing in cost.get("missing", []):
             lines.append(f"    not priced: {missing}")
+        table = cost.get("priceTable") or {}
+        if table:
+            lines.append(f"    prices: tools/prices.yaml version {table.get('version')}, "
+                         f"transcribed {table.get('transcribed')}")
     return "\n".join(lines)
 
 
