@@ -198,3 +198,15 @@ def test_a_rerun_overwrites_its_own_results_and_a_finished_job_is_not_regenerate
     assert second["finishedAt"] != first["finishedAt"]
     assert stack.keys(prefix) == [f"{prefix}image-0.png", f"{prefix}image-1.png",
                                   f"{prefix}result.json"]
+
+
+def test_without_a_dead_letter_queue_url_poison_is_left_to_the_redrive_policy(
+        stack, webui, start_agent):
+    stack.send_job("sd-a", "{half a json")
+    agent = start_agent(DEAD_LETTER_QUEUE_URL="")
+    [dead] = wait_until(lambda: stack.receive_all(stack.dlq_urls["sd-a"], wait=0.2), 20,
+                        what="poison moved by the redrive policy")
+    assert dead["Body"] == "{half a json"
+    assert stack.counts(stack.queue_urls["sd-a"]) == (0, 0)
+    assert agent.log().count("body is not JSON") == stack.max_receive_count
+    assert agent.proc.poll() is None
