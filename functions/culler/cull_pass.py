@@ -10,11 +10,14 @@ Work per pass is proportional to what needs doing, never to how many people are 
               - one page (RECONCILE_PAGE_SIZE) of our fleet's game servers, to find
                 Allocated ones that no mapping points to (orphans) once past the grace
                 period (`sdfleet.dev/allocated-at` annotation, else creation time)
-  actions     culls: claim (compare activity score and gs with what was read, one
-              script), delete the game server, then end the session (drop mapping and
-              index entries, write the usage record, one script). A failed deletion
-              releases the claim and keeps the mapping; activity since the read keeps
-              the session. Kubernetes calls run on a small thread pool.
+  actions     culls: claim (one batched script: activity score and gs unchanged since
+              they were read, no allocation under way; takes the identity's allocation
+              lock and marks the mapping `culling`), delete the game servers (one
+              deletecollection per 100 identities, by fleet + identity label; safe because
+              the locks stop new allocations for them), then end the sessions (drop mapping
+              and index entries, append the usage record, release the lock; one batched
+              script). A game server that is still there after the deletion releases its
+              claim and keeps its mapping; activity since the read keeps the session.
 
 Each ended session writes one usage record: a JSON log line and an entry in the
 `usage` stream. Every stage checks the time budget; a pass that runs out says so in its

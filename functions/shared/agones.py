@@ -17,11 +17,11 @@ with exponential back-off, honouring a short Retry-After; after that the caller 
 from __future__ import annotations
 
 import base64
-import calendar
 import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import quote, urlencode
 
 import urllib3
@@ -104,7 +104,7 @@ def _parse_time(text: str | None) -> float:
     if not text:
         return 0.0
     try:
-        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
 

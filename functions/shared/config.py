@@ -130,8 +130,8 @@ class CullerSettings:
                    orphan_grace_seconds=_int(env, "ORPHAN_GRACE_SECONDS", 300),
                    pass_budget_seconds=_int(env, "CULL_PASS_BUDGET_SECONDS", 45, 1),
                    batch_limit=_int(env, "CULL_BATCH_LIMIT", 5000, 1),
-                   reconcile_page_size=_int(env, "RECONCILE_PAGE_SIZE", 500, 1),
-                   reconcile_mappings_per_pass=_int(env, "RECONCILE_MAPPINGS_PER_PASS", 50),
+                   reconcile_page_size=_int(env, "RECONCILE_PAGE_SIZE", 100, 1),
+                   reconcile_mappings_per_pass=_int(env, "RECONCILE_MAPPINGS_PER_PASS", 20),
                    invoker_audience=_str(env, "CULL_INVOKER_AUDIENCE"),
                    invoker_emails=emails,
                    oidc_certs_url=env.get("OIDC_CERTS_URL") or DEFAULT_OIDC_CERTS_URL)

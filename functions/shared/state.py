@@ -8,7 +8,9 @@ Schema (prefix `sdfleet:` by default, env REDIS_PREFIX; docs/contracts.md sectio
                           it on allocation); the culler finds idle ids with ZRANGEBYSCORE
   <p>sessions     zset    member <id>, score = allocated_at; the culler finds sessions over
                           the maximum age with ZRANGEBYSCORE, never by scanning
-  <p>lock:<id>    string  random token, PX; allocation lock, released only by its holder
+  <p>lock:<id>    string  random token, PX; per-identity lock held by the allocator while it
+                          allocates and by the culler while it deletes that identity's game
+                          server; released only by its holder (compare-and-delete)
   <p>usage        stream  one entry per ended session: id, gs, start, end, gpu_minutes, reason
                           (approximately capped at USAGE_MAXLEN entries)
   <p>reconcile    hash    continue (Kubernetes list continue token), rank (mapping slice
@@ -34,6 +36,8 @@ from redis.retry import Retry
 from .config import RedisSettings
 
 USAGE_MAXLEN = 1_000_000
+USAGE_FIELDS = ("id", "gs", "start", "end", "gpu_minutes", "reason")
+SCRIPT_BATCH = 200      # sessions per batched script call: Redis stays responsive between
 
 RedisUnavailable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                     redis.exceptions.BusyLoadingError)
@@ -62,23 +66,38 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 """
 
-# KEYS: map, activity, lock. ARGV: id, gs, activity score read ('' if none), now, token, ms.
+# Batched: KEYS activity, then (map, lock) per session. ARGV now, token, ms, then
+# (id, gs, activity score read or '') per session. Answers one code per session.
 # The culler's compare step: the session is still the one it read, nobody was active
 # since, and no allocation is under way. Takes the identity's allocation lock (so no new
 # game server is allocated for it while its old one is deleted) and marks the mapping
-# `culling` so the allocator stops handing it out. -1: an allocation holds the lock.
-_CLAIM_CULL = """
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
-if redis.call('HGET', KEYS[1], 'gs') ~= ARGV[2] then return 0 end
-local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if ARGV[3] == '' then
-  if score then return 0 end
-elseif (not score) or tonumber(score) ~= tonumber(ARGV[3]) then
-  return 0
+# `culling` so the allocator stops handing it out.
+# 1 claimed, 0 changed since it was read, -1 an allocation holds the lock.
+_CLAIM_CULLS = """
+local out = {}
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local map, lock = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local id, gs, read = ARGV[4 + 3 * i], ARGV[5 + 3 * i], ARGV[6 + 3 * i]
+  local code = 1
+  if redis.call('EXISTS', lock) == 1 then
+    code = -1
+  elseif redis.call('HGET', map, 'gs') ~= gs then
+    code = 0
+  else
+    local score = redis.call('ZSCORE', KEYS[1], id)
+    if read == '' then
+      if score then code = 0 end
+    elseif (not score) or tonumber(score) ~= tonumber(read) then
+      code = 0
+    end
+  end
+  if code == 1 then
+    redis.call('SET', lock, ARGV[2], 'PX', ARGV[3])
+    redis.call('HSET', map, 'culling', ARGV[1])
+  end
+  out[#out + 1] = code
 end
-redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[6])
-redis.call('HSET', KEYS[1], 'culling', ARGV[4])
-return 1
+return out
 """
 
 # KEYS: map, lock. ARGV: gs, token. The game server could not be deleted: the mapping
@@ -89,16 +108,30 @@ if redis.call('HGET', KEYS[1], 'gs') == ARGV[1] then return redis.call('HDEL', K
 return 0
 """
 
-# KEYS: map, activity, sessions, usage, lock. ARGV: id, gs, maxlen, lock token ('' if
-# none), usage field pairs...
-_FINISH_SESSION = """
-if ARGV[4] ~= '' and redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
-if redis.call('HGET', KEYS[1], 'gs') ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 5))
-return 1
+# Batched: KEYS activity, sessions, usage, then (map, lock) per session. ARGV maxlen,
+# lock token ('' if none), then (id, gs, start, end, gpu_minutes, reason) per session.
+# Drops each mapping that still points at its gs with its index entries, appends the
+# usage record, and releases the culler's lock. Answers 1/0 per session.
+_FINISH_SESSIONS = """
+local out = {}
+for i = 0, (#KEYS - 3) / 2 - 1 do
+  local map, lock = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
+  local b = 3 + 6 * i
+  local id, gs = ARGV[b], ARGV[b + 1]
+  if ARGV[2] ~= '' and redis.call('GET', lock) == ARGV[2] then redis.call('DEL', lock) end
+  if redis.call('HGET', map, 'gs') == gs then
+    redis.call('DEL', map)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'gs', gs,
+               'start', ARGV[b + 2], 'end', ARGV[b + 3], 'gpu_minutes', ARGV[b + 4],
+               'reason', ARGV[b + 5])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
 """
 
 # KEYS: map, activity, sessions. ARGV: id. Index entries whose mapping no longer exists.
@@ -106,6 +139,11 @@ _DROP_INDEX_IF_UNMAPPED = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 return redis.call('ZREM', KEYS[2], ARGV[1]) + redis.call('ZREM', KEYS[3], ARGV[1])
 """
+
+
+def _chunks(items: list, size: int = SCRIPT_BATCH):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
 class CorruptRecord(ValueError):
@@ -159,8 +197,8 @@ class SessionStore:
         self.reconcile_key = f"{prefix}reconcile"
         s = client.register_script
         self._release_lock, self._record_allocation = s(_RELEASE_LOCK), s(_RECORD_ALLOCATION)
-        self._drop_mapping_if, self._claim_cull = s(_DROP_MAPPING_IF), s(_CLAIM_CULL)
-        self._release_claim, self._finish_session = s(_RELEASE_CLAIM), s(_FINISH_SESSION)
+        self._drop_mapping_if, self._claim_culls = s(_DROP_MAPPING_IF), s(_CLAIM_CULLS)
+        self._release_claim, self._finish_sessions = s(_RELEASE_CLAIM), s(_FINISH_SESSIONS)
         self._drop_index = s(_DROP_INDEX_IF_UNMAPPED)
 
     def map_key(self, id_: str) -> str:
@@ -229,11 +267,13 @@ class SessionStore:
         """(id, gs, score read) -> 1 claimed (lock taken with `token`), 0 changed since it
         was read, -1 an allocation for that identity is under way."""
         pipe = self.client.pipeline(transaction=False)
-        for id_, gs, score in claims:
-            self._claim_cull(keys=[self.map_key(id_), self.activity_key, self.lock_key(id_)],
-                             args=[id_, gs, "" if score is None else repr(score), repr(now),
-                                   token, lock_ms], client=pipe)
-        return [int(r) for r in pipe.execute()]
+        for chunk in _chunks(claims):
+            keys, args = [self.activity_key], [repr(now), token, lock_ms]
+            for id_, gs, score in chunk:
+                keys += [self.map_key(id_), self.lock_key(id_)]
+                args += [id_, gs, "" if score is None else repr(score)]
+            self._claim_culls(keys=keys, args=args, client=pipe)
+        return [int(code) for codes in pipe.execute() for code in codes]
 
     def release_claims(self, claims: list[tuple[str, str]], token: str) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -243,16 +283,16 @@ class SessionStore:
         pipe.execute()
 
     def finish_sessions(self, ended: list[tuple[str, str, dict]], token: str = "") -> list[bool]:
-        """(id, gs, usage fields): drop the mapping that still points at gs, log usage,
-        release the culler's lock on the identity."""
+        """(id, gs, usage fields): drop the mapping that still points at gs, append the
+        usage record, release the culler's lock on the identity."""
         pipe = self.client.pipeline(transaction=False)
-        for id_, gs, usage in ended:
-            pairs = [x for kv in usage.items() for x in (kv[0], str(kv[1]))]
-            self._finish_session(
-                keys=[self.map_key(id_), self.activity_key, self.sessions_key, self.usage_key,
-                      self.lock_key(id_)],
-                args=[id_, gs, USAGE_MAXLEN, token, *pairs], client=pipe)
-        return [r == 1 for r in pipe.execute()]
+        for chunk in _chunks(ended):
+            keys, args = [self.activity_key, self.sessions_key, self.usage_key], [USAGE_MAXLEN, token]
+            for id_, gs, usage in chunk:
+                keys += [self.map_key(id_), self.lock_key(id_)]
+                args += [id_, gs] + [str(usage[f]) for f in USAGE_FIELDS[2:]]
+            self._finish_sessions(keys=keys, args=args, client=pipe)
+        return [code == 1 for codes in pipe.execute() for code in codes]
 
     def record_usage(self, usage: dict) -> None:
         self.client.xadd(self.usage_key, {k: str(v) for k, v in usage.items()},

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import copy
 import gc
 import json
 import re
@@ -57,6 +56,11 @@ GS_PATH = re.compile(r"^/apis/agones\.dev/v1/namespaces/([^/]+)/gameservers(?:/(
 GSA_PATH = re.compile(
     r"^/apis/allocation\.agones\.dev/v1/namespaces/([^/]+)/gameserverallocations$")
 FLEET_LABEL = "agones.dev/fleet"
+
+
+def _copy(obj):
+    """A private copy of stored JSON data (the C JSON codec is far quicker than deepcopy)."""
+    return json.loads(json.dumps(obj))
 
 
 def _status(code: int, reason: str, message: str) -> dict:
@@ -134,6 +138,7 @@ class AgonesEmulator:
         self._by_label: dict[tuple, set] = collections.defaultdict(set)   # (k, v) -> names
         self._faults: list[dict] = []
         self._resource_version = 1
+        self._uid_base, self._uid_counter = uuid.uuid4().hex[:8], 0
         self.on_request = None
         self.calls: collections.Counter = collections.Counter()
         self._httpd: ThreadingHTTPServer | None = None
@@ -173,13 +178,18 @@ class AgonesEmulator:
             self.on_request = None
             self.calls.clear()
 
+    def _next_uid(self) -> str:
+        """Unique per object (uuid4 per object is slow for bulk inserts)."""
+        self._uid_counter += 1
+        return f"{self._uid_base}-0000-4000-8000-{self._uid_counter:012x}"
+
     def _new_object(self, name: str, state: str, address: str, port: int, fleet: str | None,
                     labels: dict | None, annotations: dict | None, port_name: str) -> dict:
         self._resource_version += 1
         all_labels = {FLEET_LABEL: fleet or self.fleet, **(labels or {})}
         return {
             "apiVersion": "agones.dev/v1", "kind": "GameServer",
-            "metadata": {"name": name, "namespace": self.namespace, "uid": str(uuid.uuid4()),
+            "metadata": {"name": name, "namespace": self.namespace, "uid": self._next_uid(),
                          "resourceVersion": str(self._resource_version),
                          "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                          "labels": all_labels, "annotations": dict(annotations or {})},
@@ -206,7 +216,7 @@ class AgonesEmulator:
             bisect.insort(self._names, name)
             self._servers[name] = obj
             self._index(obj)
-            return copy.deepcopy(obj)
+            return _copy(obj)
 
     def add_ready(self, name: str, address: str = "127.0.0.1", port: int = 7860,
                   **kwargs) -> dict:
@@ -253,14 +263,15 @@ class AgonesEmulator:
     def _candidates(self, selector) -> list[str]:
         """Names that may match, in name order: from the label index when the selector
         has an equality or `in` requirement narrower than a quarter of all servers."""
-        best = None
+        best, best_size = None, len(self._names) // 4
         for key, values in selector.lookups:
-            names = set().union(*(self._by_label.get((key, v), ()) for v in values))
-            if best is None or len(names) < len(best):
-                best = names
-        if best is None or len(best) > len(self._names) // 4:
+            sets = [self._by_label.get((key, v), ()) for v in values]
+            size = sum(len(x) for x in sets)
+            if size <= best_size:
+                best, best_size = sets, size
+        if best is None:
             return self._names
-        return sorted(best)
+        return sorted(set().union(*best))
 
     def _remove_locked(self, name: str) -> bool:
         obj = self._servers.pop(name, None)
@@ -275,11 +286,11 @@ class AgonesEmulator:
     def game_server(self, name: str) -> dict | None:
         with self._lock:
             obj = self._servers.get(name)
-            return copy.deepcopy(obj) if obj else None
+            return _copy(obj) if obj else None
 
     def game_servers(self, state: str | None = None) -> list[dict]:
         with self._lock:
-            return [copy.deepcopy(self._servers[n]) for n in self._names
+            return [_copy(self._servers[n]) for n in self._names
                     if state is None or self._servers[n]["status"]["state"] == state]
 
     def fail_next(self, status: int = 503, count: int = 1, method: str | None = None,
@@ -353,7 +364,7 @@ class AgonesEmulator:
                     if limit and len(items) == limit:
                         next_token = items[-1]["metadata"]["name"]
                         break
-                    items.append(copy.deepcopy(obj))
+                    items.append(_copy(obj))
                 i += 1
             rv = str(self._resource_version)
         return 200, {"apiVersion": "agones.dev/v1", "kind": "GameServerList",
@@ -372,7 +383,7 @@ class AgonesEmulator:
     def _get(self, namespace: str, name: str):
         with self._lock:
             obj = self._find(namespace, name)
-            return (200, copy.deepcopy(obj), {}) if obj else self._not_found(name)
+            return (200, _copy(obj), {}) if obj else self._not_found(name)
 
     def _delete(self, namespace: str, name: str, body: bytes):
         options = json.loads(body) if body else {}
@@ -421,7 +432,7 @@ class AgonesEmulator:
                         obj["metadata"][field][k] = v
             self._index(obj)
             self._bump(obj)
-            return 200, copy.deepcopy(obj), {}
+            return 200, _copy(obj), {}
 
     def _bump(self, obj: dict) -> None:
         self._resource_version += 1
@@ -466,8 +477,8 @@ class AgonesEmulator:
             status = chosen["status"]
             result["status"] = {
                 "state": "Allocated", "gameServerName": chosen["metadata"]["name"],
-                "address": status["address"], "addresses": copy.deepcopy(status["addresses"]),
-                "ports": copy.deepcopy(status["ports"]), "nodeName": status["nodeName"],
+                "address": status["address"], "addresses": _copy(status["addresses"]),
+                "ports": _copy(status["ports"]), "nodeName": status["nodeName"],
                 "metadata": {"labels": dict(chosen["metadata"]["labels"]),
                              "annotations": dict(chosen["metadata"]["annotations"])}}
             return 201, result, {}
