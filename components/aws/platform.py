@@ -77,8 +77,6 @@ class AwsPlatform(pulumi.ComponentResource):
 
         namespace = KubeObject(f"{name}-batch-ns", "v1", "Namespace",
                                metadata=meta(BATCH_NAMESPACE), opts=on_cluster)
-        in_namespace = pulumi.ResourceOptions(parent=self, provider=self.k8s,
-                                              depends_on=[namespace])
         trigger_auth = KubeObject(
             f"{name}-keda-auth", "keda.sh/v1alpha1", "TriggerAuthentication",
             metadata=meta(TRIGGER_AUTH, BATCH_NAMESPACE),

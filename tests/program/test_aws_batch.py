@@ -1,0 +1,341 @@
+"""The batch path on its registered inputs: queues, KEDA workers, Karpenter, models, API."""
+
+from __future__ import annotations
+
+import json
+
+from tests.program.aws_fixtures import (STACK, aws_config, aws_config_of, aws_plan,  # noqa: F401
+                                        aws_update, env_of)
+
+QUEUE = "aws:sqs/queue:Queue"
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+SCALED_JOB = "kubernetes:keda.sh/v1alpha1:ScaledJob"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+JOB_TIMEOUT = 900
+
+
+def _work_queues(result):
+    return [q for q in result.of_type(QUEUE) if not q.inputs["name"].endswith("-dlq")]
+
+
+def test_every_queue_has_a_dead_letter_queue(aws_update):
+    queues = {q.inputs["name"]: q.inputs for q in aws_update.of_type(QUEUE)}
+    work = _work_queues(aws_update)
+    assert {q.inputs["name"] for q in work} == {"sdbatch-sdwebui", "sdbatch-comfyui",
+                                                "sdbatch-eks-karpenter"}
+    for q in work:
+        redrive = json.loads(q.inputs["redrivePolicy"])
+        dlq_name = redrive["deadLetterTargetArn"].rsplit(":", 1)[1]
+        assert dlq_name == q.inputs["name"] + "-dlq" and dlq_name in queues
+        assert queues[dlq_name]["messageRetentionSeconds"] == 14 * 24 * 3600
+    for name in ("sdbatch-sdwebui", "sdbatch-comfyui"):
+        assert json.loads(queues[name]["redrivePolicy"])["maxReceiveCount"] == 3
+    for q in aws_update.of_type(QUEUE):
+        assert q.inputs["sqsManagedSseEnabled"] is True
+
+
+def test_runtime_queues_outlast_the_job(aws_plan):
+    for name in ("sdbatch-sdwebui", "sdbatch-comfyui"):
+        q = next(q for q in aws_plan.of_type(QUEUE) if q.inputs["name"] == name).inputs
+        assert q["visibilityTimeoutSeconds"] > JOB_TIMEOUT
+        assert q["receiveWaitTimeSeconds"] == 20
+
+
+def test_visibility_and_receive_count_follow_config(plan, aws_config_of):
+    def longer(p):
+        p["aws"]["jobTimeoutSeconds"] = 3600
+        p["aws"]["maxReceiveCount"] = 5
+    result = plan(aws_config_of(longer), preview=False, stack=STACK)
+    q = next(q for q in result.of_type(QUEUE) if q.inputs["name"] == "sdbatch-sdwebui").inputs
+    assert q["visibilityTimeoutSeconds"] > 3600
+    assert json.loads(q["redrivePolicy"])["maxReceiveCount"] == 5
+    job = result.one(SCALED_JOB).inputs["spec"]["jobTargetRef"]["template"]["spec"]
+    assert env_of(job["containers"][0])["JOB_TIMEOUT_SECONDS"] == "3600"
+
+
+def test_only_its_source_queue_may_redrive_into_a_dlq(aws_update):
+    allows = aws_update.of_type("aws:sqs/redriveAllowPolicy:RedriveAllowPolicy")
+    assert len(allows) == 3
+    for a in allows:
+        policy = json.loads(a.inputs["redriveAllowPolicy"])
+        assert policy["redrivePermission"] == "byQueue"
+        (source,) = policy["sourceQueueArns"]
+        assert a.inputs["queueUrl"].endswith("/" + source.rsplit(":", 1)[1] + "-dlq")
+
+
+def test_each_runtime_queue_gets_only_its_runtime_from_the_jobs_topic(aws_update):
+    subs = aws_update.of_type(SUBSCRIPTION)
+    assert len(subs) == 2
+    jobs_topic = "arn:aws:sns:us-east-1:123456789012:sdbatch-jobs"
+    for s in subs:
+        runtime = s.name.removeprefix("sdbatch-").removesuffix("-subscription")
+        assert s.inputs["topic"] == jobs_topic
+        assert s.inputs["endpoint"] == f"arn:aws:sqs:us-east-1:123456789012:sdbatch-{runtime}"
+        assert s.inputs["rawMessageDelivery"] is True
+        assert s.inputs["filterPolicyScope"] == "MessageAttributes"
+        assert json.loads(s.inputs["filterPolicy"]) == {"runtime": [runtime]}
+    # the topic may send to that queue and no one else may
+    policy = json.loads(aws_update.one("aws:sqs/queuePolicy:QueuePolicy", "sdwebui-from-topic")
+                        .inputs["policy"])
+    (st,) = policy["Statement"]
+    assert st["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert st["Condition"] == {"ArnEquals": {"aws:SourceArn": jobs_topic}}
+
+
+def test_completion_topic_exists_apart_from_the_jobs_topic(aws_plan):
+    names = sorted(t.inputs["name"] for t in aws_plan.of_type("aws:sns/topic:Topic"))
+    assert names == ["sdbatch-completions", "sdbatch-jobs"]
+
+
+def test_keda_trigger_reads_the_runtime_queue_with_scale_on_in_flight(aws_update):
+    job = aws_update.one(SCALED_JOB).inputs["spec"]
+    (trigger,) = job["triggers"]
+    assert trigger["type"] == "aws-sqs-queue"
+    meta = trigger["metadata"]
+    assert meta["queueURL"] == "https://sqs.us-east-1.amazonaws.com/123456789012/sdbatch-sdwebui"
+    assert meta["scaleOnInFlight"] == "false"  # running jobs hold their messages in flight
+    assert job["scalingStrategy"] == {"strategy": "accurate"}
+    assert meta["activationQueueLength"] == "0" and meta["queueLength"] == "1"
+    assert meta["awsRegion"] == "us-east-1"
+    assert job["maxReplicaCount"] == 6
+    assert trigger["authenticationRef"] == {"name": "keda-aws"}
+    auth = aws_update.one("kubernetes:keda.sh/v1alpha1:TriggerAuthentication").inputs
+    assert auth["spec"] == {"podIdentity": {"provider": "aws"}}
+
+    obj = aws_update.one(SCALED_OBJECT).inputs["spec"]
+    (trigger,) = obj["triggers"]
+    assert trigger["metadata"]["scaleOnInFlight"] == "true"  # never scale in under a job
+    assert trigger["metadata"]["queueLength"] == "2"
+    assert obj["maxReplicaCount"] == 2 and obj["minReplicaCount"] == 0
+    assert obj["scaleTargetRef"] == {"name": "sdfleet-comfyui"}
+
+
+def test_worker_pods_are_never_disrupted_and_land_on_gpu_nodes(aws_update):
+    job = aws_update.one(SCALED_JOB).inputs["spec"]["jobTargetRef"]
+    template = job["template"]
+    assert template["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+    spec = template["spec"]
+    assert spec["nodeSelector"] == {"sdfleet.dev/pool": "gpu"}
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                    "effect": "NoSchedule"}]
+    assert spec["terminationGracePeriodSeconds"] > JOB_TIMEOUT
+    # The WebUI is a native sidecar, so the pod completes when the agent's job is done.
+    (webui,) = spec["initContainers"]
+    assert webui["restartPolicy"] == "Always"
+    assert webui["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert webui["volumeMounts"] == [{"name": "models", "mountPath": "/models", "readOnly": True}]
+    assert webui["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/sdbatch/sdwebui:v1"
+    (agent,) = spec["containers"]
+    env = env_of(agent)
+    assert env["AGENT_MODE"] == "job" and env["RUNTIME"] == "sdwebui"
+    assert env["DEAD_LETTER_QUEUE_URL"].endswith("/sdbatch-sdwebui-dlq")
+    assert env["COMPLETION_TOPIC_ARN"].endswith(":sdbatch-completions")
+    assert env["RESULTS_BUCKET"] == aws_update.outputs["resultsBucket"]
+    assert env["ALLOWED_IMAGE_HOSTS"] == "images.example.com"
+    assert int(env["HEARTBEAT_SECONDS"]) * 2 <= int(env["VISIBILITY_TIMEOUT_SECONDS"])
+    assert spec["serviceAccountName"] == "agent-sdwebui"
+    assert job["backoffLimit"] == 0  # retries are the queue's, counted by maxReceiveCount
+
+    deployment = aws_update.one("kubernetes:apps/v1:Deployment", "comfyui").inputs["spec"]
+    assert deployment["template"]["metadata"]["annotations"] == {
+        "karpenter.sh/do-not-disrupt": "true"}
+    assert [c["name"] for c in deployment["template"]["spec"]["containers"]] == ["webui", "agent"]
+    assert env_of(deployment["template"]["spec"]["containers"][1])["AGENT_MODE"] == "service"
+
+
+def test_agent_env_satisfies_the_agents_own_settings(aws_update):
+    import sys
+
+    from tools.preview import ROOT
+    sys.path.insert(0, str(ROOT / "images" / "queue-agent"))
+    try:
+        from sdfleet_agent.settings import load_settings
+    finally:
+        sys.path.remove(str(ROOT / "images" / "queue-agent"))
+    for kind in (SCALED_JOB, "kubernetes:apps/v1:Deployment"):
+        spec = aws_update.one(kind).inputs["spec"]
+        template = spec.get("jobTargetRef", spec)["template"]
+        agent = next(c for c in template["spec"]["containers"] if c["name"] == "agent")
+        settings = load_settings(env_of(agent))
+        assert settings.job_timeout_seconds == JOB_TIMEOUT
+
+
+def test_karpenter_node_pool_allows_spot_and_on_demand_gpus(aws_plan):
+    pool = aws_plan.one(NODE_POOL).inputs["spec"]
+    reqs = {r["key"]: r for r in pool["template"]["spec"]["requirements"]}
+    assert reqs["karpenter.sh/capacity-type"] == {"key": "karpenter.sh/capacity-type",
+                                                  "operator": "In",
+                                                  "values": ["spot", "on-demand"]}
+    assert reqs["karpenter.k8s.aws/instance-family"]["values"] == ["g5", "g6"]
+    assert pool["template"]["spec"]["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    assert pool["template"]["spec"]["nodeClassRef"] == {
+        "group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"}
+    assert pool["limits"] == {"nvidia.com/gpu": "8"}
+    disruption = pool["disruption"]
+    assert disruption["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
+    assert disruption["budgets"] and all("nodes" in b for b in disruption["budgets"])
+    # draining waits at least as long as a job may run
+    grace = int(pool["template"]["spec"]["terminationGracePeriod"].rstrip("s"))
+    assert grace > JOB_TIMEOUT
+
+
+def test_node_class_is_bottlerocket_in_private_subnets(aws_update):
+    spec = aws_update.one(NODE_CLASS).inputs["spec"]
+    assert spec["amiSelectorTerms"] == [{"alias": "bottlerocket@latest"}]
+    subnets = {s.name: s for s in aws_update.of_type("aws:ec2/subnet:Subnet")}
+    assert [t["id"] for t in spec["subnetSelectorTerms"]] == [
+        f"{n}-id" for n in ("sdbatch-private-0", "sdbatch-private-1", "sdbatch-private-2")]
+    assert all(n in subnets for n in ("sdbatch-private-0", "sdbatch-private-1"))
+    assert spec["securityGroupSelectorTerms"] == [{"id": "sg-0example0cluster"}]
+    assert "userData" not in spec  # no time-slicing configured
+
+
+def test_time_slicing_and_gpu_settings_follow_config(plan, aws_config_of):
+    def tune(p):
+        p["aws"]["timeSlicingReplicas"] = 4
+        p["aws"]["gpuFamilies"] = ["g4dn"]
+        p["aws"]["gpuLimit"] = 2
+    result = plan(aws_config_of(tune), preview=True, stack=STACK)
+    user_data = result.one(NODE_CLASS).inputs["spec"]["userData"]
+    assert 'device-sharing-strategy = "time-slicing"' in user_data
+    assert "replicas = 4" in user_data
+    pool = result.one(NODE_POOL).inputs["spec"]
+    reqs = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}
+    assert reqs["karpenter.k8s.aws/instance-family"] == ["g4dn"]
+    assert pool["limits"] == {"nvidia.com/gpu": "2"}
+
+
+def test_karpenter_gets_interruption_notices(aws_update):
+    rules = aws_update.of_type("aws:cloudwatch/eventRule:EventRule")
+    kinds = {json.loads(r.inputs["eventPattern"])["detail-type"][0] for r in rules}
+    assert kinds == {"AWS Health Event", "EC2 Spot Instance Interruption Warning",
+                     "EC2 Instance Rebalance Recommendation",
+                     "EC2 Instance State-change Notification"}
+    queue = "arn:aws:sqs:us-east-1:123456789012:sdbatch-eks-karpenter"
+    targets = aws_update.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert len(targets) == 4 and {t.inputs["arn"] for t in targets} == {queue}
+    release = aws_update.one(RELEASE, "karpenter").inputs
+    assert release["values"]["settings"] == {"clusterName": "sdbatch-eks",
+                                             "interruptionQueue": "sdbatch-eks-karpenter"}
+
+
+def test_helm_releases_are_pinned(aws_plan):
+    releases = {r.inputs["chart"]: r.inputs for r in aws_plan.of_type(RELEASE)}
+    assert set(releases) == {"karpenter", "keda"}
+    assert releases["karpenter"]["repositoryOpts"]["repo"] == "oci://public.ecr.aws/karpenter"
+    assert releases["keda"]["repositoryOpts"]["repo"] == "https://kedacore.github.io/charts"
+    for chart, r in releases.items():
+        assert r["version"].count(".") == 2 and r["version"][0].isdigit(), chart
+        # controllers stay on the system nodes, never on the GPU nodes they scale
+        assert r["values"]["nodeSelector"] == {"sdfleet.dev/pool": "system"}
+
+
+def test_system_node_group_is_managed_and_untainted(aws_plan):
+    group = aws_plan.one("aws:eks/nodeGroup:NodeGroup").inputs
+    assert group["amiType"].startswith("BOTTLEROCKET")
+    assert group["capacityType"] == "ON_DEMAND"
+    assert group["scalingConfig"]["minSize"] == 2 and group["labels"] == {"sdfleet.dev/pool": "system"}
+    assert "taints" not in group
+
+
+def test_network_spans_three_zones_with_nat_and_s3_endpoint(aws_plan):
+    subnets = aws_plan.of_type("aws:ec2/subnet:Subnet")
+    private = [s.inputs for s in subnets if "private" in s.name]
+    assert [s["cidrBlock"] for s in private] == ["10.40.0.0/18", "10.40.64.0/18", "10.40.128.0/18"]
+    assert [s["availabilityZone"] for s in private] == ["us-east-1a", "us-east-1b", "us-east-1c"]
+    assert len(aws_plan.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    endpoint = aws_plan.one("aws:ec2/vpcEndpoint:VpcEndpoint").inputs
+    assert endpoint["serviceName"] == "com.amazonaws.us-east-1.s3"
+    assert endpoint["vpcEndpointType"] == "Gateway" and len(endpoint["routeTableIds"]) == 3
+
+
+def test_models_volume_and_sync_job_follow_the_contract(aws_update):
+    fs_id = aws_update.one("aws:efs/fileSystem:FileSystem").id
+    ap = aws_update.one("aws:efs/accessPoint:AccessPoint")
+    pv = aws_update.one("kubernetes:core/v1:PersistentVolume").inputs["spec"]
+    assert pv["csi"] == {"driver": "efs.csi.aws.com", "volumeHandle": f"{fs_id}::{ap.id}"}
+    assert ap.inputs["rootDirectory"]["path"] == "/models"
+    assert len(aws_update.of_type("aws:efs/mountTarget:MountTarget")) == 3
+    config_map = aws_update.one("kubernetes:core/v1:ConfigMap").inputs
+    document = json.loads(config_map["data"]["models.json"])
+    assert document["defaultCheckpoint"] == "sdxl-base"
+    assert document["models"][0] == {
+        "name": "sdxl-base", "kind": "checkpoint", "source": "huggingface",
+        "repo": "stabilityai/stable-diffusion-xl-base-1.0", "file": "sd_xl_base_1.0.safetensors",
+        "required": True}
+    assert document["models"][1]["required"] is False
+    job = aws_update.one("kubernetes:batch/v1:Job").inputs
+    assert job["metadata"]["name"].startswith("model-sync-")
+    (fetch,) = job["spec"]["template"]["spec"]["containers"]
+    assert fetch["command"][:3] == ["python", "-m", "sdfleet_webui.fetch"]
+    assert "--models-file" in fetch["command"] and "/etc/sdfleet/models.json" in fetch["command"]
+    mounts = {m["mountPath"]: m for m in fetch["volumeMounts"]}
+    assert "/models" in mounts and mounts["/etc/sdfleet"]["readOnly"] is True
+
+
+def test_a_changed_model_list_is_a_new_sync_job(plan, aws_config, aws_config_of):
+    def more(p):
+        p["models"]["items"].append({"name": "detail-lora", "kind": "lora", "source": "civitai",
+                                     "civitaiVersionId": 128713})
+    before = plan(aws_config, preview=True, stack=STACK).one("kubernetes:batch/v1:Job")
+    after = plan(aws_config_of(more), preview=True, stack=STACK).one("kubernetes:batch/v1:Job")
+    assert before.inputs["metadata"]["name"] != after.inputs["metadata"]["name"]
+
+
+def test_api_requires_a_key_and_has_a_usage_plan(aws_update):
+    method = aws_update.one("aws:apigateway/method:Method").inputs
+    assert method["httpMethod"] == "POST" and method["apiKeyRequired"] is True
+    integration = aws_update.one("aws:apigateway/integration:Integration").inputs
+    assert integration["type"] == "AWS_PROXY"
+    assert integration["uri"].endswith(":function:sdbatch-submit/invocations")
+    plan_ = aws_update.one("aws:apigateway/usagePlan:UsagePlan").inputs
+    assert plan_["throttleSettings"] == {"rateLimit": 5, "burstLimit": 10}
+    assert plan_["quotaSettings"] == {"limit": 5000, "period": "DAY"}
+    assert plan_["apiStages"][0]["stage"] == "v1"
+    key = aws_update.one("aws:apigateway/usagePlanKey:UsagePlanKey").inputs
+    assert key["keyType"] == "API_KEY"
+    permission = aws_update.one("aws:lambda/permission:Permission").inputs
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert permission["sourceArn"].endswith("/*/POST/jobs")
+
+
+def test_submit_lambda_is_built_from_functions_submit_with_its_env(aws_update):
+    fn = aws_update.one("aws:lambda/function:Function").inputs
+    assert fn["handler"] == "handler.handler" and fn["runtime"].startswith("python3")
+    assert fn["code"] == {"asset": "(inline)"}  # an archive; its contents: test below
+    env = fn["environment"]["variables"]
+    assert env["RUNTIMES"] == "sdwebui,comfyui"
+    assert env["JOBS_TOPIC_ARN"] == "arn:aws:sns:us-east-1:123456789012:sdbatch-jobs"
+    assert env["MAX_STEPS"] == "80" and env["MAX_BATCH_SIZE"] == "4"
+    assert env["ALLOWED_IMAGE_HOSTS"] == "images.example.com"
+
+
+def test_submit_env_satisfies_the_functions_own_settings(aws_update):
+    import sys
+
+    from tools.preview import ROOT
+    sys.path.insert(0, str(ROOT / "functions" / "submit"))
+    try:
+        from sdfleet_submit.settings import load_settings
+    finally:
+        sys.path.remove(str(ROOT / "functions" / "submit"))
+    env = aws_update.one("aws:lambda/function:Function").inputs["environment"]["variables"]
+    settings = load_settings(env)
+    assert settings.runtimes == ("sdwebui", "comfyui")
+
+
+def test_submit_archive_holds_the_handler_and_package(tmp_path):
+    from components.aws.api import SUBMIT_DIR, submit_archive
+
+    archive = submit_archive()
+    assert set(archive.assets) == {"handler.py", "sdfleet_submit"}
+    assert archive.assets["handler.py"].path == str(SUBMIT_DIR / "handler.py")
+    # what the build vendored is taken at the archive's root
+    (tmp_path / "handler.py").write_text("")
+    (tmp_path / "sdfleet_submit").mkdir()
+    (tmp_path / "vendor" / "pydantic").mkdir(parents=True)
+    assert set(submit_archive(tmp_path).assets) == {"handler.py", "sdfleet_submit", "pydantic"}

@@ -1,0 +1,91 @@
+"""The AWS rules of the stack config, and `make plan` on the aws-dev stack as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from components.config import ConfigError, parse_platform
+from tests.program.aws_fixtures import aws_config  # noqa: F401
+from tools.preview import ROOT
+
+
+def _parse(platform: dict, region: str | None = "us-east-1"):
+    return parse_platform(platform, stack="aws-dev", aws_region=region)
+
+
+def _problems(platform: dict, region: str | None = "us-east-1") -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        _parse(platform, region)
+    return err.value.lines
+
+
+def test_the_example_stack_is_valid(aws_config):
+    stack = _parse(aws_config["sdfleet:platform"], aws_config["aws:region"])
+    assert stack.platform.aws.runtimes[1].mode == "scaledobject"
+    assert stack.platform.aws.runtimes[1].memory == "16Gi"  # default
+
+
+def test_aws_stack_needs_region_and_section():
+    lines = _problems({"cloud": "aws"}, region=None)
+    assert any(line.startswith("aws:region: missing") for line in lines)
+    assert any(line.startswith("sdfleet:platform.aws: missing") for line in lines)
+
+
+def test_public_endpoint_is_never_open_to_the_internet():
+    lines = _problems({"cloud": "aws", "aws": {"publicAccessCidrs": ["203.0.113.0/24",
+                                                                     "0.0.0.0/0"]}})
+    assert lines == [
+        "sdfleet:platform.aws.publicAccessCidrs[1]: '0.0.0.0/0' is not allowed; the EKS API is "
+        "opened only to known networks (a /8 or narrower), e.g. 203.0.113.0/24; leave the list "
+        "empty for a private endpoint"]
+
+
+def test_job_timeout_must_leave_room_for_the_visibility_margin():
+    (line,) = _problems({"cloud": "aws", "aws": {"jobTimeoutSeconds": 43000}})
+    assert line.startswith("sdfleet:platform.aws.jobTimeoutSeconds: 43000 is not allowed; at most "
+                           "42900 s")
+    assert _parse({"cloud": "aws", "aws": {"jobTimeoutSeconds": 42900}})
+
+
+def test_vpc_must_hold_six_subnets():
+    (line,) = _problems({"cloud": "aws", "aws": {"vpcCidr": "10.40.0.0/24"}})
+    assert line.startswith("sdfleet:platform.aws.vpcCidr: the VPC needs at least a /20")
+
+
+def test_runtime_names_unique_and_unknown_keys_named():
+    lines = _problems({"cloud": "aws", "aws": {"runtimes": [{"name": "a1"}, {"name": "a1",
+                                                                            "gpus": 2}]}})
+    assert any(line.startswith("sdfleet:platform.aws.runtimes[1].gpus: unknown key") for line in lines)
+    lines = _problems({"cloud": "aws", "aws": {"runtimes": [{"name": "a1"}, {"name": "a1"}]}})
+    assert lines == ["sdfleet:platform.aws.runtimes[1].name: 'a1' is not allowed; "
+                     "runtime names must be unique"]
+
+
+def test_json_plan_lists_the_batch_platform():
+    proc = subprocess.run([sys.executable, "-m", "tools.plan", "--stack", "aws-dev",
+                           "--format", "json"], cwd=ROOT, text=True, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    by_type: dict[str, list[dict]] = {}
+    for r in doc["resources"]:
+        by_type.setdefault(r["type"], []).append(r)
+    assert len(by_type["aws:eks/cluster:Cluster"]) == 1
+    charts = {r["inputs"]["chart"] for r in by_type["kubernetes:helm.sh/v3:Release"]}
+    assert charts == {"karpenter", "keda"}
+    queues = by_type["aws:sqs/queue:Queue"]
+    redriven = [q for q in queues if "redrivePolicy" in q["inputs"]]
+    assert len(redriven) == 3 and len(queues) == 6
+    assert len(by_type["aws:apigateway/restApi:RestApi"]) == 1
+    assert len(by_type["aws:apigateway/usagePlan:UsagePlan"]) == 1
+    (fn,) = by_type["aws:lambda/function:Function"]
+    assert fn["inputs"]["name"] == "sdbatch-submit"
+    assert len(by_type["aws:s3/bucket:Bucket"]) == 1
+    assert len(by_type["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]) == 1
+    assert len(by_type["aws:efs/fileSystem:FileSystem"]) == 1
+    assert doc["policies"] == []  # no policy violation
+    assert not [r for r in doc["resources"] if r["type"].startswith("gcp:")]
