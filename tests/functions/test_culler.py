@@ -215,3 +215,34 @@ def test_kubernetes_list_failure_is_reported_and_idle_culling_still_happens(
     summary = run_pass(culler, m_iap)
     assert summary["reconcileErrors"]
     assert summary["culled"] == {"idle": 1}
+
+
+def test_an_allocation_under_way_keeps_the_session_and_culls_release_their_locks(
+        culler, clean, m_iap, m_agones, m_redis_client):
+    r = m_redis_client
+    seed(r, m_agones, "g-1", "gs-1", allocated_ago=3000, active_ago=1000)
+    seed(r, m_agones, "g-2", "gs-2", allocated_ago=3000, active_ago=1000)
+    r.set(f"{P}lock:g-1", "allocator-token", px=20000)
+    summary = run_pass(culler, m_iap)
+    assert summary["kept"].get("allocation-in-progress") == 1
+    assert summary["culled"] == {"idle": 1}
+    assert m_agones.game_server("gs-1") and r.get(f"{P}lock:g-1") == "allocator-token"
+    assert m_agones.game_server("gs-2") is None and not r.exists(f"{P}lock:g-2")
+
+
+def test_allocator_waits_for_a_cull_in_progress_then_allocates_fresh(
+        culler, allocator, clean, m_iap, m_agones, m_redis_client):
+    """The person returns while the culler holds their identity lock: no second game
+    server is allocated until the cull has finished."""
+    r = m_redis_client
+    id_ = "g-100000000000000000001"
+    seed(r, m_agones, id_, "gs-old", allocated_ago=3000, active_ago=1000)
+    m_agones.add_ready("gs-new", port=7300)
+    r.set(f"{P}lock:{id_}", "culler-token", px=1500)      # as the culler's claim takes it
+    r.hset(f"{P}map:{id_}", "culling", repr(time.time()))
+    t0 = time.monotonic()
+    status, body, _ = call("POST", allocator.url + "/allocate",
+                           {"x-goog-iap-jwt-assertion": m_iap.mint()})
+    assert status == 200 and body["status"] == "ready" and body["gameServer"] == "gs-new"
+    assert time.monotonic() - t0 >= 1.0                   # it waited for the lock
+    assert not r.exists(f"{P}lock:{id_}")
