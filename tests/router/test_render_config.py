@@ -30,9 +30,9 @@ def test_timeouts_and_limits_come_from_the_environment():
     text = render(Settings.from_env({**BASE, "PROXY_READ_TIMEOUT": "7200s",
                                      "PROXY_CONNECT_TIMEOUT": "3s",
                                      "CLIENT_MAX_BODY_SIZE": "2g"}))
-    # both the first attempt and the retry after a re-allocation use them
-    assert text.count("proxy_read_timeout 7200s;") == 2
-    assert text.count("proxy_connect_timeout 3s;") == 2
+    # the hot path, the deciding path and the retry after a re-allocation all use them
+    assert text.count("proxy_read_timeout 7200s;") == 3
+    assert text.count("proxy_connect_timeout 3s;") == 3
     assert "client_max_body_size 2g;" in text
 
 

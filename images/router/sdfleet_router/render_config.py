@@ -187,11 +187,20 @@ def render(settings: Settings) -> str:
     }
     lua_settings = asdict(settings.lua)
     lua_settings["allocator_audience"] = settings.allocator_audience
+    websocket_activity = ('            header_filter_by_lua_block {\n'
+                          '                require("sdfleet.router").header_filter()\n'
+                          '            }\n')
+
+    def proxy_block(failure_location: str, websockets: bool) -> str:
+        return _fill(proxy_template, {**values, "failure_location": failure_location,
+                                      "websocket_activity": websocket_activity if websockets
+                                      else ""})
+
     values.update({
-        "proxy_to_pod": _fill(proxy_template, {**values,
-                                               "failure_location": "@sdfleet_pod_failed"}),
-        "proxy_to_pod_retry": _fill(proxy_template, {**values,
-                                                     "failure_location": "@sdfleet_pod_failed_again"}),
+        # the hot path never carries an upgrade, so it needs no header filter
+        "proxy_to_pod": proxy_block("@sdfleet_pod_failed", websockets=False),
+        "proxy_to_pod_decided": proxy_block("@sdfleet_pod_failed", websockets=True),
+        "proxy_to_pod_retry": proxy_block("@sdfleet_pod_failed_again", websockets=True),
         "load_modules": "\n".join(f"load_module {m};" for m in settings.nginx_modules),
         "user": f"user {settings.nginx_user};" if settings.nginx_user else "",
         "worker_processes": settings.worker_processes,

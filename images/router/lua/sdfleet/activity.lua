@@ -2,12 +2,14 @@
 -- pod actually served, and written to Redis at most once per identity per interval per
 -- replica (the shared dict is the throttle; the write happens in a timer because the log
 -- and header-filter phases cannot use sockets).
+local lrucache = require("resty.lrucache")
 local config = require("sdfleet.config")
 local store = require("sdfleet.store")
 
 local _M = {}
 
-local recent = ngx.shared.sdfleet_activity
+local recent = ngx.shared.sdfleet_activity   -- per replica: the throttle
+local recent_here = lrucache.new(10000)       -- per worker: skips the shared dict lock
 
 local function write(premature, id, at)
     if premature then
@@ -21,10 +23,12 @@ local function write(premature, id, at)
 end
 
 function _M.served(id)
-    if not id or id == "" then
+    if not id or id == "" or recent_here:get(id) then
         return
     end
-    if not recent:add(id, true, config.settings.activity_interval_seconds) then
+    local interval = config.settings.activity_interval_seconds
+    recent_here:set(id, true, interval)
+    if not recent:add(id, true, interval) then
         return  -- written recently by this replica
     end
     local ok, err = ngx.timer.at(0, write, id, ngx.now())

@@ -6,6 +6,9 @@ local pages = require("sdfleet.pages")
 local routing = require("sdfleet.routing")
 
 local balancer = require("ngx.balancer")
+local lrucache = require("resty.lrucache")
+
+local peers = lrucache.new(10000)  -- "ip:port" -> { ip, port }, parsed once per worker
 
 local _M = {}
 
@@ -31,7 +34,25 @@ local function verified_person()
     return nil
 end
 
--- access_by_lua for every request to a pod.
+-- set_by_lua on the hot path: the target when this worker knows both the token's verdict
+-- and the route, "" to send the request to @sdfleet_decide. Upgrades always go there.
+function _M.cached_target()
+    identity.strip_forgeable_headers()
+    local token = ngx.var.http_x_goog_iap_jwt_assertion
+    if not token or ngx.var.http_upgrade then
+        return ""
+    end
+    local person = identity.known_person(token)
+    local target = person and routing.known_target(person.id)
+    if not target then
+        return ""
+    end
+    ngx.var.sdfleet_id = person.id
+    ngx.var.sdfleet_email = person.email
+    return target
+end
+
+-- access_by_lua in @sdfleet_decide: everything the hot path could not answer.
 function _M.access()
     identity.strip_forgeable_headers()
     local person = verified_person()
@@ -49,15 +70,21 @@ end
 
 -- balancer_by_lua: the target chosen in access; one more try for a stale keepalive socket.
 function _M.balance()
-    local host, port = ngx.var.sdfleet_target:match("^(.+):(%d+)$")
-    if not host then
-        return ngx.exit(500)
+    local target = ngx.var.sdfleet_target
+    local peer = peers:get(target)
+    if not peer then
+        local host, port = target:match("^(.+):(%d+)$")
+        if not host then
+            return ngx.exit(500)
+        end
+        peer = { host, tonumber(port) }
+        peers:set(target, peer)
     end
     if not ngx.ctx.sdfleet_tried then
         ngx.ctx.sdfleet_tried = true
         balancer.set_more_tries(1)
     end
-    local ok, err = balancer.set_current_peer(host, tonumber(port))
+    local ok, err = balancer.set_current_peer(peer[1], peer[2])
     if not ok then
         ngx.log(ngx.ERR, "cannot set pod peer: ", err)
         return ngx.exit(500)
@@ -123,7 +150,7 @@ end
 
 -- log_by_lua: responses the pod served (below 400) and finished WebSockets count.
 function _M.log()
-    if ngx.var.sdfleet_target ~= "" and ngx.var.upstream_status and ngx.status < 400 then
+    if ngx.status < 400 and ngx.var.sdfleet_target ~= "" then
         activity.served(ngx.var.sdfleet_id)
     end
 end

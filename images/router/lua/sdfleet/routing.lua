@@ -1,13 +1,16 @@
 -- The two decision rules of the router, each in one function:
 --   decide(person)                  where does this person's request go?
 --   pod_unreachable(...) + forget() when is a mapping invalidated?
+local lrucache = require("resty.lrucache")
 local allocator = require("sdfleet.allocator")
 local config = require("sdfleet.config")
 local store = require("sdfleet.store")
 
 local _M = {}
 
-local routes = ngx.shared.sdfleet_routes
+-- identity -> target for a few seconds, per worker (a worker that finds the pod dead
+-- invalidates its own entry; other workers find out on their own next failure)
+local routes = lrucache.new(10000)
 local TARGET_PATTERN = "^%d+%.%d+%.%d+%.%d+:%d+$"
 
 local function proxy(id, target)
@@ -18,6 +21,11 @@ end
 local function unavailable(reason, message, retry_after)
     return { action = "unavailable", reason = reason, message = message,
              retry_after = retry_after or config.settings.retry_after_seconds }
+end
+
+-- The route this worker holds for the id, if any (no I/O).
+function _M.known_target(id)
+    return routes:get(id)
 end
 
 -- A decision: {action="proxy", target=}, {action="wait", phase=, message=, retry_after=},
