@@ -339,3 +339,16 @@ def test_submit_archive_holds_the_handler_and_package(tmp_path):
     (tmp_path / "sdfleet_submit").mkdir()
     (tmp_path / "vendor" / "pydantic").mkdir(parents=True)
     assert set(submit_archive(tmp_path).assets) == {"handler.py", "sdfleet_submit", "pydantic"}
+
+
+def test_model_tokens_reach_the_sync_job_only_as_secrets(plan, aws_config):
+    assert not plan(aws_config, preview=True, stack=STACK).of_type("kubernetes:core/v1:Secret")
+    config = {**aws_config, "sdfleet:civitaiToken": {"secure": "v1:example-ciphertext"}}
+    result = plan(config, preview=False, stack=STACK)
+    secret = result.one("kubernetes:core/v1:Secret").inputs
+    assert secret["stringData"] == {"CIVITAI_TOKEN": "[secret]"}
+    job = result.one("kubernetes:batch/v1:Job").inputs
+    (fetch,) = job["spec"]["template"]["spec"]["containers"]
+    assert fetch["env"] == [{"name": "CIVITAI_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": "model-tokens", "key": "CIVITAI_TOKEN"}}}]
+    assert "offline-preview-placeholder" not in json.dumps([secret, job])
