@@ -104,6 +104,8 @@ class AwsPlatform(pulumi.ComponentResource):
                        [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*")]),
                  # Results (idempotent reruns) and img2img init images from this bucket.
                  allow(["s3:GetObject"], [pulumi.Output.concat(self.results.arn, "/*")]),
+                 # So a missing result.json reads as 404 (not yet written), not 403.
+                 allow(["s3:ListBucket"], [self.results.arn]),
                  allow(["sns:Publish"], [self.queues.completions_topic.arn])],
                 tags_for(labels, f"{name}-agent-{rt.name}"), opts=child)
             self.runtimes[rt.name] = RuntimeWorkload(

@@ -87,6 +87,7 @@ def test_agent_role_is_scoped_to_its_queue_bucket_prefix_and_topic(aws_update):
     bucket = aws_update.one(BUCKET).inputs["tags"]["Name"]
     assert [r.endswith("/results/*") for r in grants["s3:PutObject"]] == [True]
     assert grants["sns:Publish"] == ["arn:aws:sns:us-east-1:123456789012:sdbatch-completions"]
+    assert grants["s3:ListBucket"] == [f"arn:aws:s3:::{aws_update.outputs['resultsBucket']}"]
     assert "s3:DeleteObject" not in grants and bucket
 
 
