@@ -156,4 +156,7 @@ def _stack_resources(registrations, props, providers) -> list[PolicyResource]:
         if r.parent in by_urn:
             resource.parent = by_urn[r.parent]
         resource.dependencies = [by_urn[d] for d in r.dependencies if d in by_urn]
+        resource.property_dependencies = {
+            prop: [by_urn[d] for d in urns if d in by_urn]
+            for prop, urns in getattr(r, "property_dependencies", {}).items()}
     return list(by_urn.values())

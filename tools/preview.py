@@ -51,6 +51,8 @@ class Registration:
     custom: bool
     dependencies: list[str]
     id: str | None = None
+    # property name -> URNs its value came from (which queue a redrive policy belongs to...)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,7 +122,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             urn=urn, type=request.type, name=request.name, parent=request.parent or None,
             inputs=_struct_to_plain(request.object), provider=request.provider or None,
             custom=bool(request.custom), dependencies=list(request.dependencies),
-            id=response.id or None)
+            id=response.id or None,
+            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()})
         self.order.append(urn)
         return response
 

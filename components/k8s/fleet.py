@@ -33,9 +33,13 @@ WEBUI_PRIORITY = 1000
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
 
+# The image's own interpreter (images/webui: ENTRYPOINT is `<venv>/bin/python -m`).
+IMAGE_PYTHON = "/opt/sdfleet/venv/bin/python"
+
+
 def _probe(kind: str, period: int, failures: int, timeout: int = 5) -> dict:
     # Probes only read (images/webui: sdfleet_webui.probe): they never touch WebUI state.
-    return {"exec": {"command": ["python3", "-m", "sdfleet_webui.probe", kind]},
+    return {"exec": {"command": [IMAGE_PYTHON, "-m", "sdfleet_webui.probe", kind]},
             "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": timeout}
 
 
@@ -85,7 +89,7 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
             {
                 "name": "user-sync",
                 "image": image,
-                "command": ["python3", "-m", "sdfleet_webui.usersync"],
+                "args": ["sdfleet_webui.usersync"],
                 "env": [{"name": "SDFLEET_SCRATCH_DIR", "value": "/scratch"},
                         {"name": "SDFLEET_USERS_DIR", "value": "/users"}],
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},

@@ -16,6 +16,7 @@ from components.config import ModelsConfig
 from components.k8s.objects import KubeObject, meta
 
 MODELS_FILE = "/etc/sdfleet/models.json"
+TOKENS_DIR = "/var/run/sdfleet"
 
 
 def models_document(models: ModelsConfig) -> str:
@@ -40,15 +41,17 @@ class ModelSync(pulumi.ComponentResource):
         self.models_config = KubeObject(
             f"{versioned}-models", "v1", "ConfigMap", metadata=meta(f"{versioned}", namespace),
             data={"models.json": document}, opts=child)
-        tokens = {k: v for k, v in (("CIVITAI_TOKEN", civitai_token),
-                                    ("HF_TOKEN", huggingface_token)) if v is not None}
-        env = []
+        # Token files the fetcher reads (images/webui README); never env values.
+        tokens = {k: v for k, v in (("civitai-token", civitai_token),
+                                    ("hf-token", huggingface_token)) if v is not None}
+        token_mounts, token_volumes = [], []
         if tokens:
             KubeObject(f"{name}-tokens", "v1", "Secret", metadata=meta(f"{name}-tokens", namespace),
                        type="Opaque", stringData={k: pulumi.Output.secret(v) for k, v in tokens.items()},
                        opts=child)
-            env = [{"name": k, "valueFrom": {"secretKeyRef": {"name": f"{name}-tokens", "key": k}}}
-                   for k in tokens]
+            token_mounts = [{"name": "tokens", "mountPath": TOKENS_DIR, "readOnly": True}]
+            token_volumes = [{"name": "tokens", "secret": {"secretName": f"{name}-tokens",
+                                                           "defaultMode": 0o400}}]
 
         self.job = KubeObject(
             f"{versioned}", "batch/v1", "Job",
@@ -63,18 +66,19 @@ class ModelSync(pulumi.ComponentResource):
                                           "seccompProfile": {"type": "RuntimeDefault"}},
                       "containers": [{
                           "name": "fetch", "image": image,
-                          "command": ["python3", "-m", "sdfleet_webui.fetch",
-                                      "--models-file", MODELS_FILE, "--root", "/models"],
-                          "env": env,
+                          "args": ["sdfleet_webui.fetch", "--models-file", MODELS_FILE,
+                                   "--root", "/models"],
                           "resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
                                         "limits": {"memory": "2Gi"}},
                           "volumeMounts": [
                               {"name": "shared", "mountPath": "/models", "subPath": "models"},
-                              {"name": "models-list", "mountPath": "/etc/sdfleet", "readOnly": True}],
+                              {"name": "models-list", "mountPath": "/etc/sdfleet", "readOnly": True},
+                              *token_mounts],
                           "securityContext": {"allowPrivilegeEscalation": False,
                                               "capabilities": {"drop": ["ALL"]}}}],
                       "volumes": [
                           {"name": "shared", "persistentVolumeClaim": {"claimName": claim}},
-                          {"name": "models-list", "configMap": {"name": versioned}}]}}},
+                          {"name": "models-list", "configMap": {"name": versioned}},
+                          *token_volumes]}}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.models_config]))
         self.register_outputs({"job": versioned})

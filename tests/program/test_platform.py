@@ -164,9 +164,10 @@ def test_fleet_pod_template(dev_plan):
     assert webui["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert webui["resources"]["requests"] == {"cpu": "4", "memory": "16Gi"}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert webui[probe]["exec"]["command"][:3] == ["python3", "-m", "sdfleet_webui.probe"]
+        assert webui[probe]["exec"]["command"][:3] == ["/opt/sdfleet/venv/bin/python", "-m",
+                                                        "sdfleet_webui.probe"]
     assert _env(webui)["SDFLEET_FRAMEWORK"] == "automatic1111"
-    assert _container(pod, "user-sync")["command"][-1] == "sdfleet_webui.usersync"
+    assert _container(pod, "user-sync")["args"] == ["sdfleet_webui.usersync"]
     scratch = next(v for v in pod["volumes"] if v["name"] == "scratch")
     assert scratch["emptyDir"]["sizeLimit"] == "50Gi"
     assert all("hostPort" not in p for c in pod["containers"] for p in c.get("ports", []))
@@ -215,8 +216,9 @@ def test_placeholders_keep_gpu_nodes_warm_at_negative_priority(plan, platform_of
 
 def test_model_sync_job_follows_the_model_list(dev_plan, plan, platform_of):
     job = dev_plan.one("kubernetes:batch/v1:Job")
-    command = job.inputs["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert command[:3] == ["python3", "-m", "sdfleet_webui.fetch"]
+    args = job.inputs["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["sdfleet_webui.fetch", "--models-file", "/etc/sdfleet/models.json",
+                    "--root", "/models"]
     config = dev_plan.one("kubernetes:core/v1:ConfigMap", "model-sync").inputs
     document = json.loads(config["data"]["models.json"])
     assert document["defaultCheckpoint"] == "sdxl-base"
@@ -235,10 +237,13 @@ def test_model_tokens_come_from_secret_keys(plan, platform_of):
     config = platform_of(**{"sdfleet:huggingfaceToken": {"secure": "v1:abc"}})
     result = plan(config)
     secret = result.one("kubernetes:core/v1:Secret", "model-sync-tokens").inputs
-    assert secret["stringData"] == "[secret]" or secret["stringData"]["HF_TOKEN"] == "[secret]"
-    env = result.one("kubernetes:batch/v1:Job").inputs["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert env == [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
-        "name": "sdfleet-model-sync-tokens", "key": "HF_TOKEN"}}}]
+    assert secret["stringData"] == "[secret]" or secret["stringData"]["hf-token"] == "[secret]"
+    pod = result.one("kubernetes:batch/v1:Job").inputs["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert "env" not in container  # tokens are files, never env values
+    assert {"name": "tokens", "mountPath": "/var/run/sdfleet", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "tokens", "secret": {"secretName": "sdfleet-model-sync-tokens",
+                                         "defaultMode": 0o400}} in pod["volumes"]
 
 
 # --- Router ----------------------------------------------------------------------------------------
