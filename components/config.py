@@ -245,7 +245,9 @@ class ModelSpec(Section):
     """One model for the shared store (docs/contracts.md section 6)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
-    kind: Literal["checkpoint", "vae", "lora", "controlnet", "embedding", "upscaler", "extension"]
+    # Optional for CivitAI entries only: CivitAI's own type decides the folder.
+    kind: Optional[Literal["checkpoint", "vae", "lora", "controlnet", "embedding", "upscaler",
+                           "extension"]] = None
     source: Literal["civitai", "url", "huggingface"]
     civitai_version_id: Optional[Annotated[int, Field(ge=1)]] = None
     url: Optional[Annotated[str, Field(pattern=r"^https://\S+$")]] = None
@@ -509,6 +511,13 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
     for i, m in enumerate(p.models.items):
         if names.index(m.name) != i:
             bad(("models", "items", i, "name"), m.name, "model names must be unique")
+        if m.kind is None and m.source != "civitai":
+            problems.append(f"{_path(CONFIG_KEY, ('models', 'items', i, 'kind'))}: missing; "
+                            "only CivitAI entries may leave kind out")
+        if m.kind == "extension" and (m.source != "url" or not re.fullmatch(r"[0-9a-f]{40}",
+                                                                             m.revision or "")):
+            bad(("models", "items", i, "revision"), m.revision,
+                "an extension needs source 'url' and revision set to a full 40-hex commit")
         needs = {"civitai": ("civitaiVersionId",), "url": ("url",), "huggingface": ("repo", "file")}
         for key in needs[m.source]:
             if getattr(m, _snake(key)) is None:

@@ -83,6 +83,11 @@ CASES = [
      "sdfleet:platform.models.items[0].repo", "needs repo and file"),
     ("default-checkpoint", lambda p: p["models"].update(defaultCheckpoint="sdxl-vae"),
      "sdfleet:platform.models.defaultCheckpoint", "must name a checkpoint"),
+    ("extension-unpinned", lambda p: p["models"]["items"].append({
+        "name": "ext", "kind": "extension", "source": "url", "url": "https://example.com/ext.git",
+        "revision": "main"}), "sdfleet:platform.models.items[2].revision", "40-hex commit"),
+    ("kind-missing", lambda p: p["models"]["items"][1].pop("kind"),
+     "sdfleet:platform.models.items[1].kind", "only CivitAI entries"),
     ("name-prefix", lambda p: p.update(namePrefix="SD_Fleet"),
      "sdfleet:platform.namePrefix", "should match pattern"),
     ("access-missing", lambda p: p.pop("access"), "sdfleet:platform.access", "IAP"),
