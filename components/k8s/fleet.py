@@ -223,12 +223,15 @@ class FleetAccess(pulumi.ComponentResource):
     ALLOCATOR_RULES = [
         {"apiGroups": ["allocation.agones.dev"], "resources": ["gameserverallocations"],
          "verbs": ["create"]},
-        {"apiGroups": ["agones.dev"], "resources": ["gameservers"], "verbs": ["get", "list"]},
+        # delete: a game server that lost an allocation race is handed back at once.
+        {"apiGroups": ["agones.dev"], "resources": ["gameservers"],
+         "verbs": ["get", "list", "delete"]},
         {"apiGroups": ["agones.dev"], "resources": ["fleets"], "verbs": ["get"]},
     ]
     CULLER_RULES = [
+        # deletecollection: one request ends a batch of sessions (selected by identity label).
         {"apiGroups": ["agones.dev"], "resources": ["gameservers"],
-         "verbs": ["get", "list", "delete"]},
+         "verbs": ["get", "list", "delete", "deletecollection"]},
     ]
 
     def __init__(self, name: str, namespace: str, allocator_user: pulumi.Input[str],

@@ -376,6 +376,14 @@ def test_functions_may_only_touch_game_servers_in_the_fleet_namespace(dev_update
     bindings = {b.inputs["metadata"]["name"]: b.inputs["subjects"][0]["name"]
                 for b in dev_update.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")}
     assert bindings["sdfleet-allocator"].startswith("sdfleet-fn-allocator@")
+    verbs = {name: {v for rule in role["rules"] if "gameservers" in rule["resources"]
+                    for v in rule["verbs"]} for name, role in roles.items()}
+    assert verbs == {"sdfleet-allocator": {"get", "list", "delete"},
+                     "sdfleet-culler": {"get", "list", "delete", "deletecollection"}}
+    allocations = [r for r in roles["sdfleet-allocator"]["rules"]
+                   if r["resources"] == ["gameserverallocations"]]
+    assert allocations == [{"apiGroups": ["allocation.agones.dev"],
+                            "resources": ["gameserverallocations"], "verbs": ["create"]}]
 
 
 # --- Invariants -------------------------------------------------------------------------------------------
