@@ -15,7 +15,9 @@ PYTEST_ARGS ?=
 
 DEV_REQUIREMENTS := requirements-dev.txt $(shell sed -n 's/^-r //p' requirements-dev.txt)
 
-.PHONY: help plan test bench venv debian-packages clean
+LAMBDA_VENDOR := functions/submit/vendor
+
+.PHONY: help plan test bench venv debian-packages lambda clean
 
 help:
 	@sed -n '2,6p' Makefile | sed 's/^# *//'
@@ -46,5 +48,14 @@ test: $(VENV)/.dev-installed debian-packages
 bench: $(VENV)/.dev-installed debian-packages
 	@$(PY) -m benchmarks.run
 
+# The submit Lambda's dependencies, as Linux wheels for its runtime (python3.11, x86_64);
+# boto3 comes with the runtime. Run before `pulumi up` of an AWS stack.
+lambda: $(VENV)/bin/python
+	rm -rf $(LAMBDA_VENDOR)
+	$(PY) -m pip install -q --target $(LAMBDA_VENDOR) --implementation cp --python-version 3.11 \
+		--platform manylinux2014_x86_64 --only-binary=:all: \
+		$$(grep -E '^pydantic==' functions/submit/requirements.txt)
+	@echo "vendored into $(LAMBDA_VENDOR)"
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(LAMBDA_VENDOR)

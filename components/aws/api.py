@@ -26,6 +26,13 @@ JOBS_PATH = "jobs"
 LOG_RETENTION_DAYS = 30
 
 
+def _deploys_for_real() -> bool:
+    """`pulumi up` against a real engine (not a preview, not the offline mock engine)."""
+    from pulumi.runtime import mocks, settings
+    return (not pulumi.runtime.is_dry_run()
+            and not isinstance(settings.SETTINGS.monitor, mocks.MockMonitor))
+
+
 def submit_archive(source: Path = SUBMIT_DIR) -> pulumi.AssetArchive:
     """The Lambda's code: the entry point, its package and, at the archive's root, whatever
     the build vendored into `<source>/vendor/` (`pip install --target`, functions/submit/
@@ -35,6 +42,13 @@ def submit_archive(source: Path = SUBMIT_DIR) -> pulumi.AssetArchive:
         "sdfleet_submit": pulumi.FileArchive(str(source / "sdfleet_submit")),
     }
     vendor = source / "vendor"
+    if not vendor.is_dir():
+        message = (f"{vendor} is missing: the submit Lambda needs its dependencies vendored "
+                   "(pydantic is not in the Lambda runtime). Run `make lambda` first.")
+        if _deploys_for_real():
+            # Never deploy a function that fails at cold start.
+            raise pulumi.RunError(message)
+        pulumi.log.warn(message)
     if vendor.is_dir():
         for entry in sorted(vendor.iterdir()):
             parts[entry.name] = (pulumi.FileArchive(str(entry)) if entry.is_dir()
