@@ -80,8 +80,7 @@ function _M.balance()
         peer = { host, tonumber(port) }
         peers:set(target, peer)
     end
-    if not ngx.ctx.sdfleet_tried then
-        ngx.ctx.sdfleet_tried = true
+    if not balancer.get_last_failure() then  -- first try (ngx.ctx would cost a table)
         balancer.set_more_tries(1)
     end
     local ok, err = balancer.set_current_peer(peer[1], peer[2])
@@ -149,8 +148,10 @@ function _M.header_filter()
 end
 
 -- log_by_lua: responses the pod served (below 400) and finished WebSockets count.
+-- Only the pod answers below 400 in the proxying locations: the router's own pages are
+-- 401/503, so the status alone says who served the response.
 function _M.log()
-    if ngx.status < 400 and ngx.var.sdfleet_target ~= "" then
+    if ngx.status < 400 then
         activity.served(ngx.var.sdfleet_id)
     end
 end

@@ -1,0 +1,237 @@
+"""Router benchmarks: `python -m benchmarks.bench_router` (part of `make bench`).
+
+One run, one machine, same backend (an nginx `return 200` server, so the router is what
+is measured), each nginx with one worker and wrk with one thread:
+
+- plain:  nginx `proxy_pass` to the backend over an upstream keepalive pool (the baseline)
+- router: the sdfleet router in steady state (token verdict and route cached)
+- naive:  a Lua router that opens a new Redis connection, AUTHs, reads and writes on every
+          request and proxies without keepalive (the reference system's pattern)
+
+Rounds are interleaved and the median kept, so slow phases of a shared machine hit all
+three alike. Prints BENCH lines on stdout; everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+
+from benchmarks.report import emit
+from tests.helpers.iap import IapKeyServer
+from tests.helpers.servers import ManagedProcess, RedisServer, free_port
+from tests.router.harness import DEBIAN_LUA_MODULES, nginx_binary, router_env, start_router, \
+    start_verifier
+from tests.router.resp import Resp
+
+SUB, ID = "accounts.google.com:100000000000000000001", "g-100000000000000000001"
+ROUNDS, SECONDS, CONNECTIONS = 5, 3, 32
+LATENCY_CONNECTIONS, LATENCY_SECONDS = 4, 2
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def start_nginx(name: str, http_block: str, port: int) -> ManagedProcess:
+    run_dir = tempfile.mkdtemp(prefix=f"sdfleet-bench-{name}-")
+    user = "user root;" if os.geteuid() == 0 else ""
+    modules = "\n".join(f"load_module {m};" for m in DEBIAN_LUA_MODULES)
+    conf = textwrap.dedent(f"""\
+        {modules}
+        {user}
+        worker_processes 1;
+        daemon off;
+        pid {run_dir}/nginx.pid;
+        error_log stderr error;
+        events {{ worker_connections 4096; }}
+        http {{
+            access_log off;
+            client_body_temp_path {run_dir}/b; proxy_temp_path {run_dir}/p;
+            fastcgi_temp_path {run_dir}/f; uwsgi_temp_path {run_dir}/u; scgi_temp_path {run_dir}/s;
+        """) + http_block + "\n}\n"
+    path = os.path.join(run_dir, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return ManagedProcess([nginx_binary(), "-p", run_dir, "-c", path], port,
+                          log_name=name).start()
+
+
+def backend_block(port: int) -> str:
+    return f"""
+    server {{
+        listen 127.0.0.1:{port};
+        keepalive_requests 100000;
+        location / {{ return 200 "ok\\n"; }}
+    }}"""
+
+
+def plain_block(port: int, backend: int) -> str:
+    """What one would write to put Gradio behind nginx: keepalive pool, WebSocket-ready
+    headers, no buffering. The router adds identity, routing and activity to exactly this."""
+    return f"""
+    upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+    server {{
+        listen 127.0.0.1:{port};
+        keepalive_requests 100000;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_buffering off;
+            proxy_set_header Host $host;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;
+        }}
+    }}"""
+
+
+def naive_block(port: int, redis: RedisServer) -> str:
+    return f"""
+    server {{
+        listen 127.0.0.1:{port};
+        keepalive_requests 100000;
+        location / {{
+            set $target "";
+            access_by_lua_block {{
+                local ok, redis = pcall(require, "resty.redis")
+                if not ok then redis = require("nginx.redis") end
+                local id = ngx.var.http_x_user  -- the reference trusted a plain header
+                local red = redis:new()
+                red:set_timeout(1000)
+                assert(red:connect("127.0.0.1", {redis.port}))
+                assert(red:auth("{redis.password}"))
+                local target = red:hget("sdfleet:map:" .. id, "target")
+                red:zadd("sdfleet:activity", ngx.now(), id)
+                red:close()
+                ngx.var.target = target
+            }}
+            proxy_pass http://$target;
+            proxy_buffering off;
+        }}
+    }}"""
+
+
+def wrk(url: str, headers: dict[str, str], connections: int,
+        seconds: int) -> tuple[float, float, int]:
+    """(requests per second, p99 latency in ms, requests completed)."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run(args + [url], capture_output=True, text=True,
+                         timeout=seconds + 30).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()
+    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return rps, p99, int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def worker_cpu_seconds(master: ManagedProcess) -> float:
+    """CPU time used so far by an nginx master's workers (utime + stime)."""
+    kids = subprocess.run(["pgrep", "-P", str(master.proc.pid)], capture_output=True,
+                          text=True).stdout.split()
+    total = 0
+    for pid in kids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    redis = RedisServer().start()
+    iap = IapKeyServer()
+    processes: list[ManagedProcess] = []
+    try:
+        backend_port = free_port()
+        processes.append(start_nginx("backend", backend_block(backend_port), backend_port))
+        target = f"127.0.0.1:{backend_port}"
+        store = Resp(redis.port, redis.password)
+        store("HSET", f"sdfleet:map:{ID}", "target", target, "gs", "gs-bench")
+
+        verifier = start_verifier(iap.audience, iap.url)
+        processes.append(verifier)
+        router_port, plain_port, naive_port = free_port(), free_port(), free_port()
+        env = router_env(allocator_url="http://127.0.0.1:9/allocate", metadata_url="none",
+                         redis_port=redis.port, redis_password=redis.password,
+                         verifier_port=verifier.port, port=router_port, workers=1)
+        proxies = {"plain": start_nginx("plain", plain_block(plain_port, backend_port),
+                                        plain_port),
+                   "router": start_router(env),
+                   "naive": start_nginx("naive", naive_block(naive_port, redis), naive_port)}
+        processes.extend(proxies.values())
+
+        # Every proxy gets the same request: what IAP forwards, plus the header the naive
+        # router (like the reference system) takes the identity from.
+        token = iap.mint(sub=SUB, expires_in=3600)
+        headers = {"x-goog-iap-jwt-assertion": token, "x-user": ID}
+        ports = {"plain": plain_port, "router": router_port, "naive": naive_port}
+        urls = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
+        for url in urls.values():  # warm up: verdict and route cached, pools open
+            req = urllib.request.Request(url, headers=headers)
+            assert urllib.request.urlopen(req, timeout=5).read() == b"ok\n"
+
+        rps = {name: [] for name in urls}
+        cpu_us = {name: [] for name in urls}
+        router_requests = router_redis_calls = 0
+        for round_no in range(ROUNDS):
+            for name, url in urls.items():
+                if name == "router":
+                    store("CONFIG", "RESETSTAT")
+                cpu_before = worker_cpu_seconds(proxies[name])
+                value, _, done = wrk(url, headers, CONNECTIONS, SECONDS)
+                cpu_us[name].append((worker_cpu_seconds(proxies[name]) - cpu_before) / done * 1e6)
+                rps[name].append(value)
+                if name == "router":
+                    router_requests += done
+                    router_redis_calls += sum(int(n) for n in re.findall(
+                        r"cmdstat_\w+:calls=(\d+)", store("INFO", "commandstats"))) - 1
+            log(f"round {round_no + 1}: " + ", ".join(
+                f"{n} {rps[n][-1]:.0f} req/s {cpu_us[n][-1]:.1f} us/req" for n in urls))
+
+        added_p99 = []
+        for _ in range(ROUNDS):
+            plain_p99 = wrk(urls["plain"], headers, LATENCY_CONNECTIONS, LATENCY_SECONDS)[1]
+            router_p99 = wrk(urls["router"], headers, LATENCY_CONNECTIONS, LATENCY_SECONDS)[1]
+            added_p99.append(router_p99 - plain_p99)
+            log(f"p99 at {LATENCY_CONNECTIONS} connections: plain {plain_p99:.2f} ms, "
+                f"router {router_p99:.2f} ms")
+
+        # Ratios are taken within a round (back-to-back runs), then the median across rounds.
+        def ratio(a: str, b: str) -> float:
+            return statistics.median(x / y for x, y in zip(rps[a], rps[b]))
+
+        emit("router.throughput_ratio", ratio("router", "plain"), "ratio", ">=0.9",
+             baseline=statistics.median(rps["plain"]), ratio=ratio("router", "plain"))
+        emit("router.p99_added_ms", statistics.median(added_p99), "ms", "<=1")
+        emit("router.ratio_vs_naive", ratio("router", "naive"), "ratio", "report",
+             baseline=statistics.median(rps["naive"]), ratio=ratio("router", "naive"))
+        plain_cpu, router_cpu = min(cpu_us["plain"]), min(cpu_us["router"])
+        emit("router.cpu_us_per_request", router_cpu, "us", "report", baseline=plain_cpu,
+             ratio=plain_cpu / router_cpu)
+        emit("router.redis_commands_per_1k_requests",
+             1000 * router_redis_calls / max(1, router_requests), "commands", "report")
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        redis.stop()
+        iap.close()
+    return 0
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    code = main()
+    log(f"bench_router took {time.monotonic() - started:.0f}s")
+    sys.exit(code)
