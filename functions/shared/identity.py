@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 
 IAP_ISSUER = "https://cloud.google.com/iap"
 IAP_JWT_HEADER = "x-goog-iap-jwt-assertion"
-GOOGLE_SUBJECT = re.compile(r"accounts\.google\.com:([0-9]{1,40})")
+GOOGLE_SUBJECT = re.compile(r"accounts\.google\.com:([0-9]{1,61})")  # "g-" + 61 = 63, the label limit
 MAX_OTHER_SUBJECT_BYTES = 37
 LABEL_VALUE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
