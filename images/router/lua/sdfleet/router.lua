@@ -53,7 +53,7 @@ function _M.cached_target()
 end
 
 -- access_by_lua in @sdfleet_decide: everything the hot path could not answer.
-function _M.access()
+local function access()
     identity.strip_forgeable_headers()
     local person = verified_person()
     if not person then
@@ -91,7 +91,7 @@ function _M.balance()
 end
 
 -- /_sdfleet/status, polled by the waiting page: the same decision, without proxying.
-function _M.status()
+local function status()
     identity.strip_forgeable_headers()
     local person = verified_person()
     if not person then
@@ -114,7 +114,7 @@ local function failed_pod()
 end
 
 -- error_page for the first attempt: invalidate the mapping, allocate again, try once more.
-function _M.pod_failed()
+local function pod_failed()
     local status, unreachable, id, target = failed_pod()
     if not unreachable then
         return pages.pod_error(status)
@@ -130,7 +130,7 @@ function _M.pod_failed()
 end
 
 -- error_page for the retry: invalidate again if needed, then let the waiting page poll.
-function _M.pod_failed_again()
+local function pod_failed_again()
     local status, unreachable, id, target = failed_pod()
     if not unreachable then
         return pages.pod_error(status)
@@ -155,5 +155,26 @@ function _M.log()
         activity.served(ngx.var.sdfleet_id)
     end
 end
+
+-- The router never shows a bare 500: an unexpected Lua error becomes the 503 page.
+local function guarded(handler)
+    return function()
+        local ok, err = pcall(handler)
+        if not ok then
+            ngx.log(ngx.ERR, "router error: ", err)
+            if not ngx.headers_sent then
+                return pages.unavailable({ action = "unavailable", reason = "router-error",
+                                           message = "The router hit an unexpected error.",
+                                           retry_after = 5 })
+            end
+            return ngx.exit(ngx.ERROR)
+        end
+    end
+end
+
+_M.access = guarded(access)
+_M.status = guarded(status)
+_M.pod_failed = guarded(pod_failed)
+_M.pod_failed_again = guarded(pod_failed_again)
 
 return _M
