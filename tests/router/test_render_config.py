@@ -66,3 +66,12 @@ def test_debian_nginx_accepts_the_rendered_config():
     check = subprocess.run([nginx_binary(), "-t", "-p", run_dir, "-c", conf],
                            capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
+
+
+def test_redis_tls_is_always_verified():
+    text = render(Settings.from_env({**BASE, "REDIS_TLS": "true"}))
+    assert "lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;" in text
+    assert '"redis_tls": true' in text
+    text = render(Settings.from_env({**BASE, "REDIS_TLS": "true",
+                                     "REDIS_CA_FILE": "/etc/sdfleet/redis-ca.pem"}))
+    assert "lua_ssl_trusted_certificate /etc/sdfleet/redis-ca.pem;" in text

@@ -142,6 +142,7 @@ class Settings:
              "ERROR_LOG_LEVEL"),
             (re.compile(r"[A-Za-z0-9.\-]+"), self.lua.redis_host, "REDIS_HOST"),
             (re.compile(r"[a-z0-9:_\-]*"), self.lua.redis_prefix, "REDIS_PREFIX"),
+            (re.compile(r"[A-Za-z0-9.\-]*"), self.lua.redis_server_name, "REDIS_SERVER_NAME"),
         ]
         if self.metadata_url != "none":
             checks.append((SAFE_URL, self.metadata_url, "METADATA_URL"))
@@ -210,8 +211,11 @@ def render(settings: Settings) -> str:
         "error_log_level": settings.error_log_level,
         "access_log": settings.access_log,
         "lua_dir": settings.lua_dir,
-        "lua_ssl": (f"lua_ssl_trusted_certificate {settings.redis_ca_file};\n"
-                    f"    lua_ssl_verify_depth 4;") if settings.redis_ca_file else "",
+        # Redis over TLS is always verified: against its CA (Memorystore's server CA) or,
+        # without one, the system bundle
+        "lua_ssl": (f"lua_ssl_trusted_certificate {settings.redis_ca_file or settings.ca_bundle};"
+                    f"\n    lua_ssl_verify_depth 4;")
+                   if settings.lua.redis_tls or settings.redis_ca_file else "",
         "token_cache_size": settings.token_cache_size,
         "settings_json": json.dumps(lua_settings, sort_keys=True),
         "upstream_keepalive": str(settings.upstream_keepalive),
