@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import socket
+import ssl
 
 
 class Resp:
-    def __init__(self, port: int, password: str, host: str = "127.0.0.1"):
+    def __init__(self, port: int, password: str, host: str = "127.0.0.1",
+                 tls: ssl.SSLContext | None = None, server_name: str | None = None):
         self.sock = socket.create_connection((host, port), timeout=5)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=server_name or host)
         self.file = self.sock.makefile("rb")
         self("AUTH", password)
 
