@@ -40,3 +40,24 @@ def test_ids_are_kubernetes_label_values(subject):
 def test_unencodable_subjects_are_refused_not_truncated(subject):
     with pytest.raises(SubjectNotSupported):
         identity_id(subject)
+
+
+def test_router_and_allocator_compute_the_same_id():
+    # The allocator (functions/shared/identity.py) writes sdfleet:map:<id>; the router reads
+    # it. Both encode the contract independently, so they must agree on every subject.
+    import importlib.util
+    from tests.router.harness import ROOT
+    spec = importlib.util.spec_from_file_location(
+        "functions_shared_identity", ROOT / "functions" / "shared" / "identity.py")
+    functions_identity = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = functions_identity  # its dataclasses look themselves up there
+    spec.loader.exec_module(functions_identity)
+    subjects = ["accounts.google.com:1", "accounts.google.com:100000000000000000001",
+                "accounts.google.com:007", "a@b.c", "foobar", "x" * 37, "é" * 18,
+                "accounts.google.com:", "securetoken.google.com/p:uid-1", "Upper",
+                "accounts.google.com:" + "9" * 61]
+    for subject in subjects:
+        assert functions_identity.identity_id(subject) == identity_id(subject), subject
+    for subject in ["", "x" * 38, "accounts.google.com:" + "9" * 62]:
+        with pytest.raises(Exception):
+            functions_identity.identity_id(subject)
