@@ -203,3 +203,11 @@ def test_activity_only_for_served_traffic_and_throttled(platform, redis):
     assert request(platform.port, "/", token=token).status == 200
     time.sleep(0.3)
     assert float(redis("ZSCORE", "sdfleet:activity", ALICE_ID)) >= before - 0.01
+
+
+def test_metadata_server_down_gives_503_page_not_an_unauthenticated_call(platform):
+    platform.metadata.close()
+    reply = request(platform.port, "/", token=platform.iap.mint(sub=ALICE), html=True)
+    assert reply.status == 503 and reply.headers["retry-after"]
+    assert "assigns WebUIs is not reachable" in reply.text
+    assert platform.allocator.calls == []  # never called without the router's token
