@@ -104,3 +104,13 @@ def test_steady_state_does_not_ask_the_verifier(platform, alice_pod):
     reply = request(platform.port, "/", token=fresh, html=True)
     assert reply.status == 503 and reply.headers["retry-after"]
     assert "Sign-in cannot be checked right now" in reply.text
+
+
+@pytest.mark.parametrize("path", ["/_sdfleet/verify", "/_sdfleet/allocate",
+                                  "/_sdfleet/metadata-identity"])
+def test_internal_locations_are_not_reachable_from_outside(platform, alice_pod, path):
+    token = platform.iap.mint(sub=ALICE)
+    for method in ("GET", "POST"):
+        reply = request(platform.port, path, token=token, method=method, body=b"{}")
+        assert reply.status == 404
+    assert platform.allocator.calls == [] and platform.metadata.requests == 0
