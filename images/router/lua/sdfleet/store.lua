@@ -35,10 +35,12 @@ local function connect()
         if s.redis_tls then
             local sock = rawget(red, "_sock")
             local name = s.redis_server_name ~= "" and s.redis_server_name or s.redis_host
-            local _, tls_err = sock:sslhandshake(nil, name, true)
-            if tls_err then
+            -- pcall: Debian's resty.core can raise (an assert) instead of returning a
+            -- verification failure; either way the connection is refused, never used
+            local ok_call, session, tls_err = pcall(sock.sslhandshake, sock, nil, name, true)
+            if not ok_call or tls_err then
                 red:close()
-                return nil, "tls: " .. tostring(tls_err)
+                return nil, "tls: " .. tostring(ok_call and tls_err or session)
             end
         end
         if s.redis_password then
