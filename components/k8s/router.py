@@ -68,7 +68,8 @@ class Router(pulumi.ComponentResource):
             "REDIS_CA_FILE": f"{SECRETS_DIR}/ca.pem",
             "REDIS_PASSWORD_FILE": f"{SECRETS_DIR}/auth",
             "REDIS_PREFIX": "sdfleet:",
-            "ALLOCATOR_URL": s.allocator_url,
+            # The function's route, and its base URL as the OIDC audience (Cloud Run checks it).
+            "ALLOCATOR_URL": pulumi.Output.from_input(s.allocator_url).apply(lambda u: f"{u}/allocate"),
             "ALLOCATOR_AUDIENCE": s.allocator_url,
             "VERIFIER_ADDR": f"127.0.0.1:{VERIFIER_PORT}",
             "PROXY_READ_TIMEOUT": f"{webui.request_timeout_seconds}s",
@@ -90,7 +91,8 @@ class Router(pulumi.ComponentResource):
                     "topologySpreadConstraints": [{
                         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                         "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": APP}}],
-                    "securityContext": {"runAsUser": 101, "runAsGroup": 101, "runAsNonRoot": True,
+                    # `nobody` in the OpenResty image (images/router README).
+                    "securityContext": {"runAsUser": 65534, "runAsGroup": 65534, "runAsNonRoot": True,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [
                         {"name": "router", "image": s.image,

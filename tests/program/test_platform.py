@@ -256,7 +256,8 @@ def test_router_deployment_service_and_budget(dev_update):
     router = _container(pod, "router")
     env = _env(router)
     assert env["REDIS_TLS"] == "true" and env["REDIS_PASSWORD_FILE"].startswith("/var/run/")
-    assert env["ALLOCATOR_URL"] == "https://us-central1-example-sdfleet-project.cloudfunctions.net/sdfleet-fn-allocator"
+    base = "https://us-central1-example-sdfleet-project.cloudfunctions.net/sdfleet-fn-allocator"
+    assert env["ALLOCATOR_URL"] == f"{base}/allocate" and env["ALLOCATOR_AUDIENCE"] == base
     assert env["PROXY_READ_TIMEOUT"] == "3600s" and env["CLIENT_MAX_BODY_SIZE"] == "200m"
     assert _env(_container(pod, "verifier"))["IAP_AUDIENCE"].startswith("/projects/123456789012/")
     pdb = dev_update.one("kubernetes:policy/v1:PodDisruptionBudget").inputs["spec"]
