@@ -178,10 +178,23 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return re.sub(r"\{\{([a-z_]+)\}\}", substitute, template)
 
 
+# Identity headers known by exact name that a client (or IAP itself) may send: blanked by
+# nginx in every proxy block, so the pod never sees them. Prefix families (x-sdfleet-*,
+# x-auth-request-*) are removed in Lua (sdfleet/identity.lua).
+FORGEABLE_HEADERS = (
+    "X-Goog-Authenticated-User-Email", "X-Goog-Authenticated-User-Id",
+    "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username",
+    "X-Forwarded-Groups", "Remote-User", "X-Remote-User", "X-User", "X-Email",
+    "X-User-Email", "X-Webauth-User",
+)
+
+
 def render(settings: Settings) -> str:
     settings.validate()
     proxy_template = (HERE / "proxy_to_pod.conf.template").read_text()
     values = {
+        "blank_forgeable_headers": "".join(f'            proxy_set_header {name} "";\n'
+                                           for name in FORGEABLE_HEADERS),
         "proxy_read_timeout": settings.proxy_read_timeout,
         "proxy_send_timeout": settings.proxy_send_timeout,
         "proxy_connect_timeout": settings.proxy_connect_timeout,
@@ -192,14 +205,21 @@ def render(settings: Settings) -> str:
                           '                require("sdfleet.router").header_filter()\n'
                           '            }\n')
 
-    def proxy_block(failure_location: str, websockets: bool) -> str:
+    log_activity = ('            log_by_lua_block {\n'
+                    '                require("sdfleet.router").log()\n'
+                    '            }\n')
+
+    def proxy_block(failure_location: str, websockets: bool, records_activity: bool = True) -> str:
+        activity = (websocket_activity if websockets else "") + (
+            log_activity if records_activity else "")
         return _fill(proxy_template, {**values, "failure_location": failure_location,
-                                      "websocket_activity": websocket_activity if websockets
-                                      else ""})
+                                      "activity": activity})
 
     values.update({
-        # the hot path never carries an upgrade, so it needs no header filter
-        "proxy_to_pod": proxy_block("@sdfleet_pod_failed", websockets=False),
+        # The hot path never carries an upgrade and never records activity: it only serves
+        # identities whose activity was recorded within the interval (activity.due).
+        "proxy_to_pod": proxy_block("@sdfleet_pod_failed", websockets=False,
+                                    records_activity=False),
         "proxy_to_pod_decided": proxy_block("@sdfleet_pod_failed", websockets=True),
         "proxy_to_pod_retry": proxy_block("@sdfleet_pod_failed_again", websockets=True),
         "load_modules": "\n".join(f"load_module {m};" for m in settings.nginx_modules),

@@ -22,6 +22,13 @@ local function write(premature, id, at)
     end
 end
 
+-- Whether a served request of this identity should be recorded now. The hot path checks
+-- this and sends a due request through the location that records activity, so the many
+-- requests in between run no log phase at all.
+function _M.due(id)
+    return not recent_here:get(id)
+end
+
 function _M.served(id)
     if not id or id == "" or recent_here:get(id) then
         return

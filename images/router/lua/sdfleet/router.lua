@@ -44,8 +44,8 @@ function _M.cached_target()
     end
     local person = identity.known_person(token)
     local target = person and routing.known_target(person.id)
-    if not target then
-        return ""
+    if not target or activity.due(person.id) then
+        return ""  -- @sdfleet_decide routes it and records the activity
     end
     ngx.var.sdfleet_id = person.id
     ngx.var.sdfleet_email = person.email
