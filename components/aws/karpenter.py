@@ -24,7 +24,7 @@ from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 
 from components.aws.cluster import EksCluster, node_role
 from components.aws.network import Network
-from components.aws.queues import DLQ_RETENTION_SECONDS
+from components.aws.queues import queue_with_dead_letter
 from components.aws.tags import allow, policy_json, tags_for
 from components.config import AwsConfig
 from components.k8s.objects import KubeObject, meta
@@ -133,22 +133,11 @@ class Karpenter(pulumi.ComponentResource):
 
         # Like every queue of the stack it has a dead-letter queue: a notice Karpenter keeps
         # failing on is kept for a person instead of being retried until it expires.
-        self.dead_letter = aws.sqs.Queue(
-            f"{name}-interruptions-dlq", name=f"{cluster_name}-karpenter-dlq",
-            message_retention_seconds=DLQ_RETENTION_SECONDS, sqs_managed_sse_enabled=True,
-            tags=tags_for(labels, f"{cluster_name}-karpenter-dlq"), opts=child)
-        self.queue = aws.sqs.Queue(
-            f"{name}-interruptions", name=f"{cluster_name}-karpenter",
+        self.queue, self.dead_letter = queue_with_dead_letter(
+            f"{name}-interruptions", f"{cluster_name}-karpenter", max_receive_count=5,
+            labels=labels, parent=self,
             # A notice older than five minutes is about an instance that is already gone.
-            message_retention_seconds=300, sqs_managed_sse_enabled=True,
-            redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": self.dead_letter.arn,
-                                                     "maxReceiveCount": 5}),
-            tags=tags_for(labels, f"{cluster_name}-karpenter"), opts=child)
-        aws.sqs.RedriveAllowPolicy(
-            f"{name}-interruptions-dlq", queue_url=self.dead_letter.url,
-            redrive_allow_policy=pulumi.Output.json_dumps({
-                "redrivePermission": "byQueue", "sourceQueueArns": [self.queue.arn]}),
-            opts=child)
+            message_retention_seconds=300)
         aws.sqs.QueuePolicy(
             f"{name}-interruptions", queue_url=self.queue.url,
             policy=policy_json([{
@@ -170,7 +159,6 @@ class Karpenter(pulumi.ComponentResource):
                                   self.node_role.arn, self.queue.arn),
             labels, opts=child)
 
-        k8s_child = pulumi.ResourceOptions(parent=self, provider=k8s)
         self.release = Release(
             f"{name}", name="karpenter", chart=KARPENTER_CHART, version=KARPENTER_VERSION,
             repository_opts=RepositoryOptsArgs(repo=KARPENTER_REPOSITORY), namespace=NAMESPACE,

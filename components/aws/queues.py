@@ -30,6 +30,33 @@ def visibility_timeout(config: AwsConfig) -> int:
     return config.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS
 
 
+def queue_with_dead_letter(resource_name: str, queue_name: str, *, max_receive_count: int,
+                           labels: dict[str, str], parent: pulumi.Resource,
+                           extra_tags: dict[str, str] | None = None,
+                           **queue_args) -> tuple[aws.sqs.Queue, aws.sqs.Queue]:
+    """A queue (encrypted) and its own dead-letter queue, which only it may redrive into.
+
+    Every queue of the stack is made here, so none is ever without a dead-letter queue.
+    """
+    child = pulumi.ResourceOptions(parent=parent)
+    extra_tags = extra_tags or {}
+    dead_letter = aws.sqs.Queue(
+        f"{resource_name}-dlq", name=f"{queue_name}-dlq",
+        message_retention_seconds=DLQ_RETENTION_SECONDS, sqs_managed_sse_enabled=True,
+        tags=tags_for(labels, f"{queue_name}-dlq", **extra_tags), opts=child)
+    queue = aws.sqs.Queue(
+        resource_name, name=queue_name, sqs_managed_sse_enabled=True,
+        redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": dead_letter.arn,
+                                                 "maxReceiveCount": max_receive_count}),
+        tags=tags_for(labels, queue_name, **extra_tags), opts=child, **queue_args)
+    aws.sqs.RedriveAllowPolicy(
+        f"{resource_name}-dlq", queue_url=dead_letter.url,
+        redrive_allow_policy=pulumi.Output.json_dumps({
+            "redrivePermission": "byQueue", "sourceQueueArns": [queue.arn]}),
+        opts=child)
+    return queue, dead_letter
+
+
 class RuntimeQueue(pulumi.ComponentResource):
     """`sdfleet:aws:RuntimeQueue`: a runtime's queue, its DLQ and its topic subscription."""
 
@@ -39,24 +66,12 @@ class RuntimeQueue(pulumi.ComponentResource):
         super().__init__("sdfleet:aws:RuntimeQueue", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.runtime = runtime
-        self.dead_letter = aws.sqs.Queue(
-            f"{name}-dlq", name=f"{name}-dlq", message_retention_seconds=DLQ_RETENTION_SECONDS,
-            sqs_managed_sse_enabled=True, tags=tags_for(labels, f"{name}-dlq", runtime=runtime),
-            opts=child)
-        self.queue = aws.sqs.Queue(
-            name, name=name, visibility_timeout_seconds=visibility_timeout(config),
+        self.queue, self.dead_letter = queue_with_dead_letter(
+            name, name, max_receive_count=config.max_receive_count, labels=labels, parent=self,
+            extra_tags={"runtime": runtime},
+            visibility_timeout_seconds=visibility_timeout(config),
             message_retention_seconds=QUEUE_RETENTION_SECONDS,
-            receive_wait_time_seconds=LONG_POLL_SECONDS, sqs_managed_sse_enabled=True,
-            redrive_policy=pulumi.Output.json_dumps({
-                "deadLetterTargetArn": self.dead_letter.arn,
-                "maxReceiveCount": config.max_receive_count}),
-            tags=tags_for(labels, name, runtime=runtime), opts=child)
-        # Only this queue may move messages into its DLQ.
-        aws.sqs.RedriveAllowPolicy(
-            f"{name}-dlq", queue_url=self.dead_letter.url,
-            redrive_allow_policy=pulumi.Output.json_dumps({
-                "redrivePermission": "byQueue", "sourceQueueArns": [self.queue.arn]}),
-            opts=child)
+            receive_wait_time_seconds=LONG_POLL_SECONDS)
         # Only the input topic may send to the queue.
         aws.sqs.QueuePolicy(
             f"{name}-from-topic", queue_url=self.queue.url,

@@ -20,7 +20,6 @@ class RoutingCache(pulumi.ComponentResource):
     def __init__(self, name: str, config: CacheConfig, network: Network, region: str,
                  project: str, labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:RoutingCache", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         self.project = project
         self.instance = gcp.redis.Instance(
             f"{name}-redis", name=f"{name}-redis", region=region, tier=config.tier,

@@ -245,8 +245,10 @@ def test_system_node_group_is_managed_and_untainted(aws_plan):
 def test_network_spans_three_zones_with_nat_and_s3_endpoint(aws_plan):
     subnets = aws_plan.of_type("aws:ec2/subnet:Subnet")
     private = [s.inputs for s in subnets if "private" in s.name]
-    assert [s["cidrBlock"] for s in private] == ["10.40.0.0/18", "10.40.64.0/18", "10.40.128.0/18"]
-    assert [s["availabilityZone"] for s in private] == ["us-east-1a", "us-east-1b", "us-east-1c"]
+    # registration order is not deterministic; the zone of each range is
+    assert sorted((s["availabilityZone"], s["cidrBlock"]) for s in private) == [
+        ("us-east-1a", "10.40.0.0/18"), ("us-east-1b", "10.40.64.0/18"),
+        ("us-east-1c", "10.40.128.0/18")]
     assert len(aws_plan.of_type("aws:ec2/natGateway:NatGateway")) == 3
     endpoint = aws_plan.one("aws:ec2/vpcEndpoint:VpcEndpoint").inputs
     assert endpoint["serviceName"] == "com.amazonaws.us-east-1.s3"

@@ -26,7 +26,7 @@ from . import settings as st
 from .download import adopt_existing, clone_extension, download_file, sha256_of
 from .httpclient import FetchError, RetryPolicy
 from .logs import log
-from .manifest import Manifest, VerifiedFile, verified_entry
+from .manifest import Manifest, verified_entry
 from .modellist import ModelList, ModelListError, ModelSpec, load_model_list
 from .sources import Endpoints, resolve
 

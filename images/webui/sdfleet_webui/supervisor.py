@@ -15,7 +15,6 @@ The local API (``supervisor_api``) listens on loopback ``:7861``: ``GET /info``,
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
