@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import runpy
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,12 +111,23 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registrations: dict[str, Registration] = {}
         self.order: list[str] = []
         self.stack_outputs: dict[str, Any] = {}
+        self.duplicates: list[str] = []
+        self.claimed: set[str] = set()
+        self.lock = threading.Lock()
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC API)
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
-        if urn in self.registrations:
+        # Registrations arrive on executor threads: claim the URN atomically.
+        with self.lock:
+            duplicate = urn in self.claimed
+            self.claimed.add(urn)
+            if duplicate:
+                # Kept as well as raised: the runtime raises this on an executor thread,
+                # and whether it reaches the program depends on timing.
+                self.duplicates.append(urn)
+        if duplicate:
             raise DuplicateUrnError(f"duplicate URN {urn}: two resources share a type and name")
         response = super().RegisterResource(request)
         self.registrations[urn] = Registration(
@@ -211,7 +223,13 @@ def run_program(config: dict[str, Any], *, stack: str = "dev", preview: bool = T
 
     try:
         _sync_await(run_in_stack(run_main))
+        if monitor.duplicates:
+            raise DuplicateUrnError(f"duplicate URN {monitor.duplicates[0]}: two resources "
+                                    "share a type and name")
     except BaseException as exc:
+        if monitor.duplicates and not isinstance(exc, DuplicateUrnError):
+            raise DuplicateUrnError(f"duplicate URN {monitor.duplicates[0]}: two resources "
+                                    "share a type and name") from exc
         # Tests check that a bad config stops the program before anything is registered.
         exc.sdfleet_registrations = [monitor.registrations[u] for u in monitor.order]
         raise
