@@ -6,6 +6,7 @@ import time
 import pytest
 
 from tests.router.client import request
+from tests.router.conftest import Platform
 from tests.router.resp import Resp
 
 ALICE = "accounts.google.com:100000000000000000001"
@@ -179,7 +180,35 @@ def test_allocator_down_gives_503_page(platform):
     assert "assigns WebUIs is not reachable" in reply.text
 
 
-def test_activity_only_for_served_traffic_and_throttled(platform, redis):
+THROTTLE_SECONDS = 3  # long enough that five loopback requests never outlast it
+
+
+@pytest.fixture
+def throttled_platform(redis_server, iap):
+    p = Platform(redis_server, iap, ROUTE_CACHE_SECONDS="1",
+                 ACTIVITY_INTERVAL_SECONDS=str(THROTTLE_SECONDS))
+    yield p
+    p.close()
+
+
+def _score_after(redis, id_: str, seconds: float = 3.0, settle: float = 0.4):
+    """The activity score once every write has landed: the allocator records one when it
+    allocates, the router its own asynchronously (timer) after the pod answered."""
+    deadline = time.monotonic() + seconds
+    last, stable_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        score = redis("ZSCORE", "sdfleet:activity", id_)
+        if score != last:
+            last, stable_since = score, time.monotonic()
+        elif last is not None and float(last) > 1 and time.monotonic() - stable_since >= settle:
+            return float(last)
+        time.sleep(0.05)
+    raise AssertionError(f"the activity score never settled (last {last!r})")
+
+
+def test_activity_only_for_served_traffic_and_throttled(throttled_platform):
+    platform = throttled_platform
+    redis = Resp(platform.redis.port, platform.redis.password)
     pod = platform.backend("alice-pod")
     platform.allocator.give(ALICE, pending=1)
     token = platform.iap.mint(sub=ALICE)
@@ -188,21 +217,24 @@ def test_activity_only_for_served_traffic_and_throttled(platform, redis):
     assert redis("ZSCORE", "sdfleet:activity", ALICE_ID) is None
 
     platform.allocator.pods[ALICE_ID] = [pod.target]
+    first = time.time()
     assert request(platform.port, "/", token=token).status == 200
+    assert _score_after(redis, ALICE_ID) >= first - 0.01
     redis("ZADD", "sdfleet:activity", 1, ALICE_ID)  # mark: did the router write again?
     for _ in range(5):
         assert request(platform.port, "/", token=token).status == 200
     time.sleep(0.2)
-    assert redis("ZSCORE", "sdfleet:activity", ALICE_ID) == "1"  # throttled (1 s in tests)
+    assert time.time() - first < THROTTLE_SECONDS, "too slow to judge the throttle"
+    assert redis("ZSCORE", "sdfleet:activity", ALICE_ID) == "1"  # throttled
 
-    time.sleep(1.1)
+    time.sleep(max(0.0, THROTTLE_SECONDS + 0.1 - (time.time() - first)))
     assert request(platform.port, "/status/404", token=token).status == 404
     time.sleep(0.3)
     assert redis("ZSCORE", "sdfleet:activity", ALICE_ID) == "1"  # errors are not activity
     before = time.time()
     assert request(platform.port, "/", token=token).status == 200
-    time.sleep(0.3)
-    assert float(redis("ZSCORE", "sdfleet:activity", ALICE_ID)) >= before - 0.01
+    assert _score_after(redis, ALICE_ID) >= before - 0.01
+    redis.close()
 
 
 def test_metadata_server_down_gives_503_page_not_an_unauthenticated_call(platform):
