@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tools.preview import ROOT
@@ -77,11 +78,13 @@ def test_missing_stack_file_exits_2():
     assert proc.returncode == 2 and "Pulumi.no-such-stack.yaml" in proc.stderr
 
 
-def test_gcp_stack_never_imports_pulumi_aws():
+@pytest.mark.parametrize("stack,foreign,at_least", [("dev", "pulumi_aws", 100),
+                                                     ("aws-dev", "pulumi_gcp", 100)])
+def test_a_stack_never_imports_the_other_clouds_provider(stack, foreign, at_least):
     code = ("import sys; from tools.preview import run_program, read_stack_config; "
-            "r = run_program(read_stack_config('dev'), stack='dev'); "
-            "assert len(r.resources) > 10; "
-            "print(sorted(m for m in sys.modules if m.startswith('pulumi_aws')))")
+            f"r = run_program(read_stack_config({stack!r}), stack={stack!r}); "
+            f"assert len(r.resources) > {at_least}; "
+            f"print(sorted(m for m in sys.modules if m.startswith({foreign!r})))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, text=True, capture_output=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
