@@ -18,7 +18,8 @@ from tests.helpers.servers import ManagedProcess, free_port
 ROOT = Path(__file__).resolve().parents[2]
 ROUTER_DIR = ROOT / "images" / "router"
 DEBIAN_LUA_MODULES = ["/usr/share/nginx/modules/ndk_http_module.so",
-                      "/usr/share/nginx/modules/ngx_http_lua_module.so"]
+                      "/usr/share/nginx/modules/ngx_http_lua_module.so",
+                      "/usr/share/nginx/modules/ngx_http_headers_more_filter_module.so"]
 
 
 def nginx_binary() -> str:

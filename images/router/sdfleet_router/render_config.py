@@ -178,15 +178,18 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return re.sub(r"\{\{([a-z_]+)\}\}", substitute, template)
 
 
-# Identity headers known by exact name that a client (or IAP itself) may send: blanked by
-# nginx in every proxy block, so the pod never sees them. Prefix families (x-sdfleet-*,
-# x-auth-request-*) are removed in Lua (sdfleet/identity.lua).
+# Identity headers a client (or IAP itself) may send to impersonate someone never reach the
+# pod. Names known exactly (IAP's own, added to every request; oauth2-proxy's; common SSO
+# ones) are blanked in every proxy block, the cheapest way nginx has. The families known
+# only by prefix are removed at the server level by headers-more (part of OpenResty), whose
+# cost grows with names x headers, so it gets only the two patterns.
 FORGEABLE_HEADERS = (
     "X-Goog-Authenticated-User-Email", "X-Goog-Authenticated-User-Id",
     "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username",
     "X-Forwarded-Groups", "Remote-User", "X-Remote-User", "X-User", "X-Email",
     "X-User-Email", "X-Webauth-User",
 )
+FORGEABLE_HEADER_PATTERNS = ("X-Sdfleet-*", "X-Auth-Request-*")
 
 
 def render(settings: Settings) -> str:
@@ -195,6 +198,7 @@ def render(settings: Settings) -> str:
     values = {
         "blank_forgeable_headers": "".join(f'            proxy_set_header {name} "";\n'
                                            for name in FORGEABLE_HEADERS),
+        "forgeable_header_patterns": " ".join(f'"{p}"' for p in FORGEABLE_HEADER_PATTERNS),
         "proxy_read_timeout": settings.proxy_read_timeout,
         "proxy_send_timeout": settings.proxy_send_timeout,
         "proxy_connect_timeout": settings.proxy_connect_timeout,

@@ -2,14 +2,14 @@
 -- pod actually served, and written to Redis at most once per identity per interval per
 -- replica (the shared dict is the throttle; the write happens in a timer because the log
 -- and header-filter phases cannot use sockets).
-local lrucache = require("resty.lrucache")
+local ttlcache = require("sdfleet.ttlcache")
 local config = require("sdfleet.config")
 local store = require("sdfleet.store")
 
 local _M = {}
 
 local recent = ngx.shared.sdfleet_activity   -- per replica: the throttle
-local recent_here = lrucache.new(10000)       -- per worker: skips the shared dict lock
+local recent_here = ttlcache.new(10000)      -- per worker: skips the shared dict lock
 
 local function write(premature, id, at)
     if premature then

@@ -3,53 +3,14 @@
 -- the token expires (rejections for a few seconds), so steady-state requests only do one
 -- shared-dict lookup. The cache key is the whole token, so no two tokens can share a verdict.
 local cjson = require("cjson.safe")
-local lrucache = require("resty.lrucache")
+local ttlcache = require("sdfleet.ttlcache")
 local config = require("sdfleet.config")
 
 local _M = {}
 
 local tokens = ngx.shared.sdfleet_tokens   -- per replica: the verifier is asked once
-local verdicts = lrucache.new(4096)         -- per worker: no lock, no copy on the hot path
+local verdicts = ttlcache.new(10000)         -- per worker: no lock, no copy on the hot path
 local ID_PATTERN = "^[bg]%-[0-9a-v]+$"
-
--- Identity headers a client could send to impersonate someone never reach the pod. Names
--- known exactly (IAP's own, oauth2-proxy's, common SSO ones) are blanked by nginx itself in
--- the proxy block (FORGEABLE_HEADERS in render_config.py): IAP adds two of them to every
--- request, so that must cost no Lua. Here: the two families known only by prefix, which
--- IAP traffic never carries, so the header table is built only when one is present.
-local FORGEABLE_PREFIXES = { "x-sdfleet-", "x-auth-request-" }
-local find, lower = string.find, string.lower
-
-local function carries_forgeable_prefix()
-    local raw = ngx.req.raw_header(true)
-    if not raw then
-        return true  -- cannot tell: check header by header
-    end
-    raw = lower(raw)
-    for i = 1, #FORGEABLE_PREFIXES do
-        local prefix = FORGEABLE_PREFIXES[i]
-        if raw:sub(1, #prefix) == prefix or find(raw, "\n" .. prefix, 1, true) then
-            return true
-        end
-    end
-    return false
-end
-
-function _M.strip_forgeable_headers()
-    if not carries_forgeable_prefix() then
-        return
-    end
-    for name in pairs(ngx.req.get_headers(200, true)) do
-        local low = lower(name)
-        for i = 1, #FORGEABLE_PREFIXES do
-            local prefix = FORGEABLE_PREFIXES[i]
-            if low:sub(1, #prefix) == prefix then
-                ngx.req.clear_header(name)
-                break
-            end
-        end
-    end
-end
 
 -- Only printable ASCII reaches a header sent to the pod.
 local function header_safe(value)

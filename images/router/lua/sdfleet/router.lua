@@ -6,9 +6,10 @@ local pages = require("sdfleet.pages")
 local routing = require("sdfleet.routing")
 
 local balancer = require("ngx.balancer")
-local lrucache = require("resty.lrucache")
+local ttlcache = require("sdfleet.ttlcache")
 
-local peers = lrucache.new(10000)  -- "ip:port" -> { ip, port }, parsed once per worker
+local peers = ttlcache.new(10000)  -- "ip:port" -> { ip, port }, parsed once per worker
+local PEER_SECONDS = 3600
 
 local _M = {}
 
@@ -35,11 +36,10 @@ local function verified_person()
 end
 
 -- set_by_lua on the hot path: the target when this worker knows both the token's verdict
--- and the route, "" to send the request to @sdfleet_decide. Upgrades always go there.
+-- and the route, "" to send the request to @sdfleet_decide (upgrades never get here).
 function _M.cached_target()
-    identity.strip_forgeable_headers()
     local token = ngx.var.http_x_goog_iap_jwt_assertion
-    if not token or ngx.var.http_upgrade then
+    if not token then
         return ""
     end
     local person = identity.known_person(token)
@@ -54,7 +54,6 @@ end
 
 -- access_by_lua in @sdfleet_decide: everything the hot path could not answer.
 local function access()
-    identity.strip_forgeable_headers()
     local person = verified_person()
     if not person then
         return
@@ -78,7 +77,7 @@ function _M.balance()
             return ngx.exit(500)
         end
         peer = { host, tonumber(port) }
-        peers:set(target, peer)
+        peers:set(target, peer, PEER_SECONDS)
     end
     if not balancer.get_last_failure() then  -- first try (ngx.ctx would cost a table)
         balancer.set_more_tries(1)
@@ -92,7 +91,6 @@ end
 
 -- /_sdfleet/status, polled by the waiting page: the same decision, without proxying.
 local function status()
-    identity.strip_forgeable_headers()
     local person = verified_person()
     if not person then
         return

@@ -1,7 +1,7 @@
 -- The two decision rules of the router, each in one function:
 --   decide(person)                  where does this person's request go?
 --   pod_unreachable(...) + forget() when is a mapping invalidated?
-local lrucache = require("resty.lrucache")
+local ttlcache = require("sdfleet.ttlcache")
 local allocator = require("sdfleet.allocator")
 local config = require("sdfleet.config")
 local store = require("sdfleet.store")
@@ -10,7 +10,7 @@ local _M = {}
 
 -- identity -> target for a few seconds, per worker (a worker that finds the pod dead
 -- invalidates its own entry; other workers find out on their own next failure)
-local routes = lrucache.new(10000)
+local routes = ttlcache.new(10000)
 local TARGET_PATTERN = "^%d+%.%d+%.%d+%.%d+:%d+$"
 
 local function proxy(id, target)

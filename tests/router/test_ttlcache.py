@@ -1,0 +1,121 @@
+"""sdfleet/ttlcache.lua, the per-worker caches of the hot path, run inside real nginx + Lua.
+
+Each case is a Lua function in a content_by_lua handler that answers "ok" or the first
+failed expectation, so a broken rule shows up as its own message.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import textwrap
+import urllib.request
+
+import pytest
+
+from tests.helpers.servers import ManagedProcess, free_port
+from tests.router.harness import DEBIAN_LUA_MODULES, ROUTER_DIR, nginx_binary
+
+CASES = {
+    "get_returns_what_was_set": """
+        local c = ttlcache.new(10)
+        c:set("a", "one", 60)
+        check(c:get("a") == "one", "value not returned")
+        check(c:get("b") == nil, "unknown key returned a value")
+    """,
+    "expired_entries_are_never_returned": """
+        local c = ttlcache.new(10)
+        c:set("a", "one", 0.05)
+        check(c:get("a") == "one", "fresh value not returned")
+        ngx.sleep(0.1)
+        ngx.update_time()
+        check(c:get("a") == nil, "expired value returned")
+    """,
+    "set_again_replaces_value_and_expiry": """
+        local c = ttlcache.new(10)
+        c:set("a", "one", 0.05)
+        c:set("a", "two", 60)
+        ngx.sleep(0.1)
+        ngx.update_time()
+        check(c:get("a") == "two", "replaced value lost its new expiry")
+        check(c.count == 1, "replacing counted twice: " .. c.count)
+    """,
+    "delete_removes_and_uncounts": """
+        local c = ttlcache.new(10)
+        c:set("a", "one", 60)
+        c:delete("a")
+        c:delete("a")
+        check(c:get("a") == nil, "deleted value returned")
+        check(c.count == 0, "count after delete: " .. c.count)
+    """,
+    "full_cache_starts_over_and_stays_bounded": """
+        local c = ttlcache.new(3)
+        for i = 1, 3 do c:set("k" .. i, i, 60) end
+        check(c:get("k1") == 1, "entry lost before the bound")
+        c:set("k4", 4, 60)
+        check(c.count == 1, "count after starting over: " .. c.count)
+        check(c:get("k4") == 4, "newest entry lost")
+        check(c:get("k1") == nil, "old entry survived starting over")
+        for i = 1, 1000 do c:set("x" .. i, i, 60) end
+        check(c.count <= 3, "bound exceeded: " .. c.count)
+    """,
+}
+
+LUA_RUNNER = """
+local ttlcache = require("sdfleet.ttlcache")
+local failure
+local function check(condition, message)
+    if not condition and not failure then failure = message end
+end
+local cases = {
+%s
+}
+local case = cases[ngx.var.arg_case]
+if not case then ngx.status = 404 ngx.say("no such case") return end
+case()
+ngx.say(failure or "ok")
+"""
+
+
+@pytest.fixture(scope="module")
+def nginx_with_ttlcache():
+    run_dir = tempfile.mkdtemp(prefix="sdfleet-ttlcache-")
+    lua_cases = ",\n".join(
+        f'["{name}"] = function()\n{textwrap.indent(textwrap.dedent(body), "    ")}end'
+        for name, body in CASES.items())
+    with open(os.path.join(run_dir, "runner.lua"), "w") as f:
+        f.write(LUA_RUNNER % lua_cases)
+    port = free_port()
+    modules = "\n".join(f"load_module {m};" for m in DEBIAN_LUA_MODULES)
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf = f"""{modules}
+{user}
+worker_processes 1;
+daemon off;
+pid {run_dir}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {run_dir}/b; proxy_temp_path {run_dir}/p;
+    fastcgi_temp_path {run_dir}/f; uwsgi_temp_path {run_dir}/u; scgi_temp_path {run_dir}/s;
+    lua_package_path "{ROUTER_DIR}/lua/?.lua;;";
+    server {{
+        listen 127.0.0.1:{port};
+        location = /case {{ content_by_lua_file {run_dir}/runner.lua; }}
+    }}
+}}
+"""
+    path = os.path.join(run_dir, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    process = ManagedProcess([nginx_binary(), "-p", run_dir, "-c", path], port,
+                             log_name="ttlcache").start()
+    yield f"http://127.0.0.1:{port}"
+    process.stop()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_ttlcache(nginx_with_ttlcache, case):
+    with urllib.request.urlopen(f"{nginx_with_ttlcache}/case?case={case}", timeout=10) as r:
+        assert r.read().decode().strip() == "ok"
