@@ -243,3 +243,21 @@ def test_metadata_server_down_gives_503_page_not_an_unauthenticated_call(platfor
     assert reply.status == 503 and reply.headers["retry-after"]
     assert "assigns WebUIs is not reachable" in reply.text
     assert platform.allocator.calls == []  # never called without the router's token
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_pod_closing_a_kept_alive_connection_is_not_a_dead_pod(platform, redis, method):
+    # The router reuses connections to the pod; the WebUI closes idle ones on its own
+    # timer. A request that meets such a closing connection is sent again on a new one:
+    # the person gets their answer, the mapping stays, nobody is re-allocated.
+    pod = platform.backend("alice-pod", requests_per_connection=1)
+    platform.allocator.give(ALICE, pod.target)
+    token = platform.iap.mint(sub=ALICE)
+    body = b"prompt" * 100 if method == "POST" else None
+    for _ in range(4):
+        reply = request(platform.port, "/run", token=token, method=method, body=body)
+        assert reply.status == 200 and reply.json()["backend"] == "alice-pod"
+        assert reply.json()["body_bytes"] == len(body or b"")
+    assert pod.dropped_requests >= 1  # the router did meet a closing connection
+    assert redis("HGET", f"sdfleet:map:{ALICE_ID}", "target") == pod.target
+    assert len(platform.allocator.calls) == 1

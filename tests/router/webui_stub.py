@@ -3,7 +3,9 @@
 Gradio uses all three on one port, so the stub does too. Every answer names the stub
 (`backend`) and echoes what it received, so tests can tell whose pod answered and which
 headers reached it. `expected_identity`, when set, makes the stub answer 421 to anyone
-else, as a pod that checks its allocation label would.
+else, as a pod that checks its allocation label would. `requests_per_connection`, when set,
+makes the stub close a kept-alive connection when the next request arrives on it, without
+answering, as a server whose keep-alive timer fired just then does (uvicorn's is 5 s).
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class WebUiStub:
-    def __init__(self, name: str, port: int | None = None, expected_identity: str | None = None):
+    def __init__(self, name: str, port: int | None = None, expected_identity: str | None = None,
+                 requests_per_connection: int | None = None):
         self.name = name
+        self.requests_per_connection = requests_per_connection
+        self.dropped_requests = 0
         self.port = port or free_port()
         self.expected_identity = expected_identity
         self.requests: list[dict] = []
@@ -74,9 +79,14 @@ class WebUiStub:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self._writers.add(writer)
+        served = 0
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                if self.requests_per_connection and served >= self.requests_per_connection:
+                    self.dropped_requests += 1
+                    return  # closed with the request unanswered
+                served += 1
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
                 headers: dict[str, str] = {}

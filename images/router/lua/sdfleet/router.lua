@@ -79,9 +79,6 @@ function _M.balance()
         peer = { host, tonumber(port) }
         peers:set(target, peer, PEER_SECONDS)
     end
-    if not balancer.get_last_failure() then  -- first try (ngx.ctx would cost a table)
-        balancer.set_more_tries(1)
-    end
     local ok, err = balancer.set_current_peer(peer[1], peer[2])
     if not ok then
         ngx.log(ngx.ERR, "cannot set pod peer: ", err)
