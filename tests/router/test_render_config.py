@@ -1,6 +1,7 @@
 """The config renderer: settings from the environment, nothing else, and nginx accepts it."""
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,15 @@ def test_production_defaults():
             "&format=full") in text
     assert "REDIS_PASSWORD" not in text.replace("env REDIS_PASSWORD;", "")
     assert "{{" not in text
+
+
+def test_connections_from_the_load_balancer_outlive_its_600_second_reuse():
+    text = render(Settings.from_env(BASE))
+    server = text[text.index("    server {"):]
+    assert int(re.search(r"\n        keepalive_timeout (\d+)s;", server).group(1)) > 600
+    # and the router's own idle connections to a pod close before the WebUI's (uvicorn: 5 s)
+    upstream = text[text.index("upstream sdfleet_pod"):text.index("upstream sdfleet_verifier")]
+    assert int(re.search(r"keepalive_timeout (\d+)s;", upstream).group(1)) < 5
 
 
 def test_timeouts_and_limits_come_from_the_environment():
