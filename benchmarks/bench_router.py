@@ -7,6 +7,9 @@ is measured), each nginx with one worker and wrk with one thread:
 - router: the sdfleet router in steady state (token verdict and route cached)
 - naive:  a Lua router that opens a new Redis connection, AUTHs, reads and writes on every
           request and proxies without keepalive (the reference system's pattern)
+- floor:  the plain proxy plus the two Lua phases any per-person keepalive router needs on
+          nginx (set_by_lua to choose, balancer_by_lua to connect), both doing nothing but
+          return a constant: the ceiling of this architecture, reported next to the router
 
 Rounds are interleaved and the median kept, so slow phases of a shared machine hit all
 three alike. Prints BENCH lines on stdout; everything else goes to stderr.
@@ -95,6 +98,18 @@ def plain_block(port: int, backend: int) -> str:
     }}"""
 
 
+def floor_block(port: int, backend: int) -> str:
+    """plain_block with a set_by_lua and a balancer_by_lua that do no work at all."""
+    return plain_block(port, backend).replace(
+        f"upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}",
+        # balancer_by_lua before keepalive: keepalive wraps whichever balancer precedes it
+        "upstream backend { server 0.0.0.1; balancer_by_lua_block {\n"
+        f"        require('ngx.balancer').set_current_peer('127.0.0.1', {backend}) }}\n"
+        "        keepalive 64; }"
+    ).replace("        location / {\n",
+              "        location / {\n            set_by_lua_block $target { return '' }\n")
+
+
 def naive_block(port: int, redis: RedisServer) -> str:
     return f"""
     server {{
@@ -162,21 +177,24 @@ def main() -> int:
 
         verifier = start_verifier(iap.audience, iap.url)
         processes.append(verifier)
-        router_port, plain_port, naive_port = free_port(), free_port(), free_port()
+        router_port, plain_port, naive_port, floor_port = (free_port() for _ in range(4))
         env = router_env(allocator_url="http://127.0.0.1:9/allocate", metadata_url="none",
                          redis_port=redis.port, redis_password=redis.password,
                          verifier_port=verifier.port, port=router_port, workers=1)
         proxies = {"plain": start_nginx("plain", plain_block(plain_port, backend_port),
                                         plain_port),
                    "router": start_router(env),
-                   "naive": start_nginx("naive", naive_block(naive_port, redis), naive_port)}
+                   "naive": start_nginx("naive", naive_block(naive_port, redis), naive_port),
+                   "floor": start_nginx("floor", floor_block(floor_port, backend_port),
+                                        floor_port)}
         processes.extend(proxies.values())
 
         # Every proxy gets the same request: what IAP forwards, plus the header the naive
         # router (like the reference system) takes the identity from.
         token = iap.mint(sub=SUB, expires_in=3600)
         headers = {"x-goog-iap-jwt-assertion": token, "x-user": ID}
-        ports = {"plain": plain_port, "router": router_port, "naive": naive_port}
+        ports = {"plain": plain_port, "router": router_port, "naive": naive_port,
+                 "floor": floor_port}
         urls = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
         for url in urls.values():  # warm up: verdict and route cached, pools open
             req = urllib.request.Request(url, headers=headers)
@@ -217,6 +235,8 @@ def main() -> int:
         emit("router.p99_added_ms", statistics.median(added_p99), "ms", "<=1")
         emit("router.ratio_vs_naive", ratio("router", "naive"), "ratio", "report",
              baseline=statistics.median(rps["naive"]), ratio=ratio("router", "naive"))
+        emit("router.two_phase_floor_ratio", ratio("floor", "plain"), "ratio", "report",
+             baseline=statistics.median(rps["plain"]), ratio=ratio("floor", "plain"))
         plain_cpu, router_cpu = min(cpu_us["plain"]), min(cpu_us["router"])
         emit("router.cpu_us_per_request", router_cpu, "us", "report", baseline=plain_cpu,
              ratio=plain_cpu / router_cpu)
