@@ -114,3 +114,20 @@ def test_internal_locations_are_not_reachable_from_outside(platform, alice_pod, 
         reply = request(platform.port, path, token=token, method=method, body=b"{}")
         assert reply.status == 404
     assert platform.allocator.calls == [] and platform.metadata.requests == 0
+
+
+@pytest.mark.parametrize("cookie, reaches_pod", [
+    ("GCP_IAP_UID=100000000000000000001; __Host-GCP_IAP_AUTH_TOKEN_0A1B2C=session-secret; "
+     "GCP_IAP_XSRF_NONCE_xyz=1; sd_theme=dark; gradio_session=abc",
+     "sd_theme=dark; gradio_session=abc"),
+    ("__Host-GCP_IAP_AUTH_TOKEN_0A1B2C=session-secret; GCP_IAP_UID=1", None),
+    ("sd_theme=dark", "sd_theme=dark"),
+])
+def test_iap_session_cookies_never_reach_the_pod(platform, alice_pod, cookie, reaches_pod):
+    # The first request is decided (verifier, allocator); the next ones take the hot path.
+    token = platform.iap.mint(sub=ALICE)
+    for _ in range(4):
+        reply = request(platform.port, "/whoami", token=token, headers=[("Cookie", cookie)])
+        assert reply.status == 200, reply.text
+        assert reply.json()["headers"].get("cookie") == reaches_pod
+    assert not any("session-secret" in str(r["headers"]) for r in alice_pod.requests)

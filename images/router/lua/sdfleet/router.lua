@@ -49,6 +49,10 @@ function _M.cached_target()
     end
     ngx.var.sdfleet_id = person.id
     ngx.var.sdfleet_email = person.email
+    local cookie = identity.pod_cookie(ngx.var.http_cookie)
+    if cookie then
+        ngx.var.sdfleet_cookie = cookie
+    end
     return target
 end
 
@@ -60,6 +64,10 @@ local function access()
     end
     ngx.var.sdfleet_id = person.id
     ngx.var.sdfleet_email = person.email
+    local cookie = identity.pod_cookie(ngx.var.http_cookie)
+    if cookie then
+        ngx.var.sdfleet_cookie = cookie
+    end
     local decision = routing.decide(person)
     if decision.action ~= "proxy" then
         return respond(decision)
