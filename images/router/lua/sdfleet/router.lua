@@ -35,6 +35,16 @@ local function verified_person()
     return nil
 end
 
+-- What the pod gets: the verified identity, and the person's cookies without IAP's own.
+local function tell_pod(person)
+    ngx.var.sdfleet_id = person.id
+    ngx.var.sdfleet_email = person.email
+    local cookie = identity.pod_cookie(ngx.var.http_cookie)
+    if cookie then
+        ngx.var.sdfleet_cookie = cookie
+    end
+end
+
 -- set_by_lua on the hot path: the target when this worker knows both the token's verdict
 -- and the route, "" to send the request to @sdfleet_decide (upgrades never get here).
 function _M.cached_target()
@@ -47,12 +57,7 @@ function _M.cached_target()
     if not target or activity.due(person.id) then
         return ""  -- @sdfleet_decide routes it and records the activity
     end
-    ngx.var.sdfleet_id = person.id
-    ngx.var.sdfleet_email = person.email
-    local cookie = identity.pod_cookie(ngx.var.http_cookie)
-    if cookie then
-        ngx.var.sdfleet_cookie = cookie
-    end
+    tell_pod(person)
     return target
 end
 
@@ -62,12 +67,7 @@ local function access()
     if not person then
         return
     end
-    ngx.var.sdfleet_id = person.id
-    ngx.var.sdfleet_email = person.email
-    local cookie = identity.pod_cookie(ngx.var.http_cookie)
-    if cookie then
-        ngx.var.sdfleet_cookie = cookie
-    end
+    tell_pod(person)
     local decision = routing.decide(person)
     if decision.action ~= "proxy" then
         return respond(decision)
@@ -75,7 +75,8 @@ local function access()
     ngx.var.sdfleet_target = decision.target
 end
 
--- balancer_by_lua: the target chosen in access; one more try for a stale keepalive socket.
+-- balancer_by_lua: the target chosen by the hot path or access. (A kept-alive connection
+-- found closed gets another try from nginx itself: proxy_next_upstream in the proxy block.)
 function _M.balance()
     local target = ngx.var.sdfleet_target
     local peer = peers:get(target)
