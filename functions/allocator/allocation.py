@@ -144,10 +144,17 @@ class Allocator:
         return max(candidates, key=lambda gs: gs.allocated_at) if candidates else None
 
     def _pending_phase(self, who: Identity) -> dict:
-        states = [gs.state for gs in self.agones.fleet_game_servers()]
-        if any(s in STARTING_STATES for s in states):
+        """What to tell someone no Ready game server could be found for: the furthest a
+        starting game server has got (its WebUI loading the model, else the pod starting:
+        a node found, the image being pulled), else that a GPU machine is being waited for."""
+        starting = [gs for gs in self.agones.fleet_game_servers() if gs.state in STARTING_STATES]
+        if any(gs.phase == "loading-model" for gs in starting):
+            return pending(who, "loading-model",
+                           "A GPU workspace is loading the model; this usually takes a minute.", 3)
+        if starting:
             return pending(who, "starting",
-                           "A GPU workspace is starting: loading the image and the model.", 3)
+                           "A GPU workspace is starting: a machine was found and the image "
+                           "is being loaded.", 3)
         return pending(who, "waiting-for-gpu",
                        "Waiting for a GPU machine to become available; this can take a few minutes.", 5)
 

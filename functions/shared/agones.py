@@ -33,6 +33,9 @@ FLEET_LABEL = "agones.dev/fleet"
 IDENTITY_LABEL = "sdfleet.dev/identity"
 EMAIL_ANNOTATION = "sdfleet.dev/email"
 ALLOCATED_AT_ANNOTATION = "sdfleet.dev/allocated-at"
+# Set by the WebUI pod's supervisor through the Agones SDK (SetAnnotation adds the prefix)
+# while its WebUI starts and loads the model, before the game server is Ready.
+PHASE_ANNOTATION = "agones.dev/sdk-sdfleet-phase"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 MAX_ATTEMPTS = 4
 MAX_RETRY_AFTER_SECONDS = 2.0
@@ -62,6 +65,11 @@ class GameServer:
     @property
     def identity(self) -> str | None:
         return self.labels.get(IDENTITY_LABEL)
+
+    @property
+    def phase(self) -> str:
+        """What the pod's supervisor says it is doing ("loading-model"), or ""."""
+        return str(self.annotations.get(PHASE_ANNOTATION) or "")
 
     @property
     def allocated_at(self) -> float:

@@ -88,6 +88,12 @@ def test_empty_pool_pending_with_phase_then_ready(allocator, clean, m_iap, m_ago
     m_agones.add_game_server("gs-new", state="Scheduled", port=7100)
     body = post_allocate(allocator, token)[1]
     assert body["status"] == "pending" and body["phase"] == "starting"
+    # its WebUI has started and says so through the Agones SDK (SetAnnotation)
+    m_agones.add_game_server("gs-new", state="Scheduled", port=7100,
+                             annotations={"agones.dev/sdk-sdfleet-phase": "loading-model"})
+    body = post_allocate(allocator, token)[1]
+    assert body["status"] == "pending" and body["phase"] == "loading-model"
+    assert "model" in body["message"]
     assert get_status(allocator, token)[1]["phase"] == "not-allocated"
     m_agones.set_state("gs-new", "Ready")
     body = post_allocate(allocator, token)[1]

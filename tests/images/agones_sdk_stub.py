@@ -1,6 +1,7 @@
 """A stand-in for the Agones SDK sidecar's REST API, with Agones' state semantics.
 
-Serves the real paths: ``POST /ready`` (Scheduled/Allocated -> Ready, like Agones: Ready on
+Serves the real paths: ``PUT /metadata/annotation`` (``{"key", "value"}``, stored with
+the SDK's ``agones.dev/sdk-`` prefix), ``POST /ready`` (Scheduled/Allocated -> Ready, like Agones: Ready on
 an Allocated game server returns it to the pool), ``POST /health``, ``POST /shutdown``,
 ``GET /gameserver`` and ``GET /watch/gameserver`` (newline-delimited ``{"result": ...}``,
 one line at connect and one per change). ``allocate(labels, annotations)`` plays the
@@ -58,6 +59,18 @@ class AgonesSdkStub:
                     return self._reply({"error": "Not Found", "code": 5}, 404)
                 self._reply({})
 
+            def do_PUT(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                stub._record("PUT", self.path)
+                if self.path != "/metadata/annotation":
+                    return self._reply({"error": "Not Found", "code": 5}, 404)
+                with stub.cond:
+                    stub.gs["object_meta"]["annotations"][
+                        "agones.dev/sdk-" + str(body["key"])] = str(body["value"])
+                    stub._changed()
+                self._reply({})
+
             def do_GET(self):
                 stub._record("GET", self.path)
                 if self.path == "/gameserver":
@@ -108,6 +121,10 @@ class AgonesSdkStub:
     def snapshot(self) -> dict:
         with self.cond:
             return copy.deepcopy(self.gs)
+
+    def annotation(self, key: str) -> str | None:
+        with self.cond:
+            return self.gs["object_meta"]["annotations"].get(key)
 
     @property
     def state(self) -> str:

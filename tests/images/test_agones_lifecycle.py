@@ -94,3 +94,16 @@ def test_shutdown_on_an_authenticated_request_only(tmp_path, sdk):
         ok = requests.post(sup.url + "/shutdown", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
         assert ok.status_code == 202
         wait(lambda: sdk.state == "Shutdown", what="Shutdown")
+
+
+def test_loading_model_is_announced_before_ready_and_only_once(tmp_path, sdk):
+    # The allocator tells people waiting for a pod that its WebUI is loading the model: the
+    # supervisor says so through the SDK while the WebUI starts, before Ready.
+    with SupervisorUnderTest(tmp_path, [{"start_delay": 1.5}], **agones_env(sdk)) as sup:
+        wait(lambda: sdk.annotation("agones.dev/sdk-sdfleet-phase") == "loading-model",
+             what="loading-model annotation")
+        assert sdk.state == "Scheduled"  # announced while still starting
+        wait(lambda: sdk.state == "Ready", what="Ready")
+        sup.wait_for(lambda i: i["agones"]["markedReady"] is True, what="markedReady")
+        announced = sdk.times("PUT", "/metadata/annotation")
+        assert len(announced) == 1 and announced[0] < sdk.times("POST", "/ready")[0]

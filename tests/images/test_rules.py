@@ -15,7 +15,8 @@ from sdfleet_webui import frameworks as fw
 from sdfleet_webui.fetch import Fetcher, FetchSettings
 from sdfleet_webui.modellist import ModelListError, load_model_list, parse_model_list
 from sdfleet_webui.policy import (Observation, RestartPolicy, backoff_delay, restart_reason,
-                                  should_give_up, should_mark_ready, should_ping_health)
+                                  should_announce_loading, should_give_up, should_mark_ready,
+                                  should_ping_health)
 from sdfleet_webui.syncrules import binding_decision
 from sdfleet_webui.usersync import open_beneath
 
@@ -44,6 +45,11 @@ def test_agones_rules():
     assert should_ping_health(100, False, 96, 0, False, 5)
     assert not should_ping_health(100, False, 90, 0, False, 5)
     assert not should_ping_health(100, True, 100, 0, True, 5)
+    assert should_announce_loading(True, False, False, False)
+    assert not should_announce_loading(False, False, False, False)  # no WebUI process yet
+    assert not should_announce_loading(True, True, False, False)    # already answering
+    assert not should_announce_loading(True, False, True, False)    # a restart after Ready
+    assert not should_announce_loading(True, False, False, True)    # said once
 
 
 def gs(state, identity=None):

@@ -53,6 +53,15 @@ def test_new_person_waits_for_a_gpu_then_reaches_their_own_pod(world):
     assert "Starting your Stable Diffusion WebUI" in page.text
     assert request(platform.port, "/_sdfleet/status", token=token).json()["status"] == "pending"
 
+    # a GPU node came up and the pod's WebUI is loading the model (its supervisor says so
+    # through the Agones SDK): the waiting page says that much
+    agones.add_game_server("gs-a", state="Scheduled",
+                           annotations={"agones.dev/sdk-sdfleet-phase": "loading-model"})
+    status = request(platform.port, "/_sdfleet/status", token=token).json()
+    assert (status["status"], status["phase"]) == ("pending", "loading-model")
+    page = request(platform.port, "/", token=token, html=True)
+    assert page.status == 503 and "loading the model" in page.text
+
     alice_pod, bob_pod = platform.backend("pod-a"), platform.backend("pod-b")
     agones.add_ready("gs-a", port=alice_pod.port)
     agones.add_ready("gs-b", port=bob_pod.port)

@@ -1,6 +1,7 @@
 """A small client of the Agones SDK sidecar's REST API (``localhost:$AGONES_SDK_HTTP_PORT``).
 
-Paths and shapes as the real sidecar serves them: ``POST /ready``, ``POST /health``,
+Paths and shapes as the real sidecar serves them: ``PUT /metadata/annotation``
+(``{"key", "value"}``; the sidecar adds the ``agones.dev/sdk-`` prefix), ``POST /ready``, ``POST /health``,
 ``POST /shutdown`` (body ``{}``), ``GET /gameserver`` (a GameServer with ``object_meta``,
 ``status.state``) and ``GET /watch/gameserver`` (newline-delimited ``{"result": GameServer}``
 objects, one per change, on a long-lived response).
@@ -15,6 +16,9 @@ from typing import Iterator
 import requests
 
 IDENTITY_LABEL = "sdfleet.dev/identity"
+# The allocator reads it (as agones.dev/sdk-sdfleet-phase) to tell a waiting person what
+# the pod that will be theirs is doing.
+PHASE_KEY = "sdfleet-phase"
 
 
 class AgonesUnavailable(Exception):
@@ -34,6 +38,15 @@ class AgonesSdk:
             raise AgonesUnavailable(f"POST {path}: {type(exc).__name__}") from None
         if response.status_code != 200:
             raise AgonesUnavailable(f"POST {path}: HTTP {response.status_code}")
+
+    def set_annotation(self, key: str, value: str) -> None:
+        try:
+            response = self.session.put(self.base + "/metadata/annotation",
+                                        json={"key": key, "value": value}, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise AgonesUnavailable(f"PUT /metadata/annotation: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise AgonesUnavailable(f"PUT /metadata/annotation: HTTP {response.status_code}")
 
     def ready(self) -> None:
         self._post("/ready")

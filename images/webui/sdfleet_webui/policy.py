@@ -67,6 +67,13 @@ def should_give_up(restart_times: list[float], now: float, policy: RestartPolicy
 PRE_READY_STATES = frozenset({"", "Creating", "Starting", "Scheduled", "RequestReady", "PortAllocation"})
 
 
+def should_announce_loading(webui_running: bool, answering: bool, marked_ready: bool,
+                            announced: bool) -> bool:
+    """Tell Agones (and so the waiting page) "loading-model" once: the WebUI process runs,
+    does not answer yet, and the game server was never marked Ready."""
+    return webui_running and not answering and not marked_ready and not announced
+
+
 def should_mark_ready(webui_answering: bool, already_marked: bool, gameserver_state: str) -> bool:
     return webui_answering and not already_marked and gameserver_state in PRE_READY_STATES
 

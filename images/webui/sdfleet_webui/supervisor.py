@@ -28,12 +28,13 @@ import requests
 
 from . import frameworks as fw
 from . import settings as st
-from .agones import AgonesSdk, AgonesUnavailable, state_of
+from .agones import PHASE_KEY, AgonesSdk, AgonesUnavailable, state_of
 from .logbuffer import LogBuffer
 from .logs import log
 from .manifest import Manifest
-from .policy import (Observation, RestartPolicy, backoff_delay, restart_reason, should_give_up,
-                     should_mark_ready, should_ping_health)
+from .policy import (Observation, RestartPolicy, backoff_delay, restart_reason,
+                     should_announce_loading, should_give_up, should_mark_ready,
+                     should_ping_health)
 from .proctree import WebuiProcess, become_subreaper, reap_orphans, stop_tree, wait_port_free
 
 
@@ -293,6 +294,7 @@ class AgonesLifecycle(threading.Thread):
         self.supervisor, self.sdk = supervisor, sdk
         self.marked_ready = False
         self.shutdown_sent = False
+        self.loading_announced = False
         self.pinging = False
         self.last_ping_at: float | None = None
 
@@ -305,11 +307,17 @@ class AgonesLifecycle(threading.Thread):
         now = time.time()
         with s.lock:
             answering, gave_up = s.answering, s.state == "failed"
+            webui_running = s.proc is not None
             ever_answered_at, shutdown_requested = s.ever_answered_at, s.shutdown_requested
         if (gave_up or shutdown_requested) and not self.shutdown_sent:
             self.sdk.shutdown()
             self.shutdown_sent = True
             log("agones-shutdown", reason="asked" if shutdown_requested else "gave up restarting")
+        if should_announce_loading(webui_running, answering, self.marked_ready,
+                                   self.loading_announced):
+            self.sdk.set_annotation(PHASE_KEY, "loading-model")
+            self.loading_announced = True
+            log("agones-phase", phase="loading-model")
         if answering and not self.marked_ready:
             gs_state = state_of(self.sdk.gameserver())
             if should_mark_ready(answering, self.marked_ready, gs_state):
