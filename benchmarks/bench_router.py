@@ -22,16 +22,13 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 import urllib.request
 
 from benchmarks.report import emit
 from tests.helpers.iap import IapKeyServer
 from tests.helpers.servers import ManagedProcess, RedisServer, free_port
-from tests.router.harness import DEBIAN_LUA_MODULES, nginx_binary, router_env, start_router, \
-    start_verifier
+from tests.router.harness import router_env, start_nginx, start_router, start_verifier
 from tests.router.resp import Resp
 
 SUB, ID = "accounts.google.com:100000000000000000001", "g-100000000000000000001"
@@ -41,30 +38,6 @@ LATENCY_CONNECTIONS, LATENCY_SECONDS = 4, 2
 
 def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
-
-
-def start_nginx(name: str, http_block: str, port: int) -> ManagedProcess:
-    run_dir = tempfile.mkdtemp(prefix=f"sdfleet-bench-{name}-")
-    user = "user root;" if os.geteuid() == 0 else ""
-    modules = "\n".join(f"load_module {m};" for m in DEBIAN_LUA_MODULES)
-    conf = textwrap.dedent(f"""\
-        {modules}
-        {user}
-        worker_processes 1;
-        daemon off;
-        pid {run_dir}/nginx.pid;
-        error_log stderr error;
-        events {{ worker_connections 4096; }}
-        http {{
-            access_log off;
-            client_body_temp_path {run_dir}/b; proxy_temp_path {run_dir}/p;
-            fastcgi_temp_path {run_dir}/f; uwsgi_temp_path {run_dir}/u; scgi_temp_path {run_dir}/s;
-        """) + http_block + "\n}\n"
-    path = os.path.join(run_dir, "nginx.conf")
-    with open(path, "w") as f:
-        f.write(conf)
-    return ManagedProcess([nginx_binary(), "-p", run_dir, "-c", path], port,
-                          log_name=name).start()
 
 
 def backend_block(port: int) -> str:

@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 from tests.helpers.servers import ManagedProcess, free_port
@@ -64,3 +65,30 @@ def start_router(env: dict[str, str]) -> ManagedProcess:
     return ManagedProcess([sys.executable, "-m", "sdfleet_router.render_config", "--out", conf,
                            "--exec", nginx_binary()], port, env=env,
                           log_name="router").start()
+
+
+def start_nginx(name: str, http_block: str, port: int, *, run_dir: str | None = None,
+                error_log_level: str = "error") -> ManagedProcess:
+    """Debian's nginx with the Lua modules, one worker, and `http_block` inside `http {}`:
+    for small purpose-built servers (benchmark proxies and backends, Lua unit cases)."""
+    run_dir = run_dir or tempfile.mkdtemp(prefix=f"sdfleet-{name}-")
+    user = "user root;" if os.geteuid() == 0 else ""
+    modules = "\n".join(f"load_module {m};" for m in DEBIAN_LUA_MODULES)
+    conf = textwrap.dedent(f"""\
+        {modules}
+        {user}
+        worker_processes 1;
+        daemon off;
+        pid {run_dir}/nginx.pid;
+        error_log stderr {error_log_level};
+        events {{ worker_connections 4096; }}
+        http {{
+            access_log off;
+            client_body_temp_path {run_dir}/b; proxy_temp_path {run_dir}/p;
+            fastcgi_temp_path {run_dir}/f; uwsgi_temp_path {run_dir}/u; scgi_temp_path {run_dir}/s;
+        """) + http_block + "\n}\n"
+    path = os.path.join(run_dir, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return ManagedProcess([nginx_binary(), "-p", run_dir, "-c", path], port,
+                          log_name=name).start()

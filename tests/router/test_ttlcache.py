@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 
-from tests.helpers.servers import ManagedProcess, free_port
-from tests.router.harness import DEBIAN_LUA_MODULES, ROUTER_DIR, nginx_binary
+from tests.helpers.servers import free_port
+from tests.router.harness import ROUTER_DIR, start_nginx
 
 CASES = {
     "get_returns_what_was_set": """
@@ -86,31 +86,12 @@ def nginx_with_ttlcache():
     with open(os.path.join(run_dir, "runner.lua"), "w") as f:
         f.write(LUA_RUNNER % lua_cases)
     port = free_port()
-    modules = "\n".join(f"load_module {m};" for m in DEBIAN_LUA_MODULES)
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf = f"""{modules}
-{user}
-worker_processes 1;
-daemon off;
-pid {run_dir}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {run_dir}/b; proxy_temp_path {run_dir}/p;
-    fastcgi_temp_path {run_dir}/f; uwsgi_temp_path {run_dir}/u; scgi_temp_path {run_dir}/s;
+    process = start_nginx("ttlcache", f"""
     lua_package_path "{ROUTER_DIR}/lua/?.lua;;";
     server {{
         listen 127.0.0.1:{port};
         location = /case {{ content_by_lua_file {run_dir}/runner.lua; }}
-    }}
-}}
-"""
-    path = os.path.join(run_dir, "nginx.conf")
-    with open(path, "w") as f:
-        f.write(conf)
-    process = ManagedProcess([nginx_binary(), "-p", run_dir, "-c", path], port,
-                             log_name="ttlcache").start()
+    }}""", port, run_dir=run_dir, error_log_level="warn")
     yield f"http://127.0.0.1:{port}"
     process.stop()
 
