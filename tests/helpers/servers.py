@@ -7,6 +7,7 @@ started as a child process; tests may kill and restart them to exercise faults.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -16,7 +17,38 @@ import time
 from pathlib import Path
 
 
+def _ports_below_ephemeral_range() -> range | None:
+    """Ports the kernel never picks for outgoing connections on this machine."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return range(10000, low) if low > 11000 else None
+
+
+_QUIET_PORTS = _ports_below_ephemeral_range()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
+    """A loopback port nothing listens on, for a server a test is about to start.
+
+    Taken below the kernel's ephemeral range where possible: a port from bind(0) comes from
+    that range, and between this check and the server's own bind any outgoing connection
+    (tests open many) may be given it. Never the same port twice in one process."""
+    if _QUIET_PORTS is not None:
+        for _ in range(200):
+            port = random.choice(_QUIET_PORTS)
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
