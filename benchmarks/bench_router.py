@@ -17,6 +17,7 @@ three alike. Prints BENCH lines on stdout; everything else goes to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import statistics
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
+from typing import Iterator
 
 from benchmarks.report import emit
 from tests.helpers.iap import IapKeyServer
@@ -137,35 +140,60 @@ def worker_cpu_seconds(master: ManagedProcess) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def main() -> int:
+@dataclass
+class SteadyState:
+    """What every router benchmark runs against: Redis holding the person's mapping, IAP
+    keys, the loopback verifier and a `return 200` backend, and the request to send."""
+
+    redis: RedisServer
+    iap: IapKeyServer
+    backend_port: int
+    verifier: ManagedProcess
+    headers: dict[str, str]
+    processes: list[ManagedProcess]
+
+    def router_env(self, port: int) -> dict[str, str]:
+        return router_env(allocator_url="http://127.0.0.1:9/allocate", metadata_url="none",
+                          redis_port=self.redis.port, redis_password=self.redis.password,
+                          verifier_port=self.verifier.port, port=port, workers=1)
+
+
+@contextlib.contextmanager
+def steady_state() -> Iterator[SteadyState]:
     redis = RedisServer().start()
     iap = IapKeyServer()
     processes: list[ManagedProcess] = []
     try:
         backend_port = free_port()
         processes.append(start_nginx("backend", backend_block(backend_port), backend_port))
-        target = f"127.0.0.1:{backend_port}"
-        store = Resp(redis.port, redis.password)
-        store("HSET", f"sdfleet:map:{ID}", "target", target, "gs", "gs-bench")
-
+        Resp(redis.port, redis.password)("HSET", f"sdfleet:map:{ID}", "target",
+                                         f"127.0.0.1:{backend_port}", "gs", "gs-bench")
         verifier = start_verifier(iap.audience, iap.url)
         processes.append(verifier)
+        # Every proxy gets the same request: what IAP forwards, plus the header the naive
+        # router (like the reference system) takes the identity from.
+        headers = {"x-goog-iap-jwt-assertion": iap.mint(sub=SUB, expires_in=3600), "x-user": ID}
+        yield SteadyState(redis, iap, backend_port, verifier, headers, processes)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        redis.stop()
+        iap.close()
+
+
+def main() -> int:
+    with steady_state() as world:
+        redis, backend_port, headers = world.redis, world.backend_port, world.headers
+        store = Resp(redis.port, redis.password)
         router_port, plain_port, naive_port, floor_port = (free_port() for _ in range(4))
-        env = router_env(allocator_url="http://127.0.0.1:9/allocate", metadata_url="none",
-                         redis_port=redis.port, redis_password=redis.password,
-                         verifier_port=verifier.port, port=router_port, workers=1)
         proxies = {"plain": start_nginx("plain", plain_block(plain_port, backend_port),
                                         plain_port),
-                   "router": start_router(env),
+                   "router": start_router(world.router_env(router_port)),
                    "naive": start_nginx("naive", naive_block(naive_port, redis), naive_port),
                    "floor": start_nginx("floor", floor_block(floor_port, backend_port),
                                         floor_port)}
-        processes.extend(proxies.values())
+        world.processes.extend(proxies.values())
 
-        # Every proxy gets the same request: what IAP forwards, plus the header the naive
-        # router (like the reference system) takes the identity from.
-        token = iap.mint(sub=SUB, expires_in=3600)
-        headers = {"x-goog-iap-jwt-assertion": token, "x-user": ID}
         ports = {"plain": plain_port, "router": router_port, "naive": naive_port,
                  "floor": floor_port}
         urls = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
@@ -215,11 +243,6 @@ def main() -> int:
              ratio=plain_cpu / router_cpu)
         emit("router.redis_commands_per_1k_requests",
              1000 * router_redis_calls / max(1, router_requests), "commands", "report")
-    finally:
-        for process in reversed(processes):
-            process.stop()
-        redis.stop()
-        iap.close()
     return 0
 
 

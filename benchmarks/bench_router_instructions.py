@@ -23,12 +23,10 @@ import tempfile
 import time
 import urllib.request
 
-from benchmarks.bench_router import ID, SUB, backend_block, log, plain_block, wrk
+from benchmarks.bench_router import log, plain_block, steady_state, wrk
 from benchmarks.report import emit
-from tests.helpers.iap import IapKeyServer
-from tests.helpers.servers import ManagedProcess, RedisServer, free_port
-from tests.router.harness import ROUTER_DIR, nginx_binary, router_env, start_nginx, start_verifier
-from tests.router.resp import Resp
+from tests.helpers.servers import ManagedProcess, free_port
+from tests.router.harness import ROUTER_DIR, nginx_binary, start_nginx
 
 SECONDS = 6  # under callgrind nginx serves ~1,500 requests/s: about 9,000 per proxy
 
@@ -73,28 +71,16 @@ def main() -> int:
     if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
         print("valgrind (callgrind) is needed: apt-get install valgrind", file=sys.stderr)
         return 1
-    redis = RedisServer().start()
-    iap = IapKeyServer()
-    processes: list[ManagedProcess] = []
-    try:
-        backend_port = free_port()
-        processes.append(start_nginx("backend", backend_block(backend_port), backend_port))
-        Resp(redis.port, redis.password)("HSET", f"sdfleet:map:{ID}", "target",
-                                         f"127.0.0.1:{backend_port}", "gs", "gs-bench")
-        verifier = start_verifier(iap.audience, iap.url)
-        processes.append(verifier)
-        headers = {"x-goog-iap-jwt-assertion": iap.mint(sub=SUB, expires_in=3600), "x-user": ID}
-
+    with steady_state() as world:
         # the plain proxy: rendered by the same launcher, then run under callgrind
         plain_port = free_port()
-        plain = start_nginx("plain-config", plain_block(plain_port, backend_port), plain_port)
+        plain = start_nginx("plain-config", plain_block(plain_port, world.backend_port),
+                            plain_port)
         plain_conf, plain_dir = plain.args[-1], plain.args[2]
         plain.stop()
         # the router: its config rendered exactly as the image does
         router_port = free_port()
-        env = router_env(allocator_url="http://127.0.0.1:9/allocate", metadata_url="none",
-                         redis_port=redis.port, redis_password=redis.password,
-                         verifier_port=verifier.port, port=router_port, workers=1)
+        env = world.router_env(router_port)
         router_conf = os.path.join(env["NGINX_RUN_DIR"], "nginx.conf")
         subprocess.run([sys.executable, "-m", "sdfleet_router.render_config", "--out",
                         router_conf], env={**os.environ, **env}, check=True, cwd=ROUTER_DIR)
@@ -103,20 +89,15 @@ def main() -> int:
         for name, conf, run_dir, port, run_env in [
                 ("plain", plain_conf, plain_dir, plain_port, None),
                 ("router", router_conf, env["NGINX_RUN_DIR"], router_port,
-                 {**os.environ, "REDIS_PASSWORD": redis.password})]:
+                 {**os.environ, "REDIS_PASSWORD": world.redis.password})]:
             process, out = under_callgrind(name, conf, run_dir, port, run_env)
-            processes.append(process)
+            world.processes.append(process)
             counts[name], done = instructions_per_request(
-                process, out, f"http://127.0.0.1:{port}/", headers)
+                process, out, f"http://127.0.0.1:{port}/", world.headers)
             process.stop()
             log(f"{name}: {counts[name]:.0f} instructions per request over {done} requests")
         emit("router.instructions_per_request", counts["router"], "instructions", "report",
              baseline=counts["plain"], ratio=counts["plain"] / counts["router"])
-    finally:
-        for process in reversed(processes):
-            process.stop()
-        redis.stop()
-        iap.close()
     return 0
 
 
