@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 
 import boto3
@@ -16,6 +15,7 @@ from botocore.config import Config
 
 from .agent import Agent, Shutdown
 from .settings import ConfigError, load_settings
+from .signals import on_termination
 
 
 def main() -> int:
@@ -29,14 +29,13 @@ def main() -> int:
         return 2
     shutdown = Shutdown()
 
-    def on_signal(signum, _frame):
+    def on_signal(name: str) -> None:
         logging.getLogger("sdfleet.agent").info(
-            "%s: no new jobs; a running job has %ss to finish", signal.Signals(signum).name,
+            "%s: no new jobs; a running job has %ss to finish", name,
             settings.shutdown_grace_seconds)
         shutdown.request(settings.shutdown_grace_seconds)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    on_termination(on_signal)
     config = Config(retries={"mode": "standard", "max_attempts": 3},
                     read_timeout=max(60, settings.wait_time_seconds + 10))
     session = boto3.session.Session()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import sys
 import threading
 import time
@@ -36,6 +35,7 @@ from .policy import (Observation, RestartPolicy, backoff_delay, restart_reason,
                      should_announce_loading, should_give_up, should_mark_ready,
                      should_ping_health)
 from .proctree import WebuiProcess, become_subreaper, reap_orphans, stop_tree, wait_port_free
+from .signals import on_termination
 
 
 @dataclass
@@ -351,12 +351,11 @@ def main() -> int:
         return 2
     supervisor = Supervisor(config)
 
-    def on_signal(signum, _frame):
-        log("signal", signal=signal.Signals(signum).name)
+    def on_signal(name: str) -> None:
+        log("signal", signal=name)
         supervisor.stop_event.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    on_termination(on_signal)
     log("supervisor-starting", framework=config.framework, api=f"{config.api_host}:{config.api_port}",
         agones=config.agones_port is not None)
     supervisor.run()

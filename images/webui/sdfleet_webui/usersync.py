@@ -16,7 +16,6 @@ symbolic link on either side (``safe_copy``).
 from __future__ import annotations
 
 import os
-import signal
 import stat as statmod
 import sys
 import threading
@@ -27,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from . import settings as st
 from .agones import AgonesSdk, AgonesUnavailable
 from .logs import log
+from .signals import on_termination
 from .syncrules import binding_decision, should_pull, should_push, valid_identity
 
 
@@ -234,13 +234,12 @@ def main() -> int:
         return 2
     sync = UserSync(config, AgonesSdk(config.agones_port))
 
-    def on_signal(signum, _frame):
-        log("signal", signal=signal.Signals(signum).name)
+    def on_signal(name: str) -> None:
+        log("signal", signal=name)
         sync.stop.set()
         sync.wake.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    on_termination(on_signal)
     log("usersync-starting", users_root=str(config.users_root), scratch=str(config.scratch_home))
     sync.run()
     log("usersync-stopped")
