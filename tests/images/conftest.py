@@ -35,15 +35,20 @@ def webui_env():
     return child_env
 
 
-def _leftovers() -> list[str]:
+def _leftover_processes() -> list:
     import psutil
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info.get("cmdline") or [])
         if "tests/images/stub_webui.py" in cmdline or "sdfleet_webui.supervisor" in cmdline \
                 or "sdfleet_webui.usersync" in cmdline:
-            found.append(f"{proc.info['pid']}: {cmdline[:120]}")
+            found.append(proc)
     return found
+
+
+def _leftovers() -> list[str]:
+    return [f"{p.info['pid']}: {' '.join(p.info.get('cmdline') or [])[:120]}"
+            for p in _leftover_processes()]
 
 
 @pytest.fixture(autouse=True)
@@ -54,4 +59,10 @@ def no_leaked_processes():
     deadline = time.monotonic() + 3
     while _leftovers() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _leftovers(), f"processes leaked by this test: {_leftovers()}"
+    leaked = _leftovers()
+    for proc in _leftover_processes():  # so one leak fails one test, not every later one
+        try:
+            proc.kill()
+        except Exception:
+            pass
+    assert not leaked, f"processes leaked by this test: {leaked}"
