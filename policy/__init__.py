@@ -1,1 +1,2 @@
-"""The sdfleet CrossGuard policy pack (sdfleet_policies.py) and its offline runner (runner.py)."""
+"""The sdfleet CrossGuard policy pack (sdfleet_policies/, one module per concern) and its
+offline runner (runner.py)."""

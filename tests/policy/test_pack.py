@@ -97,3 +97,21 @@ def test_gpu_pools_over_the_budget_make_the_plan_exit_3(tmp_path):
         [("gpu-node-budget", "mandatory")]
     assert f"up to {most} GPU nodes" in next(v["message"] for v in violations
                                               if v["policy"] == "gpu-node-budget")
+
+
+def test_the_pack_serves_every_policy_each_concern_module_defines():
+    """A policy defined in a module of sdfleet_policies/ but left out of pack.py never runs."""
+    import importlib
+    import pkgutil
+
+    import policy.sdfleet_policies as package
+
+    defined = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        if info.name != "pack":
+            defined += getattr(module, "POLICIES", [])
+    assert len(defined) >= 18  # the concern modules were found and do define policies
+    served = [p.name for p in POLICIES]
+    assert len(served) == len(set(served)), "two policies share a name"
+    assert sorted(served) == sorted(p.name for p in defined)
