@@ -40,12 +40,12 @@ def _policies(result, stack_config) -> tuple[list[dict], list[dict]]:
     return runner.evaluate(result, stack_config)
 
 
-def _cost(stack_config) -> dict:
+def _cost(result, stack_config) -> dict:
     try:
         from tools import cost
     except ImportError:
         return {}
-    return cost.estimate(stack_config)
+    return cost.estimate(result, stack_config)
 
 
 def render_text(result, violations: list[dict], evaluated: list[dict], cost: dict) -> str:
@@ -90,6 +90,8 @@ def render_text(result, violations: list[dict], evaluated: list[dict], cost: dic
             lines.append(f"    one person-hour of GPU: {cost['gpuHourUsd']:.2f}")
         for missing in cost.get("missing", []):
             lines.append(f"    not priced: {missing}")
+        for usage in cost.get("usageBilled", []):
+            lines.append(f"    billed by use, not estimated: {usage}")
         table = cost.get("priceTable") or {}
         if table:
             lines.append(f"    prices: tools/prices.yaml version {table.get('version')}, "
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_PROGRAM_ERROR
 
     violations, evaluated = _policies(result, stack_config)
-    cost = _cost(stack_config)
+    cost = _cost(result, stack_config)
     render = render_json if args.format == "json" else render_text
     print(render(result, violations, evaluated, cost))
     if any(v.get("level") == "mandatory" for v in violations):

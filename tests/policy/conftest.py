@@ -1,4 +1,4 @@
-"""Stack configs for policy and cost tests, validated by the real config model."""
+"""Stack configs for policy tests, validated by the real config model."""
 
 from __future__ import annotations
 
