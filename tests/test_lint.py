@@ -57,3 +57,40 @@ def test_the_rule_set_catches(code, tmp_path):
     codes = {f["code"] for f in _ruff("--config", str(ROOT / "ruff.toml"), str(tmp_path / "planted.py"),
                                       cwd=tmp_path)}
     assert code in codes, f"ruff.toml does not select {code}: found {codes}"
+
+
+# --- The repository refers only to what it contains ---------------------------------------------------
+
+def _tracked_text_files() -> list[Path]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    files = [ROOT / name for name in out.decode().split("\0") if name]
+    return [f for f in files if f.is_file() and f.suffix in (".py", ".md", ".yaml", ".yml", ".toml",
+                                                             ".txt", ".lua", ".template", ".ini", "")]
+
+
+def test_no_reference_to_design_notes_users_do_not_have():
+    """Code and docs point at docs/architecture.md, never at notes outside the repository."""
+    found = []
+    for path in _tracked_text_files():
+        if path == Path(__file__):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if "DESIGN.md" in line or "../shared/" in line:
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "refers to files outside the repository:\n" + "\n".join(found)
+
+
+def test_architecture_section_references_exist():
+    """Every `docs/architecture.md section N` names a section that page has."""
+    import re
+
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    sections = {int(n) for n in re.findall(r"^## (\d+)\. ", page, re.MULTILINE)}
+    assert {2, 3, 4, 7} <= sections
+    wrong = []
+    for path in _tracked_text_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for match in re.finditer(r"architecture\.md`?,? sections? (\d+)", text):
+            if int(match.group(1)) not in sections:
+                wrong.append(f"{path.relative_to(ROOT)}: section {match.group(1)}")
+    assert not wrong, wrong

@@ -1,4 +1,4 @@
-"""The EKS batch platform (DESIGN.md section 4), assembled from small components.
+"""The EKS batch platform (docs/architecture.md section 4), assembled from small components.
 
 API Gateway (API key, usage plan) -> submit Lambda -> SNS -> one SQS queue per runtime (each
 with a DLQ) -> KEDA ScaledJob/ScaledObject -> GPU nodes from Karpenter -> queue agent beside

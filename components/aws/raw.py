@@ -3,7 +3,7 @@
 It registers exactly what the typed `pulumi_aws.<module>.<Class>` registers (same type token,
 provider package and version). Why: importing `pulumi_aws.ec2` costs about 0.7 s, because its
 package imports every EC2 resource and their input types; the VPC needs ten simple ones, and
-`make plan` has a budget (DESIGN.md section 7). Same reason as components/k8s/objects.py.
+`make plan` has a budget (docs/architecture.md section 7). Same reason as components/k8s/objects.py.
 """
 
 from __future__ import annotations

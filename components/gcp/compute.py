@@ -3,7 +3,7 @@
 It registers exactly what the typed `pulumi_gcp.compute.<Kind>` classes register (type token
 `gcp:compute/<kind>:<Kind>`, provider package and version). Why not the typed classes:
 importing `pulumi_gcp.compute` (~300 resource modules) costs 1.6 s of CPU, a third of the
-`make plan` budget (DESIGN.md section 7), for seven resource kinds. Props use the provider's
+`make plan` budget (docs/architecture.md section 7), for seven resource kinds. Props use the provider's
 camelCase names, as in `pulumi preview --json`; outputs are the props listed as `None`.
 """
 

@@ -1,4 +1,4 @@
-"""The GCP interactive platform (DESIGN.md section 2), assembled from small components.
+"""The GCP interactive platform (docs/architecture.md section 2), assembled from small components.
 
 Request path: IAP Ingress -> router (verifies the IAP JWT, looks the person up in Redis) ->
 the person's WebUI game server; on a miss the router calls the allocator function, which

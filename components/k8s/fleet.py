@@ -1,6 +1,6 @@
 """The WebUI fleet: one Agones GameServer per person, warm buffer, placeholders, isolation.
 
-Each game server's pod (images/webui, DESIGN.md section 3) has two containers:
+Each game server's pod (images/webui, docs/architecture.md section 3) has two containers:
 - `webui`: the supervisor and the chosen WebUI, GPU limit, the shared models read-only,
   its own scratch space, read-only probes;
 - `user-sync`: the trusted sidecar that copies the allocated person's folder in and their

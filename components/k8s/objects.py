@@ -4,7 +4,7 @@ It registers exactly what the typed `pulumi_kubernetes.<group>.<version>.<Kind>`
 register (type token `kubernetes:<group>/<version>:<Kind>`, `core` for the core group, the
 same provider package and version), from a manifest-shaped dict. Why not the typed classes:
 importing `pulumi_kubernetes.core.v1` and its siblings costs over a second, a fifth of the
-budget for `make plan` (DESIGN.md section 7), and manifests read the same as the YAML every
+budget for `make plan` (docs/architecture.md section 7), and manifests read the same as the YAML every
 Kubernetes user knows. Helm releases use the typed `helm.v3.Release`.
 """
 
