@@ -136,6 +136,22 @@ def test_scheduled_runs_follow_the_scheduler_job_that_calls_the_function(plan_of
         assert line["monthlyUsd"] == pytest.approx(runs * per_run, abs=0.006)  # lines round to cents
 
 
+def test_a_cron_the_estimate_cannot_count_is_reported_not_raised(plan_of):
+    """The config models validate crons before the program runs; should one still reach the
+    estimate, `make plan` names it instead of failing with a traceback."""
+    plan, stack_config = plan_of("dev")
+    edited = _edited(plan)
+    _one(edited, "gcp:cloudscheduler/job:Job").inputs["schedule"] = "61 25 * * 9"
+    autoscaler = _one(edited, "kubernetes:autoscaling.agones.dev/v1:FleetAutoscaler")
+    peak = next(p for p in autoscaler.inputs["spec"]["policy"]["chain"] if p["type"] == "Schedule")
+    peak["schedule"]["activePeriod"]["startCron"] = "0 8 * * 9"
+    estimate = cost.estimate(edited, stack_config)
+    assert "scheduler job sdfleet-fn-cull-schedule '61 25 * * 9': cron minute '61' is outside 0-59" \
+        in estimate["missing"]
+    assert "peak window '0 8 * * 9' for 10h: cron dow '9' is outside 0-7" in estimate["missing"]
+    assert not any(line["item"].startswith("warm GPU buffer, peak") for line in estimate["lines"])
+
+
 def test_forwarding_rules_of_an_owned_load_balancer_are_counted_from_the_plan(plan_of):
     """The program's own load balancer (global forwarding rules) replaces the GKE Ingress."""
     plan, stack_config = plan_of("dev")
