@@ -96,7 +96,7 @@ def test_a_billable_type_the_estimate_does_not_know_is_reported_not_free(plan_of
     plan, stack_config = plan_of("dev")
     vm = _resource("gcp:compute/instance:Instance", "bastion", {"machineType": "e2-small"})
     estimate = cost.estimate(_edited(plan, add=(vm,)), stack_config)
-    assert "resource type gcp:compute/instance:Instance (1): not known to tools/cost.py" in estimate["missing"]
+    assert "resource type gcp:compute/instance:Instance (1): not known to tools/cost (add it to resource_types.py)" in estimate["missing"]
 
 
 # --- Values come from the registered resources, not from a copy of their settings ------------------

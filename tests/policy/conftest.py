@@ -30,3 +30,14 @@ def stack_config_of() -> Callable[..., StackConfig]:
                               gcp_region="us-central1")
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_stack_config_in_process():
+    """Policies fall back to the stack config the CLI hands the pack (`pulumi.runtime` config).
+    A program run earlier in this process (tests/cost, tests/program) leaves its stack's config
+    there; each policy test starts without it, as the pack does when the CLI passes none."""
+    import pulumi.runtime
+
+    pulumi.runtime.set_all_config({}, [])
+    yield
