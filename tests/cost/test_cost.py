@@ -88,7 +88,7 @@ def test_every_resource_type_of_a_default_stack_is_classified(plan_of, stack):
     estimate = cost.estimate(plan, stack_config)
     assert [m for m in estimate["missing"] if m.startswith("resource type")] == []
     for type_ in {r.type for r in plan.resources}:
-        assert (type_ in cost.PRICED or type_ in cost.NO_CHARGE or type_ in cost.USAGE_BILLED
+        assert (type_ in cost.PRICED or cost.no_charge(type_) or type_ in cost.USAGE_BILLED
                 or type_.startswith(cost.NO_CHARGE_PREFIXES)), type_
 
 
@@ -97,6 +97,25 @@ def test_a_billable_type_the_estimate_does_not_know_is_reported_not_free(plan_of
     vm = _resource("gcp:compute/instance:Instance", "bastion", {"machineType": "e2-small"})
     estimate = cost.estimate(_edited(plan, add=(vm,)), stack_config)
     assert "resource type gcp:compute/instance:Instance (1): not known to tools/cost (add it to resource_types.py)" in estimate["missing"]
+
+
+def test_the_owned_load_balancer_and_image_builds_need_no_new_entries(plan_of):
+    """The resources replacing the GKE Ingress (an owned load balancer with IAP) and the image
+    builds are known: the load balancer's parts other than forwarding rules carry no charge,
+    IAM grants none, the registry and builds are billed by use."""
+    plan, stack_config = plan_of("dev")
+    added = tuple(_resource(t, f"lb-{i}", {}) for i, t in enumerate((
+        "gcp:compute/backendService:BackendService", "gcp:compute/uRLMap:URLMap",
+        "gcp:compute/targetHttpsProxy:TargetHttpsProxy", "gcp:compute/targetHttpProxy:TargetHttpProxy",
+        "gcp:compute/managedSslCertificate:ManagedSslCertificate",
+        "gcp:compute/globalForwardingRule:GlobalForwardingRule",
+        "gcp:iap/webBackendServiceIamMember:WebBackendServiceIamMember",
+        "gcp:iap/webBackendServiceIamBinding:WebBackendServiceIamBinding",
+        "gcp:storage/bucketIAMBinding:BucketIAMBinding",
+        "gcp:cloudbuild/trigger:Trigger", "command:local:Command")))
+    estimate = cost.estimate(_edited(plan, add=added), stack_config)
+    assert estimate["missing"] == []
+    assert "Cloud Build: per build-minute, when images are built" in estimate["usageBilled"]
 
 
 # --- Values come from the registered resources, not from a copy of their settings ------------------
@@ -317,6 +336,21 @@ def test_api_line_uses_the_usage_plan_quota_and_the_lambda_memory(plan_of):
     line = _line(cost.estimate(plan, stack_config), "API Gateway")
     assert line["monthlyUsd"] == pytest.approx(expected, abs=0.01)
     assert re.search(r"5,000 jobs per day", line["note"])
+
+
+def test_interface_endpoints_and_secrets_are_standing_costs(plan_of):
+    plan, stack_config = plan_of("aws-dev")
+    prices = _aws_prices()
+    gateway = _one(plan, "aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert gateway.inputs["vpcEndpointType"] == "Gateway"
+    assert not any(line["item"].startswith("VPC interface") for line in cost.estimate(plan, stack_config)["lines"])
+    interface = _resource("aws:ec2/vpcEndpoint:VpcEndpoint", "ecr-api",
+                          {"vpcEndpointType": "Interface", "subnetIds": ["a", "b", "c"]})
+    secret = _resource("aws:secretsmanager/secret:Secret", "hf-token", {})
+    estimate = cost.estimate(_edited(plan, add=(interface, secret)), stack_config)
+    assert _line(estimate, "VPC interface endpoints: 1")["monthlyUsd"] == pytest.approx(
+        3 * prices["vpcEndpoint"]["interfacePerAzHour"] * HOURS, abs=0.01)
+    assert _line(estimate, "Secrets Manager: 1")["monthlyUsd"] == prices["secretsManager"]["perSecretMonth"]
 
 
 def test_price_table_is_read_once():

@@ -34,7 +34,7 @@ from . import aws, gcp
 from .assumptions import (DAYS_PER_MONTH, EKS_NODE_GROUP_DEFAULT_DISK_GB, KEDA_DEFAULT_POLLING_SECONDS,
                           LAMBDA_SECONDS_PER_JOB, SECONDS_PER_SCHEDULED_RUN, WEEKS_PER_MONTH, price_table)
 from .cron import duration_hours, runs_per_month, window_hours_per_week
-from .resource_types import NO_CHARGE, NO_CHARGE_PREFIXES, PRICED, USAGE_BILLED, classify
+from .resource_types import NO_CHARGE, NO_CHARGE_PREFIXES, PRICED, USAGE_BILLED, classify, no_charge
 from .sheet import Plan, Sheet
 
 
@@ -62,5 +62,5 @@ def estimate(plan, stack_config, prices: Optional[dict] = None) -> dict:
 
 __all__ = ["DAYS_PER_MONTH", "EKS_NODE_GROUP_DEFAULT_DISK_GB", "KEDA_DEFAULT_POLLING_SECONDS",
            "LAMBDA_SECONDS_PER_JOB", "NO_CHARGE", "NO_CHARGE_PREFIXES", "PRICED", "SECONDS_PER_SCHEDULED_RUN",
-           "USAGE_BILLED", "WEEKS_PER_MONTH", "duration_hours", "estimate", "price_table", "runs_per_month",
+           "USAGE_BILLED", "WEEKS_PER_MONTH", "duration_hours", "estimate", "no_charge", "price_table", "runs_per_month",
            "window_hours_per_week"]

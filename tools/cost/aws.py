@@ -65,6 +65,17 @@ def standing_costs(plan: Plan, region: str, table: dict, sheet: Sheet) -> Option
     for r in plan.of("aws:efs/fileSystem:FileSystem"):
         sheet.add(f"EFS {r.name}", prices["efs"]["standardPerGbMonth"] * MODEL_STORE_GB,
                   f"{MODEL_STORE_GB} GB of models assumed (Standard storage)")
+    interface = [r for r in plan.of("aws:ec2/vpcEndpoint:VpcEndpoint")
+                 if read(r.inputs, "vpcEndpointType", default="Gateway") == "Interface"]
+    if interface:  # Gateway endpoints (S3, DynamoDB) are free; Interface ones bill per AZ-hour
+        zones = sum(len(read(r.inputs, "subnetIds", default=[])) or 1 for r in interface)
+        sheet.add(f"VPC interface endpoints: {len(interface)}",
+                  prices["vpcEndpoint"]["interfacePerAzHour"] * zones * h,
+                  f"{zones} endpoint-AZ(s); plus data processed, not estimated")
+    secrets = plan.of("aws:secretsmanager/secret:Secret")
+    if secrets:
+        sheet.add(f"Secrets Manager: {len(secrets)} secret(s)",
+                  prices["secretsManager"]["perSecretMonth"] * len(secrets), "plus API calls, not estimated")
     keys = plan.of("aws:kms/key:Key")
     if keys:
         sheet.add(f"KMS keys: {len(keys)}", prices["kms"]["perKeyMonth"] * len(keys),

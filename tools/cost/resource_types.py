@@ -3,6 +3,8 @@ Anything else is reported, so a new billable resource is never silently free."""
 
 from __future__ import annotations
 
+import re
+
 from .sheet import Plan, Sheet, read
 
 PRICED = {
@@ -14,6 +16,7 @@ PRICED = {
     "aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup", "aws:ec2/natGateway:NatGateway",
     "aws:ec2/eip:Eip", "aws:efs/fileSystem:FileSystem", "aws:kms/key:Key",
     "aws:lambda/function:Function", "aws:apigateway/usagePlan:UsagePlan", "aws:sqs/queue:Queue",
+    "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:secretsmanager/secret:Secret",
 }
 
 # No charge of their own: configuration, identity, networking glue, and what runs on nodes that
@@ -40,9 +43,12 @@ NO_CHARGE = {
     "gcp:compute/managedSslCertificate:ManagedSslCertificate",
     "gcp:compute/globalNetworkEndpointGroup:GlobalNetworkEndpointGroup",
     "gcp:compute/healthCheck:HealthCheck", "gcp:compute/securityPolicy:SecurityPolicy",
+    "gcp:compute/networkEndpointGroup:NetworkEndpointGroup", "gcp:compute/networkEndpoint:NetworkEndpoint",
+    "gcp:compute/sslPolicy:SslPolicy", "gcp:compute/sslCertificate:SslCertificate",
+    "gcp:iap/settings:Settings",
     # A global address in use by a forwarding rule is not billed (prices.yaml staticIp);
     # internal ranges (private services access) never are.
-    "gcp:compute/globalAddress:GlobalAddress",
+    "gcp:compute/globalAddress:GlobalAddress", "gcp:compute/address:Address",
     # AWS
     "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy",
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:iam/policy:Policy",
@@ -66,7 +72,10 @@ NO_CHARGE = {
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:s3/bucketPolicy:BucketPolicy",
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-    "aws:cloudwatch/eventTarget:EventTarget",
+    "aws:cloudwatch/eventTarget:EventTarget", "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy", "aws:ecr/repositoryPolicy:RepositoryPolicy",
+    "aws:apigateway/methodSettings:MethodSettings", "aws:apigateway/account:Account",
+    "aws:secretsmanager/secretVersion:SecretVersion",
     # Rules matching AWS service events are free (aws.amazon.com/eventbridge/pricing).
     "aws:cloudwatch/eventRule:EventRule",
 }
@@ -81,17 +90,24 @@ USAGE_BILLED = {
     "aws:s3/bucket:Bucket": "S3: per GB stored and per request",
     "aws:sns/topic:Topic": "SNS: per publish (at the API quota, under the API line)",
     "aws:cloudwatch/logGroup:LogGroup": "CloudWatch Logs: per GB ingested and stored",
-    "aws:ec2/vpcEndpoint:VpcEndpoint": "VPC endpoints: Gateway type free, Interface type per AZ-hour",
+    "aws:ecr/repository:Repository": "ECR: per GB of images stored",
+    "aws:s3/bucketV2:BucketV2": "S3: per GB stored and per request",
 }
+# IAM grants (members, bindings, policies) and AWS IAM objects have no charge of their own.
+_IAM_GRANT = re.compile(r"iam(member|binding|policy)$", re.IGNORECASE)
+
+
+def no_charge(type_: str) -> bool:
+    return type_ in NO_CHARGE or type_.startswith("aws:iam/") or bool(_IAM_GRANT.search(type_))
 # Kubernetes objects that make cloud resources are priced where they are read: an Ingress or a
-# LoadBalancer Service (forwarding rules, `_ingress_rules`), a claim that provisions a disk
-# (`_classify`).
+# LoadBalancer Service (forwarding rules, `gcp._ingress_rules`), a claim that provisions a disk
+# (`classify`).
 
 
 def classify(plan: Plan, sheet: Sheet) -> None:
     """Every resource type is priced, free of its own, or billed by use; anything else is missing."""
     for type_, found in sorted(plan.by_type.items()):
-        if type_ in PRICED or type_ in NO_CHARGE:
+        if type_ in PRICED or no_charge(type_):
             continue
         if type_ in USAGE_BILLED:
             if USAGE_BILLED[type_] not in sheet.usage_billed:
