@@ -27,11 +27,9 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from policy.sdfleet_policies import POLICIES
-
-# What tools/preview.py writes for values it cannot show.
-UNKNOWN_MARK = "(known after deployment)"
-# Secrets are masked in the plan; to a policy they are as unreadable as unknown values.
-SECRET_MARK = "[secret]"
+# The marks tools/preview.py writes for values a plan cannot show (unknown, secret); to a policy
+# both are unreadable. This module runs only under `make plan`; the pack never loads it.
+from tools.preview import SECRET_MARK, UNKNOWN_MARK
 
 
 def policy_config(stack_config) -> dict[str, dict[str, Any]]:
