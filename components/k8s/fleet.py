@@ -76,7 +76,7 @@ def _restricted() -> dict:
 
 
 def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
-                   image: str, claim: str, token_secret: str) -> dict:
+                   image: str, claim: pulumi.Input[str], token_secret: str) -> dict:
     """The pod template of every WebUI game server."""
     return {
         "priorityClassName": "sdfleet-webui",
@@ -181,7 +181,7 @@ class WebuiFleet(pulumi.ComponentResource):
     """`sdfleet:k8s:WebuiFleet`: Fleet, FleetAutoscaler, priorities, placeholders, policy."""
 
     def __init__(self, name: str, fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
-                 image: str, claim: str, router_namespace: str,
+                 image: str, claim: pulumi.Input[str], router_namespace: str,
                  agones_release: pulumi.Resource, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:k8s:WebuiFleet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)

@@ -4,7 +4,7 @@ A new Filestore share's root is owned by root with mode 755, so no unprivileged 
 create the `models/` and `users/` folders the pods mount by subPath. The `prepare` Job,
 the one trusted step that runs as root, creates them once, owned by the uid every pod that
 touches the share runs as (images/webui Dockerfile: `USER 1000:1000`), before anything
-mounts them: the model sync Job and the fleet depend on `ready`. Root works here because
+mounts them: the model sync Job and the fleet take `ready_claim`. Root works here because
 the share is exported without root squash to the node range only (components/gcp/storage.py):
 every mount comes from a node's kubelet, pods' own addresses are refused, and every other
 pod that mounts the share runs as uid 1000 with no privilege escalation.
@@ -87,6 +87,9 @@ class SharedVolume(pulumi.ComponentResource):
                     "volumes": [{"name": "share",
                                  "persistentVolumeClaim": {"claimName": name}}]}}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.claim]))
-        # What a workload mounting a folder of the share waits for.
-        self.ready = [self.claim, self.prepare]
+        # The claim's name as an output of the prepare Job (pulumi-kubernetes awaits a Job
+        # until it completes): a workload given this instead of the plain name is created
+        # only once the folders exist (DESIGN.md section 9: pass outputs, not names).
+        self.ready_claim = pulumi.Output.all(self.claim.id, self.prepare.id).apply(
+            lambda _: name)
         self.register_outputs({"claim": self.claim_name})
