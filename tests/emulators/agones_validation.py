@@ -332,7 +332,14 @@ _CRON_NAMES = [{}, {}, {}, {m: i + 1 for i, m in enumerate(
 
 def parse_standard_cron(spec: str) -> None:
     """robfig/cron/v3 `ParseStandard` (what fleetautoscaler.go calls): five fields, or a
-    `@descriptor`; numbers in range, names for month and weekday. Raises ValueError."""
+    `@descriptor`, after an optional `CRON_TZ=<zone> ` / `TZ=<zone> ` prefix; numbers in
+    range, names for month and weekday. Raises ValueError."""
+    if spec.startswith(("TZ=", "CRON_TZ=")):
+        zone, _, spec = spec.partition(" ")
+        try:
+            ZoneInfo(zone.split("=", 1)[1])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"provided bad location {zone}") from None
     if spec.startswith("@"):
         if spec not in ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
                         "@hourly") and not spec.startswith("@every "):
