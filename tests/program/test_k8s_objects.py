@@ -58,7 +58,7 @@ def test_kube_objects_register_the_sdk_type_tokens(dev_update, plan):
                 assert "/" in api_version and "." in api_version.split("/")[0], gvk
                 assert r.type == f"kubernetes:{api_version}:{kind}"
             checked += 1
-    assert checked > 40, checked
+    assert checked >= 30, checked
 
 
 def test_type_token_of_the_core_group_matches_the_sdk():
