@@ -6,7 +6,8 @@ Each game server's pod (images/webui, DESIGN.md section 3) has two containers:
 - `user-sync`: the trusted sidecar that copies the allocated person's folder in and their
   new outputs back; the only container that mounts people's folders.
 No host ports (`portPolicy: None`): the router reaches the pod by its pod IP, and a
-NetworkPolicy admits only router pods to the WebUI port.
+NetworkPolicy admits only router pods to the WebUI port; another lets the pod open cluster
+DNS and nothing else (no NFS, Redis, metadata server, other pods or internet).
 
 Warm capacity: a FleetAutoscaler keeps `buffer` Ready game servers (a larger buffer in the
 configured peak hours), and low-priority placeholder pods keep GPU nodes up; any WebUI pod
