@@ -175,3 +175,25 @@ def test_peak_hours_buffer_follows_the_same_rules(dev_config, base, peak):
     if accepted:
         assert _agones_accepts(case)
     assert PeakHours.model_validate(case["peakHours"]).buffer == peak
+
+
+@pytest.mark.parametrize("fleet,key,allowed", [
+    ({"buffer": 0}, "sdfleet:platform.fleet.buffer: 0 is not allowed", ">= 1"),
+    ({"buffer": 3, "minReplicas": 2}, "sdfleet:platform.fleet.minReplicas: 2 is not allowed",
+     "0 or >= every buffer (3)"),
+    ({"peakHours": {"buffer": 0}}, "sdfleet:platform.fleet.peakHours.buffer: 0 is not allowed",
+     ">= 1"),
+    ({"buffer": 2, "minReplicas": 1, "peakHours": {"buffer": 3}},
+     "sdfleet:platform.fleet.minReplicas: 1 is not allowed", "0 or >= every buffer (2)"),
+])
+def test_buffer_errors_name_key_value_and_rule(dev_config, fleet, key, allowed):
+    platform = json.loads(json.dumps(dev_config["sdfleet:platform"]))
+    peak = fleet.pop("peakHours", None)
+    platform["fleet"].update(fleet)
+    if peak:
+        platform["fleet"]["peakHours"].update(peak)
+    with pytest.raises(ConfigError) as info:
+        parse_platform(platform, stack="dev", gcp_project="example-project",
+                       gcp_region="us-central1")
+    assert any(line.startswith(key) and allowed in line for line in info.value.lines), \
+        info.value.lines
