@@ -103,6 +103,24 @@ def test_fleet_leaves_replicas_to_the_autoscaler(dev_update):
     assert autoscaler["spec"]["fleetName"] == fleet["metadata"]["name"]
 
 
+def test_fleet_replicas_are_ignored_on_update(monkeypatch, dev_config):
+    """Item 14, for stacks that once set spec.replicas: the Fleet is registered with
+    `ignoreChanges: ["spec.replicas"]` (pulumi-kubernetes#2215: the recommended answer to a
+    field another manager owns). Read from the registration request itself."""
+    import tools.preview as preview
+    seen: dict[str, list[str]] = {}
+    original = preview.RecordingMonitor.RegisterResource
+
+    def record(self, request):
+        seen[request.type] = list(request.ignoreChanges)
+        return original(self, request)
+
+    monkeypatch.setattr(preview.RecordingMonitor, "RegisterResource", record)
+    preview.run_program(dev_config, stack="dev", preview=True)
+    assert seen[FLEET] == ["spec.replicas"]
+    assert seen[AUTOSCALER] == []
+
+
 @pytest.mark.parametrize("count", [1, 2, 4])
 def test_placeholders_hold_as_many_gpus_as_a_webui_pod(plan, platform_of, count):
     # Item 17: a placeholder that takes one GPU of a multi-GPU node keeps no node for a
