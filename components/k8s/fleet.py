@@ -157,7 +157,8 @@ def autoscaler_policy(fleet: FleetConfig) -> dict:
 
 # Cluster DNS: kube-dns in kube-system (GKE's default DNS provider; its pods carry
 # `k8s-app: kube-dns`). `kubernetes.io/metadata.name` is set on every namespace by the API
-# server (Kubernetes >= 1.22, NamespaceDefaultLabelName).
+# server (Kubernetes >= 1.22, NamespaceDefaultLabelName). With Cloud DNS for GKE instead
+# (components/gcp/cluster.py sets no dns_config: kube-dns), this peer must change.
 CLUSTER_DNS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
 

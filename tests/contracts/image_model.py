@@ -21,6 +21,7 @@ into that same interpreter.
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.metadata
 import posixpath
 import re
@@ -180,33 +181,60 @@ def parse_image(dockerfile_path: str, build_args: tuple = ()) -> Image:
     path = Path(dockerfile_path)
     image = Image(dockerfile=path)
     global_args: dict[str, str] = {}
+    stages: dict[str, Image] = {}
     overrides = dict(build_args)
     for command in dockerfile.parse_file(str(path)):
         cmd = command.cmd.upper()
-        values = {**global_args, **image.args, **image.env}
+        values = {"PATH": DEFAULT_PATH, **global_args, **image.args, **image.env}
         if cmd == "ARG":
             for item in command.value:
                 name, _, default = item.partition("=")
                 value = overrides.get(name, _expand(default, values))
                 (image.args if image.base else global_args)[name] = value
         elif cmd == "FROM":
-            # A new stage: only the last one is the image.
-            image = Image(dockerfile=path, base=_expand(command.value[0], global_args))
+            # A new stage (the last one is the image); `FROM <stage>` starts from that stage.
+            base = _expand(command.value[0], global_args)
+            if image.base:
+                stages[str(len(stages))] = image
+            if base in stages:
+                image = copy.deepcopy(stages[base])
+            else:
+                image = Image(dockerfile=path, base=base)
+            if len(command.value) >= 3 and command.value[1].upper() == "AS":
+                stages[command.value[2]] = image
         elif cmd == "ENV":
             pairs = list(command.value)
             for name, value in zip(pairs[::2], pairs[1::2]):
-                image.env[name] = _expand(value, {**global_args, **image.args, **image.env})
+                image.env[name] = _expand(value, {"PATH": DEFAULT_PATH, **global_args,
+                                                  **image.args, **image.env})
         elif cmd == "WORKDIR":
             image.workdir = posixpath.normpath(posixpath.join(image.workdir,
                                                               _expand(command.value[0], values)))
         elif cmd == "USER":
             image.user = _expand(command.value[0], values)
         elif cmd in ("COPY", "ADD"):
-            from_stage = any(f.startswith("--from") for f in command.flags)
+            from_flag = next((f for f in command.flags if f.startswith("--from=")), None)
+            from_stage = from_flag is not None
             *sources, dest = [_expand(v, values) for v in command.value]
             dest_abs = posixpath.normpath(posixpath.join(image.workdir, dest))
             as_dir = dest.endswith("/") or dest in (".", "..") or len(sources) > 1
+            stage = stages.get(from_flag.split("=", 1)[1]) if from_flag else None
             for src in sources:
+                if stage is not None:
+                    # From an earlier stage: what it made under src now lives under dest.
+                    src_abs = posixpath.normpath(posixpath.join(stage.workdir, src))
+                    target = dest_abs if not as_dir else posixpath.join(
+                        dest_abs, posixpath.basename(src_abs))
+                    for venv in stage.venvs:
+                        if venv == src_abs or venv.startswith(src_abs + "/"):
+                            moved = target + venv[len(src_abs):]
+                            image.venvs.add(moved)
+                            image.installed[moved] = set(stage.installed.get(venv, set()))
+                    for old_path, source in stage.copies.items():
+                        if old_path == src_abs or old_path.startswith(src_abs + "/"):
+                            image.copies[target + old_path[len(src_abs):]] = source
+                    image.copies.setdefault(target, None)
+                    continue
                 local = None if from_stage else (image.context / src.rstrip("/"))
                 if local is not None and local.is_dir():
                     # `COPY dir dest`: the folder's contents land in dest.

@@ -221,3 +221,29 @@ def test_the_model_catches_the_faults_it_guards():
     _, program = resolve(webui.entrypoint + webui.cmd, {}, webui)
     assert "SDFLEET_MODELS_ROOT" in program.env_reads
     assert "SDFLEET_MODELS_DIR" not in program.env_reads
+
+
+def test_the_model_follows_a_multi_stage_build(tmp_path):
+    """Dockerfiles change under other hands: a venv built in one stage and copied into the
+    final one, with PATH pointing at it, still resolves (and the base's own python, which
+    lacks the libraries, is not mistaken for it)."""
+    import shutil
+    shutil.copy(IMAGES / "queue-agent" / "requirements.txt", tmp_path / "requirements.txt")
+    shutil.copytree(IMAGES / "queue-agent" / "sdfleet_agent", tmp_path / "sdfleet_agent")
+    (tmp_path / "Dockerfile").write_text(
+        "ARG BASE=python:3.11-slim\n"
+        "FROM ${BASE} AS build\n"
+        "COPY requirements.txt /src/requirements.txt\n"
+        "RUN python -m venv /opt/venv && /opt/venv/bin/pip install -r /src/requirements.txt\n"
+        "COPY sdfleet_agent /opt/app/sdfleet_agent\n"
+        "FROM ${BASE}\n"
+        "COPY --from=build /opt/venv /opt/venv\n"
+        "COPY --from=build /opt/app /opt/app\n"
+        "ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/opt/app\n"
+        'ENTRYPOINT ["python", "-m", "sdfleet_agent"]\n')
+    image = im.parse_image(str(tmp_path / "Dockerfile"))
+    assert image.path_dirs()[0] == "/opt/venv/bin" and "/usr/bin" in image.path_dirs()
+    interpreter, program = resolve(image.entrypoint, {}, image)
+    assert interpreter == "/opt/venv" and "QUEUE_URL" in program.env_reads
+    with pytest.raises(AssertionError, match="lacks"):
+        resolve(["/usr/local/bin/python", "-m", "sdfleet_agent"], {}, image)
