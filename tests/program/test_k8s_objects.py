@@ -236,3 +236,20 @@ def test_nfs_redis_and_metadata_are_unreachable_from_webui_pods(dev_update):
     assert not allowed("10.30.0.2", 111)                 # portmapper
     assert not allowed("10.30.0.5", 6378)                # Memorystore (TLS port)
     assert not allowed("8.8.8.8", 443)                   # the internet
+
+
+@pytest.mark.parametrize("stack", ["dev", "aws-dev"])
+def test_plan_never_imports_the_typed_kind_modules(stack):
+    """Why KubeObject exists (components/k8s/objects.py): the typed classes of
+    `pulumi_kubernetes.<group>.<version>` cost over a second of the `make plan` budget."""
+    from tools.preview import ROOT
+    code = ("import sys; from tools.preview import run_program, read_stack_config; "
+            f"r = run_program(read_stack_config({stack!r}), stack={stack!r}); "
+            "assert len(r.resources) > 100; "
+            "print(sorted(m for m in sys.modules if m.startswith('pulumi_kubernetes.') "
+            "and len(m.split('.')) >= 3 and m.split('.')[2][:1] == 'v' "
+            "and m.split('.')[1] not in ('helm', 'apiextensions')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, text=True, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
