@@ -187,6 +187,30 @@ class PeakHours(Section):
     buffer: Annotated[int, Field(ge=0, le=1000)] = 2
 
 
+def buffer_policy_problems(buffer: int, min_replicas: int, max_replicas: int
+                           ) -> list[tuple[str, int, str]]:
+    """What Agones refuses in a Buffer policy with an integer bufferSize: (field, value, rule).
+
+    Mirrors agones v1.50.0 pkg/apis/autoscaling/v1/fleetautoscaler.go,
+    `(*BufferPolicy).ValidateBufferPolicy`; the emulator (tests/emulators/agones_validation.py)
+    carries its own copy of that function and a test checks the two agree.
+    """
+    problems = []
+    if min_replicas > max_replicas:
+        problems.append(("minReplicas", min_replicas,
+                         f"minReplicas must be <= maxReplicas ({max_replicas})"))
+    if buffer <= 0:
+        problems.append(("bufferSize", buffer, "a buffer must be >= 1 (Agones refuses 0)"))
+    if max_replicas < buffer:
+        problems.append(("bufferSize", buffer,
+                         f"a buffer must be <= fleet.maxReplicas ({max_replicas})"))
+    if min_replicas != 0 and min_replicas < buffer:
+        problems.append(("minReplicas", min_replicas,
+                         f"minReplicas must be 0 or >= every buffer ({buffer}): Agones refuses "
+                         "0 < minReplicas < bufferSize"))
+    return problems
+
+
 class FleetConfig(Section):
     namespace: DnsLabel = "sdfleet-webui"
     # The GPU pool the WebUI pods run on (name of an entry in gpuPools; default: the first).
@@ -493,14 +517,17 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
 
     if p.gpu_pools and p.fleet.gpu_pool and p.fleet.gpu_pool not in seen:
         bad(("fleet", "gpuPool"), p.fleet.gpu_pool, f"must name a GPU pool: {', '.join(seen)}")
-    if p.fleet.min_replicas > p.fleet.max_replicas:
-        bad(("fleet", "minReplicas"), p.fleet.min_replicas,
-            f"minReplicas must be <= maxReplicas ({p.fleet.max_replicas})")
-    for key, buffer in (("buffer", p.fleet.buffer),
-                        ("peakHours", p.fleet.peak_hours.buffer if p.fleet.peak_hours else 0)):
-        if buffer > p.fleet.max_replicas:
-            loc = ("fleet", key) if key == "buffer" else ("fleet", "peakHours", "buffer")
-            bad(loc, buffer, f"a buffer must be <= fleet.maxReplicas ({p.fleet.max_replicas})")
+    buffers = [(("fleet", "buffer"), p.fleet.buffer)]
+    if p.fleet.peak_hours:
+        buffers.append((("fleet", "peakHours", "buffer"), p.fleet.peak_hours.buffer))
+    reported: set = set()
+    for loc, buffer in buffers:
+        for key, value, allowed in buffer_policy_problems(buffer, p.fleet.min_replicas,
+                                                          p.fleet.max_replicas):
+            where = loc if key == "bufferSize" else ("fleet", key)
+            if (where, allowed) not in reported:
+                reported.add((where, allowed))
+                bad(where, value, allowed)
 
     minimum = FILESTORE_MIN_CAPACITY_GB[p.storage.tier]
     if p.storage.capacity_gb < minimum:

@@ -97,13 +97,15 @@ class GcpPlatform(pulumi.ComponentResource):
                              opts=in_namespaces)
         self.shared_volume = SharedVolume(f"{name}-shared", p.fleet.namespace,
                                           self.store.ip_address, p.storage.share_name,
-                                          p.storage.capacity_gb, opts=in_namespaces)
-        self.fleet = WebuiFleet(f"{name}-webui", p.fleet, p.fleet_pool, p.webui, p.models,
-                                webui_image, self.shared_volume.claim_name, ROUTER_NAMESPACE,
+                                          p.storage.capacity_gb, webui_image,
+                                          {POOL_LABEL: SYSTEM_POOL_NAME}, opts=in_namespaces)
+        # Whatever mounts a folder of the share takes the claim once the folders exist.
+        self.fleet = WebuiFleet(f"{name}-webui", p.fleet, p.fleet_pool, p.webui, webui_image,
+                                self.shared_volume.ready_claim, ROUTER_NAMESPACE,
                                 self.agones.release, opts=in_namespaces)
         secrets = pulumi.Config("sdfleet")
         self.model_sync = ModelSync(f"{name}-model-sync", p.models, p.fleet.namespace, webui_image,
-                                    self.shared_volume.claim_name,
+                                    self.shared_volume.ready_claim,
                                     {POOL_LABEL: SYSTEM_POOL_NAME},
                                     secrets.get_secret("civitaiToken"),
                                     secrets.get_secret("huggingfaceToken"), opts=in_namespaces)

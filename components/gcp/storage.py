@@ -17,6 +17,22 @@ from components.gcp.network import Network
 ZONAL_TIERS = {"BASIC_HDD", "BASIC_SSD", "ZONAL"}
 
 
+def share_export(nodes_cidr: str) -> gcp.filestore.InstanceFileSharesNfsExportOptionArgs:
+    """Who may mount the share: the nodes, and nothing else.
+
+    Every mount comes from a node (the kubelet mounts the PersistentVolume), so the node
+    range is the only client; a pod's own address (a user-space NFS client in a pod) is
+    refused, and WebUI pods may not even open the port (components/k8s/fleet.py, egress
+    policy). No root squash: a new share's root is root-owned 755, so only root can make the
+    `models/` and `users/` folders (the one trusted root step, components/k8s/shared_volume.py
+    `prepare`); with ROOT_SQUASH nothing could, and the first deploy fails. Every other pod
+    that mounts the share runs as uid 1000 without privilege escalation. Filestore API
+    `NfsExportOptions`: anonUid/anonGid may only be set with ROOT_SQUASH.
+    """
+    return gcp.filestore.InstanceFileSharesNfsExportOptionArgs(
+        ip_ranges=[nodes_cidr], access_mode="READ_WRITE", squash_mode="NO_ROOT_SQUASH")
+
+
 class SharedStore(pulumi.ComponentResource):
     """`sdfleet:gcp:SharedStore`."""
 
@@ -29,11 +45,7 @@ class SharedStore(pulumi.ComponentResource):
             location=zone if config.tier in ZONAL_TIERS else region,
             file_shares=gcp.filestore.InstanceFileSharesArgs(
                 name=config.share_name, capacity_gb=config.capacity_gb,
-                nfs_export_options=[gcp.filestore.InstanceFileSharesNfsExportOptionArgs(
-                    # Only the VPC's node and pod ranges may mount; root squashed.
-                    ip_ranges=[network.config.nodes_cidr, network.config.pods_cidr],
-                    access_mode="READ_WRITE", squash_mode="ROOT_SQUASH",
-                    anon_uid=1000, anon_gid=1000)]),
+                nfs_export_options=[share_export(network.config.nodes_cidr)]),
             networks=[gcp.filestore.InstanceNetworkArgs(
                 network=network.vpc_name, modes=["MODE_IPV4"],
                 connect_mode="PRIVATE_SERVICE_ACCESS")],

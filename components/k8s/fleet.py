@@ -6,7 +6,8 @@ Each game server's pod (images/webui, docs/architecture.md section 3) has two co
 - `user-sync`: the trusted sidecar that copies the allocated person's folder in and their
   new outputs back; the only container that mounts people's folders.
 No host ports (`portPolicy: None`): the router reaches the pod by its pod IP, and a
-NetworkPolicy admits only router pods to the WebUI port.
+NetworkPolicy admits only router pods to the WebUI port; another lets the pod open cluster
+DNS and nothing else (no NFS, Redis, metadata server, other pods or internet).
 
 Warm capacity: a FleetAutoscaler keeps `buffer` Ready game servers (a larger buffer in the
 configured peak hours), and low-priority placeholder pods keep GPU nodes up; any WebUI pod
@@ -18,8 +19,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_random as random
 
-from components.config import FleetConfig, GpuPoolConfig, ModelsConfig, WebuiConfig
+from components.config import FleetConfig, GpuPoolConfig, WebuiConfig
 from components.gcp.node_pools import GPU_TAINT, POOL_LABEL
+from components.k8s.image_env import WEBUI as WEBUI_ENV
 from components.k8s.objects import KubeObject, meta
 
 WEBUI_PORT = 7860
@@ -36,6 +38,32 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 # The image's own interpreter (images/webui: ENTRYPOINT is `<venv>/bin/python -m`).
 IMAGE_PYTHON = "/opt/sdfleet/venv/bin/python"
 
+# Container names, and which one Agones treats as the game server. Agones v1.50.0
+# pkg/apis/agones/v1/gameserver.go, `(*GameServerSpec).Validate`: with more than one
+# container in the pod template, `spec.container` is required (ErrContainerRequired), and
+# it must name one of them. Agones watches that container's restarts (Unhealthy) and by
+# default opens the game server ports on it.
+WEBUI_CONTAINER = "webui"
+SYNC_CONTAINER = "user-sync"
+GAME_SERVER_CONTAINER = WEBUI_CONTAINER
+
+# Where the pod mounts things (the env names that carry them come from the image).
+MODELS_MOUNT = "/models"
+USERS_MOUNT = "/users"
+SCRATCH_MOUNT = "/scratch"
+TOKEN_DIR = "/var/run/sdfleet"
+TOKEN_FILE = f"{TOKEN_DIR}/supervisor-token"
+
+
+def gpu_limit(pool: GpuPoolConfig) -> str:
+    """GPUs one pod takes on `pool`: the node's accelerator count (placeholders too, so one
+    placeholder holds one whole node of the size a WebUI pod needs)."""
+    return str(pool.accelerator_count)
+
+
+def _env(values: dict[str, str]) -> list[dict]:
+    return [{"name": name, "value": value} for name, value in values.items()]
+
 
 def _probe(kind: str, period: int, failures: int, timeout: int = 5) -> dict:
     # Probes only read (images/webui: sdfleet_webui.probe): they never touch WebUI state.
@@ -49,7 +77,7 @@ def _restricted() -> dict:
 
 
 def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
-                   models: ModelsConfig, image: str, claim: str, token_secret: str) -> dict:
+                   image: str, claim: pulumi.Input[str], token_secret: str) -> dict:
     """The pod template of every WebUI game server."""
     return {
         "priorityClassName": "sdfleet-webui",
@@ -60,25 +88,26 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                             "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [
             {
-                "name": "webui",
+                "name": WEBUI_CONTAINER,
                 "image": image,
                 "ports": [{"name": "webui", "containerPort": WEBUI_PORT}],
-                "env": [
-                    {"name": "SDFLEET_FRAMEWORK", "value": webui.framework},
-                    {"name": "SDFLEET_DEFAULT_CHECKPOINT", "value": models.default_checkpoint or ""},
-                    {"name": "SDFLEET_MODELS_DIR", "value": "/models"},
-                    {"name": "SDFLEET_SCRATCH_DIR", "value": "/scratch"},
-                    {"name": "SDFLEET_SUPERVISOR_TOKEN_FILE",
-                     "value": "/var/run/sdfleet/supervisor-token"},
-                ],
+                # Names from the image (images/webui/sdfleet_webui/env.py). The default
+                # checkpoint is the model store's manifest's (written by the model sync Job).
+                "env": _env({
+                    WEBUI_ENV.FRAMEWORK: webui.framework,
+                    WEBUI_ENV.MODELS_ROOT: MODELS_MOUNT,
+                    WEBUI_ENV.SCRATCH: SCRATCH_MOUNT,
+                    WEBUI_ENV.TOKEN_FILE: TOKEN_FILE,
+                }),
                 "resources": {
                     "requests": {"cpu": fleet.cpu, "memory": fleet.memory},
-                    "limits": {"memory": fleet.memory, "nvidia.com/gpu": str(pool.accelerator_count)},
+                    "limits": {"memory": fleet.memory, "nvidia.com/gpu": gpu_limit(pool)},
                 },
                 "volumeMounts": [
-                    {"name": "shared", "mountPath": "/models", "subPath": "models", "readOnly": True},
-                    {"name": "scratch", "mountPath": "/scratch"},
-                    {"name": "supervisor-token", "mountPath": "/var/run/sdfleet", "readOnly": True},
+                    {"name": "shared", "mountPath": MODELS_MOUNT, "subPath": "models",
+                     "readOnly": True},
+                    {"name": "scratch", "mountPath": SCRATCH_MOUNT},
+                    {"name": "supervisor-token", "mountPath": TOKEN_DIR, "readOnly": True},
                 ],
                 # Model load can take minutes on a cold node; startup allows 20 minutes.
                 "startupProbe": _probe("startup", 10, 120),
@@ -87,16 +116,15 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                 "securityContext": _restricted(),
             },
             {
-                "name": "user-sync",
+                "name": SYNC_CONTAINER,
                 "image": image,
                 "args": ["sdfleet_webui.usersync"],
-                "env": [{"name": "SDFLEET_SCRATCH_DIR", "value": "/scratch"},
-                        {"name": "SDFLEET_USERS_DIR", "value": "/users"}],
+                "env": _env({WEBUI_ENV.SCRATCH: SCRATCH_MOUNT, WEBUI_ENV.USERS_ROOT: USERS_MOUNT}),
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                               "limits": {"memory": "512Mi"}},
                 "volumeMounts": [
-                    {"name": "shared", "mountPath": "/users", "subPath": "users"},
-                    {"name": "scratch", "mountPath": "/scratch"},
+                    {"name": "shared", "mountPath": USERS_MOUNT, "subPath": "users"},
+                    {"name": "scratch", "mountPath": SCRATCH_MOUNT},
                 ],
                 "securityContext": _restricted(),
             },
@@ -127,11 +155,35 @@ def autoscaler_policy(fleet: FleetConfig) -> dict:
     ]}
 
 
+# Cluster DNS: kube-dns in kube-system (GKE's default DNS provider; its pods carry
+# `k8s-app: kube-dns`). `kubernetes.io/metadata.name` is set on every namespace by the API
+# server (Kubernetes >= 1.22, NamespaceDefaultLabelName). With Cloud DNS for GKE instead
+# (components/gcp/cluster.py sets no dns_config: kube-dns), this peer must change.
+CLUSTER_DNS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+
+
+def webui_egress_policy(pod_labels: dict) -> dict:
+    """What a WebUI pod may open: cluster DNS, nothing else (DESIGN.md section 3, issue 14.2).
+
+    Not the NFS server (a user-space NFS client in the pod would reach everyone's folders:
+    the share is mounted by the kubelet from the node, outside this policy), not Redis, not
+    the metadata server (169.254.169.254; its Workload Identity token), no other pod, no
+    internet (models come from the model sync Job, never the pod). The Agones SDK sidecar and
+    the supervisor are reached over loopback, which no NetworkPolicy filters. Enforced by
+    GKE Dataplane V2 (components/gcp/cluster.py: datapath_provider ADVANCED_DATAPATH).
+    """
+    return {"podSelector": {"matchLabels": pod_labels}, "policyTypes": ["Egress"],
+            "egress": [{"to": [CLUSTER_DNS_PEER],
+                        "ports": [{"protocol": "UDP", "port": 53},
+                                  {"protocol": "TCP", "port": 53}]}]}
+
+
 class WebuiFleet(pulumi.ComponentResource):
     """`sdfleet:k8s:WebuiFleet`: Fleet, FleetAutoscaler, priorities, placeholders, policy."""
 
     def __init__(self, name: str, fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
-                 models: ModelsConfig, image: str, claim: str, router_namespace: str,
+                 image: str, claim: pulumi.Input[str], router_namespace: str,
                  agones_release: pulumi.Resource, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:k8s:WebuiFleet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -154,26 +206,34 @@ class WebuiFleet(pulumi.ComponentResource):
         labels = {APP_LABEL: "webui"}
         self.fleet = KubeObject(
             f"{name}", "agones.dev/v1", "Fleet", metadata=meta(self.fleet_name, ns, labels),
+            # No `replicas`: the FleetAutoscaler owns it. Agones v1.50.0's Fleet CRD
+            # (install/helm/agones/templates/crds/fleet.yaml) gives it no default, so a new
+            # Fleet starts at 0 and the autoscaler raises it to the buffer on its first sync;
+            # a value here would be re-applied on every update (server-side apply, or the
+            # last-applied three-way merge) and fight the autoscaler. ignore_changes keeps a
+            # stack that once set it from resetting it (pulumi-kubernetes#2215: the
+            # recommended answer to a field another manager owns).
             spec={
-                "replicas": fleet.buffer,
                 "scheduling": "Packed",
                 "strategy": {"type": "RollingUpdate",
                              "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        "container": GAME_SERVER_CONTAINER,
                         "ports": [{"name": "webui", "portPolicy": "None",
                                    "containerPort": WEBUI_PORT, "protocol": "TCP"}],
                         "health": {"disabled": False, "initialDelaySeconds": 30,
                                    "periodSeconds": 15, "failureThreshold": 4},
                         "sdkServer": {"logLevel": "Info"},
                         "template": {"metadata": {"labels": labels},
-                                     "spec": webui_pod_spec(fleet, pool, webui, models, image,
-                                                            claim, f"{name}-supervisor-token")},
+                                     "spec": webui_pod_spec(fleet, pool, webui, image, claim,
+                                                            f"{name}-supervisor-token")},
                     },
                 },
             },
-            opts=after_agones)
+            opts=pulumi.ResourceOptions.merge(after_agones, pulumi.ResourceOptions(
+                ignore_changes=["spec.replicas"])))
         self.autoscaler = KubeObject(
             f"{name}-autoscaler", "autoscaling.agones.dev/v1", "FleetAutoscaler",
             metadata=meta(f"{name}-autoscaler", ns),
@@ -199,7 +259,7 @@ class WebuiFleet(pulumi.ComponentResource):
                       "tolerations": [GPU_TOLERATION],
                       "automountServiceAccountToken": False,
                       "containers": [{"name": "pause", "image": PAUSE_IMAGE,
-                                      "resources": {"limits": {"nvidia.com/gpu": "1"},
+                                      "resources": {"limits": {"nvidia.com/gpu": gpu_limit(pool)},
                                                     "requests": {"cpu": "10m", "memory": "16Mi"}},
                                       "securityContext": _restricted()}]}}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.placeholder_priority]))
@@ -214,6 +274,9 @@ class WebuiFleet(pulumi.ComponentResource):
                                          "podSelector": {"matchLabels": {APP_LABEL: "router"}}}],
                                "ports": [{"protocol": "TCP", "port": WEBUI_PORT}]}]},
             opts=child)
+        self.egress_policy = KubeObject(
+            f"{name}-egress", "networking.k8s.io/v1", "NetworkPolicy",
+            metadata=meta(f"{name}-egress", ns), spec=webui_egress_policy(labels), opts=child)
         self.register_outputs({"fleet": self.fleet_name, "namespace": ns})
 
 

@@ -15,12 +15,39 @@ import pulumi
 
 from components.config import WebuiConfig
 from components.gcp.node_pools import POOL_LABEL, SYSTEM_POOL_NAME
+from components.k8s.image_env import ROUTER as ROUTER_ENV
 from components.k8s.objects import KubeObject, meta
 
 ROUTER_PORT = 8080
 VERIFIER_PORT = 8081
 SECRETS_DIR = "/var/run/sdfleet/redis"
 APP = {"sdfleet.dev/app": "router"}
+# The image's own interpreter: the verifier's libraries live in the image's virtualenv only
+# (images/router/Dockerfile: `python3 -m venv /opt/sdfleet/venv`, pip into it); the system
+# `python3` of the OpenResty base image has none of them.
+IMAGE_PYTHON = "/opt/sdfleet/venv/bin/python"
+# GKE's Secret Manager add-on: the SecretProviderClass is the Secrets Store CSI driver's own
+# resource (`secrets-store.csi.x-k8s.io/v1`, `provider: gke`); only the pod's CSI volume
+# names the add-on's driver. Google Cloud docs, "Use Secret Manager add-on with GKE"
+# (cloud.google.com/secret-manager/docs/secret-manager-managed-csi-component).
+SECRET_PROVIDER_CLASS_API = "secrets-store.csi.x-k8s.io/v1"
+SECRETS_CSI_DRIVER = "secrets-store-gke.csi.k8s.io"
+# Where a global external Application Load Balancer's proxies (GFEs) and health checks come
+# from; with container-native load balancing (NEGs) they connect to the pod IPs directly.
+# Google Cloud docs, "Firewall rules" (cloud.google.com/load-balancing/docs/firewall-rules):
+# "Global external Application Load Balancer: health check ranges 35.191.0.0/16,
+# 130.211.0.0/22; GFE proxy ranges: same as health check ranges if the backends are
+# zonal NEGs (GCE_VM_IP_PORT)".
+LOAD_BALANCER_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
+
+
+def router_ingress_policy(pod_labels: dict, port: int) -> dict:
+    """Only the load balancer reaches the router (issue 14.3): IAP is in front of that path
+    alone, so a pod or VM inside the VPC can never skip it. Kubelet probes come from the
+    node, which GKE Dataplane V2 always admits."""
+    return {"podSelector": {"matchLabels": pod_labels}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"ipBlock": {"cidr": cidr}} for cidr in LOAD_BALANCER_RANGES],
+                         "ports": [{"protocol": "TCP", "port": port}]}]}
 
 
 @dataclass(frozen=True)
@@ -52,7 +79,7 @@ class Router(pulumi.ComponentResource):
             f"{name}-ksa", "v1", "ServiceAccount",
             metadata=meta(s.ksa_name, ns, annotations=s.gsa_annotation), opts=child)
         self.secrets = KubeObject(
-            f"{name}-redis-secrets", "secrets-store-gke.csi.k8s.io/v1", "SecretProviderClass",
+            f"{name}-redis-secrets", SECRET_PROVIDER_CLASS_API, "SecretProviderClass",
             metadata=meta(f"{name}-redis", ns),
             spec={"provider": "gke", "parameters": {"secrets": pulumi.Output.all(
                 s.redis_auth_secret, s.redis_ca_secret).apply(lambda names: json.dumps([
@@ -60,21 +87,22 @@ class Router(pulumi.ComponentResource):
                     {"resourceName": f"{names[1]}/versions/latest", "path": "ca.pem"}]))}},
             opts=child)
 
+        e = ROUTER_ENV  # names from the image (images/router/sdfleet_router/env.py)
         env = {
-            "ROUTER_LISTEN": str(ROUTER_PORT),
-            "REDIS_HOST": s.redis_host,
-            "REDIS_PORT": pulumi.Output.from_input(s.redis_port).apply(str),
-            "REDIS_TLS": "true",
-            "REDIS_CA_FILE": f"{SECRETS_DIR}/ca.pem",
-            "REDIS_PASSWORD_FILE": f"{SECRETS_DIR}/auth",
-            "REDIS_PREFIX": "sdfleet:",
+            e.ROUTER_LISTEN: str(ROUTER_PORT),
+            e.REDIS_HOST: s.redis_host,
+            e.REDIS_PORT: pulumi.Output.from_input(s.redis_port).apply(str),
+            e.REDIS_TLS: "true",
+            e.REDIS_CA_FILE: f"{SECRETS_DIR}/ca.pem",
+            e.REDIS_PASSWORD_FILE: f"{SECRETS_DIR}/auth",
+            e.REDIS_PREFIX: "sdfleet:",
             # The function's route, and its base URL as the OIDC audience (Cloud Run checks it).
-            "ALLOCATOR_URL": pulumi.Output.from_input(s.allocator_url).apply(lambda u: f"{u}/allocate"),
-            "ALLOCATOR_AUDIENCE": s.allocator_url,
-            "VERIFIER_ADDR": f"127.0.0.1:{VERIFIER_PORT}",
-            "PROXY_READ_TIMEOUT": f"{webui.request_timeout_seconds}s",
-            "PROXY_SEND_TIMEOUT": f"{webui.request_timeout_seconds}s",
-            "CLIENT_MAX_BODY_SIZE": f"{webui.max_upload_mb}m",
+            e.ALLOCATOR_URL: pulumi.Output.from_input(s.allocator_url).apply(lambda u: f"{u}/allocate"),
+            e.ALLOCATOR_AUDIENCE: s.allocator_url,
+            e.VERIFIER_ADDR: f"127.0.0.1:{VERIFIER_PORT}",
+            e.PROXY_READ_TIMEOUT: f"{webui.request_timeout_seconds}s",
+            e.PROXY_SEND_TIMEOUT: f"{webui.request_timeout_seconds}s",
+            e.CLIENT_MAX_BODY_SIZE: f"{webui.max_upload_mb}m",
         }
         restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                       "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
@@ -109,17 +137,17 @@ class Router(pulumi.ComponentResource):
                                           {"name": "tmp", "mountPath": "/tmp"}],
                          "securityContext": restricted},
                         {"name": "verifier", "image": s.image,
-                         "command": ["python3", "-m", "sdfleet_router.verifier"],
-                         "env": [{"name": "IAP_AUDIENCE", "value": s.iap_audience},
-                                 {"name": "VERIFIER_HOST", "value": "127.0.0.1"},
-                                 {"name": "VERIFIER_PORT", "value": str(VERIFIER_PORT)}],
+                         "command": [IMAGE_PYTHON, "-m", "sdfleet_router.verifier"],
+                         "env": [{"name": e.IAP_AUDIENCE, "value": s.iap_audience},
+                                 {"name": e.VERIFIER_HOST, "value": "127.0.0.1"},
+                                 {"name": e.VERIFIER_PORT, "value": str(VERIFIER_PORT)}],
                          "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
                                        "limits": {"memory": "256Mi"}},
                          "securityContext": restricted},
                     ],
                     "volumes": [
                         {"name": "redis-secrets", "csi": {
-                            "driver": "secrets-store-gke.csi.k8s.io", "readOnly": True,
+                            "driver": SECRETS_CSI_DRIVER, "readOnly": True,
                             "volumeAttributes": {"secretProviderClass": f"{name}-redis"}}},
                         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
                 }},
@@ -138,4 +166,8 @@ class Router(pulumi.ComponentResource):
                   "ports": [{"name": "http", "port": 80, "targetPort": ROUTER_PORT,
                              "protocol": "TCP"}]},
             opts=child)
+        self.network_policy = KubeObject(
+            f"{name}-only-load-balancer", "networking.k8s.io/v1", "NetworkPolicy",
+            metadata=meta(f"{name}-only-load-balancer", ns),
+            spec=router_ingress_policy(APP, ROUTER_PORT), opts=child)
         self.register_outputs({"service": name})

@@ -1,4 +1,14 @@
-"""The Filestore share as a ReadWriteMany volume in one namespace."""
+"""The Filestore share as a ReadWriteMany volume in one namespace, with its top folders made.
+
+A new Filestore share's root is owned by root with mode 755, so no unprivileged pod can
+create the `models/` and `users/` folders the pods mount by subPath. The `prepare` Job,
+the one trusted step that runs as root, creates them once, owned by the uid every pod that
+touches the share runs as (images/webui Dockerfile: `USER 1000:1000`), before anything
+mounts them: the model sync Job and the fleet take `ready_claim`. Root works here because
+the share is exported without root squash to the node range only (components/gcp/storage.py):
+every mount comes from a node's kubelet, pods' own addresses are refused, and every other
+pod that mounts the share runs as uid 1000 with no privilege escalation.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +16,34 @@ import pulumi
 
 from components.k8s.objects import KubeObject, meta
 
+OWNER_UID = 1000
+OWNER_GID = 1000
+SHARE_MOUNT = "/share"
+# folder -> mode: models are read by every pod; people's folders only by their owner uid.
+TOP_FOLDERS = {"models": 0o755, "users": 0o700}
+# The image's own interpreter (images/webui Dockerfile: the venv at /opt/sdfleet/venv).
+IMAGE_PYTHON = "/opt/sdfleet/venv/bin/python"
+
+
+def prepare_script(folders: dict[str, int], uid: int, gid: int) -> str:
+    """Idempotent: create each folder, set its mode, then hand it to uid:gid."""
+    return "\n".join([
+        "import os",
+        f"for name, mode in {folders!r}.items():",
+        "    os.makedirs(name, exist_ok=True)",
+        "    os.chmod(name, mode)",
+        f"    os.chown(name, {uid}, {gid})",
+        "    info = os.stat(name)",
+        "    print(name, oct(info.st_mode & 0o777), info.st_uid, info.st_gid, flush=True)",
+    ])
+
 
 class SharedVolume(pulumi.ComponentResource):
-    """`sdfleet:k8s:SharedVolume`: PersistentVolume (NFS) + its claim."""
+    """`sdfleet:k8s:SharedVolume`: PersistentVolume (NFS), its claim, the folder-making Job."""
 
     def __init__(self, name: str, namespace: pulumi.Input[str], server: pulumi.Input[str],
-                 share: str, capacity_gb: int, opts: pulumi.ResourceOptions | None = None):
+                 share: str, capacity_gb: int, image: pulumi.Input[str], node_selector: dict,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:k8s:SharedVolume", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         storage = f"{capacity_gb}Gi"
@@ -28,4 +60,36 @@ class SharedVolume(pulumi.ComponentResource):
             spec={"accessModes": ["ReadWriteMany"], "storageClassName": "",
                   "volumeName": name, "resources": {"requests": {"storage": storage}}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.volume]))
+        # Root, with only the two capabilities it needs (CHOWN to hand the folders over,
+        # FOWNER to set modes on a rerun): allowed by the namespace's `baseline` level.
+        self.prepare = KubeObject(
+            f"{name}-prepare", "batch/v1", "Job",
+            metadata=meta(f"{name}-prepare", namespace, {"sdfleet.dev/app": "share-prepare"}),
+            spec={"backoffLimit": 6, "activeDeadlineSeconds": 900, "template": {
+                "metadata": {"labels": {"sdfleet.dev/app": "share-prepare"}},
+                "spec": {
+                    "restartPolicy": "OnFailure", "nodeSelector": node_selector,
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "prepare", "image": image,
+                        "command": [IMAGE_PYTHON, "-c",
+                                    prepare_script(TOP_FOLDERS, OWNER_UID, OWNER_GID)],
+                        "workingDir": SHARE_MOUNT,
+                        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                      "limits": {"memory": "128Mi"}},
+                        "securityContext": {"runAsUser": 0, "runAsGroup": 0,
+                                            "runAsNonRoot": False,
+                                            "allowPrivilegeEscalation": False,
+                                            "capabilities": {"drop": ["ALL"],
+                                                             "add": ["CHOWN", "FOWNER"]}},
+                        "volumeMounts": [{"name": "share", "mountPath": SHARE_MOUNT}]}],
+                    "volumes": [{"name": "share",
+                                 "persistentVolumeClaim": {"claimName": name}}]}}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.claim]))
+        # The claim's name as an output of the prepare Job (pulumi-kubernetes awaits a Job
+        # until it completes): a workload given this instead of the plain name is created
+        # only once the folders exist (DESIGN.md section 9: pass outputs, not names).
+        self.ready_claim = pulumi.Output.all(self.claim.id, self.prepare.id).apply(
+            lambda _: name)
         self.register_outputs({"claim": self.claim_name})

@@ -11,6 +11,8 @@ What it speaks (JSON over HTTP/1.1 with keep-alive, bearer token required on eve
     PATCH  /apis/agones.dev/v1/namespaces/<ns>/gameservers/<name>   (merge patch of
            metadata.labels / metadata.annotations)
     POST   /apis/allocation.agones.dev/v1/namespaces/<ns>/gameserverallocations
+    POST   /apis/{agones.dev,autoscaling.agones.dev}/v1/namespaces/<ns>/{fleets,gameservers,
+           fleetautoscalers}   (Agones's own validation, agones_validation.py: 422 Invalid)
 
 Semantics kept from the real thing: label selectors (`k=v`, `k==v`, `k!=v`, `k`, `!k`,
 `k in (a,b)`, `k notin (a,b)`), list paging with `limit`/`continue` in name order,
@@ -52,6 +54,14 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from tests.emulators import agones_validation
+
+# Creation of Agones objects, validated as Agones's webhook does (agones_validation.py).
+CREATE_PATH = re.compile(
+    r"^/apis/(agones\.dev|autoscaling\.agones\.dev)/v1/namespaces/([^/]+)/"
+    r"(fleets|gameservers|fleetautoscalers)$")
+CREATE_KINDS = {("agones.dev", "fleets"): "Fleet", ("agones.dev", "gameservers"): "GameServer",
+                ("autoscaling.agones.dev", "fleetautoscalers"): "FleetAutoscaler"}
 GS_PATH = re.compile(r"^/apis/agones\.dev/v1/namespaces/([^/]+)/gameservers(?:/([^/]+))?$")
 GSA_PATH = re.compile(
     r"^/apis/allocation\.agones\.dev/v1/namespaces/([^/]+)/gameserverallocations$")
@@ -128,7 +138,48 @@ def parse_label_selector(selector: str) -> Selector:
     return Selector(tests, lookups)
 
 
-class AgonesEmulator:
+class _ValidatedCreation:
+    """POST of Fleets, GameServers and FleetAutoscalers, refused (422 Invalid, the causes in
+    `details.causes`) exactly when Agones's webhook would refuse them; admitted ones are kept
+    in `emu.created[(kind, namespace, name)]`. Feature gates: `emu.features`, set from the
+    chart's `featureGates` string with `emu.set_feature_gates("A=true&B=false")`."""
+
+    def set_feature_gates(self, gates: str) -> None:
+        self.features = agones_validation.features_from_gates(gates)
+
+    def _create_validated(self, group: str, namespace: str, plural: str, body: bytes):
+        kind = CREATE_KINDS[(group, plural)]
+        self.calls[("POST", kind)] += 1
+        try:
+            obj = json.loads(body or b"{}")
+        except ValueError:
+            return 400, _status(400, "BadRequest", "body is not JSON"), {}
+        if obj.get("kind") != kind:
+            return 400, _status(400, "BadRequest", f"kind {obj.get('kind')!r} on {plural}"), {}
+        features = getattr(self, "features", None) or agones_validation.DEFAULT_FEATURES
+        problems = agones_validation.validate(obj, features)
+        name = (obj.get("metadata") or {}).get("name", "")
+        if problems:
+            status = _status(422, "Invalid", f"{kind}.{group} {name!r} is invalid: "
+                             + "; ".join(problems))
+            status["details"] = {"name": name, "group": group, "kind": kind,
+                                 "causes": [{"field": p.split(":", 1)[0],
+                                             "message": p.split(":", 1)[1].strip()}
+                                            for p in problems]}
+            return 422, status, {}
+        with self._lock:
+            created = getattr(self, "created", None)
+            if created is None:
+                created = self.created = {}
+            if (kind, namespace, name) in created:
+                return 409, _status(409, "AlreadyExists", f"{plural} {name!r} already exists"), {}
+            stored = _copy(obj)
+            stored.setdefault("metadata", {}).update(namespace=namespace, uid=self._next_uid())
+            created[(kind, namespace, name)] = stored
+        return 201, _copy(stored), {}
+
+
+class AgonesEmulator(_ValidatedCreation):
     def __init__(self, token: str = "test-k8s-token", namespace: str = "default",
                  fleet: str = "sdfleet-webui"):
         self.token, self.namespace, self.fleet = token, namespace, fleet
@@ -345,6 +396,9 @@ class AgonesEmulator:
         if m and method == "POST":
             self.calls[(method, "allocation")] += 1
             return self._allocate(m.group(1), body)
+        m = CREATE_PATH.match(path)
+        if m and method == "POST":
+            return self._create_validated(m.group(1), m.group(2), m.group(3), body)
         return 404, _status(404, "NotFound", "the server could not find the requested resource"), {}
 
     def _list(self, namespace: str, query: dict):

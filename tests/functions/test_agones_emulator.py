@@ -3,6 +3,8 @@ client against it."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.emulators.agones import AgonesEmulator, parse_label_selector
@@ -85,3 +87,152 @@ def test_client_refuses_plain_http_off_loopback():
     with pytest.raises(ValueError):
         AgonesClient(KubernetesSettings.from_env(
             {"K8S_API_URL": "http://10.0.0.1", "FLEET_NAME": "f", "K8S_TOKEN": "t"}))
+
+
+# --- Agones's own validation on create (tests/emulators/agones_validation.py) ---------------------
+
+def _fleet(containers=("webui",), container=None, ports=None, **spec) -> dict:
+    gs_spec = {"ports": ports if ports is not None else
+               [{"name": "p", "portPolicy": "None", "containerPort": 7860, "protocol": "TCP"}],
+               "template": {"spec": {"containers": [
+                   {"name": n, "image": "img",
+                    "resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "2"}}}
+                   for n in containers]}}}
+    if container is not None:
+        gs_spec["container"] = container
+    return {"apiVersion": "agones.dev/v1", "kind": "Fleet", "metadata": {"name": "f"},
+            "spec": {"template": {"spec": gs_spec}, **spec}}
+
+
+def _autoscaler(policy: dict) -> dict:
+    return {"apiVersion": "autoscaling.agones.dev/v1", "kind": "FleetAutoscaler",
+            "metadata": {"name": "fa"}, "spec": {"fleetName": "f", "policy": policy}}
+
+
+def _buffer(size, min_replicas=0, max_replicas=8) -> dict:
+    return {"type": "Buffer", "buffer": {"bufferSize": size, "minReplicas": min_replicas,
+                                         "maxReplicas": max_replicas}}
+
+
+def _create(emu, obj) -> tuple[int, dict]:
+    plural = {"Fleet": "fleets", "GameServer": "gameservers",
+              "FleetAutoscaler": "fleetautoscalers"}[obj["kind"]]
+    group = obj["apiVersion"].split("/")[0]
+    status, body, _ = call("POST", f"{emu.url}/apis/{group}/v1/namespaces/default/{plural}",
+                           {"Authorization": "Bearer tok", "Content-Type": "application/json"},
+                           json.dumps(obj).encode())
+    return status, body
+
+
+def test_fleet_with_two_containers_needs_the_game_server_container(emu):
+    # agones gameserver.go (*GameServerSpec).Validate: ErrContainerRequired (issue 13 item 1).
+    status, body = _create(emu, _fleet(containers=("webui", "user-sync")))
+    assert status == 422 and body["reason"] == "Invalid"
+    assert {"field": "spec.template.spec.container",
+            "message": "Required value: Container is required when using multiple containers "
+                       "in the pod template"} in body["details"]["causes"]
+    status, body = _create(emu, _fleet(containers=("webui", "user-sync"), container="webui"))
+    assert status == 201, body
+    assert ("Fleet", "default", "f") in emu.created
+
+
+def test_fleet_container_must_name_one_of_its_containers(emu):
+    status, body = _create(emu, _fleet(containers=("webui", "user-sync"), container="gpu"))
+    assert status == 422 and "Could not find a container named gpu" in body["message"]
+
+
+def test_one_container_needs_no_name(emu):
+    assert _create(emu, _fleet())[0] == 201
+
+
+@pytest.mark.parametrize("port,fragment", [
+    ({"name": "p", "portPolicy": "Dynamic", "containerPort": 7860, "hostPort": 7000},
+     ".hostPort: Forbidden: HostPort cannot be specified with a Dynamic or Passthrough"),
+    ({"name": "p", "portPolicy": "Static", "hostPort": 7000},
+     ".containerPort: Required value: ContainerPort must be defined"),
+    ({"name": "p", "portPolicy": "Passthrough", "containerPort": 7860},
+     "ContainerPort cannot be specified with Passthrough PortPolicy"),
+    ({"name": "p", "portPolicy": "None", "containerPort": 7860, "container": "other"},
+     "Container must be empty or the name of a container in the pod template"),
+])
+def test_port_rules(emu, port, fragment):
+    status, body = _create(emu, _fleet(ports=[port]))
+    assert status == 422 and fragment in body["message"], body["message"]
+
+
+def test_port_policy_none_needs_its_feature_gate(emu):
+    emu.set_feature_gates("PortPolicyNone=false")
+    status, body = _create(emu, _fleet())
+    assert status == 422 and "PortPolicyNone" in body["message"]
+
+
+def test_requests_above_limits_are_refused(emu):
+    fleet = _fleet()
+    fleet["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}
+    status, body = _create(emu, fleet)
+    assert status == 422 and "must be less than or equal to memory limit of 1Gi" in body["message"]
+
+
+def test_fleet_name_and_strategy(emu):
+    fleet = _fleet(strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "100%"}})
+    fleet["metadata"]["name"] = "x" * 64
+    status, body = _create(emu, fleet)
+    assert status == 422
+    assert "metadata.name: Too long" in body["message"]
+    assert "maxSurge: Invalid value: '100%': must be between 1% and 99%" in body["message"]
+
+
+@pytest.mark.parametrize("policy,fragment", [
+    # agones fleetautoscaler.go (*BufferPolicy).ValidateBufferPolicy (issue 13 item 15)
+    (_buffer(0), "bufferSize: Invalid value: 0"),
+    (_buffer(3, min_replicas=2), "minReplicas should be bigger than or equal to bufferSize"),
+    (_buffer(9, max_replicas=8), "maxReplicas should be bigger than or equal to bufferSize"),
+    (_buffer(1, min_replicas=5, max_replicas=4), "minReplicas should be smaller than maxReplicas"),
+    (_buffer("50%", min_replicas=0), "minReplicas: Invalid value: 0"),
+    (_buffer("100%", min_replicas=1), "bufferSize should be between 1% and 99%"),
+])
+def test_buffer_policy_rules(emu, policy, fragment):
+    status, body = _create(emu, _autoscaler(policy))
+    assert status == 422 and fragment in body["message"], body["message"]
+
+
+@pytest.mark.parametrize("policy", [_buffer(1), _buffer(2, min_replicas=2), _buffer(2, 3, 8),
+                                    _buffer("20%", min_replicas=1)])
+def test_buffer_policy_admitted(emu, policy):
+    assert _create(emu, _autoscaler(policy))[0] == 201
+
+
+def _chain(cron="0 8 * * 1-5", timezone="Europe/Berlin", duration="10h", ids=("peak", "default")):
+    return {"type": "Chain", "chain": [
+        {"id": ids[0], "type": "Schedule", "schedule": {
+            "activePeriod": {"timezone": timezone, "startCron": cron, "duration": duration},
+            "policy": _buffer(2)}},
+        {"id": ids[1], **_buffer(1)}]}
+
+
+def test_schedule_and_chain_need_the_scheduled_autoscaler_gate(emu):
+    status, body = _create(emu, _autoscaler(_chain()))
+    assert status == 422 and "Unsupported value: 'Chain'" in body["message"]
+    emu.set_feature_gates("ScheduledAutoscaler=true")
+    assert _create(emu, _autoscaler(_chain()))[0] == 201
+
+
+@pytest.mark.parametrize("chain,fragment", [
+    (_chain(cron="61 25 * * 9"), "invalid startCron"),
+    (_chain(cron="CRON_TZ=UTC 0 8 * * *"), "CRON_TZ or TZ used in activePeriod is not supported"),
+    (_chain(timezone="Mars/Olympus"), "Error parsing timezone"),
+    (_chain(duration="10 hours"), "invalid duration"),
+    (_chain(ids=("same", "same")), "id of chain entry must be unique"),
+])
+def test_chain_rules(emu, chain, fragment):
+    emu.set_feature_gates("ScheduledAutoscaler=true")
+    status, body = _create(emu, _autoscaler(chain))
+    assert status == 422 and fragment in body["message"], body["message"]
+
+
+def test_fixed_interval_must_be_positive(emu):
+    obj = _autoscaler(_buffer(1))
+    obj["spec"]["sync"] = {"type": "FixedInterval", "fixedInterval": {"seconds": -5}}
+    status, body = _create(emu, obj)
+    assert status == 422 and "spec.sync.fixedInterval.seconds" in body["message"]

@@ -57,8 +57,10 @@ def test_filestore_from_config(dev_plan):
     assert fs["location"] == "us-central1-a"  # BASIC tiers are zonal
     assert fs["networks"][0]["connectMode"] == "PRIVATE_SERVICE_ACCESS"
     export = fs["fileShares"]["nfsExportOptions"][0]
-    assert export["squashMode"] == "ROOT_SQUASH"
-    assert "0.0.0.0/0" not in export["ipRanges"]
+    # Nodes only (mounts come from kubelets); no squash, so the prepare Job can make the
+    # top folders (tests/program/test_k8s_shared_store.py covers the why).
+    assert export["ipRanges"] == ["10.10.0.0/20"]
+    assert export["squashMode"] == "NO_ROOT_SQUASH"
 
 
 def test_shared_volume_is_read_write_many(dev_update):
@@ -215,7 +217,7 @@ def test_placeholders_keep_gpu_nodes_warm_at_negative_priority(plan, platform_of
 # --- Model sync ---------------------------------------------------------------------------------
 
 def test_model_sync_job_follows_the_model_list(dev_plan, plan, platform_of):
-    job = dev_plan.one("kubernetes:batch/v1:Job")
+    job = dev_plan.one("kubernetes:batch/v1:Job", "model-sync")
     args = job.inputs["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args == ["sdfleet_webui.fetch", "--models-file", "/etc/sdfleet/models.json",
                     "--root", "/models"]
@@ -223,13 +225,13 @@ def test_model_sync_job_follows_the_model_list(dev_plan, plan, platform_of):
     document = json.loads(config["data"]["models.json"])
     assert document["defaultCheckpoint"] == "sdxl-base"
     assert [m["name"] for m in document["models"]] == ["sdxl-base", "sdxl-vae"]
-    same = plan(platform_of(), preview=True).one("kubernetes:batch/v1:Job")
+    same = plan(platform_of(), preview=True).one("kubernetes:batch/v1:Job", "model-sync")
     assert same.name == job.name
 
     def add_lora(p):
         p["models"]["items"].append({"name": "detail", "kind": "lora", "source": "civitai",
                                      "civitaiVersionId": 128713})
-    changed = plan(platform_of(add_lora), preview=True).one("kubernetes:batch/v1:Job")
+    changed = plan(platform_of(add_lora), preview=True).one("kubernetes:batch/v1:Job", "model-sync")
     assert changed.name != job.name
 
 
@@ -238,7 +240,7 @@ def test_model_tokens_come_from_secret_keys(plan, platform_of):
     result = plan(config)
     secret = result.one("kubernetes:core/v1:Secret", "model-sync-tokens").inputs
     assert secret["stringData"] == "[secret]" or secret["stringData"]["hf-token"] == "[secret]"
-    pod = result.one("kubernetes:batch/v1:Job").inputs["spec"]["template"]["spec"]
+    pod = result.one("kubernetes:batch/v1:Job", "model-sync").inputs["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert "env" not in container  # tokens are files, never env values
     assert {"name": "tokens", "mountPath": "/var/run/sdfleet", "readOnly": True} in container["volumeMounts"]
@@ -277,7 +279,7 @@ def test_router_workload_identity(dev_update):
 
 
 def test_webui_pods_accept_only_router_traffic(dev_plan):
-    policy = dev_plan.one("kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs
+    policy = dev_plan.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "only-router").inputs
     assert policy["metadata"]["namespace"] == "sdfleet-webui"
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     (rule,) = policy["spec"]["ingress"]

@@ -1,0 +1,17 @@
+"""Names of the environment variables this image's programs read that the platform sets.
+
+The single source of these names for both sides: the programs read them (supervisor,
+usersync, fetch, probe), and the manifests that start this image (components/k8s/fleet.py,
+through components/k8s/image_env.py) take them from here. It imports nothing, so the Pulumi
+program can load it without the image's dependencies. tests/contracts/test_image_seams.py
+checks that every name here is read by the image's code and every name a manifest sets is.
+"""
+
+FRAMEWORK = "SDFLEET_FRAMEWORK"              # supervisor: which framework to run
+MODELS_ROOT = "SDFLEET_MODELS_ROOT"          # supervisor, fetch: the shared models (read-only in pods)
+SCRATCH = "SDFLEET_SCRATCH"                  # supervisor, usersync: the pod's own scratch space
+TOKEN_FILE = "SDFLEET_TOKEN_FILE"            # supervisor: bearer token file of its /switch API
+USERS_ROOT = "SDFLEET_USERS_ROOT"            # usersync: people's folders on the shared store
+WEBUI_PORT = "SDFLEET_WEBUI_PORT"            # supervisor, probe: the framework's port
+SUPERVISOR_PORT = "SDFLEET_SUPERVISOR_PORT"  # supervisor, probe: the supervisor's loopback API
+MODELS_JSON = "SDFLEET_MODELS_JSON"          # fetch: the model list as JSON text
