@@ -164,7 +164,7 @@ CLUSTER_DNS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadat
 
 
 def webui_egress_policy(pod_labels: dict) -> dict:
-    """What a WebUI pod may open: cluster DNS, nothing else (DESIGN.md section 3, issue 14.2).
+    """What a WebUI pod may open: cluster DNS, nothing else (docs/architecture.md section 3, issue 14.2).
 
     Not the NFS server (a user-space NFS client in the pod would reach everyone's folders:
     the share is mounted by the kubelet from the node, outside this policy), not Redis, not

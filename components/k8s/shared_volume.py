@@ -89,7 +89,7 @@ class SharedVolume(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.claim]))
         # The claim's name as an output of the prepare Job (pulumi-kubernetes awaits a Job
         # until it completes): a workload given this instead of the plain name is created
-        # only once the folders exist (DESIGN.md section 9: pass outputs, not names).
+        # only once the folders exist (docs/architecture.md section 9: pass outputs, not names).
         self.ready_claim = pulumi.Output.all(self.claim.id, self.prepare.id).apply(
             lambda _: name)
         self.register_outputs({"claim": self.claim_name})

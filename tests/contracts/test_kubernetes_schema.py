@@ -6,7 +6,8 @@ Strict: a misspelt or misplaced field (which the API server would silently drop,
 under `fieldValidation=Strict`) fails, as does a wrong type. Custom resources are checked on
 their Kubernetes-typed parts: an Agones Fleet's pod template is a core PodTemplateSpec, a
 KEDA ScaledJob's `jobTargetRef` is a batch/v1 JobSpec. The rest of each custom resource is
-checked against its upstream CRD by ../shared/tools/schema-check.
+checked against its upstream CRD by the upstream-schema check each developer runs before a
+change lands (it is not part of this repository).
 """
 
 from __future__ import annotations
