@@ -21,6 +21,9 @@ SERVICES = (
     "cloudscheduler.googleapis.com",
     "vpcaccess.googleapis.com",
     "iap.googleapis.com",
+    # Image streaming (gcfsConfig on the node pools) needs the Container File System API
+    # (GKE docs, "Use Image streaming to pull container images": requirements).
+    "containerfilesystem.googleapis.com",
 )
 
 

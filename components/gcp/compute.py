@@ -3,7 +3,7 @@
 It registers exactly what the typed `pulumi_gcp.compute.<Kind>` classes register (type token
 `gcp:compute/<kind>:<Kind>`, provider package and version). Why not the typed classes:
 importing `pulumi_gcp.compute` (~300 resource modules) costs 1.6 s of CPU, a third of the
-`make plan` budget (DESIGN.md section 7), for seven resource kinds. Props use the provider's
+`make plan` budget (DESIGN.md section 7), for a dozen resource kinds. Props use the provider's
 camelCase names, as in `pulumi preview --json`; outputs are the props listed as `None`.
 """
 
@@ -14,7 +14,10 @@ from typing import Any, Optional
 import pulumi
 from pulumi_gcp import _utilities as gcp_utilities
 
-KINDS = ("Network", "Subnetwork", "Router", "RouterNat", "Firewall", "GlobalAddress")
+KINDS = ("Network", "Subnetwork", "Router", "RouterNat", "Firewall", "GlobalAddress",
+         # The load balancer (components/gcp/load_balancer.py).
+         "HealthCheck", "BackendService", "ManagedSslCertificate", "URLMap", "TargetHttpsProxy",
+         "TargetHttpProxy", "GlobalForwardingRule")
 
 
 class ComputeResource(pulumi.CustomResource):

@@ -1,6 +1,6 @@
 """The GCP interactive platform (DESIGN.md section 2), assembled from small components.
 
-Request path: IAP Ingress -> router (verifies the IAP JWT, looks the person up in Redis) ->
+Request path: the program's own HTTPS load balancer with IAP -> router (verifies the IAP JWT, looks the person up in Redis) ->
 the person's WebUI game server; on a miss the router calls the allocator function, which
 asks Agones for a game server. The culler function, run every minute by Cloud Scheduler,
 ends idle sessions. Filestore holds models and people's folders.
@@ -16,14 +16,16 @@ from components.gcp.apis import ProjectApis
 from components.gcp.cache import RoutingCache
 from components.gcp.cluster import GkeCluster
 from components.gcp.functions import ControlFunctions, FunctionSettings
-from components.gcp.ingress import IapIngress
+from components.gcp.image_builds import ImageBuilds
 from components.gcp.kubernetes import ClusterProvider
+from components.gcp.load_balancer import IapLoadBalancer
 from components.gcp.network import Network
 from components.gcp.node_pools import POOL_LABEL, SYSTEM_POOL_NAME, GpuNodePool, SystemNodePool
 from components.gcp.registry import ImageRegistry
 from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
 from components.gcp.storage import SharedStore
 from components.gcp.workload_identity import WorkloadIdentity
+from components.images import webui_image as webui_image_name
 from components.k8s.agones import Agones
 from components.k8s.fleet import FleetAccess, WebuiFleet
 from components.k8s.model_sync import ModelSync
@@ -33,7 +35,6 @@ from components.k8s.shared_volume import SharedVolume
 
 ROUTER_NAMESPACE = "sdfleet-system"
 ROUTER_KSA = "sdfleet-router"
-UNSET_BACKEND = "unset-see-readme"
 
 
 class GcpPlatform(pulumi.ComponentResource):
@@ -73,17 +74,22 @@ class GcpPlatform(pulumi.ComponentResource):
         node_members = [system_sa.member] + [g.service_account.member for g in self.gpu_pools.values()]
         self.registry = ImageRegistry(f"{name}", project, region, labels, node_members,
                                       opts=after_apis)
-        webui_image = p.webui.image or self.registry.image(f"webui-{p.webui.framework}",
-                                                           p.webui.image_tag)
-        router_image = p.webui.router_image or self.registry.image("router", p.webui.image_tag)
+        # Built by Cloud Build before anything runs them (or taken from images.prebuilt).
+        webui_name = webui_image_name(p.webui.framework)
+        self.images = ImageBuilds(f"{name}-images", ["router", webui_name], dict(p.images.prebuilt),
+                                  project, region, self.registry, labels,
+                                  depends_on=self.apis.services, opts=child)
+        webui_image = self.images.reference(webui_name)
+        router_image = self.images.reference("router")
 
         # --- Identities and the IAP audience -----------------------------------------------
         project_number = gcp.organizations.get_project_output(project_id=project).number
-        backend = p.access.backend_service_id or UNSET_BACKEND
-        self.iap_audience = project_number.apply(
-            lambda n: f"/projects/{n}/global/backendServices/{backend}")
+        # The audience comes from the load balancer's backend service, which is built on the
+        # router Service's NEGs: resolved below, once the load balancer exists.
+        self.iap_audience, resolve_audience = pulumi.deferred_output()
         self.router_identity = WorkloadIdentity(f"{name}-router", name, "router", project,
-                                                ROUTER_NAMESPACE, ROUTER_KSA, opts=child)
+                                                self.cluster.workload_pool, ROUTER_NAMESPACE,
+                                                ROUTER_KSA, opts=child)
         self.cache.grant_access(f"{name}-router", self.router_identity.member)
 
         # --- Kubernetes ---------------------------------------------------------------------
@@ -120,29 +126,30 @@ class GcpPlatform(pulumi.ComponentResource):
                                         self.functions.allocator_account.email,
                                         self.functions.culler_account.email, opts=in_namespaces)
 
-        # --- Router and the IAP ingress ------------------------------------------------------
+        # --- Router and the load balancer with IAP -----------------------------------------
+        neg_name = f"{name}-router"
         self.router = Router(f"{name}-router", p.webui, RouterSettings(
             image=router_image, namespace=ROUTER_NAMESPACE, ksa_name=ROUTER_KSA,
             gsa_annotation=self.router_identity.annotation,
             redis_host=self.cache.host, redis_port=self.cache.port,
             redis_auth_secret=self.cache.auth_secret.name, redis_ca_secret=self.cache.ca_secret.name,
             allocator_url=self.functions.allocator_url, iap_audience=self.iap_audience,
-            backend_config=f"{name}-ingress-backend"), opts=in_namespaces)
-        self.ingress = IapIngress(f"{name}-ingress", p.access, p.webui, project, labels, ROUTER_NAMESPACE,
-                                  self.router.service_name, in_namespaces, opts=after_apis)
+            neg_name=neg_name), opts=in_namespaces)
+        oauth_secret = (secrets.require_secret("iapOauthClientSecret")
+                        if p.access.oauth_client_id is not None else None)
+        self.load_balancer = IapLoadBalancer(
+            f"{name}-lb", p.access, p.webui, project, project_number, labels, neg_name,
+            ROUTER_NAMESPACE, self.router.service, oauth_secret, opts=after_apis)
+        resolve_audience(self.load_balancer.audience)
 
         self.outputs = {
-            "url": self.ingress.url,
+            "url": self.load_balancer.url,
             "clusterName": self.cluster.name,
             "kubeconfig": self.k8s.kubeconfig,
             "registry": self.registry.path,
-            "ingressIp": self.ingress.address.out("address"),
+            "ingressIp": self.load_balancer.address.out("address"),
             "iapAudience": self.iap_audience,
+            "images": self.images.references,
             "gpuPools": [pool.name for pool in p.gpu_pools],
         }
-        if p.access.backend_service_id is None:
-            self.outputs["nextStep"] = (
-                "IAP refuses every request until access.backendServiceId is set: after this "
-                "deploy, run `gcloud compute backend-services list --filter=name~" +
-                f"{ROUTER_NAMESPACE}-{name}-router` and set the id (README, After the first deploy)")
         self.register_outputs(self.outputs)
