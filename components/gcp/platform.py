@@ -53,6 +53,9 @@ class GcpPlatform(pulumi.ComponentResource):
         self.network = Network(f"{name}", p.network, region, labels, opts=after_apis)
         system_sa = ServiceAccount(f"{name}-system-nodes", account_id(name, "system-nodes"),
                                    "sdfleet system node pool", project, NODE_ROLES, opts=after_apis)
+        # The router runs on the system pool: its port admits the load balancer only.
+        self.router_firewall = self.network.only_load_balancer_to_router(
+            f"{name}-deny-internal-to-router", system_sa.email)
         self.cluster = GkeCluster(f"{name}-gke", p.cluster, p.network, self.network, project,
                                   region, system_sa.email, labels, opts=after_apis)
         self.system_pool = SystemNodePool(f"{name}-system-pool", p.system_pool,
