@@ -19,6 +19,9 @@ KINDS = ("Network", "Subnetwork", "Router", "RouterNat", "Firewall", "GlobalAddr
          "HealthCheck", "BackendService", "ManagedSslCertificate", "URLMap", "TargetHttpsProxy",
          "TargetHttpProxy", "GlobalForwardingRule")
 
+# Kinds whose SDK class has no `selfLink` output (pulumi_gcp 10.2.0 `RouterNat`).
+NO_SELF_LINK = frozenset({"RouterNat"})
+
 
 class ComputeResource(pulumi.CustomResource):
     """`ComputeResource("Network", name, {"autoCreateSubnetworks": False, ...})`."""
@@ -28,8 +31,9 @@ class ComputeResource(pulumi.CustomResource):
         if kind not in KINDS:
             raise ValueError(f"ComputeResource kind {kind!r}; known: {', '.join(KINDS)}")
         token = f"gcp:compute/{kind[0].lower()}{kind[1:]}:{kind}"
+        standard = ("name",) if kind in NO_SELF_LINK else ("name", "selfLink")
         all_props = {**{k: v for k, v in props.items() if v is not None},
-                     **{k: None for k in ("name", "selfLink", *outputs) if k not in props}}
+                     **{k: None for k in (*standard, *outputs) if k not in props}}
         opts = pulumi.ResourceOptions.merge(gcp_utilities.get_resource_opts_defaults(), opts)
         super().__init__(token, resource_name, all_props, opts)
 
