@@ -35,7 +35,7 @@ FUNCTION_MEMORY_GIB = 0.5            # available_memory="512M"
 FUNCTION_VCPU = 1 / 3                # what Cloud Functions gen2 allots to 512M
 ALLOCATOR_MIN_INSTANCES = 1          # kept warm so a first sign-in does not wait for a cold start
 SCHEDULER_JOBS = 1                   # the culler
-LOAD_BALANCERS = 1                   # the IAP Ingress
+LOAD_BALANCERS = 1                   # the IAP load balancer (2 rules: 443, 80 redirect)
 NAT_IPS = 1                          # AUTO_ONLY starts with one address
 AWS_NODE_DISK_GB = 20                # EKS managed node group default root volume (gp3)
 
@@ -291,7 +291,7 @@ def _gcp(stack, table: dict, sheet: _Sheet) -> Optional[float]:
               "(image and model downloads), not estimated")
 
     lb = prices["loadBalancer"]
-    sheet.add("HTTPS load balancer (IAP Ingress)", lb["firstFiveRulesPerHour"] * LOAD_BALANCERS * h,
+    sheet.add("HTTPS load balancer (IAP)", lb["firstFiveRulesPerHour"] * LOAD_BALANCERS * h,
               f"forwarding rules; plus {lb['perGbProcessed']} USD/GB processed, not estimated")
 
     micro = _lookup(sheet, prices["machineTypes"], CONNECTOR_MACHINE_TYPE,
