@@ -2,9 +2,10 @@
 
 Nodes are private (no external IPs), so Cloud NAT gives them egress for image pulls and model
 downloads. Firewall rules are least privilege: traffic inside the VPC ranges, Google's
-load-balancer health-check ranges to the serving ports, and the control plane to the webhook
-ports of the controllers. Nothing is open to 0.0.0.0/0: people reach pods only through the
-Ingress and the router, which reaches WebUI pods by pod IP inside the VPC.
+load-balancer ranges to the router's port (and nothing else inside the VPC to it: a deny rule
+on the nodes the router runs on), and the control plane to the webhook ports of the
+controllers. Nothing is open to 0.0.0.0/0: people reach pods only through the load balancer
+(IAP) and the router, which reaches WebUI pods by pod IP inside the VPC.
 """
 
 from __future__ import annotations
