@@ -11,16 +11,21 @@ Because the program makes the backend service, the IAP audience
 and `roles/iap.httpsResourceAccessor` is granted on this backend service only.
 
 The NEGs are made by GKE's NEG controller, not by Pulumi: the router Service's annotation
-`cloud.google.com/neg: {"exposed_ports": {"80": {"name": <neg>}}}` names them, and the
-controller creates one per zone in which the cluster has nodes, asynchronously, after the
-Service exists (GKE docs, "Container-native load balancing through standalone zonal NEGs":
-the `exposed_ports` name, the `cloud.google.com/neg-status` zones). A data-source lookup
-(`gcp.compute.getNetworkEndpointGroup`) fails when it runs before the controller is done, and
-it never retries, so it cannot make one `pulumi up` reliable. Instead a `local.Command`, made
-after the Service (whose await already waits for Ready router pods, pulumi-kubernetes
-"Service" await logic), polls `gcloud compute network-endpoint-groups list` until the NEGs
-exist and prints their self links; the backend service takes them from its output, so Pulumi
-orders NEG -> backend service -> URL map -> proxy -> forwarding rule in one run.
+`cloud.google.com/neg: {"exposed_ports": {"80": {"name": <neg>}}}` names them (GKE docs,
+"Container-native load balancing through standalone zonal NEGs"), and the controller creates
+one in each zone that has cluster nodes, asynchronously, once the Service exists, before and
+independently of any endpoint (kubernetes/ingress-gce pkg/neg/syncers/transaction.go,
+`syncInternalImpl`: `ensureNetworkEndpointGroups` on init and on a zone change, zones from the
+nodes' zone getter). A data-source lookup (`gcp.compute.getNetworkEndpointGroup`) fails when
+it runs before the controller is done and never retries, so it cannot make one `pulumi up`
+reliable. Instead a `local.Command`, made after the Service, polls `gcloud compute
+network-endpoint-groups list` until the NEGs exist and prints their self links; the backend
+service takes them from its output, so Pulumi orders Service -> NEGs -> backend service ->
+URL map -> proxy -> forwarding rule in one run. The Service itself is not awaited
+(`pulumi.com/skipAwait`): pulumi-kubernetes would wait for Ready endpoints (its Service await
+logic: "there are no 'not ready' endpoints"), but the router's pods need the IAP audience,
+which exists only once the backend service does. A zone that gets its first node later gets
+its NEG then, and joins the backend service at the next `pulumi up`.
 
 Which backend kind: EXTERNAL_MANAGED (the global external Application Load Balancer) supports
 IAP with zonal NEGs (IAP docs, "Enable IAP for load balancers": instance groups, zonal NEGs,
