@@ -24,8 +24,9 @@ service takes them from its output, so Pulumi orders Service -> NEGs -> backend 
 URL map -> proxy -> forwarding rule in one run. The Service itself is not awaited
 (`pulumi.com/skipAwait`): pulumi-kubernetes would wait for Ready endpoints (its Service await
 logic: "there are no 'not ready' endpoints"), but the router's pods need the IAP audience,
-which exists only once the backend service does. A zone that gets its first node later gets
-its NEG then, and joins the backend service at the next `pulumi up`.
+which exists only once the backend service does. A zone that gets its first system node only
+later gets its NEG then; it joins the backend service when the wait runs again (`pulumi up
+--replace <urn of sdfleet-lb-negs>`); until then the other zones serve.
 
 Which backend kind: EXTERNAL_MANAGED (the global external Application Load Balancer) supports
 IAP with zonal NEGs (IAP docs, "Enable IAP for load balancers": instance groups, zonal NEGs,
