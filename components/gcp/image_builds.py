@@ -93,13 +93,13 @@ class ImageBuilds(pulumi.ComponentResource):
                 action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
                 condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=30))],
             opts=child)
-        # Read the uploaded sources, write the build log: this bucket only.
+        # Read the uploaded sources and keep the build log in this bucket only. A build whose
+        # own account writes logs to a user-created bucket needs Storage Admin on it (Cloud
+        # Build docs, "Store and manage build logs": user-created bucket, "grant the Storage
+        # Admin role to the service account you're using for builds").
         grants = [
-            gcp.storage.BucketIAMMember(f"{name}-builder-reads-sources", bucket=self.bucket.name,
-                                        role="roles/storage.objectViewer",
-                                        member=self.account.member, opts=child),
-            gcp.storage.BucketIAMMember(f"{name}-builder-writes-logs", bucket=self.bucket.name,
-                                        role="roles/storage.objectCreator",
+            gcp.storage.BucketIAMMember(f"{name}-builder-uses-staging", bucket=self.bucket.name,
+                                        role="roles/storage.admin",
                                         member=self.account.member, opts=child),
             # Push to this platform's repository only.
             gcp.artifactregistry.RepositoryIamMember(

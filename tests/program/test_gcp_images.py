@@ -97,8 +97,10 @@ def test_builds_wait_for_the_api_the_repository_and_the_builders_grants(dev_upda
     assert writer.inputs["role"] == "roles/artifactregistry.writer"
     bucket_grants = [g for g in dev_update.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")
                      if "images-builder" in g.name]
-    assert {g.inputs["role"] for g in bucket_grants} == {"roles/storage.objectViewer",
-                                                          "roles/storage.objectCreator"}
+    # Storage Admin, on the staging bucket only (Cloud Build: logs in a user-created bucket).
+    assert [g.inputs["role"] for g in bucket_grants] == ["roles/storage.admin"]
+    staging = dev_update.one("gcp:storage/bucket:Bucket", "images-staging")
+    assert staging.urn in bucket_grants[0].property_dependencies["bucket"]
     for build in (c for c in dev_update.of_type(COMMAND) if "-images-" in c.name):
         for needed in (api, repo, writer, *bucket_grants):
             assert needed.urn in build.dependencies, (build.name, needed.name)
