@@ -37,6 +37,21 @@ ROUTER_NAMESPACE = "sdfleet-system"
 ROUTER_KSA = "sdfleet-router"
 
 
+def apis_first(services: list[pulumi.Resource]) -> pulumi.ResourceTransformation:
+    """A transformation that makes each Google Cloud resource (and each local command, which
+    calls Google APIs) depend on the enabled APIs."""
+
+    def transformation(args: pulumi.ResourceTransformationArgs):
+        if not isinstance(args.resource, pulumi.CustomResource) or \
+                args.type_ == "gcp:projects/service:Service" or \
+                not args.type_.startswith(("gcp:", "command:")):
+            return None
+        return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(
+            args.opts, pulumi.ResourceOptions(depends_on=services)))
+
+    return transformation
+
+
 class GcpPlatform(pulumi.ComponentResource):
     """`sdfleet:gcp:Platform`: everything one GCP stack stands up."""
 
@@ -45,11 +60,15 @@ class GcpPlatform(pulumi.ComponentResource):
         p = stack.platform
         project, region = stack.gcp_project, stack.gcp_region
         labels = dict(p.labels)
-        child = pulumi.ResourceOptions(parent=self)
 
         # --- Google Cloud: network, cluster, node pools ------------------------------------
-        self.apis = ProjectApis(f"{name}-apis", project, opts=child)
-        after_apis = pulumi.ResourceOptions(parent=self, depends_on=self.apis.services)
+        self.apis = ProjectApis(f"{name}-apis", project, opts=pulumi.ResourceOptions(parent=self))
+        # Every Google Cloud resource of the platform waits for the APIs. A component's
+        # `depends_on` does not reach the resources inside it (the SDK records a child's own
+        # dependencies only); a transformation does: it runs for the component's children and
+        # their children (Pulumi docs, "Resource options: transformations").
+        child = after_apis = pulumi.ResourceOptions(
+            parent=self, transformations=[apis_first(self.apis.services)])
         self.network = Network(f"{name}", p.network, region, labels, opts=after_apis)
         system_sa = ServiceAccount(f"{name}-system-nodes", account_id(name, "system-nodes"),
                                    "sdfleet system node pool", project, NODE_ROLES, opts=after_apis)

@@ -160,3 +160,15 @@ def test_each_documentation_range_is_flagged(cidr):
 def test_no_authorized_network_means_the_deployer_cannot_reach_the_api():
     lines = example_value_warnings(_stack(cluster={}))
     assert len(lines) == 1 and "authorizedNetworks is empty" in lines[0]
+
+
+# --- every API is enabled before anything uses it ---------------------------------------------------
+
+def test_every_google_cloud_resource_waits_for_the_apis(dev_update):
+    services = {r.urn for r in dev_update.of_type("gcp:projects/service:Service")}
+    assert len(services) >= 15
+    waiting = [r for r in dev_update.resources if r.custom
+               and r.type.startswith(("gcp:", "command:")) and r.urn not in services]
+    assert len(waiting) > 80
+    late = [f"{r.type} {r.name}" for r in waiting if not services <= set(r.dependencies)]
+    assert not late, "Google Cloud resources that do not wait for the APIs:\n" + "\n".join(late)
