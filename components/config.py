@@ -365,21 +365,6 @@ class ImagesConfig(Section):
     """Container images. Built by the stack (Cloud Build on GCP) unless given here."""
     prebuilt: dict[str, str] = Field(default_factory=dict)  # image name -> full reference
 
-    @field_validator("prebuilt")
-    @classmethod
-    def _known_and_well_formed(cls, value: dict[str, str]) -> dict[str, str]:
-        from components.images import IMAGES, REFERENCE
-
-        for name, reference in value.items():
-            if name not in IMAGES:
-                raise ValueError(f"prebuilt.{name}: unknown image {name!r}; known: "
-                                 f"{', '.join(IMAGES)}")
-            if not isinstance(reference, str) or not REFERENCE.match(reference):
-                raise ValueError(f"prebuilt.{name}: {reference!r} is not a full image reference; "
-                                 "expected host/path[:tag][@sha256:digest], e.g. "
-                                 "us-docker.pkg.dev/my-project/sdfleet/router:v1")
-        return value
-
 
 class PlatformConfig(Section):
     cloud: Literal["gcp", "aws"]
@@ -528,6 +513,7 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
             if gcp_region and not _zone_in_region(zone, gcp_region):
                 bad(("gpuPools", i, "zones", j), zone, f"zones must be in gcp:region {gcp_region!r}, "
                     f"e.g. {gcp_region}-a")
+    problems += _prebuilt_image_problems(p.images)
     if p.system_pool.min_nodes > p.system_pool.max_nodes:
         bad(("systemPool", "minNodes"), p.system_pool.min_nodes,
             f"minNodes must be <= maxNodes ({p.system_pool.max_nodes})")
@@ -600,6 +586,22 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
                 f"at most {SQS_MAX_VISIBILITY_SECONDS - AWS_VISIBILITY_MARGIN_SECONDS} s, so the "
                 f"queues' visibility timeout (job timeout + {AWS_VISIBILITY_MARGIN_SECONDS} s) "
                 f"fits SQS's {SQS_MAX_VISIBILITY_SECONDS} s")
+    return problems
+
+
+def _prebuilt_image_problems(images: ImagesConfig) -> list[str]:
+    """`images.prebuilt`: known image names (components/images.py), full references."""
+    from components.images import IMAGES, REFERENCE
+
+    problems = []
+    for name, reference in images.prebuilt.items():
+        key = _path(CONFIG_KEY, ("images", "prebuilt", name))
+        if name not in IMAGES:
+            problems.append(f"{key}: unknown image {name!r}; known: {', '.join(IMAGES)}")
+        elif not REFERENCE.match(reference):
+            problems.append(f"{key}: {reference!r} is not a full image reference; expected "
+                            "host/path[:tag][@sha256:<64 hex>], lower-case path, no spaces, e.g. "
+                            "us-docker.pkg.dev/my-project/sdfleet/router:v1")
     return problems
 
 
