@@ -31,7 +31,7 @@ from pulumi_command import local
 
 from components.gcp.registry import ImageRegistry
 from components.gcp.service_account import ServiceAccount, account_id
-from components.images import IMAGES, ROOT, content_hash
+from components.images import IMAGES, content_hash
 
 # A WebUI image (CUDA, torch, a framework and its own installer) takes 20-40 minutes on an
 # 8-vCPU builder and ~20 GB of layers; the router and the queue agent take a few minutes.
@@ -40,8 +40,12 @@ BUILD_MACHINE = "E2_HIGHCPU_8"
 BUILD_DISK_GB = 200
 BUILDER = "gcr.io/cloud-builders/docker"
 
-# Runs in the repository root with the values below as environment variables.
+# Runs in the project's root (where Pulumi.yaml is) with the values below in its environment.
 BUILD_SCRIPT = """set -eu
+if [ ! -d "$SDFLEET_CONTEXT" ]; then
+  echo "sdfleet: no $SDFLEET_CONTEXT under $(pwd): run pulumi from the sdfleet project's directory" >&2
+  exit 1
+fi
 config=$(mktemp)
 trap 'rm -f "$config"' EXIT
 printf '%s' "$SDFLEET_BUILD_CONFIG" > "$config"
@@ -116,8 +120,12 @@ class ImageBuilds(pulumi.ComponentResource):
             digest = content_hash(image)
             reference = f"{registry.path}/{image}:{digest}"
             build = local.Command(
-                f"{name}-{image}", dir=str(ROOT),
-                create=BUILD_SCRIPT, logging="stdoutAndStderr",
+                # Runs in the project's directory (where `pulumi up` runs the program), so the
+                # context is relative and moving the checkout changes no input. No `update`
+                # script: a changed trigger then replaces the Command, which runs `create`
+                # (pulumi-command 1.2.1 `triggers`: "If the update command was provided the
+                # resource will be updated, otherwise it will be replaced").
+                f"{name}-{image}", create=BUILD_SCRIPT, logging="stdoutAndStderr",
                 environment={
                     "SDFLEET_IMAGE": reference, "SDFLEET_CONTEXT": IMAGES[image].context,
                     "SDFLEET_PROJECT": project, "SDFLEET_REGION": region,

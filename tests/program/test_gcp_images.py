@@ -86,7 +86,10 @@ def test_the_images_the_stack_runs_are_built_keyed_by_their_hash(dev_update):
         assert int(config["timeout"].rstrip("s")) >= 3600
         assert env["SDFLEET_BUILD_ACCOUNT"].startswith("projects/example-sdfleet-project/serviceAccounts/")
         assert build.inputs["logging"] == "stdoutAndStderr"
-        assert build.inputs["dir"] == str(ROOT)
+        # No machine-specific path in the state: the context is relative to the project.
+        assert "dir" not in build.inputs and not env["SDFLEET_CONTEXT"].startswith("/")
+        # No update script: a new hash must replace the Command, which runs the build.
+        assert "update" not in build.inputs
 
 
 def test_builds_wait_for_the_api_the_repository_and_the_builders_grants(dev_update):
@@ -137,6 +140,10 @@ def test_build_script_runs_gcloud_builds_submit_with_the_config(tmp_path):
     assert "--gcs-source-staging-dir=gs://b1/sources" in args
     assert "--gcs-log-dir=gs://b1/logs" in args
     assert json.loads((tmp_path / "cfg").read_text()) == {"images": ["r/i:1"]}
+    # Started elsewhere, it says where to run instead of uploading the wrong folder.
+    elsewhere = subprocess.run(["/bin/sh", "-c", BUILD_SCRIPT], env=env, capture_output=True,
+                               text=True, timeout=30, cwd=tmp_path)
+    assert elsewhere.returncode == 1 and "run pulumi from the sdfleet project" in elsewhere.stderr
 
 
 def test_all_prebuilt_means_no_builder_at_all(plan, platform_of):
