@@ -24,6 +24,7 @@ account must set a logs bucket or CLOUD_LOGGING_ONLY; `gcloud builds submit --se
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
@@ -71,14 +72,27 @@ def build_config(image: str, name: str) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class ImageBuildArgs:
+    """Which images the platform runs, which of them the deployer brings, and where to push."""
+
+    images: list[str]                   # names from components/images.py
+    prebuilt: dict[str, str]            # images.prebuilt: name -> full reference (not built)
+    project: str
+    region: str
+    registry: ImageRegistry
+    labels: dict[str, str]
+    depends_on: list[pulumi.Resource] = field(default_factory=list)  # e.g. the enabled APIs
+
+
 class ImageBuilds(pulumi.ComponentResource):
     """`sdfleet:gcp:ImageBuilds`: one Cloud Build per image the platform runs."""
 
-    def __init__(self, name: str, images: list[str], prebuilt: dict[str, str], project: str,
-                 region: str, registry: ImageRegistry, labels: dict[str, str],
-                 depends_on: list[pulumi.Resource], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: ImageBuildArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:ImageBuilds", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        images, prebuilt, project, region = args.images, args.prebuilt, args.project, args.region
+        registry, labels, depends_on = args.registry, args.labels, args.depends_on
         self.references: dict[str, pulumi.Output[str]] = {
             image: pulumi.Output.from_input(prebuilt[image]) for image in images if image in prebuilt}
         self.builds: dict[str, local.Command] = {}

@@ -39,6 +39,8 @@ classes in tests/program/test_gcp_compute_guard.py) to keep `make plan` within b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_gcp as gcp
 from pulumi_command import local
@@ -74,16 +76,30 @@ def neg_backends(stdout: str) -> list[dict]:
     return [{"group": link, "balancingMode": "RATE", "maxRatePerEndpoint": 1000} for link in links]
 
 
+@dataclass(frozen=True)
+class LoadBalancerArgs:
+    """What the load balancer fronts and who may pass it."""
+
+    access: AccessConfig
+    webui: WebuiConfig
+    project: str
+    project_number: pulumi.Input[str]
+    labels: dict[str, str]
+    neg_name: str                       # the router Service's standalone NEG
+    router_namespace: str
+    router_service: pulumi.Resource     # the NEGs exist only after it
+    oauth_client_secret: pulumi.Input[str] | None = None  # with access.oauthClientId only
+
+
 class IapLoadBalancer(pulumi.ComponentResource):
     """`sdfleet:gcp:IapLoadBalancer`."""
 
-    def __init__(self, name: str, access: AccessConfig, webui: WebuiConfig, project: str,
-                 project_number: pulumi.Input[str], labels: dict[str, str], neg_name: str,
-                 router_namespace: str, router_service: pulumi.Resource,
-                 oauth_client_secret: pulumi.Input[str] | None,
+    def __init__(self, name: str, args: LoadBalancerArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:IapLoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        access, webui, project, labels = args.access, args.webui, args.project, args.labels
+        neg_name = args.neg_name
 
         def compute(kind: str, suffix: str, props: dict, outputs: tuple[str, ...] = (),
                     depends_on: list | None = None) -> ComputeResource:
@@ -97,9 +113,9 @@ class IapLoadBalancer(pulumi.ComponentResource):
         self.negs = local.Command(
             f"{name}-negs", create=NEG_WAIT_SCRIPT, logging="stderr",
             environment={"SDFLEET_PROJECT": project, "SDFLEET_NEG_NAME": neg_name,
-                         "SDFLEET_NAMESPACE": router_namespace},
+                         "SDFLEET_NAMESPACE": args.router_namespace},
             triggers=[neg_name],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[router_service],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.router_service],
                                         custom_timeouts=pulumi.CustomTimeouts(
                                             create=f"{NEG_WAIT_MINUTES + 5}m")))
 
@@ -111,7 +127,7 @@ class IapLoadBalancer(pulumi.ComponentResource):
         iap: dict = {"enabled": True}
         if access.oauth_client_id is not None:
             iap.update(oauth2ClientId=access.oauth_client_id,
-                       oauth2ClientSecret=pulumi.Output.secret(oauth_client_secret))
+                       oauth2ClientSecret=pulumi.Output.secret(args.oauth_client_secret))
         self.backend = compute("BackendService", "backend", {
             "description": "sdfleet router (IAP)", "loadBalancingScheme": "EXTERNAL_MANAGED",
             "protocol": "HTTP", "timeoutSec": webui.request_timeout_seconds,
@@ -140,7 +156,7 @@ class IapLoadBalancer(pulumi.ComponentResource):
 
         # The audience IAP signs into its JWT for this backend service (IAP docs, "Securing
         # your app with signed headers": /projects/PROJECT_NUMBER/global/backendServices/ID).
-        self.audience = pulumi.Output.all(project_number, self.backend.out("generatedId")).apply(
+        self.audience = pulumi.Output.all(args.project_number, self.backend.out("generatedId")).apply(
             lambda args: f"/projects/{args[0]}/global/backendServices/{int(args[1])}")
 
         # On this backend service only (never project-wide IAP access).

@@ -16,9 +16,9 @@ from components.gcp.apis import ProjectApis
 from components.gcp.cache import RoutingCache
 from components.gcp.cluster import GkeCluster
 from components.gcp.functions import ControlFunctions, FunctionSettings
-from components.gcp.image_builds import ImageBuilds
+from components.gcp.image_builds import ImageBuildArgs, ImageBuilds
 from components.gcp.kubernetes import ClusterProvider
-from components.gcp.load_balancer import IapLoadBalancer
+from components.gcp.load_balancer import IapLoadBalancer, LoadBalancerArgs
 from components.gcp.network import Network
 from components.gcp.node_pools import POOL_LABEL, SYSTEM_POOL_NAME, GpuNodePool, SystemNodePool
 from components.gcp.registry import ImageRegistry
@@ -98,9 +98,10 @@ class GcpPlatform(pulumi.ComponentResource):
                                       opts=after_apis)
         # Built by Cloud Build before anything runs them (or taken from images.prebuilt).
         webui_name = webui_image_name(p.webui.framework)
-        self.images = ImageBuilds(f"{name}-images", ["router", webui_name], dict(p.images.prebuilt),
-                                  project, region, self.registry, labels,
-                                  depends_on=self.apis.services, opts=child)
+        self.images = ImageBuilds(f"{name}-images", ImageBuildArgs(
+            images=["router", webui_name], prebuilt=dict(p.images.prebuilt), project=project,
+            region=region, registry=self.registry, labels=labels,
+            depends_on=self.apis.services), opts=child)
         webui_image = self.images.reference(webui_name)
         router_image = self.images.reference("router")
 
@@ -159,9 +160,10 @@ class GcpPlatform(pulumi.ComponentResource):
             neg_name=neg_name), opts=in_namespaces)
         oauth_secret = (secrets.require_secret("iapOauthClientSecret")
                         if p.access.oauth_client_id is not None else None)
-        self.load_balancer = IapLoadBalancer(
-            f"{name}-lb", p.access, p.webui, project, project_number, labels, neg_name,
-            ROUTER_NAMESPACE, self.router.service, oauth_secret, opts=after_apis)
+        self.load_balancer = IapLoadBalancer(f"{name}-lb", LoadBalancerArgs(
+            access=p.access, webui=p.webui, project=project, project_number=project_number,
+            labels=labels, neg_name=neg_name, router_namespace=ROUTER_NAMESPACE,
+            router_service=self.router.service, oauth_client_secret=oauth_secret), opts=after_apis)
         resolve_audience(self.load_balancer.audience)
 
         self.outputs = {
