@@ -106,7 +106,9 @@ class GcpPlatform(pulumi.ComponentResource):
         router_image = self.images.reference("router")
 
         # --- Identities and the IAP audience -----------------------------------------------
-        project_number = gcp.organizations.get_project_output(project_id=project).number
+        project_number = gcp.organizations.get_project_output(
+            project_id=project, opts=pulumi.InvokeOutputOptions(depends_on=[
+                self.apis.by_name["cloudresourcemanager.googleapis.com"]])).number
         # The audience comes from the load balancer's backend service, which is built on the
         # router Service's NEGs: resolved below, once the load balancer exists.
         self.iap_audience, resolve_audience = pulumi.deferred_output()

@@ -172,3 +172,25 @@ def test_every_google_cloud_resource_waits_for_the_apis(dev_update):
     assert len(waiting) > 80
     late = [f"{r.type} {r.name}" for r in waiting if not services <= set(r.dependencies)]
     assert not late, "Google Cloud resources that do not wait for the APIs:\n" + "\n".join(late)
+
+
+def test_project_number_is_read_after_the_resource_manager_api_is_on(monkeypatch, dev_config):
+    """getProject reads through Cloud Resource Manager: the lookup waits for that API."""
+    from tools import preview
+
+    events: list[str] = []
+    new_resource, call = preview.PlanMocks.new_resource, preview.PlanMocks.call
+
+    def record_resource(self, args):
+        events.append(f"resource {args.name}")
+        return new_resource(self, args)
+
+    def record_call(self, args):
+        events.append(f"invoke {args.token}")
+        return call(self, args)
+
+    monkeypatch.setattr(preview.PlanMocks, "new_resource", record_resource)
+    monkeypatch.setattr(preview.PlanMocks, "call", record_call)
+    preview.run_program(dev_config, preview=False)
+    lookup = events.index("invoke gcp:organizations/getProject:getProject")
+    assert events.index("resource sdfleet-apis-cloudresourcemanager") < lookup
