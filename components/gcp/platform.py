@@ -1,8 +1,8 @@
 """The GCP interactive platform (DESIGN.md section 2), assembled from small components.
 
-Request path: the program's own HTTPS load balancer with IAP -> router (verifies the IAP JWT, looks the person up in Redis) ->
-the person's WebUI game server; on a miss the router calls the allocator function, which
-asks Agones for a game server. The culler function, run every minute by Cloud Scheduler,
+Request path: the program's own HTTPS load balancer with IAP -> router (verifies the IAP JWT,
+looks the person up in Redis) -> the person's WebUI game server; on a miss the router calls the
+allocator function, which asks Agones for a game server. The culler function, run every minute by Cloud Scheduler,
 ends idle sessions. Filestore holds models and people's folders.
 """
 
