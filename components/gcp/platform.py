@@ -113,8 +113,9 @@ class GcpPlatform(pulumi.ComponentResource):
         # router Service's NEGs: resolved below, once the load balancer exists.
         self.iap_audience, resolve_audience = pulumi.deferred_output()
         self.router_identity = WorkloadIdentity(f"{name}-router", name, "router", project,
-                                                self.cluster.workload_pool, ROUTER_NAMESPACE,
-                                                ROUTER_KSA, opts=child)
+                                                ROUTER_NAMESPACE, ROUTER_KSA,
+                                                workload_pool=self.cluster.workload_pool,
+                                                opts=child)
         self.cache.grant_access(f"{name}-router", self.router_identity.member)
 
         # --- Kubernetes ---------------------------------------------------------------------

@@ -11,9 +11,10 @@ from components.gcp.service_account import ServiceAccount, account_id
 class WorkloadIdentity(pulumi.ComponentResource):
     """`sdfleet:gcp:WorkloadIdentity`: GSA + `roles/iam.workloadIdentityUser` for one KSA."""
 
-    def __init__(self, name: str, prefix: str, purpose: str, project: str,
-                 workload_pool: pulumi.Input[str], namespace: str, ksa_name: str,
-                 roles: tuple[str, ...] = (), opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, prefix: str, purpose: str, project: str, namespace: str,
+                 ksa_name: str, roles: tuple[str, ...] = (), *,
+                 workload_pool: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None):
+        """`workload_pool` is the cluster's output (`GkeCluster.workload_pool`), never a name."""
         super().__init__("sdfleet:gcp:WorkloadIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.account = ServiceAccount(f"{name}", account_id(prefix, purpose),
