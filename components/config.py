@@ -25,7 +25,7 @@ import re
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
-                      field_validator)
+                      field_validator, model_validator)
 from pydantic.alias_generators import to_camel
 
 CONFIG_KEY = "sdfleet:platform"
@@ -34,6 +34,7 @@ CONFIG_KEY = "sdfleet:platform"
 SECRET_KEYS = {
     "civitaiToken": "CivitAI API token for the model fetcher",
     "huggingfaceToken": "Hugging Face token for gated models",
+    "iapOauthClientSecret": "secret of the custom OAuth client IAP uses (access.oauthClientId)",
 }
 
 
@@ -244,25 +245,56 @@ def _member(value: str) -> str:
 
 
 class AccessConfig(Section):
-    """Who may open the platform (IAP) and under which name."""
+    """Who may open the platform (IAP) and under which name.
+
+    IAP signs people in with an OAuth client. Without `oauthClientId` it uses the
+    Google-managed client, which admits only accounts of the project's own organization
+    (IAP docs, "Customize an OAuth configuration for IAP": "Google-managed OAuth clients
+    restrict access to users within the same organization"); then `organizationDomain` names
+    that organization and every member must belong to it. People from outside need a custom
+    OAuth client: its id here, its secret in the Pulumi secret `sdfleet:iapOauthClientSecret`.
+    """
 
     domain: Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$")]
     members: Annotated[list[Annotated[str, AfterValidator(_member)]], Field(min_length=1)]
-    # The id of the backend service the GKE Ingress creates (known after the first deploy:
-    # README, "After the first deploy"). Until it is set, the IAP audience matches nothing
-    # and every request is refused: fail closed, never open.
-    backend_service_id: Optional[Annotated[str, Field(pattern=r"^[0-9]{1,20}$")]] = None
+    organization_domain: Optional[Annotated[str, Field(
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$")]] = None
+    # An OAuth 2.0 web client id (`<number>-<id>.apps.googleusercontent.com`).
+    oauth_client_id: Optional[Annotated[str, Field(
+        pattern=r"^[0-9]+-[a-z0-9]+\.apps\.googleusercontent\.com$")]] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "backendServiceId" in data:
+            raise ValueError("access.backendServiceId was removed: the stack now makes the "
+                             "backend service itself, so the IAP audience is known in the same "
+                             "`pulumi up`; delete the key")
+        return data
+
+
+def member_domain(member: str) -> str:
+    """The domain a `user:`/`group:`/`serviceAccount:`/`domain:` member belongs to."""
+    return member.split(":", 1)[1].rsplit("@", 1)[-1].lower()
 
 
 class WebuiConfig(Section):
     framework: Literal["automatic1111", "sdnext", "comfyui"] = "automatic1111"
-    # Image references; empty means `<region>-docker.pkg.dev/<project>/<prefix>/<name>:<tag>`.
-    image: Optional[str] = None
-    router_image: Optional[str] = None
+    # The AWS variant's ECR tag; GCP stacks tag each image by its content hash (images.py).
     image_tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "v1"
     router_replicas: Annotated[int, Field(ge=2, le=20)] = 3
     request_timeout_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
     max_upload_mb: Annotated[int, Field(ge=1, le=4096)] = 200
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_image_keys(cls, data: Any) -> Any:
+        moved = {"image": "webui-<framework>", "routerImage": "router"}
+        for key, image in moved.items():
+            if isinstance(data, dict) and key in data:
+                raise ValueError(f"webui.{key} moved: set images.prebuilt.{image} to the full "
+                                 "reference instead (or leave it out and the stack builds it)")
+        return data
 
 
 class ModelSpec(Section):
@@ -353,6 +385,11 @@ class AwsConfig(Section):
         return value
 
 
+class ImagesConfig(Section):
+    """Container images. Built by the stack (Cloud Build on GCP) unless given here."""
+    prebuilt: dict[str, str] = Field(default_factory=dict)  # image name -> full reference
+
+
 class PlatformConfig(Section):
     cloud: Literal["gcp", "aws"]
     name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$")] = "sdfleet"
@@ -370,6 +407,7 @@ class PlatformConfig(Section):
     culling: CullingConfig = CullingConfig()
     access: Optional[AccessConfig] = None
     webui: WebuiConfig = WebuiConfig()
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
     models: ModelsConfig = ModelsConfig()
     budget: BudgetConfig = BudgetConfig()
     aws: Optional[AwsConfig] = None
@@ -472,6 +510,8 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
         if p.access is None:
             problems.append(f"{CONFIG_KEY}.access: missing; set access.domain and access.members "
                             "(who may sign in through IAP)")
+        else:
+            problems += _iap_member_problems(p.access)
     else:
         if not aws_region:
             problems.append("aws:region: missing; set it with `pulumi config set aws:region <region>`")
@@ -497,6 +537,7 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
             if gcp_region and not _zone_in_region(zone, gcp_region):
                 bad(("gpuPools", i, "zones", j), zone, f"zones must be in gcp:region {gcp_region!r}, "
                     f"e.g. {gcp_region}-a")
+    problems += _prebuilt_image_problems(p.images)
     if p.system_pool.min_nodes > p.system_pool.max_nodes:
         bad(("systemPool", "minNodes"), p.system_pool.min_nodes,
             f"minNodes must be <= maxNodes ({p.system_pool.max_nodes})")
@@ -572,6 +613,47 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
                 f"at most {SQS_MAX_VISIBILITY_SECONDS - AWS_VISIBILITY_MARGIN_SECONDS} s, so the "
                 f"queues' visibility timeout (job timeout + {AWS_VISIBILITY_MARGIN_SECONDS} s) "
                 f"fits SQS's {SQS_MAX_VISIBILITY_SECONDS} s")
+    return problems
+
+
+def _prebuilt_image_problems(images: ImagesConfig) -> list[str]:
+    """`images.prebuilt`: known image names (components/images.py), full references."""
+    from components.images import IMAGES, REFERENCE
+
+    problems = []
+    for name, reference in images.prebuilt.items():
+        key = _path(CONFIG_KEY, ("images", "prebuilt", name))
+        if name not in IMAGES:
+            problems.append(f"{key}: unknown image {name!r}; known: {', '.join(IMAGES)}")
+        elif not REFERENCE.match(reference):
+            problems.append(f"{key}: {reference!r} is not a full image reference; expected "
+                            "host/path[:tag][@sha256:<64 hex>], lower-case path, no spaces, e.g. "
+                            "us-docker.pkg.dev/my-project/sdfleet/router:v1")
+    return problems
+
+
+def _iap_member_problems(access: AccessConfig) -> list[str]:
+    """With the Google-managed OAuth client IAP signs in only the organization's own accounts:
+    refuse members it could never admit (a custom client, `oauthClientId`, admits anyone)."""
+    if access.oauth_client_id is not None:
+        return []
+    org = access.organization_domain
+    if org is None:
+        return [f"{CONFIG_KEY}.access.organizationDomain: missing; IAP's Google-managed OAuth "
+                "client admits only accounts of the project's organization: set "
+                "organizationDomain to that organization's domain, or set access.oauthClientId "
+                "(and the secret sdfleet:iapOauthClientSecret) to admit people from outside"]
+    problems = []
+    for i, member in enumerate(access.members):
+        if member.startswith("serviceAccount:"):
+            continue  # programmatic callers present their own OIDC token
+        domain = member_domain(member)
+        if domain != org and not domain.endswith("." + org):
+            problems.append(
+                f"{_path(CONFIG_KEY, ('access', 'members', i))}: {member!r} is outside "
+                f"access.organizationDomain {org!r}, and IAP's Google-managed OAuth client "
+                "admits only the organization's accounts; remove it, or set access.oauthClientId "
+                "(and the secret sdfleet:iapOauthClientSecret) to admit people from outside")
     return problems
 
 

@@ -31,6 +31,80 @@ def _validate(stack: str, config: dict[str, Any]):
                           gcp_region=config.get("gcp:region"), aws_region=config.get("aws:region"))
 
 
+# RFC 5737's ranges reserved for documentation: nobody's real network.
+DOCUMENTATION_RANGES = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+# RFC 2606's names reserved for examples.
+EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+def _is_example_domain(domain: str) -> bool:
+    domain = domain.lower().rstrip(".")
+    return any(domain == d or domain.endswith("." + d) for d in EXAMPLE_DOMAINS) or \
+        domain.endswith(".example") or domain == "example"
+
+
+def _documentation_range(cidr: str) -> bool:
+    import ipaddress
+
+    net = ipaddress.ip_network(cidr, strict=False)
+    return any(net.overlaps(ipaddress.ip_network(doc)) for doc in DOCUMENTATION_RANGES)
+
+
+def missing_secret_problems(stack_config, config: dict[str, Any]) -> list[str]:
+    """Secret keys the config makes necessary: a custom OAuth client needs its secret."""
+    p = stack_config.platform
+    key = "sdfleet:iapOauthClientSecret"
+    if p.access is not None and p.access.oauth_client_id is not None:
+        value = config.get(key)
+        if value is None:
+            return [f"{key}: missing; access.oauthClientId is set, so IAP needs the client's "
+                    f"secret: `pulumi config set --secret {key.split(':')[1]} <secret>`"]
+        if not (isinstance(value, dict) and set(value) == {"secure"}):
+            return [f"{key}: a plaintext value; set it as a secret with "
+                    f"`pulumi config set --secret {key.split(':')[1]} <secret>`"]
+    return []
+
+
+def example_value_warnings(stack_config) -> list[str]:
+    """One line per value that is still the example's, so a real `pulumi up` would not work
+    (a domain nobody owns, members nobody is, an API endpoint nobody can reach)."""
+    from components.config import CONFIG_KEY, member_domain
+
+    p = stack_config.platform
+    lines = []
+    project = stack_config.gcp_project
+    if p.cloud == "gcp" and project and (project.startswith("example-") or "-example-" in project):
+        lines.append(f"gcp:project {project!r} is the example project id: set your own "
+                     "(`pulumi config set gcp:project <id>`)")
+    if p.access is not None:
+        if _is_example_domain(p.access.domain):
+            lines.append(f"{CONFIG_KEY}.access.domain {p.access.domain!r} is an example domain: "
+                         "the certificate can never be issued; set a domain you control")
+        org = p.access.organization_domain
+        if org and _is_example_domain(org):
+            lines.append(f"{CONFIG_KEY}.access.organizationDomain {org!r} is an example domain: "
+                         "set your organization's")
+        for i, member in enumerate(p.access.members):
+            if _is_example_domain(member_domain(member)):
+                lines.append(f"{CONFIG_KEY}.access.members[{i}] {member!r} is an example member: "
+                             "nobody could sign in as it")
+    if p.cloud == "gcp":
+        for i, network in enumerate(p.cluster.authorized_networks):
+            if _documentation_range(network.cidr):
+                lines.append(f"{CONFIG_KEY}.cluster.authorizedNetworks[{i}].cidr {network.cidr} is "
+                             "a documentation range: `pulumi up` could not reach the cluster's API "
+                             "from your machine; set your own egress range")
+        if not p.cluster.authorized_networks and not p.cluster.private_endpoint:
+            lines.append(f"{CONFIG_KEY}.cluster.authorizedNetworks is empty: only the VPC reaches "
+                         "the cluster's API, so run `pulumi up` from inside it or add your range")
+    if p.aws is not None:
+        for i, cidr in enumerate(p.aws.public_access_cidrs):
+            if _documentation_range(cidr):
+                lines.append(f"{CONFIG_KEY}.aws.publicAccessCidrs[{i}] {cidr} is a documentation "
+                             "range: `pulumi up` could not reach the EKS API from your machine")
+    return lines
+
+
 def _policies(result, stack_config) -> tuple[list[dict], list[dict]]:
     """(violations, policies evaluated) from the policy pack, if it is present."""
     try:
@@ -139,6 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     except json.JSONDecodeError as exc:
         print(f"Pulumi.{args.stack}.yaml: sdfleet:platform is not valid JSON: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    missing = missing_secret_problems(stack_config, config)
+    if missing:
+        print(f"{args.config_file or f'Pulumi.{args.stack}.yaml'}: invalid stack config "
+              f"({len(missing)} problem(s)):", file=sys.stderr)
+        for line in missing:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+
+    # Warnings only: an example stack still previews (exit status unchanged).
+    for line in example_value_warnings(stack_config):
+        print(f"make plan: warning: {line}", file=sys.stderr)
 
     try:
         result = run_program(config, stack=args.stack, preview=not args.update)

@@ -92,6 +92,19 @@ def computed_outputs(typ: str, name: str, inputs: dict, project: str, region: st
         out["address"] = "203.0.113.10"
         if inputs.get("purpose") == "VPC_PEERING":
             out["address"] = inputs.get("address", "10.30.0.0")
+    elif typ == "gcp:compute/backendService:BackendService":
+        # The server-assigned number the IAP audience is built from (below 2**53: the mock
+        # engine passes numbers as floats).
+        out["generatedId"] = 4_503_599_627_370_497
+    elif typ == "command:local:Command":
+        env = inputs.get("environment") or {}
+        if "SDFLEET_NEG_NAME" in env:  # the load balancer's wait for GKE's NEGs
+            out["stdout"] = "\n".join(
+                f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{region}-{z}/"
+                f"networkEndpointGroups/{env['SDFLEET_NEG_NAME']}" for z in "ab")
+        else:
+            out["stdout"] = ""
+        out["stderr"] = ""
     elif typ == "gcp:compute/address:Address":
         out["address"] = "10.10.0.50"
     elif typ == "gcp:redis/instance:Instance":

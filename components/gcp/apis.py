@@ -21,6 +21,13 @@ SERVICES = (
     "cloudscheduler.googleapis.com",
     "vpcaccess.googleapis.com",
     "iap.googleapis.com",
+    # Image streaming (gcfsConfig on the node pools) needs the Container File System API
+    # (GKE docs, "Use Image streaming to pull container images": requirements).
+    "containerfilesystem.googleapis.com",
+    # The project number (for the IAP audience) comes from the provider's getProject, which
+    # reads the project through the Cloud Resource Manager API (v1 `projects.get`); it is not
+    # on by default in a new project.
+    "cloudresourcemanager.googleapis.com",
 )
 
 
@@ -29,10 +36,11 @@ class ProjectApis(pulumi.ComponentResource):
 
     def __init__(self, name: str, project: str, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:ProjectApis", name, None, opts)
-        self.services = [
-            gcp.projects.Service(f"{name}-{svc.split('.')[0]}", project=project, service=svc,
-                                 disable_on_destroy=False, disable_dependent_services=False,
-                                 opts=pulumi.ResourceOptions(parent=self))
+        self.by_name = {
+            svc: gcp.projects.Service(f"{name}-{svc.split('.')[0]}", project=project, service=svc,
+                                      disable_on_destroy=False, disable_dependent_services=False,
+                                      opts=pulumi.ResourceOptions(parent=self))
             for svc in SERVICES
-        ]
+        }
+        self.services = list(self.by_name.values())
         self.register_outputs({})

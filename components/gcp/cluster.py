@@ -83,6 +83,9 @@ class GkeCluster(pulumi.ComponentResource):
             opts=child)
 
         self.name = self.cluster.name
+        # `<project>.svc.id.goog`, as an output: IAM bindings on it wait for the cluster.
+        self.workload_pool = self.cluster.workload_identity_config.apply(
+            lambda c: c.workload_pool if c else None)
         self.endpoint = self.cluster.endpoint
         self.ca_certificate = self.cluster.master_auth.cluster_ca_certificate
         # The functions reach the control plane inside the VPC, through the connector.

@@ -3,7 +3,7 @@
 It registers exactly what the typed `pulumi_gcp.compute.<Kind>` classes register (type token
 `gcp:compute/<kind>:<Kind>`, provider package and version). Why not the typed classes:
 importing `pulumi_gcp.compute` (~300 resource modules) costs 1.6 s of CPU, a third of the
-`make plan` budget (docs/architecture.md section 7), for seven resource kinds. Props use the provider's
+`make plan` budget (docs/architecture.md section 7), for a dozen resource kinds. Props use the provider's
 camelCase names, as in `pulumi preview --json`; outputs are the props listed as `None`.
 """
 
@@ -14,7 +14,13 @@ from typing import Any, Optional
 import pulumi
 from pulumi_gcp import _utilities as gcp_utilities
 
-KINDS = ("Network", "Subnetwork", "Router", "RouterNat", "Firewall", "GlobalAddress")
+KINDS = ("Network", "Subnetwork", "Router", "RouterNat", "Firewall", "GlobalAddress",
+         # The load balancer (components/gcp/load_balancer.py).
+         "HealthCheck", "BackendService", "ManagedSslCertificate", "URLMap", "TargetHttpsProxy",
+         "TargetHttpProxy", "GlobalForwardingRule")
+
+# Kinds whose SDK class has no `selfLink` output (pulumi_gcp 10.2.0 `RouterNat`).
+NO_SELF_LINK = frozenset({"RouterNat"})
 
 
 class ComputeResource(pulumi.CustomResource):
@@ -25,8 +31,9 @@ class ComputeResource(pulumi.CustomResource):
         if kind not in KINDS:
             raise ValueError(f"ComputeResource kind {kind!r}; known: {', '.join(KINDS)}")
         token = f"gcp:compute/{kind[0].lower()}{kind[1:]}:{kind}"
+        standard = ("name",) if kind in NO_SELF_LINK else ("name", "selfLink")
         all_props = {**{k: v for k, v in props.items() if v is not None},
-                     **{k: None for k in ("name", "selfLink", *outputs) if k not in props}}
+                     **{k: None for k in (*standard, *outputs) if k not in props}}
         opts = pulumi.ResourceOptions.merge(gcp_utilities.get_resource_opts_defaults(), opts)
         super().__init__(token, resource_name, all_props, opts)
 

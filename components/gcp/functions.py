@@ -74,7 +74,8 @@ class ControlFunctions(pulumi.ComponentResource):
 
         self.connector = gcp.vpcaccess.Connector(
             f"{name}-connector", name=f"{name[:15]}-vpc"[:25], region=region,
-            network=network.vpc_name, ip_cidr_range=connector_cidr, machine_type="e2-micro",
+            # The VPC's name as an output of the VPC, so the connector waits for it.
+            network=network.vpc.out("name"), ip_cidr_range=connector_cidr, machine_type="e2-micro",
             min_instances=2, max_instances=3, opts=child)
         self.source_bucket = gcp.storage.Bucket(
             f"{name}-sources", name=f"{project}-{name}-sources", location=region,
@@ -84,13 +85,37 @@ class ControlFunctions(pulumi.ComponentResource):
                 action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
                 condition=gcp.storage.BucketLifecycleRuleConditionArgs(num_newer_versions=3))],
             opts=child)
-        # Builds run as their own account: write logs and the function image, read sources.
+        # Builds run as their own account, with what a gen2 build needs (Cloud Run docs,
+        # "Configure the build service account": logs writer, Artifact Registry writer, and
+        # read access to the function source in Cloud Storage). A gen2 deploy copies the source
+        # into the Google-made bucket `gcf-v2-sources-<number>-<region>` and pushes the image
+        # to the Google-made repository `gcf-artifacts` (Cloud Functions docs, "Custom service
+        # account for Cloud Build"); neither exists before the first deploy, so the grants are
+        # project-level with IAM conditions on those names, not project-wide.
         self.build_account = ServiceAccount(
             f"{name}-build", account_id(name, "fn-build"), "sdfleet function builds", project,
-            ("roles/logging.logWriter", "roles/artifactregistry.writer"), opts=child)
-        gcp.storage.BucketIAMMember(
-            f"{name}-build-reads-sources", bucket=self.source_bucket.name,
-            role="roles/storage.objectViewer", member=self.build_account.member, opts=child)
+            ("roles/logging.logWriter",), opts=child)
+        self.build_grants = [
+            *self.build_account.bindings,
+            gcp.storage.BucketIAMMember(
+                f"{name}-build-reads-sources", bucket=self.source_bucket.name,
+                role="roles/storage.objectViewer", member=self.build_account.member, opts=child),
+            gcp.projects.IAMMember(
+                f"{name}-build-reads-gcf-sources", project=project,
+                role="roles/storage.objectViewer", member=self.build_account.member,
+                condition=gcp.projects.IAMMemberConditionArgs(
+                    title="gcf-v2-sources buckets only",
+                    expression='resource.name.startsWith("projects/_/buckets/gcf-v2-sources-")'),
+                opts=child),
+            gcp.projects.IAMMember(
+                f"{name}-build-pushes-gcf-artifacts", project=project,
+                role="roles/artifactregistry.writer", member=self.build_account.member,
+                condition=gcp.projects.IAMMemberConditionArgs(
+                    title="gcf-artifacts repository only",
+                    expression=f'resource.name.startsWith("projects/{project}/locations/'
+                               f'{region}/repositories/gcf-artifacts")'),
+                opts=child),
+        ]
 
         # Runtime identities: authenticate to GKE (RBAC in the fleet namespace does the rest).
         self.allocator_account = ServiceAccount(
@@ -188,7 +213,8 @@ class ControlFunctions(pulumi.ComponentResource):
                     secret=cache.ca_secret.secret_id,
                     versions=[gcp.cloudfunctionsv2.FunctionServiceConfigSecretVolumeVersionArgs(
                         path="ca.pem", version="latest")])]),
-            opts=child)
+            # The build runs as build_account: it must hold its roles before the first build.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.build_grants))
 
     def function_url(self, name: str) -> str:
         """The stable URL of a gen2 function (also the audience its callers use)."""

@@ -2,9 +2,10 @@
 
 Nodes are private (no external IPs), so Cloud NAT gives them egress for image pulls and model
 downloads. Firewall rules are least privilege: traffic inside the VPC ranges, Google's
-load-balancer health-check ranges to the serving ports, and the control plane to the webhook
-ports of the controllers. Nothing is open to 0.0.0.0/0: people reach pods only through the
-Ingress and the router, which reaches WebUI pods by pod IP inside the VPC.
+load-balancer ranges to the router's port (and nothing else inside the VPC to it: a deny rule
+on the nodes the router runs on), and the control plane to the webhook ports of the
+controllers. Nothing is open to 0.0.0.0/0: people reach pods only through the load balancer
+(IAP) and the router, which reaches WebUI pods by pod IP inside the VPC.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import pulumi_gcp as gcp
 
 from components.config import NetworkConfig
 from components.gcp.compute import ComputeResource
+from components.k8s.router import ROUTER_PORT
 
-# Google Front End and health-check source ranges (Cloud Load Balancing docs).
+# Where a global external Application Load Balancer's health checks and its proxies (GFEs)
+# reach zonal-NEG backends from: the same two ranges (Cloud Load Balancing docs, "Firewall
+# rules", global external Application Load Balancer row: "GFE proxy ranges: same as the
+# health check ranges if the backends are instance groups, zonal NEGs (GCE_VM_IP_PORT)...").
 LB_HEALTH_CHECK_RANGES = ["35.191.0.0/16", "130.211.0.0/22"]
 # Ports the router serves on (the NEG targets pods directly) and webhook ports the GKE control
 # plane must reach on nodes (Agones, KEDA, cert managers).
-ROUTER_PORTS = ["8080"]
+ROUTER_PORTS = [str(ROUTER_PORT)]
 WEBHOOK_PORTS = ["443", "8081", "8443", "9443"]
 
 
@@ -86,7 +91,22 @@ class Network(pulumi.ComponentResource):
             "GKE control plane to admission webhooks (Agones) on nodes",
             [{"protocol": "tcp", "ports": WEBHOOK_PORTS}], rule_name=f"{name}-allow-cp-webhooks")
 
+        self.internal_ranges = internal + [config.connector_cidr]
         self.register_outputs({"network": self.vpc.id, "subnetwork": self.subnet.id})
+
+    def only_load_balancer_to_router(self, name: str,
+                                     node_account: pulumi.Input[str]) -> ComputeResource:
+        """Deny the router's port on the nodes that run it to everything inside the VPC (pods,
+        nodes, services, the functions' connector): only the load balancer's ranges, admitted
+        by the health-check rule, reach it. Ahead of `allow-internal` (lower priority number
+        wins, VPC firewall docs "Priority")."""
+        return ComputeResource("Firewall", name, {
+            "name": name, "network": self.vpc.id, "direction": "INGRESS", "priority": 900,
+            "sourceRanges": self.internal_ranges, "targetServiceAccounts": [node_account],
+            "description": "Nothing inside the VPC reaches the router's port: only the load "
+                           "balancer (IAP) does",
+            "denies": [{"protocol": "tcp", "ports": ROUTER_PORTS}]},
+            opts=pulumi.ResourceOptions(parent=self))
 
     def _firewall(self, resource_name: str, source_ranges: list[str], description: str,
                   allows: list[dict], rule_name: str | None = None) -> ComputeResource:

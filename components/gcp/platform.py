@@ -1,8 +1,8 @@
 """The GCP interactive platform (docs/architecture.md section 2), assembled from small components.
 
-Request path: IAP Ingress -> router (verifies the IAP JWT, looks the person up in Redis) ->
-the person's WebUI game server; on a miss the router calls the allocator function, which
-asks Agones for a game server. The culler function, run every minute by Cloud Scheduler,
+Request path: the program's own HTTPS load balancer with IAP -> router (verifies the IAP JWT,
+looks the person up in Redis) -> the person's WebUI game server; on a miss the router calls the
+allocator function, which asks Agones for a game server. The culler function, run every minute by Cloud Scheduler,
 ends idle sessions. Filestore holds models and people's folders.
 """
 
@@ -16,14 +16,16 @@ from components.gcp.apis import ProjectApis
 from components.gcp.cache import RoutingCache
 from components.gcp.cluster import GkeCluster
 from components.gcp.functions import ControlFunctions, FunctionSettings
-from components.gcp.ingress import IapIngress
+from components.gcp.image_builds import ImageBuildArgs, ImageBuilds
 from components.gcp.kubernetes import ClusterProvider
+from components.gcp.load_balancer import IapLoadBalancer, LoadBalancerArgs
 from components.gcp.network import Network
 from components.gcp.node_pools import POOL_LABEL, SYSTEM_POOL_NAME, GpuNodePool, SystemNodePool
 from components.gcp.registry import ImageRegistry
 from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
 from components.gcp.storage import SharedStore
 from components.gcp.workload_identity import WorkloadIdentity
+from components.images import webui_image as webui_image_name
 from components.k8s.agones import Agones
 from components.k8s.fleet import FleetAccess, WebuiFleet
 from components.k8s.model_sync import ModelSync
@@ -33,7 +35,21 @@ from components.k8s.shared_volume import SharedVolume
 
 ROUTER_NAMESPACE = "sdfleet-system"
 ROUTER_KSA = "sdfleet-router"
-UNSET_BACKEND = "unset-see-readme"
+
+
+def apis_first(services: list[pulumi.Resource]) -> pulumi.ResourceTransformation:
+    """A transformation that makes each Google Cloud resource (and each local command, which
+    calls Google APIs) depend on the enabled APIs."""
+
+    def transformation(args: pulumi.ResourceTransformationArgs):
+        if not isinstance(args.resource, pulumi.CustomResource) or \
+                args.type_ == "gcp:projects/service:Service" or \
+                not args.type_.startswith(("gcp:", "command:")):
+            return None
+        return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(
+            args.opts, pulumi.ResourceOptions(depends_on=services)))
+
+    return transformation
 
 
 class GcpPlatform(pulumi.ComponentResource):
@@ -44,14 +60,21 @@ class GcpPlatform(pulumi.ComponentResource):
         p = stack.platform
         project, region = stack.gcp_project, stack.gcp_region
         labels = dict(p.labels)
-        child = pulumi.ResourceOptions(parent=self)
 
         # --- Google Cloud: network, cluster, node pools ------------------------------------
-        self.apis = ProjectApis(f"{name}-apis", project, opts=child)
-        after_apis = pulumi.ResourceOptions(parent=self, depends_on=self.apis.services)
+        self.apis = ProjectApis(f"{name}-apis", project, opts=pulumi.ResourceOptions(parent=self))
+        # Every Google Cloud resource of the platform waits for the APIs. A component's
+        # `depends_on` does not reach the resources inside it (the SDK records a child's own
+        # dependencies only); a transformation does: it runs for the component's children and
+        # their children (Pulumi docs, "Resource options: transformations").
+        child = after_apis = pulumi.ResourceOptions(
+            parent=self, transformations=[apis_first(self.apis.services)])
         self.network = Network(f"{name}", p.network, region, labels, opts=after_apis)
         system_sa = ServiceAccount(f"{name}-system-nodes", account_id(name, "system-nodes"),
                                    "sdfleet system node pool", project, NODE_ROLES, opts=after_apis)
+        # The router runs on the system pool: its port admits the load balancer only.
+        self.router_firewall = self.network.only_load_balancer_to_router(
+            f"{name}-deny-internal-to-router", system_sa.email)
         self.cluster = GkeCluster(f"{name}-gke", p.cluster, p.network, self.network, project,
                                   region, system_sa.email, labels, opts=after_apis)
         self.system_pool = SystemNodePool(f"{name}-system-pool", p.system_pool,
@@ -73,17 +96,26 @@ class GcpPlatform(pulumi.ComponentResource):
         node_members = [system_sa.member] + [g.service_account.member for g in self.gpu_pools.values()]
         self.registry = ImageRegistry(f"{name}", project, region, labels, node_members,
                                       opts=after_apis)
-        webui_image = p.webui.image or self.registry.image(f"webui-{p.webui.framework}",
-                                                           p.webui.image_tag)
-        router_image = p.webui.router_image or self.registry.image("router", p.webui.image_tag)
+        # Built by Cloud Build before anything runs them (or taken from images.prebuilt).
+        webui_name = webui_image_name(p.webui.framework)
+        self.images = ImageBuilds(f"{name}-images", ImageBuildArgs(
+            images=["router", webui_name], prebuilt=dict(p.images.prebuilt), project=project,
+            region=region, registry=self.registry, labels=labels,
+            depends_on=self.apis.services), opts=child)
+        webui_image = self.images.reference(webui_name)
+        router_image = self.images.reference("router")
 
         # --- Identities and the IAP audience -----------------------------------------------
-        project_number = gcp.organizations.get_project_output(project_id=project).number
-        backend = p.access.backend_service_id or UNSET_BACKEND
-        self.iap_audience = project_number.apply(
-            lambda n: f"/projects/{n}/global/backendServices/{backend}")
+        project_number = gcp.organizations.get_project_output(
+            project_id=project, opts=pulumi.InvokeOutputOptions(depends_on=[
+                self.apis.by_name["cloudresourcemanager.googleapis.com"]])).number
+        # The audience comes from the load balancer's backend service, which is built on the
+        # router Service's NEGs: resolved below, once the load balancer exists.
+        self.iap_audience, resolve_audience = pulumi.deferred_output()
         self.router_identity = WorkloadIdentity(f"{name}-router", name, "router", project,
-                                                ROUTER_NAMESPACE, ROUTER_KSA, opts=child)
+                                                ROUTER_NAMESPACE, ROUTER_KSA,
+                                                workload_pool=self.cluster.workload_pool,
+                                                opts=child)
         self.cache.grant_access(f"{name}-router", self.router_identity.member)
 
         # --- Kubernetes ---------------------------------------------------------------------
@@ -122,29 +154,31 @@ class GcpPlatform(pulumi.ComponentResource):
                                         self.functions.allocator_account.email,
                                         self.functions.culler_account.email, opts=in_namespaces)
 
-        # --- Router and the IAP ingress ------------------------------------------------------
+        # --- Router and the load balancer with IAP -----------------------------------------
+        neg_name = f"{name}-router"
         self.router = Router(f"{name}-router", p.webui, RouterSettings(
             image=router_image, namespace=ROUTER_NAMESPACE, ksa_name=ROUTER_KSA,
             gsa_annotation=self.router_identity.annotation,
             redis_host=self.cache.host, redis_port=self.cache.port,
             redis_auth_secret=self.cache.auth_secret.name, redis_ca_secret=self.cache.ca_secret.name,
             allocator_url=self.functions.allocator_url, iap_audience=self.iap_audience,
-            backend_config=f"{name}-ingress-backend"), opts=in_namespaces)
-        self.ingress = IapIngress(f"{name}-ingress", p.access, p.webui, project, labels, ROUTER_NAMESPACE,
-                                  self.router.service_name, in_namespaces, opts=after_apis)
+            neg_name=neg_name), opts=in_namespaces)
+        oauth_secret = (secrets.require_secret("iapOauthClientSecret")
+                        if p.access.oauth_client_id is not None else None)
+        self.load_balancer = IapLoadBalancer(f"{name}-lb", LoadBalancerArgs(
+            access=p.access, webui=p.webui, project=project, project_number=project_number,
+            labels=labels, neg_name=neg_name, router_namespace=ROUTER_NAMESPACE,
+            router_service=self.router.service, oauth_client_secret=oauth_secret), opts=after_apis)
+        resolve_audience(self.load_balancer.audience)
 
         self.outputs = {
-            "url": self.ingress.url,
+            "url": self.load_balancer.url,
             "clusterName": self.cluster.name,
             "kubeconfig": self.k8s.kubeconfig,
             "registry": self.registry.path,
-            "ingressIp": self.ingress.address.out("address"),
+            "ingressIp": self.load_balancer.address.out("address"),
             "iapAudience": self.iap_audience,
+            "images": self.images.references,
             "gpuPools": [pool.name for pool in p.gpu_pools],
         }
-        if p.access.backend_service_id is None:
-            self.outputs["nextStep"] = (
-                "IAP refuses every request until access.backendServiceId is set: after this "
-                "deploy, run `gcloud compute backend-services list --filter=name~" +
-                f"{ROUTER_NAMESPACE}-{name}-router` and set the id (README, After the first deploy)")
         self.register_outputs(self.outputs)

@@ -12,6 +12,11 @@ NODE_ROLES = (
     "roles/monitoring.viewer",
     "roles/stackdriver.resourceMetadata.writer",
     "roles/autoscaling.metricsWriter",
+    # Image streaming (gcfsConfig) with a custom node service account needs Service Usage
+    # Consumer in the project that holds the images (GKE docs, "Use Image streaming to pull
+    # container images", requirements); pulling itself is artifactregistry.reader on the
+    # platform's repository (components/gcp/registry.py).
+    "roles/serviceusage.serviceUsageConsumer",
 )
 
 

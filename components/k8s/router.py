@@ -62,7 +62,7 @@ class RouterSettings:
     redis_ca_secret: pulumi.Input[str]
     allocator_url: pulumi.Input[str]
     iap_audience: pulumi.Input[str]
-    backend_config: str
+    neg_name: str  # the standalone NEG of the router Service (components/gcp/load_balancer.py)
 
 
 class Router(pulumi.ComponentResource):
@@ -160,8 +160,15 @@ class Router(pulumi.ComponentResource):
         self.service = KubeObject(
             f"{name}-service", "v1", "Service",
             metadata=meta(name, ns, APP, annotations={
-                "cloud.google.com/neg": json.dumps({"ingress": True}),
-                "cloud.google.com/backend-config": json.dumps({"default": s.backend_config})}),
+                # A standalone NEG with a known name, which the program's own load balancer
+                # targets (GKE docs, "Container-native load balancing through standalone
+                # zonal NEGs": `exposed_ports` with `name`).
+                "cloud.google.com/neg": json.dumps(
+                    {"exposed_ports": {"80": {"name": s.neg_name}}}),
+                # Not awaited for endpoints: the router's pods wait for the IAP audience, which
+                # comes from the backend service built on this Service's NEGs (pulumi-kubernetes
+                # `pulumi.com/skipAwait`); the load balancer waits for the NEGs itself.
+                "pulumi.com/skipAwait": "true"}),
             spec={"type": "ClusterIP", "selector": APP,
                   "ports": [{"name": "http", "port": 80, "targetPort": ROUTER_PORT,
                              "protocol": "TCP"}]},

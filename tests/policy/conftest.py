@@ -12,7 +12,8 @@ GCP_PLATFORM = {
     "cloud": "gcp",
     "gpuPools": [{"name": "l4", "machineType": "g2-standard-8", "accelerator": "nvidia-l4",
                   "maxNodes": 4}],
-    "access": {"domain": "sd.example.com", "members": ["group:artists@example.com"]},
+    "access": {"domain": "sd.example.com", "organizationDomain": "example.com",
+               "members": ["group:artists@example.com"]},
 }
 
 

@@ -83,7 +83,9 @@ def test_each_pool_has_its_own_least_privilege_account(dev_update):
     accounts = {p.inputs["nodeConfig"]["serviceAccount"] for p in pools}
     assert len(accounts) == len(pools) == 3
     allowed = {"roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/monitoring.viewer",
-               "roles/stackdriver.resourceMetadata.writer", "roles/autoscaling.metricsWriter"}
+               "roles/stackdriver.resourceMetadata.writer", "roles/autoscaling.metricsWriter",
+               # Image streaming with a custom node account (GKE docs, image streaming).
+               "roles/serviceusage.serviceUsageConsumer"}
     node_members = [m for m in dev_update.of_type(IAM_MEMBER) if "-nodes-" in m.name]
     assert node_members and {m.inputs["role"] for m in node_members} == allowed
     for account in accounts:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.program.conftest import assert_all_resolved
+from components.images import content_hash
 from tools.preview import PlanResult
 
 HELM = "kubernetes:helm.sh/v3:Release"
@@ -112,18 +113,27 @@ def test_images_default_to_artifact_registry(dev_update):
     repo = dev_update.one("gcp:artifactregistry/repository:Repository").inputs
     assert repo["format"] == "DOCKER"
     image = _container(_pod(dev_update), "webui")["image"]
+    # Tagged by the content hash of what the stack builds (components/images.py).
     assert image == ("us-central1-docker.pkg.dev/example-sdfleet-project/sdfleet-images/"
-                     "webui-automatic1111:v1")
+                     f"webui-automatic1111:{content_hash('webui-automatic1111')}")
     router = dev_update.one(DEPLOYMENT, "router").inputs["spec"]["template"]["spec"]
-    assert router["containers"][0]["image"].endswith("/sdfleet-images/router:v1")
-    readers = dev_update.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
-    assert {r.inputs["role"] for r in readers} == {"roles/artifactregistry.reader"}
+    assert router["containers"][0]["image"].endswith(
+        f"/sdfleet-images/router:{content_hash('router')}")
+    members = dev_update.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+    readers = [r for r in members if r.inputs["role"] == "roles/artifactregistry.reader"]
     assert len(readers) == 3  # the system pool and both GPU pools
+    writers = [r for r in members if r.inputs["role"] == "roles/artifactregistry.writer"]
+    assert [w.inputs["member"] for w in writers] == [
+        "serviceAccount:sdfleet-images-builder@example-sdfleet-project.iam.gserviceaccount.com"]
 
 
-def test_explicit_image_wins(plan, platform_of):
-    result = plan(platform_of(lambda p: p["webui"].update(image="example.com/my/webui:7")))
+def test_prebuilt_image_wins_and_is_not_built(plan, platform_of):
+    result = plan(platform_of(lambda p: p.setdefault("images", {}).setdefault(
+        "prebuilt", {}).update({"webui-automatic1111": "example.com/my/webui:7"})))
     assert _container(_pod(result), "webui")["image"] == "example.com/my/webui:7"
+    builds = {c.name for c in result.of_type("command:local:Command")}
+    assert "sdfleet-images-webui-automatic1111" not in builds
+    assert "sdfleet-images-router" in builds
 
 
 # --- Agones --------------------------------------------------------------------------------------
@@ -265,7 +275,8 @@ def test_router_deployment_service_and_budget(dev_update):
     pdb = dev_update.one("kubernetes:policy/v1:PodDisruptionBudget").inputs["spec"]
     assert pdb["maxUnavailable"] == 1
     service = dev_update.one("kubernetes:core/v1:Service", "router").inputs
-    assert json.loads(service["metadata"]["annotations"]["cloud.google.com/neg"]) == {"ingress": True}
+    assert json.loads(service["metadata"]["annotations"]["cloud.google.com/neg"]) == {
+        "exposed_ports": {"80": {"name": "sdfleet-router"}}}
     assert service["spec"]["type"] == "ClusterIP"
 
 
@@ -287,32 +298,6 @@ def test_webui_pods_accept_only_router_traffic(dev_plan):
     assert peer["podSelector"] == {"matchLabels": {"sdfleet.dev/app": "router"}}
     assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "sdfleet-system"}}
     assert rule["ports"] == [{"protocol": "TCP", "port": 7860}]
-
-
-# --- IAP ingress -------------------------------------------------------------------------------------
-
-def test_iap_ingress(dev_plan):
-    backend = dev_plan.one("kubernetes:cloud.google.com/v1:BackendConfig").inputs["spec"]
-    assert backend["iap"] == {"enabled": True}
-    assert backend["timeoutSec"] == 3600
-    assert backend["healthCheck"]["requestPath"] == "/healthz"
-    cert = dev_plan.one("kubernetes:networking.gke.io/v1:ManagedCertificate").inputs
-    assert cert["spec"]["domains"] == ["sd.example.com"]
-    front = dev_plan.one("kubernetes:networking.gke.io/v1beta1:FrontendConfig").inputs
-    assert front["spec"]["redirectToHttps"]["enabled"] is True
-    ingress = dev_plan.one("kubernetes:networking.k8s.io/v1:Ingress").inputs
-    notes = ingress["metadata"]["annotations"]
-    assert notes["kubernetes.io/ingress.global-static-ip-name"] == "sdfleet-ingress-ip"
-    assert notes["networking.gke.io/managed-certificates"] == "sdfleet-ingress-cert"
-    assert notes["networking.gke.io/v1beta1.FrontendConfig"] == "sdfleet-ingress-frontend"
-    service = dev_plan.one("kubernetes:core/v1:Service", "router").inputs["metadata"]
-    assert json.loads(service["annotations"]["cloud.google.com/backend-config"]) == {
-        "default": "sdfleet-ingress-backend"}
-    dev_plan.one("gcp:compute/globalAddress:GlobalAddress", "ingress-ip")
-    accessors = [m.inputs for m in dev_plan.of_type("gcp:projects/iAMMember:IAMMember")
-                 if m.inputs["role"] == "roles/iap.httpsResourceAccessor"]
-    assert sorted(a["member"] for a in accessors) == ["group:artists@example.com",
-                                                     "user:alice@example.com"]
 
 
 # --- Functions ------------------------------------------------------------------------------------------
