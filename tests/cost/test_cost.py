@@ -172,28 +172,18 @@ def test_a_cron_the_estimate_cannot_count_is_reported_not_raised(plan_of):
 
 
 def test_forwarding_rules_of_an_owned_load_balancer_are_counted_from_the_plan(plan_of):
-    """The program's own load balancer (global forwarding rules) replaces the GKE Ingress."""
+    """The program's own load balancer: its global forwarding rules (443 and the 80 redirect)."""
     plan, stack_config = plan_of("dev")
     lb = _gcp_prices()["loadBalancer"]
-    rules = tuple(_resource("gcp:compute/globalForwardingRule:GlobalForwardingRule", f"rule-{i}",
-                            {"name": f"sdfleet-rule-{i}", "loadBalancingScheme": "EXTERNAL_MANAGED"})
-                  for i in range(7))
-    owned = _edited(plan, drop_types=("kubernetes:networking.k8s.io/v1:Ingress",), add=rules[:2])
-    line = _line(cost.estimate(owned, stack_config), "HTTPS load balancer: 2 forwarding rule(s)")
+    line = _line(cost.estimate(plan, stack_config), "HTTPS load balancer: 2 forwarding rule(s)")
     assert line["monthlyUsd"] == pytest.approx(lb["firstFiveRulesPerHour"] * HOURS, abs=0.01)
-    assert "sdfleet-rule-0" in line["note"] and "Ingress" not in line["note"]
-    many = _edited(plan, drop_types=("kubernetes:networking.k8s.io/v1:Ingress",), add=rules)
+    assert "sdfleet-lb-https-rule" in line["note"] and "sdfleet-lb-redirect-rule" in line["note"]
+    more = tuple(_resource("gcp:compute/globalForwardingRule:GlobalForwardingRule", f"rule-{i}",
+                           {"name": f"sdfleet-rule-{i}", "loadBalancingScheme": "EXTERNAL_MANAGED"})
+                 for i in range(5))
+    many = _edited(plan, add=more)
     assert _line(cost.estimate(many, stack_config), "HTTPS load balancer: 7")["monthlyUsd"] == pytest.approx(
         (lb["firstFiveRulesPerHour"] + 2 * lb["additionalRulePerHour"]) * HOURS, abs=0.01)
-
-
-def test_an_https_only_ingress_makes_one_forwarding_rule(plan_of):
-    plan, stack_config = plan_of("dev")
-    assert _line(cost.estimate(plan, stack_config), "HTTPS load balancer: 2 forwarding rule(s)")
-    edited = _edited(plan)
-    ingress = _one(edited, "kubernetes:networking.k8s.io/v1:Ingress")
-    ingress.inputs["metadata"]["annotations"]["kubernetes.io/ingress.allow-http"] = "false"
-    assert _line(cost.estimate(edited, stack_config), "HTTPS load balancer: 1 forwarding rule(s)")
 
 
 def test_system_nodes_and_storage_follow_the_config_through_the_plan(plan_of):

@@ -225,19 +225,6 @@ def _ingress_rules(plan: Plan) -> tuple[int, list[str]]:
         if str(read(r.inputs, "loadBalancingScheme", default="EXTERNAL")).startswith("EXTERNAL"):
             rules += 1
             what.append(read(r.inputs, "name", default=r.name))
-    for r in plan.of("kubernetes:networking.k8s.io/v1:Ingress"):
-        notes = read(r.inputs, "metadata", "annotations", default={})
-        cls = read(r.inputs, "spec", "ingressClassName", default=notes.get("kubernetes.io/ingress.class", "gce"))
-        if cls != "gce":
-            continue
-        # GKE's Ingress controller makes an HTTP rule unless kubernetes.io/ingress.allow-http is
-        # "false", and an HTTPS rule when the Ingress has certificates (GKE docs, "HTTPS between
-        # client and load balancer": ingress-xlb, allow-http; managed-certificates).
-        http = notes.get("kubernetes.io/ingress.allow-http", "true") != "false"
-        https = bool(read(r.inputs, "spec", "tls") or notes.get("networking.gke.io/managed-certificates")
-                     or notes.get("ingress.gcp.kubernetes.io/pre-shared-cert"))
-        rules += int(http) + int(https)
-        what.append(f"Ingress {r.name} ({'HTTP+HTTPS' if http and https else 'HTTPS' if https else 'HTTP'})")
     for r in plan.of("kubernetes:core/v1:Service"):
         if read(r.inputs, "spec", "type") == "LoadBalancer":
             rules += 1

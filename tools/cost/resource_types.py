@@ -99,7 +99,7 @@ _IAM_GRANT = re.compile(r"iam(member|binding|policy)$", re.IGNORECASE)
 
 def no_charge(type_: str) -> bool:
     return type_ in NO_CHARGE or type_.startswith("aws:iam/") or bool(_IAM_GRANT.search(type_))
-# Kubernetes objects that make cloud resources are priced where they are read: an Ingress or a
+# Kubernetes objects that make cloud resources are priced where they are read: a
 # LoadBalancer Service (forwarding rules, `gcp._ingress_rules`), a claim that provisions a disk
 # (`classify`).
 
