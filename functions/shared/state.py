@@ -57,8 +57,17 @@ redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
 return 1
 """
 
-# KEYS: map, activity, sessions. ARGV: id, gs. Drops a mapping only if it is the one read.
+# KEYS: lock. ARGV: token, ms. Fencing: the allocator checks that it still holds the lock
+# (and extends it) before every Kubernetes write it makes for the identity.
+_EXTEND_LOCK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+# KEYS: map, activity, sessions, lock. ARGV: id, gs, token. Drops a mapping only if it is
+# the one read, and only while the caller's lock token holds.
 _DROP_MAPPING_IF = """
+if redis.call('GET', KEYS[4]) ~= ARGV[3] then return 0 end
 if redis.call('HGET', KEYS[1], 'gs') ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -200,6 +209,7 @@ class SessionStore:
         self._drop_mapping_if, self._claim_culls = s(_DROP_MAPPING_IF), s(_CLAIM_CULLS)
         self._release_claim, self._finish_sessions = s(_RELEASE_CLAIM), s(_FINISH_SESSIONS)
         self._drop_index = s(_DROP_INDEX_IF_UNMAPPED)
+        self._extend_lock = s(_EXTEND_LOCK)
 
     def map_key(self, id_: str) -> str:
         return f"{self.prefix}map:{id_}"
@@ -219,6 +229,17 @@ class SessionStore:
     def lock_held(self, id_: str) -> bool:
         return bool(self.client.exists(self.lock_key(id_)))
 
+    def extend_lock(self, id_: str, token: str, ttl_ms: int) -> bool:
+        """True (and the lock lives `ttl_ms` more) only while `token` still holds it."""
+        return bool(self._extend_lock(keys=[self.lock_key(id_)], args=[token, ttl_ms]))
+
+    def locks_held(self, ids: list[str], token: str) -> list[bool]:
+        """For each id: does `token` still hold its lock (the culler, before deleting)?"""
+        pipe = self.client.pipeline(transaction=False)
+        for id_ in ids:
+            pipe.get(self.lock_key(id_))
+        return [value == token for value in pipe.execute(raise_on_error=False)]
+
     def release_lock(self, id_: str, token: str) -> None:
         self._release_lock(keys=[self.lock_key(id_)], args=[token])
 
@@ -231,9 +252,11 @@ class SessionStore:
             keys=[self.lock_key(id_), self.map_key(id_), self.activity_key, self.sessions_key],
             args=[token, id_, repr(now), repr(mapping.allocated_at), *fields]))
 
-    def drop_mapping_if(self, id_: str, gs: str) -> bool:
+    def drop_mapping_if(self, id_: str, gs: str, token: str) -> bool:
+        """Drops the mapping if it still points at `gs` and `token` holds the lock."""
         return bool(self._drop_mapping_if(
-            keys=[self.map_key(id_), self.activity_key, self.sessions_key], args=[id_, gs]))
+            keys=[self.map_key(id_), self.activity_key, self.sessions_key, self.lock_key(id_)],
+            args=[id_, gs, token]))
 
     # ---- culler ----------------------------------------------------------------------
     def idle_since(self, before: float, limit: int) -> list[tuple[str, float]]:
