@@ -53,6 +53,11 @@ ALLOCATED_AT_ANNOTATION = "sdfleet.dev/allocated-at"
 # Set by the WebUI pod's supervisor through the Agones SDK (SetAnnotation adds the prefix)
 # while its WebUI starts and loads the model, before the game server is Ready.
 PHASE_ANNOTATION = "agones.dev/sdk-sdfleet-phase"
+# The pod's trusted front reports traffic through the SDK: SetAnnotation("last-activity",
+# "<unix seconds>"). The SDK server stores SDK annotations under the prefix
+# "agones.dev/sdk-" (Agones pkg/sdkserver/sdk.go, `metadataPrefix`; sdkserver.go
+# updateAnnotation sets Annotations[metadataPrefix+key]). docs/contracts.md, "Activity".
+LAST_ACTIVITY_ANNOTATION = "agones.dev/sdk-last-activity"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 # The request never left: no connection was made. NewConnectionError (refused) and
 # NameResolutionError subclass ConnectTimeoutError in urllib3 2.x (urllib3/exceptions.py).

@@ -26,6 +26,8 @@ connection (AUTH and TLS are paid once per connection, not per request).
 
 from __future__ import annotations
 
+import math
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -35,12 +37,16 @@ from redis.retry import Retry
 
 from .config import RedisSettings
 
+GAME_SERVER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+TARGET = re.compile(r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}")
 USAGE_MAXLEN = 1_000_000
 USAGE_FIELDS = ("id", "gs", "start", "end", "gpu_minutes", "reason")
 SCRIPT_BATCH = 200      # sessions per batched script call: Redis stays responsive between
 
 RedisUnavailable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                     redis.exceptions.BusyLoadingError)
+# A command refused for what a key holds (WRONGTYPE...): one bad record, not an outage.
+RecordError = redis.exceptions.ResponseError
 
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -93,7 +99,8 @@ for i = 0, (#KEYS - 1) / 2 - 1 do
   elseif redis.call('HGET', map, 'gs') ~= gs then
     code = 0
   else
-    local score = redis.call('ZSCORE', KEYS[1], id)
+    local score = redis.pcall('ZSCORE', KEYS[1], id)
+    if type(score) == 'table' then score = false end   -- activity of the wrong type
     if read == '' then
       if score then code = 0 end
     elseif (not score) or tonumber(score) ~= tonumber(read) then
@@ -120,19 +127,20 @@ return 0
 # Batched: KEYS activity, sessions, usage, then (map, lock) per session. ARGV maxlen,
 # lock token ('' if none), then (id, gs, start, end, gpu_minutes, reason) per session.
 # Drops each mapping that still points at its gs with its index entries, appends the
-# usage record, and releases the culler's lock. Answers 1/0 per session.
+# usage record, and releases the culler's lock. Answers 1/0 per session. pcall where a key
+# of the wrong type would otherwise abort the whole batch (one bad key, not the pass).
 _FINISH_SESSIONS = """
 local out = {}
 for i = 0, (#KEYS - 3) / 2 - 1 do
   local map, lock = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   local b = 3 + 6 * i
   local id, gs = ARGV[b], ARGV[b + 1]
-  if ARGV[2] ~= '' and redis.call('GET', lock) == ARGV[2] then redis.call('DEL', lock) end
-  if redis.call('HGET', map, 'gs') == gs then
+  if ARGV[2] ~= '' and redis.pcall('GET', lock) == ARGV[2] then redis.call('DEL', lock) end
+  if redis.pcall('HGET', map, 'gs') == gs then
     redis.call('DEL', map)
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'gs', gs,
+    redis.pcall('ZREM', KEYS[1], id)
+    redis.pcall('ZREM', KEYS[2], id)
+    redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'gs', gs,
                'start', ARGV[b + 2], 'end', ARGV[b + 3], 'gpu_minutes', ARGV[b + 4],
                'reason', ARGV[b + 5])
     out[#out + 1] = 1
@@ -146,7 +154,12 @@ return out
 # KEYS: map, activity, sessions. ARGV: id. Index entries whose mapping no longer exists.
 _DROP_INDEX_IF_UNMAPPED = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-return redis.call('ZREM', KEYS[2], ARGV[1]) + redis.call('ZREM', KEYS[3], ARGV[1])
+local n = 0
+for i = 2, 3 do
+  local removed = redis.pcall('ZREM', KEYS[i], ARGV[1])
+  if type(removed) == 'number' then n = n + removed end
+end
+return n
 """
 
 
@@ -179,8 +192,14 @@ class Mapping:
             raise CorruptRecord(f"missing field {e.args[0]}") from None
         except ValueError:
             raise CorruptRecord("a timestamp is not a number") from None
-        if not gs or ":" not in target:
-            raise CorruptRecord("empty game server or target")
+        if not (math.isfinite(allocated_at) and (culling is None or math.isfinite(culling))):
+            raise CorruptRecord("a timestamp is not finite")
+        # A Kubernetes object name (DNS-1123 subdomain) and <ip>:<port>: anything else
+        # (binary garbage included) could not be looked up or proxied to.
+        if not GAME_SERVER_NAME.fullmatch(gs) or len(gs) > 253:
+            raise CorruptRecord("the game server name is not a Kubernetes object name")
+        if not TARGET.fullmatch(target):
+            raise CorruptRecord("the target is not <address>:<port>")
         return cls(gs, target, allocated_at, fields.get("sub", ""), fields.get("email", ""),
                    culling)
 
@@ -188,8 +207,12 @@ class Mapping:
 def connect(settings: RedisSettings, password: str | None) -> redis.Redis:
     # Two quick retries (a failover or a dropped idle connection), then the caller answers
     # 503: redis-py's default back-off would hold a request for seconds.
+    # surrogateescape: a member or field holding bytes that are not UTF-8 reads as a str
+    # (the culler then skips that one record) and writes back as the same bytes, instead
+    # of a UnicodeDecodeError that fails the whole reply.
     kwargs = dict(host=settings.host, port=settings.port, password=password,
-                  decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
+                  decode_responses=True, encoding_errors="surrogateescape",
+                  socket_timeout=2, socket_connect_timeout=2,
                   health_check_interval=30, max_connections=64,
                   retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
     if settings.tls:
@@ -335,12 +358,24 @@ class SessionStore:
         return [r if isinstance(r, str) else None for r in pipe.execute(raise_on_error=False)]
 
     def reconcile_cursor(self) -> tuple[str, int]:
+        """(continue token, rank); RecordError if the key is not a hash."""
         fields = self.client.hgetall(self.reconcile_key)
         try:
-            rank = int(fields.get("rank", 0))
+            rank = max(int(fields.get("rank", 0)), 0)
         except ValueError:
             rank = 0
-        return fields.get("continue", ""), rank
+        token = fields.get("continue", "")
+        return (token if token.isprintable() and token.isascii() else ""), rank
 
-    def save_reconcile_cursor(self, continue_token: str, rank: int) -> None:
-        self.client.hset(self.reconcile_key, mapping={"continue": continue_token, "rank": rank})
+    def save_reconcile_cursor(self, continue_token: str, rank: int) -> bool:
+        """Saves the cursor; a cursor key of the wrong type is replaced (it only says where
+        the next incremental reconcile resumes). True if it had to be replaced."""
+        try:
+            self.client.hset(self.reconcile_key, mapping={"continue": continue_token, "rank": rank})
+            return False
+        except RecordError:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self.reconcile_key)
+            pipe.hset(self.reconcile_key, mapping={"continue": continue_token, "rank": rank})
+            pipe.execute()
+            return True
