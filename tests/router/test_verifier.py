@@ -72,3 +72,68 @@ def test_keys_unreachable_is_not_a_401(iap):
         assert ask(process, iap.mint())[0] == 503
     finally:
         process.stop()
+
+
+# ---- the key set: fetched single-flight, refetched for unknown key ids at most every 30 s --
+
+def _key_set(url, clock=None):
+    import sys
+    from tests.router.harness import ROUTER_DIR
+    if str(ROUTER_DIR) not in sys.path:
+        sys.path.insert(0, str(ROUTER_DIR))
+    from sdfleet_router.verifier import KeySet
+    return KeySet(url, lifespan=3600, **({"clock": clock} if clock else {}))
+
+
+def test_concurrent_first_requests_share_one_key_set_fetch(iap):
+    """Before, PyJWKClient fetched once per caller that found its cache empty."""
+    import threading
+    import time as _time
+
+    served = iap.httpd.RequestHandlerClass.do_GET
+
+    def slow_get(handler):
+        _time.sleep(0.3)                          # a slow fetch: everyone arrives during it
+        served(handler)
+
+    iap.httpd.RequestHandlerClass.do_GET = slow_get
+    keys = _key_set(iap.url)
+    barrier, found = threading.Barrier(50), []
+
+    def ask_key():
+        barrier.wait()
+        found.append(keys.signing_key(iap.kid).key_id)
+
+    threads = [threading.Thread(target=ask_key) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert found == [iap.kid] * 50
+    assert iap.requests == 1
+
+
+def test_unknown_key_ids_refetch_at_most_every_30_seconds(iap):
+    from sdfleet_router.verifier import Rejected
+    now = [1000.0]
+    keys = _key_set(iap.url, clock=lambda: now[0])
+    assert keys.signing_key(iap.kid)
+    for forged in ("a", "b", "c"):
+        with pytest.raises(Rejected):
+            keys.signing_key(forged)
+    assert iap.requests == 1                      # forged key ids cause no fetches
+    now[0] += 31
+    rotated = dict(iap.jwks["keys"][0], kid="rotated-in")
+    iap.jwks["keys"].append(rotated)
+    assert keys.signing_key("rotated-in").key_id == "rotated-in"   # a real rotation is seen
+    assert iap.requests == 2
+
+
+def test_expired_key_set_is_fetched_again(iap):
+    now = [0.0]
+    keys = _key_set(iap.url, clock=lambda: now[0])
+    keys.signing_key(iap.kid)
+    now[0] += 3601
+    keys.signing_key(iap.kid)
+    assert iap.requests == 2
+
