@@ -41,7 +41,7 @@ def pool():
 def store(m_redis):
     client = connect(RedisSettings(host="127.0.0.1", port=m_redis.port, tls=False,
                                    ca_file=None, password=m_redis.password,
-                                   auth_secret=None, prefix=P), m_redis.password)
+                                   prefix=P), m_redis.password)
     yield SessionStore(client, P)
     client.close()
 
