@@ -312,3 +312,18 @@ def test_make_plan_exits_2_on_a_duplicate_key(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert f"  {P}.gpuPools[0].maxNodes: duplicate key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pulumi_up_refuses_a_plaintext_secret_before_any_resource():
+    """The program's own loader (what `pulumi up` runs) applies the same rule: the engine
+    marks `secure:` values secret; a plaintext one is refused with its key."""
+    from tools.preview import run_program
+
+    config = _config("dev")
+    config["sdfleet:huggingfaceToken"] = "hf_plaintext"
+    with pytest.raises(Exception) as info:
+        run_program(config, preview=True)
+    assert "sdfleet:huggingfaceToken: a plaintext value where a secret is required" in str(info.value)
+    assert info.value.sdfleet_registrations == []
+    config["sdfleet:huggingfaceToken"] = {"secure": "v1:ciphertext"}
+    assert run_program(config, preview=True).resources
