@@ -4,12 +4,18 @@ Pulumi stack files hold it as YAML under `sdfleet:platform`; provider keys stay 
 users expect them (`gcp:project`, `gcp:region`, `aws:region`) and secrets are separate keys read
 as Pulumi secrets (`sdfleet:civitaiToken`, `sdfleet:huggingfaceToken`), never fields here.
 
-Validation happens in two passes, both before any resource is registered:
+Validation happens before any resource is registered, and nothing downstream (the
+components, tools/cost.py) re-checks or sees an unvalidated value:
 
-1. structure and types (pydantic, `extra="forbid"`): unknown keys, wrong types, out-of-range
-   numbers, values outside an allowed set;
+0. the stack file itself (`read_stack_yaml`, `secret_key_problems`): a key given twice, a
+   plaintext value in a secret key (`sdfleet:*Token`, `*Secret`, `*Password`);
+1. structure and types (pydantic, `extra="forbid"`, strict: `true` is not 1, "6" is not 6):
+   unknown keys, wrong types, out-of-range numbers, values outside an allowed set, and the
+   single-value rules (cron, time zone, machine type, image reference, image host, model
+   URL without credentials, paths without '..');
 2. cross-field rules (`cross_field_problems`): min <= max, accelerator vs machine family,
-   non-overlapping CIDRs, zones inside the region, names that refer to other entries...
+   non-overlapping CIDRs, zones inside the region, names that refer to other entries,
+   sections of the other cloud...
 
 Each problem becomes one line naming the key path (`sdfleet:platform.gpuPools[0].accelerator`),
 the bad value and what is allowed (`ConfigError.lines`).
