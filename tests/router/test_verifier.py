@@ -137,3 +137,49 @@ def test_expired_key_set_is_fetched_again(iap):
     keys.signing_key(iap.kid)
     assert iap.requests == 2
 
+
+
+def test_a_failing_key_fetch_is_not_repeated_by_every_waiting_request():
+    """IAP's keys unreachable during a burst: the requests that waited for the failed
+    fetch fail with it (503) instead of each queueing another 5 s attempt."""
+    import threading
+    import time as _time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sdfleet_router.verifier import KeysUnavailable
+    attempts = []
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            attempts.append(1)
+            _time.sleep(0.3)
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        keys = _key_set(f"http://127.0.0.1:{server.server_address[1]}/keys")
+        barrier, outcomes = threading.Barrier(20), []
+
+        def ask_key():
+            barrier.wait()
+            try:
+                keys.signing_key("k")
+            except KeysUnavailable:
+                outcomes.append("unavailable")
+
+        threads = [threading.Thread(target=ask_key) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert outcomes == ["unavailable"] * 20
+        assert len(attempts) <= 2          # the first fetch, and at most one straggler's
+    finally:
+        server.shutdown()
+        server.server_close()

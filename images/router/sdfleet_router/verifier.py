@@ -70,19 +70,24 @@ class KeySet:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._generation = 0                 # bumped by every successful fetch
+        self._attempts = 0                   # bumped by every fetch, failed ones too
         self._fetch_lock = threading.Lock()
 
     def signing_key(self, kid: str) -> jwt.PyJWK:
         """The key for `kid`; KeysUnavailable if the set cannot be fetched, Rejected
         ("unknown-key") if a fresh set does not hold it."""
-        generation, keys, fetched_at = self._generation, self._keys, self._fetched_at
+        generation, attempts = self._generation, self._attempts
+        keys, fetched_at = self._keys, self._fetched_at
         fresh = fetched_at is not None and self.clock() - fetched_at < self.lifespan
         if fresh and kid in keys:
             return keys[kid]
         if fresh and self.clock() - fetched_at < UNKNOWN_KID_REFETCH_SECONDS:
             raise Rejected("unknown-key")
         with self._fetch_lock:
-            # Someone else fetched while we waited for the lock: use theirs.
+            # Someone else fetched while we waited for the lock: use theirs, and if theirs
+            # failed, fail too instead of queueing one more timeout behind it.
+            if self._attempts != attempts and self._generation == generation:
+                raise KeysUnavailable("IAP key set: the fetch in flight failed")
             if self._generation == generation:
                 self._fetch()
             if kid in self._keys:
@@ -90,6 +95,7 @@ class KeySet:
         raise Rejected("unknown-key")
 
     def _fetch(self) -> None:
+        self._attempts += 1
         request = urllib.request.Request(self.url, headers={"User-Agent": "sdfleet-verifier"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
