@@ -112,6 +112,8 @@ CASES = [
      f"{P}.fleet.peakHours.timezone"),
     ("tz-offset", _gcp(_set("fleet.peakHours.timezone", "+02:00")),
      f"{P}.fleet.peakHours.timezone"),
+    ("tz-machine-local", _gcp(_set("fleet.peakHours.timezone", "localtime")),
+     f"{P}.fleet.peakHours.timezone"),
     # --- secrets ------------------------------------------------------------------------------
     ("hf-token-plaintext", _keys(lambda c: c.update({"sdfleet:huggingfaceToken": "hf_abc"})),
      "sdfleet:huggingfaceToken"),
@@ -272,6 +274,7 @@ def test_valid_values_of_the_new_rules_pass():
     p = config[P]
     p["culling"]["schedule"] = "*/2 0-23 1,15 jan-dec MON-FRI"
     p["fleet"]["peakHours"].update(startCron="30 7 * * 1-5", timezone="America/New_York")
+    p["systemPool"]["machineType"] = "custom-4-16384"
     p["webui"]["image"] = "us-docker.pkg.dev/p/repo/webui:v1@sha256:" + "a" * 64
     p["webui"]["routerImage"] = "localhost:5000/sdfleet/router"
     p["models"]["items"].append({"name": "x", "kind": "lora", "source": "url",
