@@ -71,12 +71,14 @@ Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
 # Each rule is defined once here and attached to every field it applies to, so no later
 # consumer (the components, tools/cost.py) ever sees a value that did not pass it.
 
-# unix-cron, the format of both consumers: Cloud Scheduler ("Configure cron job schedules",
-# cloud.google.com/scheduler/docs/configuring/cron-job-schedules) and Agones scheduled
-# autoscaling (FleetAutoscaler `schedule.activePeriod.startCron`, parsed with
-# robfig/cron's standard 5-field parser). Names are accepted where unix-cron allows them.
+# Five-field unix-cron, what both consumers accept: Cloud Scheduler ("Configure cron job
+# schedules", cloud.google.com/scheduler/docs/configuring/cron-job-schedules) and Agones
+# scheduled autoscaling (pkg/apis/autoscaling/v1/fleetautoscaler.go, ValidateSchedulePolicy:
+# `cron.ParseStandard(startCron)` of robfig/cron v3, whose day-of-week bounds are 0-6, and no
+# "TZ" in the expression: the time zone is its own field). Descriptors such as @hourly are
+# not unix-cron and are refused. Month and day names are accepted.
 CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
-               ("day of week", 0, 7))
+               ("day of week", 0, 6))
 _CRON_NAMES = {
     "month": {m: i + 1 for i, m in enumerate(
         "jan feb mar apr may jun jul aug sep oct nov dec".split())},
@@ -131,7 +133,8 @@ def _iana_zones() -> frozenset[str]:
 
 
 def _timezone(value: str) -> str:
-    """An IANA time zone name (Agones loads it with Go's time.LoadLocation)."""
+    """An IANA time zone name (Agones ValidateSchedulePolicy loads it with Go's
+    time.LoadLocation)."""
     if value not in _iana_zones():
         raise ValueError("not an IANA time zone name, e.g. Etc/UTC, Europe/Berlin, "
                          "America/New_York")

@@ -74,6 +74,11 @@ CASES = [
     ("cron-dom-0", _gcp(_set("culling.schedule", "0 0 0 * *")), f"{P}.culling.schedule"),
     ("cron-month-13", _gcp(_set("culling.schedule", "0 0 1 13 *")), f"{P}.culling.schedule"),
     ("cron-dow-8", _gcp(_set("culling.schedule", "0 0 * * 8")), f"{P}.culling.schedule"),
+    # robfig/cron (Agones) bounds day of week to 0-6
+    ("peak-cron-dow-7", _gcp(_set("fleet.peakHours.startCron", "0 8 * * 7")),
+     f"{P}.fleet.peakHours.startCron"),
+    ("peak-cron-tz", _gcp(_set("fleet.peakHours.startCron", "CRON_TZ=Europe/Berlin 0 8 * * 1")),
+     f"{P}.fleet.peakHours.startCron"),
     ("cron-backwards-range", _gcp(_set("culling.schedule", "0 9-5 * * *")), f"{P}.culling.schedule"),
     ("cron-step-0", _gcp(_set("culling.schedule", "*/0 * * * *")), f"{P}.culling.schedule"),
     ("cron-words", _gcp(_set("culling.schedule", "every 5 minutes")), f"{P}.culling.schedule"),
