@@ -4,12 +4,18 @@ Pulumi stack files hold it as YAML under `sdfleet:platform`; provider keys stay 
 users expect them (`gcp:project`, `gcp:region`, `aws:region`) and secrets are separate keys read
 as Pulumi secrets (`sdfleet:civitaiToken`, `sdfleet:huggingfaceToken`), never fields here.
 
-Validation happens in two passes, both before any resource is registered:
+Validation happens before any resource is registered, and nothing downstream (the
+components, tools/cost.py) re-checks or sees an unvalidated value:
 
-1. structure and types (pydantic, `extra="forbid"`): unknown keys, wrong types, out-of-range
-   numbers, values outside an allowed set;
+0. the stack file itself (`read_stack_yaml`, `secret_key_problems`): a key given twice, a
+   plaintext value in a secret key (`sdfleet:*Token`, `*Secret`, `*Password`);
+1. structure and types (pydantic, `extra="forbid"`, strict: `true` is not 1, "6" is not 6):
+   unknown keys, wrong types, out-of-range numbers, values outside an allowed set, and the
+   single-value rules (cron, time zone, machine type, image reference, image host, model
+   URL without credentials, paths without '..');
 2. cross-field rules (`cross_field_problems`): min <= max, accelerator vs machine family,
-   non-overlapping CIDRs, zones inside the region, names that refer to other entries...
+   non-overlapping CIDRs, zones inside the region, names that refer to other entries,
+   sections of the other cloud...
 
 Each problem becomes one line naming the key path (`sdfleet:platform.gpuPools[0].accelerator`),
 the bad value and what is allowed (`ConfigError.lines`).
@@ -20,6 +26,7 @@ Each component takes its own section model as its args (`GpuPoolConfig` for a GP
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Annotated, Any, Literal, Optional
@@ -41,8 +48,10 @@ SECRET_KEYS = {
 class Section(BaseModel):
     """Base of every config section: camelCase keys, unknown keys refused, immutable."""
 
+    # strict: YAML and JSON give real ints and booleans; `maxNodes: true` or `spot: "yes"`
+    # is a mistake to report, never a value to coerce (true would become 1).
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True,
-                              frozen=True, validate_default=True)
+                              frozen=True, validate_default=True, strict=True)
 
 
 def _cidr(value: str) -> str:
@@ -58,6 +67,203 @@ def _cidr(value: str) -> str:
 Cidr = Annotated[str, AfterValidator(_cidr)]
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]{0,28}[a-z0-9])?$")]
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
+
+# --- Single-value rules ------------------------------------------------------------------------
+# Each rule is defined once here and attached to every field it applies to, so no later
+# consumer (the components, tools/cost.py) ever sees a value that did not pass it.
+
+# Five-field unix-cron, what both consumers accept: Cloud Scheduler ("Configure cron job
+# schedules", cloud.google.com/scheduler/docs/configuring/cron-job-schedules) and Agones
+# scheduled autoscaling (pkg/apis/autoscaling/v1/fleetautoscaler.go, ValidateSchedulePolicy:
+# `cron.ParseStandard(startCron)` of robfig/cron v3, whose day-of-week bounds are 0-6, and no
+# "TZ" in the expression: the time zone is its own field). Descriptors such as @hourly are
+# not unix-cron and are refused. Month and day names are accepted.
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
+               ("day of week", 0, 6))
+_CRON_NAMES = {
+    "month": {m: i + 1 for i, m in enumerate(
+        "jan feb mar apr may jun jul aug sep oct nov dec".split())},
+    "day of week": {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
+}
+
+
+def _cron_value(token: str, name: str, lo: int, hi: int) -> int:
+    names = _CRON_NAMES.get(name, {})
+    if token.lower() in names:
+        return names[token.lower()]
+    if not token.isdigit():
+        raise ValueError(f"{name} {token!r} is not a number"
+                         + (f" or a name ({', '.join(names)})" if names else ""))
+    value = int(token)
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} {value} is outside {lo}-{hi}")
+    return value
+
+
+def _cron(value: str) -> str:
+    """A 5-field unix-cron expression whose every value is in range (`61 25 * * 9` is not)."""
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError("not a cron expression: it needs 5 fields (minute hour day-of-month "
+                         "month day-of-week), e.g. '* * * * *' or '0 8 * * 1-5'")
+    for text, (name, lo, hi) in zip(fields, CRON_FIELDS):
+        for item in text.split(","):
+            base, _, step = item.partition("/")
+            if step and (not step.isdigit() or int(step) < 1):
+                raise ValueError(f"{name} step {step!r} must be a whole number >= 1")
+            if base == "*":
+                continue
+            first, dash, last = base.partition("-")
+            a = _cron_value(first, name, lo, hi)
+            if dash:
+                b = _cron_value(last, name, lo, hi)
+                if a > b:
+                    raise ValueError(f"{name} range {base!r} runs backwards")
+            elif step:
+                raise ValueError(f"{name} {item!r}: a step needs '*' or a range before it")
+    return value
+
+
+@functools.lru_cache(maxsize=1)
+def _iana_zones() -> frozenset[str]:
+    # The IANA zone list of the pinned `tzdata` package, not the machine's /usr/share/zoneinfo
+    # (which also holds `localtime`, `posixrules`...): the same answer on every machine.
+    from importlib.resources import files
+
+    return frozenset(files("tzdata").joinpath("zones").read_text().split())
+
+
+def _timezone(value: str) -> str:
+    """An IANA time zone name (Agones ValidateSchedulePolicy loads it with Go's
+    time.LoadLocation)."""
+    if value not in _iana_zones():
+        raise ValueError("not an IANA time zone name, e.g. Etc/UTC, Europe/Berlin, "
+                         "America/New_York")
+    return value
+
+
+# GCE machine families (Compute Engine docs, "Machine families resource and comparison
+# guide", cloud.google.com/compute/docs/machine-resource). A machine type is
+# `<family>-<shape>`, e.g. g2-standard-8, e2-standard-4, n1-highmem-8.
+GCE_MACHINE_FAMILIES = ("e2", "n1", "n2", "n2d", "n4", "n4d", "c2", "c2d", "c3", "c3d", "c4",
+                        "c4a", "c4d", "t2a", "t2d", "m1", "m2", "m3", "m4", "x4", "z3", "h3",
+                        "a2", "a3", "a4", "g2", "g4", "f1", "g1",
+                        "custom")   # custom-<cpus>-<mb>: an N1 custom machine type
+
+
+def _gce_machine_type(value: str) -> str:
+    family, dash, shape = value.partition("-")
+    if not dash or not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", shape):
+        raise ValueError("a GCE machine type looks like <family>-<shape>, e.g. g2-standard-8")
+    if family not in GCE_MACHINE_FAMILIES:
+        raise ValueError(f"unknown machine family {family!r}; known: "
+                         f"{', '.join(GCE_MACHINE_FAMILIES)}")
+    return value
+
+
+def _ec2_instance_type(value: str) -> str:
+    # EC2 instance types are `<family><generation><attributes>.<size>` (EC2 docs, "Amazon EC2
+    # instance type naming conventions").
+    if not re.fullmatch(r"[a-z]+[0-9][a-z0-9-]*\.[0-9]*[a-z0-9]+", value):
+        raise ValueError("an EC2 instance type looks like <family>.<size>, e.g. m6i.large")
+    return value
+
+
+# An image reference, by the grammar of distribution/reference (reference.go's doc comment:
+# [domain[:port]/]path-component[/path-component...][:tag][@digest]). Never spaces.
+_REF_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REF_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?)"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_REF_DOMAIN}/)?{_REF_COMPONENT}(?:/{_REF_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+
+
+def _image_reference(value: str) -> str:
+    if len(value) > 255 or not IMAGE_REFERENCE.fullmatch(value):
+        raise ValueError("not an image reference: [registry[:port]/]path[:tag][@sha256:<hex>], "
+                         "lowercase path, no spaces, e.g. us-docker.pkg.dev/p/repo/webui:v1")
+    return value
+
+
+_HOSTNAME = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _image_host(value: str) -> str:
+    """A host the batch API may fetch init images from: compared with the URL's hostname
+    (functions/submit/sdfleet_submit/job.py), so a bare lowercase DNS name, never a wildcard,
+    scheme, port or path."""
+    if not _HOSTNAME.fullmatch(value) or len(value) > 253:
+        raise ValueError("a bare lowercase host name, e.g. images.example.com; no '*', no "
+                         "scheme (http://, https://), no port or path")
+    return value
+
+
+# Query parameter names that carry credentials in download links (Hugging Face, CivitAI,
+# S3/GCS presigned URLs, generic API keys).
+_CREDENTIAL_PARAMS = re.compile(
+    r"(token|access_token|api_key|apikey|key|secret|password|passwd|auth|authorization|sig|"
+    r"signature|credential|x-amz-signature|x-amz-credential|x-amz-security-token|"
+    r"x-goog-signature|x-goog-credential)", re.IGNORECASE)
+
+
+def _download_url(value: str) -> str:
+    """A model URL: https, and no credential in it (it is written into a ConfigMap)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or re.search(r"\s", value):
+        raise ValueError("an https:// URL without spaces")
+    secret_hint = ("put the token in the secret key sdfleet:civitaiToken or "
+                   "sdfleet:huggingfaceToken (`pulumi config set --secret`); model URLs are "
+                   "written into a ConfigMap")
+    if "@" in parts.netloc:
+        raise ValueError(f"the URL carries user credentials; {secret_hint}")
+    for name, param in parse_qsl(parts.query, keep_blank_values=True):
+        if _CREDENTIAL_PARAMS.fullmatch(name) or param.startswith("hf_"):
+            raise ValueError(f"the URL carries a credential ({name}=...); {secret_hint}")
+    return value
+
+
+def _relative_path(value: str) -> str:
+    """A path inside a repository: relative, no '.'/'..' segments, no backslashes."""
+    segments = value.split("/")
+    if (not value or value.startswith("/") or "\\" in value or re.search(r"\s", value)
+            or any(seg in ("", ".", "..") for seg in segments)):
+        raise ValueError("a relative path inside the repository (e.g. sd_xl_base_1.0.safetensors "
+                         "or vae/diffusion.safetensors): no leading '/', no '.' or '..' "
+                         "segments, no backslashes or spaces")
+    return value
+
+
+def _hf_repo_id(value: str) -> str:
+    # huggingface_hub's validate_repo_id (utils/_validators.py): `[namespace/]name` of
+    # [\w.-], at most 96 characters per part, and never '--' or '..' anywhere.
+    if (not re.fullmatch(r"[\w.-]{1,96}/[\w.-]{1,96}", value, re.ASCII) or ".." in value
+            or "--" in value or value.endswith(".git")
+            or any(part in (".", "..") or part.startswith(("-", ".")) for part in value.split("/"))):
+        raise ValueError("a Hugging Face repo id <owner>/<name> (letters, digits, '_', '-', "
+                         "'.'; no '..' or '--'), e.g. stabilityai/stable-diffusion-xl-base-1.0")
+    return value
+
+
+def _revision(value: str) -> str:
+    if not re.fullmatch(r"[\w][\w.\-/]{0,127}", value, re.ASCII) or ".." in value:
+        raise ValueError("a branch, tag or commit (letters, digits, '_', '-', '.', '/'; no '..')")
+    return value
+
+
+def _gpu_count(value: int) -> int:
+    if value not in (1, 2, 4, 8):
+        raise ValueError("GPUs per node come in 1, 2, 4 or 8")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+Timezone = Annotated[str, AfterValidator(_timezone)]
+GceMachineType = Annotated[str, AfterValidator(_gce_machine_type)]
+Ec2InstanceType = Annotated[str, AfterValidator(_ec2_instance_type)]
+ImageReference = Annotated[str, AfterValidator(_image_reference)]
+ImageHost = Annotated[str, AfterValidator(_image_host)]
 
 # --- GPUs -------------------------------------------------------------------------------------
 
@@ -124,7 +330,7 @@ class ClusterConfig(Section):
 class SystemPoolConfig(Section):
     """The small always-on pool for the router, Agones controllers and other system pods."""
 
-    machine_type: str = "e2-standard-4"
+    machine_type: GceMachineType = "e2-standard-4"
     min_nodes: Annotated[int, Field(ge=1, le=100)] = 1
     max_nodes: Annotated[int, Field(ge=1, le=100)] = 3
     disk_size_gb: Annotated[int, Field(ge=20, le=2000)] = 100
@@ -134,9 +340,10 @@ class SystemPoolConfig(Section):
 
 class GpuPoolConfig(Section):
     name: DnsLabel
-    machine_type: str
+    machine_type: GceMachineType
     accelerator: Accelerator
-    accelerator_count: Literal[1, 2, 4, 8] = 1
+    # An int field, not Literal[1, 2, 4, 8]: a Literal admits `true` (True == 1).
+    accelerator_count: Annotated[int, AfterValidator(_gpu_count)] = 1
     min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
     max_nodes: Annotated[int, Field(ge=1, le=1000)] = 4
     spot: bool = False
@@ -182,9 +389,9 @@ class CacheConfig(Section):
 class PeakHours(Section):
     """A larger warm buffer during working hours (Agones scheduled autoscaling)."""
 
-    start_cron: Annotated[str, Field(pattern=r"^(\S+\s+){4}\S+$")] = "0 8 * * 1-5"
+    start_cron: Cron = "0 8 * * 1-5"
     duration: Annotated[str, Field(pattern=r"^[0-9]+h([0-9]+m)?$")] = "10h"
-    timezone: str = "Etc/UTC"
+    timezone: Timezone = "Etc/UTC"
     buffer: Annotated[int, Field(ge=0, le=1000)] = 2
 
 
@@ -231,7 +438,7 @@ class CullingConfig(Section):
     idle_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 30
     max_session_hours: Annotated[int, Field(ge=1, le=7 * 24)] = 8
     orphan_grace_minutes: Annotated[int, Field(ge=1, le=120)] = 5
-    schedule: str = "* * * * *"
+    schedule: Cron = "* * * * *"
 
 
 _MEMBER = re.compile(r"^(user|group|serviceAccount):[^@\s]+@[^@\s]+\.[a-z]{2,}$|^domain:[a-z0-9.-]+\.[a-z]{2,}$")
@@ -306,10 +513,10 @@ class ModelSpec(Section):
                            "extension"]] = None
     source: Literal["civitai", "url", "huggingface"]
     civitai_version_id: Optional[Annotated[int, Field(ge=1)]] = None
-    url: Optional[Annotated[str, Field(pattern=r"^https://\S+$")]] = None
-    repo: Optional[Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")]] = None
-    file: Optional[str] = None
-    revision: Optional[str] = None
+    url: Optional[Annotated[str, AfterValidator(_download_url)]] = None
+    repo: Optional[Annotated[str, AfterValidator(_hf_repo_id)]] = None
+    file: Optional[Annotated[str, AfterValidator(_relative_path)]] = None
+    revision: Optional[Annotated[str, AfterValidator(_revision)]] = None
     sha256: Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = None
     required: bool = True
 
@@ -337,7 +544,7 @@ class AwsRuntimeConfig(Section):
     """One batch runtime: a queue, a KEDA-scaled workload and its WebUI API image."""
 
     name: DnsLabel
-    image: Optional[str] = None
+    image: Optional[ImageReference] = None
     mode: Literal["scaledjob", "scaledobject"] = "scaledjob"
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 4
     activation_queue_length: Annotated[int, Field(ge=0, le=1000)] = 0
@@ -354,7 +561,7 @@ class AwsConfig(Section):
     kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = "1.33"
     # Who may reach the EKS API endpoint publicly; empty keeps it private only.
     public_access_cidrs: list[Cidr] = Field(default_factory=list)
-    system_instance_type: str = "m6i.large"
+    system_instance_type: Ec2InstanceType = "m6i.large"
     system_nodes: Annotated[int, Field(ge=1, le=20)] = 2
     gpu_families: Annotated[list[Literal["g4dn", "g5", "g6", "g6e", "p3", "p4d"]],
                             Field(min_length=1)] = ["g5", "g6"]
@@ -368,13 +575,13 @@ class AwsConfig(Section):
     api_rate_limit: Annotated[float, Field(gt=0, le=10000)] = 5
     api_burst_limit: Annotated[int, Field(ge=1, le=5000)] = 10
     api_quota_per_day: Annotated[int, Field(ge=1)] = 5000
-    allowed_image_hosts: list[str] = Field(default_factory=list)
+    allowed_image_hosts: list[ImageHost] = Field(default_factory=list)
     max_image_side: Annotated[int, Field(ge=256, le=4096)] = 1536
     max_steps: Annotated[int, Field(ge=1, le=500)] = 80
     max_batch: Annotated[int, Field(ge=1, le=16)] = 4
     # Image references; empty means `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<name>:<webui.imageTag>`.
-    agent_image: Optional[str] = None
-    model_sync_image: Optional[str] = None
+    agent_image: Optional[ImageReference] = None
+    model_sync_image: Optional[ImageReference] = None
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -430,6 +637,11 @@ class StackConfig(BaseModel):
     gcp_project: Optional[str] = None
     gcp_region: Optional[str] = None
     aws_region: Optional[str] = None
+
+
+# Sections only a GCP interactive platform reads (field names of PlatformConfig).
+GCP_SECTIONS = frozenset({"network", "cluster", "system_pool", "gpu_pools", "storage", "cache",
+                          "fleet", "culling", "access"})
 
 
 # --- Errors ----------------------------------------------------------------------------------------
@@ -501,6 +713,13 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
 
     def bad(loc: tuple, value: Any, allowed: str) -> None:
         problems.append(f"{_path(CONFIG_KEY, loc)}: {value!r} is not allowed; {allowed}")
+
+    # Sections of the other cloud are a mistake (a copied stack file, a wrong `cloud`):
+    # they would be silently ignored, so refuse them.
+    for field in sorted(p.model_fields_set & (GCP_SECTIONS if p.cloud == "aws" else {"aws"})):
+        key = PlatformConfig.model_fields[field].alias or field
+        problems.append(f"{_path(CONFIG_KEY, (key,))}: not used by a `cloud: {p.cloud}` stack; "
+                        f"remove it (or set cloud: {'gcp' if p.cloud == 'aws' else 'aws'})")
 
     if p.cloud == "gcp":
         if not gcp_region:
@@ -688,12 +907,104 @@ def parse_platform(raw: Any, *, stack: str, gcp_project: Optional[str] = None,
                        gcp_region=gcp_region, aws_region=aws_region)
 
 
+def _yaml_path(path: tuple) -> str:
+    """A key path inside a stack file, in the form the errors use (`sdfleet:platform.a[0].b`)."""
+    parts = list(path[1:] if path[:1] == ("config",) else path)
+    out = str(parts.pop(0)) if parts else "(top level)"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def read_stack_yaml(text: str, source: str = "stack file") -> Any:
+    """Parse a stack file, refusing a key given twice in one mapping (YAML says keys are
+    unique; PyYAML would silently keep the last one, so a half-edited file would deploy
+    something nobody wrote)."""
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: not valid YAML: {exc}"]) from None
+    problems: list[str] = []
+
+    def walk(node, path: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    problems.append(f"{_yaml_path(path + (key,))}: duplicate key (lines {seen[key]} "
+                                    f"and {line} of {source}); keep one")
+                seen.setdefault(key, line)
+                walk(value_node, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, path + (i,))
+
+    if root is not None:
+        walk(root, ())
+    if problems:
+        raise ConfigError(problems)
+    return yaml.safe_load(text)
+
+
+def _secret_like(key: str) -> bool:
+    return key in SECRET_KEYS or re.search(r"(token|secret|password)", key, re.IGNORECASE) is not None
+
+
+def secret_key_problems(config: dict[str, Any]) -> list[str]:
+    """`sdfleet:civitaiToken: hf_...` in plain text: the stack file (committed, shown in
+    previews) would hold the credential. Such keys must be `secure:` values."""
+    problems = []
+    for full_key, value in config.items():
+        namespace, _, key = str(full_key).partition(":")
+        if namespace != "sdfleet" or key == "platform" or not _secret_like(key):
+            continue
+        if not (isinstance(value, dict) and set(value) == {"secure"}
+                and isinstance(value["secure"], str)):
+            problems.append(f"{full_key}: a plaintext value where a secret is required; set it "
+                            f"with `pulumi config set --secret {full_key} <value>` (the stack "
+                            "file then holds `secure: <ciphertext>`)")
+    return problems
+
+
+def parse_stack_config(config: dict[str, Any], *, stack: str) -> StackConfig:
+    """Validate a whole `config:` map of a stack file (what `make plan` reads): the secret
+    keys, then `sdfleet:platform` with its provider keys. Raises ConfigError."""
+    import json
+
+    problems = secret_key_problems(config)
+    raw = config.get(CONFIG_KEY)
+    if isinstance(raw, str):  # set with `pulumi config set sdfleet:platform '{...}'`
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError(problems + [f"{CONFIG_KEY}: not valid JSON: {exc}"]) from None
+    try:
+        stack_config = parse_platform(raw, stack=stack, gcp_project=config.get("gcp:project"),
+                                      gcp_region=config.get("gcp:region"),
+                                      aws_region=config.get("aws:region"))
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.lines) from None
+    if problems:
+        raise ConfigError(problems)
+    return stack_config
+
+
 def load() -> StackConfig:
     """Read and validate the current stack's config (inside a Pulumi program)."""
     import json
 
     import pulumi
 
+    from pulumi.runtime.config import get_config, is_config_secret
+
+    plaintext = [f"sdfleet:{key}" for key in SECRET_KEYS
+                 if get_config(f"sdfleet:{key}") is not None and not is_config_secret(f"sdfleet:{key}")]
+    if plaintext:
+        raise ConfigError(secret_key_problems({key: get_config(key) for key in plaintext}))
     sdfleet = pulumi.Config("sdfleet")
     raw = sdfleet.get_object("platform")
     if isinstance(raw, str):  # a JSON string set with `pulumi config set sdfleet:platform '{...}'`

@@ -22,13 +22,9 @@ EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_CONFIG_ERROR, EXIT_POLICY_VIOLATION = 0, 1, 2,
 
 def _validate(stack: str, config: dict[str, Any]):
     """Validate before running anything, so a bad config never reaches the engine."""
-    from components.config import parse_platform
+    from components.config import parse_stack_config
 
-    raw = config.get("sdfleet:platform")
-    if isinstance(raw, str):
-        raw = json.loads(raw)
-    return parse_platform(raw, stack=stack, gcp_project=config.get("gcp:project"),
-                          gcp_region=config.get("gcp:region"), aws_region=config.get("aws:region"))
+    return parse_stack_config(config, stack=stack)
 
 
 # RFC 5737's ranges reserved for documentation: nobody's real network.
@@ -199,11 +195,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = read_stack_config(args.stack, args.config_file)
+        stack_config = _validate(args.stack, config)
     except FileNotFoundError as exc:
         print(f"make plan: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    try:
-        stack_config = _validate(args.stack, config)
     except ConfigError as exc:
         print(f"{args.config_file or f'Pulumi.{args.stack}.yaml'}: invalid stack config ({len(exc.lines)} problem(s)):",
               file=sys.stderr)

@@ -173,14 +173,15 @@ def stack_file(stack: str) -> Path:
 
 
 def read_stack_config(stack: str, path: str | Path | None = None) -> dict[str, Any]:
-    """`config:` of Pulumi.<stack>.yaml (or `path`); raises FileNotFoundError with the path."""
-    import yaml
-
+    """`config:` of Pulumi.<stack>.yaml (or `path`); raises FileNotFoundError with the path,
+    ConfigError for a key given twice."""
     path = Path(path) if path else stack_file(stack)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name} (stacks here: "
                                 f"{', '.join(sorted(p.name[7:-5] for p in ROOT.glob('Pulumi.*.yaml')))})")
-    data = yaml.safe_load(path.read_text()) or {}
+    from components.config import read_stack_yaml
+
+    data = read_stack_yaml(path.read_text(), path.name) or {}   # refuses duplicate keys
     return data.get("config") or {}
 
 

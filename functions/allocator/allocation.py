@@ -8,9 +8,19 @@
       3. under the lock, look again; drop a stale mapping (compare-and-delete on its gs)
       4. adopt an Allocated game server already labelled with this identity (an earlier
          allocation whose mapping write was lost), else request a GameServerAllocation
-         (Contention retried a few times)
+         (Contention retried a few times). The POST is never retried blindly: after a
+         timeout, a lost answer or a 5xx it may have been applied, so the game server
+         labelled with the identity is looked up first and adopted if it is there.
       5. write mapping + activity + session start in one script that checks we still
-         hold the lock (fencing); if we lost it, give the fresh game server back
+         hold the lock (fencing)
+
+    Fencing: the lock's token is checked at every write that matters. Before each
+    allocation POST the lock is extended only if our token still holds it (else we stop:
+    someone else is allocating for this identity now). The stale-mapping drop and the
+    mapping write are scripts that compare the token. If the lock was lost while the POST
+    ran, the fresh game server is never deleted on the spot (the new holder may have
+    adopted it): it is settled under a newly taken lock (`_settle_after_lost_lock`), or
+    left labelled for the holder to adopt, or for the culler's orphan rule.
       6. UnAllocated -> pending, with a phase read from the fleet's game servers:
          some are Scheduled/RequestReady -> `starting` (node found, image and model
          loading); otherwise -> `waiting-for-gpu` (the autoscaler needs a GPU node)
@@ -22,7 +32,8 @@ from __future__ import annotations
 
 import time
 
-from shared.agones import AgonesClient, GameServer, KubernetesUnavailable
+from shared.agones import (AgonesClient, AllocationOutcomeUnknown, Allocation, GameServer,
+                           KubernetesUnavailable)
 from shared.config import AllocatorSettings
 from shared.identity import Identity
 from shared.responses import log
@@ -30,6 +41,11 @@ from shared.state import CorruptRecord, Mapping, RedisUnavailable, SessionStore
 
 STARTING_STATES = {"Scheduled", "RequestReady"}
 CONTENTION_RETRIES = 3
+ALLOCATION_ATTEMPTS = 3     # POSTs per call when the outcome of one is unknown
+
+
+class LockLost(Exception):
+    """Our allocation lock expired and may be held by someone else."""
 
 
 def is_live(gs: GameServer | None, identity_id: str, mapping: Mapping | None = None) -> bool:
@@ -108,32 +124,97 @@ class Allocator:
                 return ready(who, mapping)
             if mapping.culling is None:
                 # Stale: its game server is gone or unusable. The router must stop using it.
-                self.store.drop_mapping_if(who.id, mapping.gs)
-                log("INFO", "stale mapping dropped", id=who.id, gs=mapping.gs)
+                if self.store.drop_mapping_if(who.id, mapping.gs, token):
+                    log("INFO", "stale mapping dropped", id=who.id, gs=mapping.gs)
         now = self.clock()
-        adopted = self._already_allocated(who, exclude=mapping.gs if mapping else None)
+        exclude = mapping.gs if mapping else None
+        adopted = self._already_allocated(who, exclude)
         if adopted is not None:
             new = Mapping(adopted.name, adopted.target, adopted.allocated_at, who.sub, who.email)
         else:
-            allocation = None
-            for attempt in range(CONTENTION_RETRIES):
-                allocation = self.agones.allocate(who.id, who.email, now)
-                if allocation.state != "Contention":
-                    break
-                time.sleep(0.02 * (attempt + 1))
-            if allocation.state == "Contention":
+            try:
+                allocation, adopted = self._request_allocation(who, token, now, exclude)
+            except LockLost:
+                return pending(who, "starting", "Your GPU workspace is being assigned.", 1)
+            if adopted is not None:
+                new = Mapping(adopted.name, adopted.target, adopted.allocated_at, who.sub,
+                              who.email)
+            elif allocation.state == "Contention":
                 return pending(who, "starting", "Many people are starting at once; retrying.", 1)
-            if allocation.state != "Allocated" or not allocation.target:
+            elif allocation.state != "Allocated" or not allocation.target:
                 return self._pending_phase(who)
-            new = Mapping(allocation.game_server, allocation.target, now, who.sub, who.email)
+            else:
+                new = Mapping(allocation.game_server, allocation.target, now, who.sub, who.email)
         if not self.store.record_allocation(who.id, token, new, now):
-            # Our lock expired and someone else may be allocating: give this one back.
-            log("WARNING", "allocation lock lost; returning game server", id=who.id, gs=new.gs)
-            self.agones.delete(new.gs)
-            return pending(who, "starting", "Your GPU workspace is being assigned.", 1)
+            return self._settle_after_lost_lock(who, new, now)
         log("INFO", "allocated", id=who.id, gs=new.gs, target=new.target,
             adopted=adopted is not None)
         return ready(who, new)
+
+    def _request_allocation(self, who: Identity, token: str, now: float,
+                            exclude: str | None) -> tuple[Allocation, GameServer | None]:
+        """POST a GameServerAllocation, under the lock, never twice blindly: (allocation,
+        None), or (_, game server) when an earlier POST whose answer was lost is found
+        applied. Raises LockLost, or KubernetesUnavailable when every attempt was
+        inconclusive."""
+        allocation = Allocation("UnAllocated")
+        contention = unknown = 0
+        while True:
+            # Fence: only the lock's current holder may allocate for this identity.
+            if not self.store.extend_lock(who.id, token, self.settings.lock_seconds * 1000):
+                log("WARNING", "allocation lock lost before allocating", id=who.id)
+                raise LockLost()
+            try:
+                allocation = self.agones.allocate(who.id, who.email, now)
+            except AllocationOutcomeUnknown as e:
+                unknown += 1
+                # The POST may have been applied: look for its game server before asking
+                # again, or the person would hold two.
+                found = self._already_allocated(who, exclude)
+                log("WARNING", "allocation outcome unknown; looked up by label", id=who.id,
+                    error=str(e), found=found.name if found else None, attempt=unknown)
+                if found is not None:
+                    return allocation, found
+                if unknown >= ALLOCATION_ATTEMPTS:
+                    raise KubernetesUnavailable(f"allocation failed {unknown} times: {e}")
+                time.sleep(0.05 * unknown)
+                continue
+            if allocation.state != "Contention" or contention + 1 >= CONTENTION_RETRIES:
+                return allocation, None
+            contention += 1
+            time.sleep(0.02 * contention)
+
+    def _settle_after_lost_lock(self, who: Identity, new: Mapping, now: float) -> dict:
+        """Our lock expired while we allocated `new.gs`: someone else may have taken the
+        lock since and adopted it. Deleting it now could take it from under them, so it is
+        settled only under a lock we hold again."""
+        token = self.store.acquire_lock(who.id, self.settings.lock_seconds * 1000)
+        if token is None:
+            # The holder will adopt it (it is Allocated and labelled with the identity), or
+            # the culler shuts it down as an orphan after the grace period.
+            log("WARNING", "allocation lock lost; game server left for the lock holder",
+                id=who.id, gs=new.gs)
+            return pending(who, "starting", "Your GPU workspace is being assigned.", 1)
+        try:
+            mapping = self._mapping(who)
+            if mapping is not None and mapping.gs == new.gs:
+                log("INFO", "allocation lock lost; game server adopted meanwhile", id=who.id,
+                    gs=new.gs)
+                return ready(who, mapping)
+            if mapping is not None and is_live(self.agones.get(mapping.gs), who.id, mapping):
+                # Someone else gave this person another game server: ours is a duplicate,
+                # and nobody can adopt it while we hold the lock.
+                log("WARNING", "allocation lock lost; duplicate game server returned",
+                    id=who.id, gs=new.gs, kept=mapping.gs)
+                self.agones.delete(new.gs)
+                return ready(who, mapping)
+            if self.store.record_allocation(who.id, token, new, now):
+                log("INFO", "allocated", id=who.id, gs=new.gs, target=new.target,
+                    relocked=True)
+                return ready(who, new)
+            return pending(who, "starting", "Your GPU workspace is being assigned.", 1)
+        finally:
+            self._release(who, token)
 
     def _already_allocated(self, who: Identity, exclude: str | None) -> GameServer | None:
         """An Allocated game server of ours already labelled for this identity (not the
@@ -159,4 +240,4 @@ class Allocator:
                        "Waiting for a GPU machine to become available; this can take a few minutes.", 5)
 
 
-__all__ = ["Allocator", "is_live", "KubernetesUnavailable"]
+__all__ = ["Allocator", "is_live", "KubernetesUnavailable", "LockLost"]

@@ -20,12 +20,11 @@ from shared.agones import AgonesClient, KubernetesError, KubernetesUnavailable
 from shared.config import AllocatorSettings, KubernetesSettings, RedisSettings
 from shared.identity import IapAuthenticator, KeysUnavailable, Unauthenticated
 from shared.responses import error_response, json_response, log
-from shared.secrets import redis_password
 from shared.state import RedisUnavailable, SessionStore, connect
 
 _redis_settings = RedisSettings.from_env()
 _settings = AllocatorSettings.from_env()
-_store = SessionStore(connect(_redis_settings, redis_password(_redis_settings)),
+_store = SessionStore(connect(_redis_settings, _redis_settings.password),
                       _redis_settings.prefix)
 _authenticator = IapAuthenticator(_settings.iap_audience, _settings.iap_certs_url,
                                   _settings.clock_skew_seconds)

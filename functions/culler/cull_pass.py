@@ -19,23 +19,36 @@ Work per pass is proportional to what needs doing, never to how many people are 
               script). A game server that is still there after the deletion releases its
               claim and keeps its mapping; activity since the read keeps the session.
 
+  pod activity  for sessions idle by Redis, their game servers are listed by identity label
+              (DELETE_BATCH identities per list request): `rules.decide` takes the later of
+              Redis activity and the pod's own report (annotation
+              `agones.dev/sdk-last-activity`, docs/contracts.md "Activity"). If that list
+              fails, those sessions are kept this pass rather than culled blind.
+
 Each ended session writes one usage record: a JSON log line and an entry in the
 `usage` stream. Every stage checks the time budget; a pass that runs out says so in its
 summary (`truncated`) and the next pass continues.
+
+Bad records never stop a pass: a member that is not an identity id (binary garbage), a
+mapping of the wrong type or with missing or malformed fields is skipped and logged; a
+shared key of the wrong type (the reconcile cursor, `activity`, `sessions`) costs only
+the work that needs it, is logged and counted in `storeErrors`, and the cursor is reset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from rules import Action, Limits, SessionView, decide
-from shared.agones import (FLEET_LABEL, AgonesClient, GameServer, KubernetesError,
-                           KubernetesUnavailable)
+from shared.agones import (FLEET_LABEL, IDENTITY_LABEL, AgonesClient, GameServer,
+                           KubernetesError, KubernetesUnavailable)
 from shared.config import CullerSettings
+from shared.identity import is_identity_id
 from shared.responses import log
-from shared.state import CorruptRecord, Mapping, SessionStore
+from shared.state import CorruptRecord, Mapping, RecordError, SessionStore
 
 DELETE_BATCH = 100          # identities per deletecollection request
 LOCK_MARGIN_SECONDS = 15    # the culler's identity locks outlive the pass by this much
@@ -55,7 +68,8 @@ class CullPass:
         now = self.clock()
         summary = {"examined": 0, "culled": {}, "ended": {}, "kept": {}, "skipped": 0,
                    "indexDropped": 0, "orphansShutDown": 0, "deleteFailures": 0,
-                   "reconcileErrors": [], "truncated": False}
+                   "reconcileErrors": [], "storeErrors": [], "truncated": False}
+        self.summary = summary
 
         timings = summary["timingsMs"] = {}
         mark = [time.monotonic()]
@@ -69,6 +83,8 @@ class CullPass:
         lap("candidates")
         self._reconcile(views, now, summary)
         lap("reconcile")
+        self._pod_activity(views, now)
+        lap("podActivity")
         summary["examined"] = len(views)
 
         verdicts: dict[Action, list] = {a: [] for a in Action}
@@ -98,18 +114,42 @@ class CullPass:
         return time.monotonic() >= self.deadline
 
     # ---- facts -----------------------------------------------------------------------
+    def _store_error(self, what: str, error: Exception, default):
+        """A shared key of the wrong type: log it, count it, go on without it."""
+        text = str(error).split("\n")[0][:160]
+        self.summary["storeErrors"].append(f"{what}: {text}")
+        log("ERROR", "culler skipped a bad key", key=what, error=text)
+        return default
+
+    def _read(self, what: str, fn, *args, default):
+        try:
+            return fn(*args)
+        except RecordError as e:
+            return self._store_error(what, e, default)
+
     def _candidate_views(self, now: float) -> dict[str, SessionView]:
         s, limit = self.settings, self.settings.batch_limit
-        ids = [i for i, _ in self.store.idle_since(now - s.idle_seconds, limit)]
-        ids += [i for i, _ in self.store.started_before(now - s.max_session_seconds, limit)]
-        self._continue, rank = self.store.reconcile_cursor()
-        slice_ids = self.store.sessions_slice(rank, s.reconcile_mappings_per_pass) \
+        ids = [i for i, _ in self._read("activity", self.store.idle_since,
+                                        now - s.idle_seconds, limit, default=[])]
+        ids += [i for i, _ in self._read("sessions", self.store.started_before,
+                                         now - s.max_session_seconds, limit, default=[])]
+        self._continue, rank = self._read("reconcile", self.store.reconcile_cursor,
+                                          default=("", 0))
+        slice_ids = self._read("sessions", self.store.sessions_slice, rank,
+                               s.reconcile_mappings_per_pass, default=[]) \
             if s.reconcile_mappings_per_pass else []
         self._next_rank = rank + len(slice_ids) if len(slice_ids) == s.reconcile_mappings_per_pass else 0
-        self._slice_ids = set(slice_ids)
         unique = list(dict.fromkeys(ids + slice_ids))
-        return {id_: _view(id_, fields, score)
-                for id_, (fields, score) in zip(unique, self.store.read_sessions(unique))}
+        # Members that are not identity ids (binary garbage, hand edits) are skipped: they
+        # cannot name a key or a label safely.
+        bad = {id_ for id_ in unique if not is_identity_id(id_)}
+        good = [id_ for id_ in unique if id_ not in bad]
+        self._slice_ids = set(slice_ids) - bad
+        views = {id_: SessionView(id=id_, corrupt=f"not an identity id: {id_!r}"[:120])
+                 for id_ in bad}
+        views.update({id_: _view(id_, fields, score)
+                      for id_, (fields, score) in zip(good, self.store.read_sessions(good))})
+        return views
 
     def _reconcile(self, views: dict[str, SessionView], now: float, summary: dict) -> None:
         # The mapping slice: does each one's game server still exist, and is it ours?
@@ -135,7 +175,8 @@ class CullPass:
         except KubernetesUnavailable as e:
             summary["reconcileErrors"].append(f"list: {e}")
             page, next_token = [], self._continue
-        self.store.save_reconcile_cursor(next_token, self._next_rank)
+        if self.store.save_reconcile_cursor(next_token, self._next_rank):
+            self._store_error("reconcile", RecordError("cursor of the wrong type; reset"), None)
         allocated = [gs for gs in page if gs.state == "Allocated" or gs.state in ("Unhealthy", "Error")]
         labelled = [gs for gs in allocated if gs.identity]
         mapped = self.store.mapped_game_servers([gs.identity for gs in labelled])
@@ -155,6 +196,36 @@ class CullPass:
             if not gs.identity and gs.state == "Allocated":
                 views[f"orphan:{gs.name}"] = SessionView(id=None, game_server=gs)
 
+    def _pod_activity(self, views: dict[str, SessionView], now: float) -> None:
+        """The game servers of sessions idle by Redis, so `decide` can read the pod's own
+        activity report: one list per DELETE_BATCH identities, by fleet + identity label."""
+        idle_limit = now - self.settings.idle_seconds
+        wanted = [v for v in views.values()
+                  if v.mapping is not None and not v.corrupt and not v.game_server_seen
+                  and v.mapping.culling is None
+                  and (v.last_activity if v.last_activity is not None
+                       else v.mapping.allocated_at) <= idle_limit]
+        if not wanted:
+            return
+        batches = [wanted[i:i + DELETE_BATCH] for i in range(0, len(wanted), DELETE_BATCH)]
+        fleet = f"{FLEET_LABEL}={self.agones.settings.fleet}"
+
+        def list_batch(batch):
+            selector = f"{fleet},{IDENTITY_LABEL} in ({','.join(v.id for v in batch)})"
+            # Unpaged: the selector bounds it to these identities, and a page boundary
+            # would make a live game server look gone.
+            return _try(lambda: self.agones.list(selector)[0])
+
+        for batch, (listed, error) in zip(batches, self.pool.map(list_batch, batches)):
+            if error:
+                self.summary["reconcileErrors"].append(f"pod activity: {error}")
+                for v in batch:
+                    views[v.id] = _replace(v, pod_activity_unknown=True)
+                continue
+            by_name = {gs.name: gs for gs in listed}
+            for v in batch:
+                views[v.id] = _seen(v, by_name.get(v.mapping.gs))
+
     # ---- actions ---------------------------------------------------------------------
     def _end(self, items, now: float, summary: dict) -> None:
         """Sessions whose game server is already gone or no longer ours."""
@@ -169,7 +240,7 @@ class CullPass:
         if not items or self._out_of_time():
             summary["truncated"] = summary["truncated"] or bool(items)
             return
-        token = secrets.token_hex(16)
+        token = self._token = secrets.token_hex(16)
         lock_ms = int((self.deadline - time.monotonic() + LOCK_MARGIN_SECONDS) * 1000)
         claimed = self.store.claim_culls(
             [(v.id, v.mapping.gs, v.last_activity) for v, _ in items], now, token, lock_ms)
@@ -203,11 +274,17 @@ class CullPass:
         (deletecollection by fleet + identity label; safe because each identity's lock is
         held, so no new game server can be allocated for it meanwhile). Answers
         {id: error} for the sessions whose game server is still there."""
+        # Fencing: delete only for identities whose lock our token still holds (an expired
+        # claim may already belong to an allocation making a new game server).
+        errors = {v.id: "cull lock lost before deletion"
+                  for v, held in zip(views, self.store.locks_held([v.id for v in views],
+                                                                  self._token)) if not held}
+        views = [v for v in views if v.id not in errors]
         batches = [views[i:i + DELETE_BATCH] for i in range(0, len(views), DELETE_BATCH)]
         results = self.pool.map(
             lambda batch: _try(self.agones.delete_for_identities, [v.id for v in batch])
             if not self._out_of_time() else (None, "pass time budget used up"), batches)
-        errors, unconfirmed = {}, []
+        unconfirmed = []
         for batch, (deleted, error) in zip(batches, results):
             if error:
                 errors.update({v.id: error for v in batch})
@@ -218,7 +295,7 @@ class CullPass:
             for gs in deleted:      # an orphan labelled with the same identity went too
                 if gs.name not in expected:
                     usage = _usage(gs.identity or "", gs.name, gs.allocated_at, now, "orphan")
-                    self.store.record_usage(usage)
+                    self._read("usage", self.store.record_usage, usage, default=None)
                     summary["orphansShutDown"] += 1
                     log("INFO", "session ended", **usage)
         # Not in the deleted list: gone already (fine), or still there (a failure).
@@ -246,7 +323,7 @@ class CullPass:
                 log("ERROR", "orphan deletion failed", gs=gs.name, error=error)
                 continue
             usage = _usage(view.id or "", gs.name, gs.allocated_at, now, reason)
-            self.store.record_usage(usage)
+            self._read("usage", self.store.record_usage, usage, default=None)
             summary["orphansShutDown"] += 1
             log("INFO", "session ended", **usage)
 
@@ -263,8 +340,11 @@ def _view(id_: str, fields, score) -> SessionView:
 
 
 def _seen(view: SessionView, gs: GameServer | None) -> SessionView:
-    return SessionView(id=view.id, mapping=view.mapping, corrupt=view.corrupt,
-                       last_activity=view.last_activity, game_server_seen=True, game_server=gs)
+    return _replace(view, game_server_seen=True, game_server=gs)
+
+
+def _replace(view: SessionView, **changes) -> SessionView:
+    return dataclasses.replace(view, **changes)
 
 
 def _try(fn, *args):

@@ -21,7 +21,6 @@ from shared.agones import AgonesClient, KubernetesUnavailable
 from shared.config import CullerSettings, KubernetesSettings, RedisSettings
 from shared.identity import JwtVerifier, KeysUnavailable, Unauthenticated
 from shared.responses import error_response, json_response, log
-from shared.secrets import redis_password
 from shared.state import RedisUnavailable, SessionStore, connect
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
@@ -29,7 +28,7 @@ GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 _redis_settings = RedisSettings.from_env()
 _settings = CullerSettings.from_env()
 _k8s_settings = KubernetesSettings.from_env()
-_store = SessionStore(connect(_redis_settings, redis_password(_redis_settings)),
+_store = SessionStore(connect(_redis_settings, _redis_settings.password),
                       _redis_settings.prefix)
 _agones = AgonesClient(_k8s_settings)
 _pool = ThreadPoolExecutor(max_workers=_k8s_settings.workers, thread_name_prefix="k8s")

@@ -9,9 +9,10 @@ the game server up, the game server (None = it is gone).
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
-from shared.agones import GameServer
+from shared.agones import LAST_ACTIVITY_ANNOTATION, GameServer
 from shared.state import Mapping
 
 BROKEN_STATES = {"Unhealthy", "Error", "Shutdown"}
@@ -45,9 +46,26 @@ class SessionView:
     id: str | None
     mapping: Mapping | None = None
     corrupt: str | None = None
-    last_activity: float | None = None
+    last_activity: float | None = None      # Redis `activity` score (the router's record)
     game_server_seen: bool = False
     game_server: GameServer | None = None
+    # The pass needed the pod's own activity report (idle by Redis) and could not read it.
+    pod_activity_unknown: bool = False
+
+
+def pod_reported_activity(gs: GameServer | None, now: float) -> float | None:
+    """What the pod's trusted front last reported through the Agones SDK
+    (SetAnnotation("last-activity", "<unix seconds>"), stored as `agones.dev/sdk-last-activity`):
+    it counts traffic on long WebSocket/SSE connections the router sees only at their ends.
+    An unreadable value counts as no report; a future one as now (a skewed clock must not
+    make a pod immortal; the maximum session age still applies)."""
+    if gs is None:
+        return None
+    try:
+        reported = float(gs.annotations.get(LAST_ACTIVITY_ANNOTATION, ""))
+    except (TypeError, ValueError):
+        return None
+    return min(reported, now) if math.isfinite(reported) else None
 
 
 def decide(view: SessionView, now: float, limits: Limits) -> Verdict:
@@ -78,7 +96,11 @@ def decide(view: SessionView, now: float, limits: Limits) -> Verdict:
 
     if now - mapping.allocated_at >= limits.max_session_seconds:
         return Verdict(Action.CULL, "max-age")
-    last_active = view.last_activity if view.last_activity is not None else mapping.allocated_at
+    # Last activity: the later of the router's record (Redis) and the pod's own report.
+    reports = [t for t in (view.last_activity, pod_reported_activity(gs, now)) if t is not None]
+    last_active = max(reports) if reports else mapping.allocated_at
     if now - last_active >= limits.idle_seconds:
+        if view.pod_activity_unknown:
+            return Verdict(Action.KEEP, "pod-activity-unknown")
         return Verdict(Action.CULL, "idle")
     return Verdict(Action.KEEP, "active")

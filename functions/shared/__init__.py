@@ -6,6 +6,5 @@ Packaged as `shared/` next to each function's `main.py` in its source archive.
   identity   IAP JWT verification (google-auth) and the injective, label-safe identity id
   state      the Redis schema and every multi-key change as one Lua script
   agones     GameServerAllocation and GameServer calls over the Kubernetes REST API
-  secrets    the Redis AUTH string (Secret Manager in production)
   responses  JSON answers and structured log lines
 """

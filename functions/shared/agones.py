@@ -9,9 +9,26 @@ http only to loopback for tests). The bearer token is `K8S_TOKEN` in tests and o
 a google-auth access token of the function's service account (GKE accepts it for IAM-
 authorised principals), refreshed before it expires.
 
-Transient failures (connection errors, 429, 5xx) are retried a bounded number of times
-with exponential back-off, honouring a short Retry-After; after that the caller gets
-`KubernetesUnavailable` and answers 503. Other 4xx answers are `KubernetesError`.
+Reads and deletes are idempotent: transient failures (connection errors, 429, 5xx) are
+retried a bounded number of times with exponential back-off, honouring a short Retry-After;
+after that the caller gets `KubernetesUnavailable` and answers 503. Other 4xx answers are
+`KubernetesError`.
+
+The allocation POST is not idempotent: each one that is applied allocates another game
+server. It is retried here only when it surely was not applied (no connection could be
+made, or 429: the API server's flow control refuses before handling). A timeout, a dropped
+connection or a 5xx may come after the allocation was applied, so the client raises
+`AllocationOutcomeUnknown` and the allocator looks the person's game server up by label
+before it asks again (functions/allocator/allocation.py).
+
+Why not the `kubernetes` client library (17.11): measured on this project's machine,
+kubernetes==37.0.2 installs 163 MB with its dependencies (126 MB for the package itself,
+plus aiohttp, pydantic, oauthlib, websocket-client...) against 0 MB here (urllib3 and
+google-auth are already needed), and `import kubernetes.client` takes about 330 ms against
+about 70 ms for urllib3: a cold-start cost on the culler (min instances 0, called every
+minute) and on every allocator scale-up, for four REST calls. It would not remove the
+hard part either: its generated CustomObjectsApi has no notion of an allocation being
+applied but unanswered, which is what this module and the allocator handle.
 """
 
 from __future__ import annotations
@@ -36,13 +53,25 @@ ALLOCATED_AT_ANNOTATION = "sdfleet.dev/allocated-at"
 # Set by the WebUI pod's supervisor through the Agones SDK (SetAnnotation adds the prefix)
 # while its WebUI starts and loads the model, before the game server is Ready.
 PHASE_ANNOTATION = "agones.dev/sdk-sdfleet-phase"
+# The pod's trusted front reports traffic through the SDK: SetAnnotation("last-activity",
+# "<unix seconds>"). The SDK server stores SDK annotations under the prefix
+# "agones.dev/sdk-" (Agones pkg/sdkserver/sdk.go, `metadataPrefix`; sdkserver.go
+# updateAnnotation sets Annotations[metadataPrefix+key]). docs/contracts.md, "Activity".
+LAST_ACTIVITY_ANNOTATION = "agones.dev/sdk-last-activity"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+# The request never left: no connection was made. NewConnectionError (refused) and
+# NameResolutionError subclass ConnectTimeoutError in urllib3 2.x (urllib3/exceptions.py).
+NOT_SENT_ERRORS = (urllib3.exceptions.ConnectTimeoutError,)
 MAX_ATTEMPTS = 4
 MAX_RETRY_AFTER_SECONDS = 2.0
 
 
 class KubernetesUnavailable(Exception):
     pass
+
+
+class AllocationOutcomeUnknown(KubernetesUnavailable):
+    """The allocation POST may or may not have been applied (timeout, lost answer, 5xx)."""
 
 
 class KubernetesError(Exception):
@@ -158,7 +187,10 @@ class AgonesClient:
 
     # ---- transport -------------------------------------------------------------------
     def _request(self, method: str, path: str, body: dict | None = None,
-                 ok=(200, 201)) -> tuple[int, dict]:
+                 ok=(200, 201), idempotent: bool = True) -> tuple[int, dict]:
+        """One call; transient failures retried only where a repeat is harmless (see the
+        module docstring). `idempotent=False` raises AllocationOutcomeUnknown instead of
+        retrying whenever the request may have been applied."""
         data = json.dumps(body).encode() if body is not None else None
         last = "no attempt"
         for attempt in range(MAX_ATTEMPTS):
@@ -171,12 +203,19 @@ class AgonesClient:
             try:
                 response = self.http.request(method, self.base + path, body=data,
                                              headers=headers)
+            except NOT_SENT_ERRORS as e:
+                last = type(e).__name__
+                continue
             except urllib3.exceptions.HTTPError as e:
                 last = type(e).__name__
+                if not idempotent:
+                    raise AllocationOutcomeUnknown(f"{method} {path}: {last}") from None
                 continue
             status = response.status
             if status in RETRYABLE_STATUS:
                 last = f"HTTP {status}"
+                if not idempotent and status != 429:
+                    raise AllocationOutcomeUnknown(f"{method} {path}: {last}")
                 retry_after = response.headers.get("Retry-After")
                 if retry_after and retry_after.isdigit():
                     time.sleep(min(float(retry_after), MAX_RETRY_AFTER_SECONDS))
@@ -235,7 +274,8 @@ class AgonesClient:
 
     # ---- allocation ------------------------------------------------------------------
     def allocate(self, identity: str, email: str, allocated_at: float) -> Allocation:
-        """Ask Agones for one Ready game server of our fleet, labelled with the identity."""
+        """Ask Agones for one Ready game server of our fleet, labelled with the identity.
+        Raises AllocationOutcomeUnknown when it may have been applied without an answer."""
         body = {
             "apiVersion": "allocation.agones.dev/v1", "kind": "GameServerAllocation",
             "spec": {
@@ -247,7 +287,7 @@ class AgonesClient:
                                              ALLOCATED_AT_ANNOTATION: repr(allocated_at)}},
             },
         }
-        status, obj = self._request("POST", self.gsa_path, body)
+        status, obj = self._request("POST", self.gsa_path, body, idempotent=False)
         if status == 404:
             raise KubernetesError(404, "GameServerAllocation is not served (is Agones installed?)")
         st = obj.get("status") or {}

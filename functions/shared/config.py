@@ -55,16 +55,20 @@ class RedisSettings:
     port: int
     tls: bool
     ca_file: str | None
-    password: str | None          # tests only; production reads auth_secret
-    auth_secret: str | None       # Secret Manager secret version resource name
+    # The AUTH string: Cloud Functions puts the Secret Manager secret in this variable
+    # (secret_environment_variables, components/gcp/functions.py).
+    password: str | None
     prefix: str
 
     @classmethod
     def from_env(cls, env=os.environ) -> "RedisSettings":
+        tls = _bool(env, "REDIS_TLS", False)
+        ca_file = env.get("REDIS_CA_FILE") or None
+        if tls and not ca_file:
+            raise ConfigError("REDIS_CA_FILE is required when REDIS_TLS is true: the "
+                              "instance's server CA is pinned, never the system store")
         return cls(host=_str(env, "REDIS_HOST"), port=_int(env, "REDIS_PORT", 6379, 1),
-                   tls=_bool(env, "REDIS_TLS", False), ca_file=env.get("REDIS_CA_FILE") or None,
-                   password=env.get("REDIS_PASSWORD") or None,
-                   auth_secret=env.get("REDIS_AUTH_SECRET") or None,
+                   tls=tls, ca_file=ca_file, password=env.get("REDIS_PASSWORD") or None,
                    prefix=env.get("REDIS_PREFIX", "sdfleet:"))
 
 

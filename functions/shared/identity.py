@@ -72,6 +72,15 @@ def identity_id(sub: str) -> str:
     return "b-" + base64.b32hexencode(raw).decode().rstrip("=").lower()
 
 
+IDENTITY_ID = re.compile(r"g-[0-9]{1,61}|b-[0-9a-v]{1,61}")
+
+
+def is_identity_id(id_: str) -> bool:
+    """Is this what identity_id produces (and so a safe key part and label value)? Redis
+    members that are not (binary garbage, hand edits) are skipped by the culler."""
+    return isinstance(id_, str) and IDENTITY_ID.fullmatch(id_) is not None
+
+
 def subject_of(id_: str) -> str:
     """The inverse of identity_id (used by tests and operators, proves injectivity)."""
     if id_.startswith("g-"):

@@ -26,6 +26,8 @@ connection (AUTH and TLS are paid once per connection, not per request).
 
 from __future__ import annotations
 
+import math
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -35,12 +37,16 @@ from redis.retry import Retry
 
 from .config import RedisSettings
 
+GAME_SERVER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+TARGET = re.compile(r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}")
 USAGE_MAXLEN = 1_000_000
 USAGE_FIELDS = ("id", "gs", "start", "end", "gpu_minutes", "reason")
 SCRIPT_BATCH = 200      # sessions per batched script call: Redis stays responsive between
 
 RedisUnavailable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                     redis.exceptions.BusyLoadingError)
+# A command refused for what a key holds (WRONGTYPE...): one bad record, not an outage.
+RecordError = redis.exceptions.ResponseError
 
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -57,8 +63,17 @@ redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
 return 1
 """
 
-# KEYS: map, activity, sessions. ARGV: id, gs. Drops a mapping only if it is the one read.
+# KEYS: lock. ARGV: token, ms. Fencing: the allocator checks that it still holds the lock
+# (and extends it) before every Kubernetes write it makes for the identity.
+_EXTEND_LOCK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+# KEYS: map, activity, sessions, lock. ARGV: id, gs, token. Drops a mapping only if it is
+# the one read, and only while the caller's lock token holds.
 _DROP_MAPPING_IF = """
+if redis.call('GET', KEYS[4]) ~= ARGV[3] then return 0 end
 if redis.call('HGET', KEYS[1], 'gs') ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -84,7 +99,8 @@ for i = 0, (#KEYS - 1) / 2 - 1 do
   elseif redis.call('HGET', map, 'gs') ~= gs then
     code = 0
   else
-    local score = redis.call('ZSCORE', KEYS[1], id)
+    local score = redis.pcall('ZSCORE', KEYS[1], id)
+    if type(score) == 'table' then score = false end   -- activity of the wrong type
     if read == '' then
       if score then code = 0 end
     elseif (not score) or tonumber(score) ~= tonumber(read) then
@@ -111,19 +127,20 @@ return 0
 # Batched: KEYS activity, sessions, usage, then (map, lock) per session. ARGV maxlen,
 # lock token ('' if none), then (id, gs, start, end, gpu_minutes, reason) per session.
 # Drops each mapping that still points at its gs with its index entries, appends the
-# usage record, and releases the culler's lock. Answers 1/0 per session.
+# usage record, and releases the culler's lock. Answers 1/0 per session. pcall where a key
+# of the wrong type would otherwise abort the whole batch (one bad key, not the pass).
 _FINISH_SESSIONS = """
 local out = {}
 for i = 0, (#KEYS - 3) / 2 - 1 do
   local map, lock = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   local b = 3 + 6 * i
   local id, gs = ARGV[b], ARGV[b + 1]
-  if ARGV[2] ~= '' and redis.call('GET', lock) == ARGV[2] then redis.call('DEL', lock) end
-  if redis.call('HGET', map, 'gs') == gs then
+  if ARGV[2] ~= '' and redis.pcall('GET', lock) == ARGV[2] then redis.call('DEL', lock) end
+  if redis.pcall('HGET', map, 'gs') == gs then
     redis.call('DEL', map)
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'gs', gs,
+    redis.pcall('ZREM', KEYS[1], id)
+    redis.pcall('ZREM', KEYS[2], id)
+    redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'gs', gs,
                'start', ARGV[b + 2], 'end', ARGV[b + 3], 'gpu_minutes', ARGV[b + 4],
                'reason', ARGV[b + 5])
     out[#out + 1] = 1
@@ -137,7 +154,12 @@ return out
 # KEYS: map, activity, sessions. ARGV: id. Index entries whose mapping no longer exists.
 _DROP_INDEX_IF_UNMAPPED = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-return redis.call('ZREM', KEYS[2], ARGV[1]) + redis.call('ZREM', KEYS[3], ARGV[1])
+local n = 0
+for i = 2, 3 do
+  local removed = redis.pcall('ZREM', KEYS[i], ARGV[1])
+  if type(removed) == 'number' then n = n + removed end
+end
+return n
 """
 
 
@@ -170,21 +192,69 @@ class Mapping:
             raise CorruptRecord(f"missing field {e.args[0]}") from None
         except ValueError:
             raise CorruptRecord("a timestamp is not a number") from None
-        if not gs or ":" not in target:
-            raise CorruptRecord("empty game server or target")
+        if not (math.isfinite(allocated_at) and (culling is None or math.isfinite(culling))):
+            raise CorruptRecord("a timestamp is not finite")
+        # A Kubernetes object name (DNS-1123 subdomain) and <ip>:<port>: anything else
+        # (binary garbage included) could not be looked up or proxied to.
+        if not GAME_SERVER_NAME.fullmatch(gs) or len(gs) > 253:
+            raise CorruptRecord("the game server name is not a Kubernetes object name")
+        if not TARGET.fullmatch(target):
+            raise CorruptRecord("the target is not <address>:<port>")
         return cls(gs, target, allocated_at, fields.get("sub", ""), fields.get("email", ""),
                    culling)
+
+
+def certificate_names(cert: dict, host: str) -> bool:
+    """Does this (verified) server certificate name `host`?
+
+    Memorystore for Redis is reached by IP (the instance's `host` is an address) and its
+    server certificate carries that address as the subject common name, not as an
+    iPAddress subjectAltName (envoyproxy/ratelimit#409: "GCP Memorystore ... sets the CN to
+    an IP address"). Python's hostname check matches an IP only against iPAddress SANs
+    (ssl docs, SSLContext.check_hostname; OpenSSL X509_check_ip), so it refuses that
+    certificate: the functions could never connect. This check accepts the name in either
+    place, and only after the chain was verified against the instance's own server CA
+    (REDIS_CA_FILE, from the instance's serverCaCerts: unique per instance, per the
+    Memorystore "About in-transit encryption" page), so no other server's certificate
+    can pass."""
+    sans = [value for kind, value in cert.get("subjectAltName", ()) if kind in ("IP Address", "DNS")]
+    if host in sans:
+        return True
+    common_names = [value for rdn in cert.get("subject", ()) for key, value in rdn
+                    if key == "commonName"]
+    return host in common_names
+
+
+class PinnedCaSSLConnection(redis.connection.SSLConnection):
+    """TLS verified against the pinned CA, then the name checked by `certificate_names`."""
+
+    def _wrap_socket_with_ssl(self, sock):
+        sslsock = super()._wrap_socket_with_ssl(sock)
+        if not certificate_names(sslsock.getpeercert() or {}, self.host):
+            sslsock.close()
+            raise redis.exceptions.ConnectionError(
+                f"the Redis server certificate does not name {self.host}")
+        return sslsock
 
 
 def connect(settings: RedisSettings, password: str | None) -> redis.Redis:
     # Two quick retries (a failover or a dropped idle connection), then the caller answers
     # 503: redis-py's default back-off would hold a request for seconds.
+    # surrogateescape: a member or field holding bytes that are not UTF-8 reads as a str
+    # (the culler then skips that one record) and writes back as the same bytes, instead
+    # of a UnicodeDecodeError that fails the whole reply.
     kwargs = dict(host=settings.host, port=settings.port, password=password,
-                  decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
+                  decode_responses=True, encoding_errors="surrogateescape",
+                  socket_timeout=2, socket_connect_timeout=2,
                   health_check_interval=30, max_connections=64,
                   retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
     if settings.tls:
-        kwargs.update(ssl=True, ssl_cert_reqs="required", ssl_ca_certs=settings.ca_file)
+        # The chain is always verified (CERT_REQUIRED against the pinned instance CA);
+        # the name is checked by PinnedCaSSLConnection instead of ssl's IP-only rule.
+        pool = redis.ConnectionPool(connection_class=PinnedCaSSLConnection,
+                                    ssl_cert_reqs="required", ssl_ca_certs=settings.ca_file,
+                                    ssl_check_hostname=False, **kwargs)
+        return redis.Redis(connection_pool=pool)
     return redis.Redis(**kwargs)
 
 
@@ -200,6 +270,7 @@ class SessionStore:
         self._drop_mapping_if, self._claim_culls = s(_DROP_MAPPING_IF), s(_CLAIM_CULLS)
         self._release_claim, self._finish_sessions = s(_RELEASE_CLAIM), s(_FINISH_SESSIONS)
         self._drop_index = s(_DROP_INDEX_IF_UNMAPPED)
+        self._extend_lock = s(_EXTEND_LOCK)
 
     def map_key(self, id_: str) -> str:
         return f"{self.prefix}map:{id_}"
@@ -219,6 +290,17 @@ class SessionStore:
     def lock_held(self, id_: str) -> bool:
         return bool(self.client.exists(self.lock_key(id_)))
 
+    def extend_lock(self, id_: str, token: str, ttl_ms: int) -> bool:
+        """True (and the lock lives `ttl_ms` more) only while `token` still holds it."""
+        return bool(self._extend_lock(keys=[self.lock_key(id_)], args=[token, ttl_ms]))
+
+    def locks_held(self, ids: list[str], token: str) -> list[bool]:
+        """For each id: does `token` still hold its lock (the culler, before deleting)?"""
+        pipe = self.client.pipeline(transaction=False)
+        for id_ in ids:
+            pipe.get(self.lock_key(id_))
+        return [value == token for value in pipe.execute(raise_on_error=False)]
+
     def release_lock(self, id_: str, token: str) -> None:
         self._release_lock(keys=[self.lock_key(id_)], args=[token])
 
@@ -231,9 +313,11 @@ class SessionStore:
             keys=[self.lock_key(id_), self.map_key(id_), self.activity_key, self.sessions_key],
             args=[token, id_, repr(now), repr(mapping.allocated_at), *fields]))
 
-    def drop_mapping_if(self, id_: str, gs: str) -> bool:
+    def drop_mapping_if(self, id_: str, gs: str, token: str) -> bool:
+        """Drops the mapping if it still points at `gs` and `token` holds the lock."""
         return bool(self._drop_mapping_if(
-            keys=[self.map_key(id_), self.activity_key, self.sessions_key], args=[id_, gs]))
+            keys=[self.map_key(id_), self.activity_key, self.sessions_key, self.lock_key(id_)],
+            args=[id_, gs, token]))
 
     # ---- culler ----------------------------------------------------------------------
     def idle_since(self, before: float, limit: int) -> list[tuple[str, float]]:
@@ -312,12 +396,24 @@ class SessionStore:
         return [r if isinstance(r, str) else None for r in pipe.execute(raise_on_error=False)]
 
     def reconcile_cursor(self) -> tuple[str, int]:
+        """(continue token, rank); RecordError if the key is not a hash."""
         fields = self.client.hgetall(self.reconcile_key)
         try:
-            rank = int(fields.get("rank", 0))
+            rank = max(int(fields.get("rank", 0)), 0)
         except ValueError:
             rank = 0
-        return fields.get("continue", ""), rank
+        token = fields.get("continue", "")
+        return (token if token.isprintable() and token.isascii() else ""), rank
 
-    def save_reconcile_cursor(self, continue_token: str, rank: int) -> None:
-        self.client.hset(self.reconcile_key, mapping={"continue": continue_token, "rank": rank})
+    def save_reconcile_cursor(self, continue_token: str, rank: int) -> bool:
+        """Saves the cursor; a cursor key of the wrong type is replaced (it only says where
+        the next incremental reconcile resumes). True if it had to be replaced."""
+        try:
+            self.client.hset(self.reconcile_key, mapping={"continue": continue_token, "rank": rank})
+            return False
+        except RecordError:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self.reconcile_key)
+            pipe.hset(self.reconcile_key, mapping={"continue": continue_token, "rank": rank})
+            pipe.execute()
+            return True

@@ -36,6 +36,11 @@ Python API for tests (stable; tests/router reuses it):
     emu.game_servers(state=None) -> list[dict]
     emu.fail_next(status=503, count=1, method=None, path_contains=None, retry_after=None)
     emu.on_request = callable(method, path)  # called before each authorised request
+    # Faults after the side effect (the request is applied, then its answer goes wrong):
+    emu.fail_after(mode="status"|"drop"|"delay", status=503, count=1, method=None,
+                   path_contains=None, delay=3.0)
+    emu.after_request = callable(method, path, status)   # after the side effect, before
+                                                          # the answer is written
     emu.calls                                # Counter of (method, kind) handled
     emu.reset()                              # empty again (servers, faults, hook, calls)
     emu.stop()
@@ -179,7 +184,62 @@ class _ValidatedCreation:
         return 201, _copy(stored), {}
 
 
-class AgonesEmulator(_ValidatedCreation):
+
+# ---- faults after the side effect ----------------------------------------------------------
+# A real API server can apply a request and still fail the caller: the response is lost
+# with the connection, a proxy in front answers 5xx after the write, or the answer comes
+# after the client's timeout. These are the faults that make a retried POST double-apply.
+
+AFTER_MODES = ("status", "drop", "delay")
+
+
+class FaultsAfterSideEffect:
+    """Mixed into AgonesEmulator (which owns `_lock`, `_after_faults`, `after_request`,
+    `calls`)."""
+
+    def fail_after(self, mode: str = "status", status: int = 503, count: int = 1,
+                   method: str | None = None, path_contains: str | None = None,
+                   delay: float = 3.0) -> None:
+        """The next `count` matching requests are applied, then: `status` answers `status`
+        instead of the real answer; `drop` closes the connection without any answer; `delay`
+        answers normally after `delay` seconds (past the client's read timeout)."""
+        if mode not in AFTER_MODES:
+            raise ValueError(f"mode must be one of {AFTER_MODES}")
+        with self._lock:
+            self._after_faults.append({"mode": mode, "status": status, "count": count,
+                                       "method": method, "path": path_contains, "delay": delay})
+
+    def after_side_effect(self, method: str, raw_path: str, answer: tuple):
+        """Called by the handler once the request has been applied: the answer to write, or
+        None to drop the connection."""
+        path = urlsplit(raw_path).path
+        if self.after_request:
+            self.after_request(method, path, answer[0])
+        fault = None
+        with self._lock:
+            for candidate in self._after_faults:
+                if ((candidate["method"] is None or candidate["method"] == method)
+                        and (candidate["path"] is None or candidate["path"] in path)):
+                    candidate["count"] -= 1
+                    if candidate["count"] <= 0:
+                        self._after_faults.remove(candidate)
+                    fault = candidate
+                    break
+        if fault is None:
+            return answer
+        self.calls[(method, f"after-fault-{fault['mode']}")] += 1
+        if fault["mode"] == "drop":
+            return None
+        if fault["mode"] == "delay":
+            time.sleep(fault["delay"])
+            return answer
+        return (fault["status"], _status(fault["status"], "InjectedFaultAfterSideEffect",
+                                         "fault injected by test after the request was applied"),
+                {})
+
+
+
+class AgonesEmulator(_ValidatedCreation, FaultsAfterSideEffect):
     def __init__(self, token: str = "test-k8s-token", namespace: str = "default",
                  fleet: str = "sdfleet-webui"):
         self.token, self.namespace, self.fleet = token, namespace, fleet
@@ -191,6 +251,8 @@ class AgonesEmulator(_ValidatedCreation):
         self._resource_version = 1
         self._uid_base, self._uid_counter = uuid.uuid4().hex[:8], 0
         self.on_request = None
+        self._after_faults: list[dict] = []   # see "faults after the side effect"
+        self.after_request = None
         self.calls: collections.Counter = collections.Counter()
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -226,6 +288,8 @@ class AgonesEmulator(_ValidatedCreation):
             self._names.clear()
             self._by_label.clear()
             self._faults.clear()
+            self._after_faults.clear()
+            self.after_request = None
             self.on_request = None
             self.calls.clear()
 
@@ -553,6 +617,11 @@ class _Handler(BaseHTTPRequestHandler):
                 code, payload, headers = self.emu.handle(method, self.path, body)
             except Exception as e:  # an emulator bug must surface as a 500, not a hang
                 code, payload, headers = 500, _status(500, "InternalError", repr(e)), {}
+            answer = self.emu.after_side_effect(method, self.path, (code, payload, headers))
+            if answer is None:       # the answer is lost: the connection just closes
+                self.close_connection = True
+                return
+            code, payload, headers = answer
         data = json.dumps(payload).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")

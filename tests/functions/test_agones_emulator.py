@@ -236,3 +236,52 @@ def test_fixed_interval_must_be_positive(emu):
     obj["spec"]["sync"] = {"type": "FixedInterval", "fixedInterval": {"seconds": -5}}
     status, body = _create(emu, obj)
     assert status == 422 and "spec.sync.fixedInterval.seconds" in body["message"]
+
+
+# ---- faults after the side effect -------------------------------------------------------------
+GSA = "/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations"
+ALLOCATION = (b'{"apiVersion": "allocation.agones.dev/v1", "kind": "GameServerAllocation",'
+              b' "spec": {"selectors": [{"matchLabels": {"agones.dev/fleet": "f"}}]}}')
+
+
+def _post_allocation(emu, timeout=5):
+    return call("POST", emu.url + GSA, {"Authorization": "Bearer tok",
+                                        "Content-Type": "application/json"}, ALLOCATION,
+                timeout=timeout)
+
+
+def test_fault_after_status_applies_then_answers_the_error(emu):
+    emu.add_ready("gs-1")
+    emu.fail_after(mode="status", status=504, method="POST")
+    status, body, _ = _post_allocation(emu)
+    assert status == 504 and body["reason"] == "InjectedFaultAfterSideEffect"
+    assert emu.game_server("gs-1")["status"]["state"] == "Allocated"     # it was applied
+
+
+def test_fault_after_drop_applies_then_closes_without_an_answer(emu):
+    import http.client
+    emu.add_ready("gs-1")
+    emu.fail_after(mode="drop", method="POST")
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError, OSError)):
+        _post_allocation(emu)
+    assert emu.game_server("gs-1")["status"]["state"] == "Allocated"
+
+
+def test_fault_after_delay_answers_after_the_client_gave_up(emu):
+    import socket
+    emu.add_ready("gs-1")
+    emu.fail_after(mode="delay", delay=1.0, method="POST")
+    with pytest.raises((socket.timeout, TimeoutError, OSError)):
+        _post_allocation(emu, timeout=0.3)
+    assert emu.game_server("gs-1")["status"]["state"] == "Allocated"
+
+
+def test_after_request_hook_sees_the_applied_request(emu):
+    emu.add_ready("gs-1")
+    seen = []
+    emu.after_request = lambda method, path, status: seen.append(
+        (method, status, emu.game_server("gs-1")["status"]["state"]))
+    assert _post_allocation(emu)[0] == 201
+    assert seen == [("POST", 201, "Allocated")]
+    emu.reset()
+    assert emu.after_request is None

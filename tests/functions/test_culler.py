@@ -246,3 +246,65 @@ def test_allocator_waits_for_a_cull_in_progress_then_allocates_fresh(
     assert status == 200 and body["status"] == "ready" and body["gameServer"] == "gs-new"
     assert time.monotonic() - t0 >= 1.0                   # it waited for the lock
     assert not r.exists(f"{P}lock:{id_}")
+
+
+# ---- the pod's own activity report (issue 19 item 2; docs/contracts.md "Activity") --------
+# The trusted front in the WebUI pod counts traffic, long WebSocket/SSE connections
+# included, and reports it with the Agones SDK: SetAnnotation("last-activity", "<unix s>"),
+# which Agones stores as `agones.dev/sdk-last-activity` on the GameServer.
+
+LAST_ACTIVITY = "agones.dev/sdk-last-activity"
+
+
+def report(agones, gs, seconds_ago=None, raw=None):
+    value = raw if raw is not None else str(int(time.time() - seconds_ago))
+    status, _, _ = agones.handle(
+        "PATCH", f"/apis/agones.dev/v1/namespaces/{agones.namespace}/gameservers/{gs}",
+        json.dumps({"metadata": {"annotations": {LAST_ACTIVITY: value}}}).encode())
+    assert status == 200
+
+
+def test_a_long_generation_reported_by_the_pod_is_not_culled(culler, clean, m_iap, m_agones,
+                                                              m_redis_client):
+    """Redis saw nothing for 1000 s (one WebSocket carries an hour-long job), but the pod
+    reported traffic 30 s ago: kept. Before, the culler read Redis only and culled it."""
+    r = m_redis_client
+    seed(r, m_agones, "g-1", "gs-working", allocated_ago=3000, active_ago=1000)
+    seed(r, m_agones, "g-2", "gs-idle", allocated_ago=3000, active_ago=1000)
+    report(m_agones, "gs-working", seconds_ago=30)
+    report(m_agones, "gs-idle", seconds_ago=2000)            # the pod's report is old too
+    summary = run_pass(culler, m_iap)
+    assert summary["culled"] == {"idle": 1}
+    assert summary["kept"].get("active") == 1
+    assert m_agones.game_server("gs-working")["status"]["state"] == "Allocated"
+    assert r.hget(f"{P}map:g-1", "gs") == "gs-working"
+    assert m_agones.game_server("gs-idle") is None
+
+
+def test_the_later_of_the_two_records_counts(culler, clean, m_iap, m_agones, m_redis_client):
+    """Redis recent, pod report old: kept (the router saw traffic the pod did not report)."""
+    r = m_redis_client
+    seed(r, m_agones, "g-1", "gs-1", allocated_ago=3000, active_ago=20)
+    report(m_agones, "gs-1", seconds_ago=5000)
+    assert run_pass(culler, m_iap)["culled"] == {}
+    assert m_agones.game_server("gs-1")
+
+
+@pytest.mark.parametrize("value", ["yesterday", "", "nan", "\u00ff"])
+def test_an_unreadable_report_is_ignored(culler, clean, m_iap, m_agones, m_redis_client, value):
+    seed(m_redis_client, m_agones, "g-1", "gs-1", allocated_ago=3000, active_ago=1000)
+    report(m_agones, "gs-1", raw=value)
+    assert run_pass(culler, m_iap)["culled"] == {"idle": 1}
+
+
+def test_a_report_that_cannot_be_read_keeps_the_session_this_pass(
+        culler, clean, m_iap, m_agones, m_redis_client):
+    """Idle by Redis, but every read of the game servers fails (the slice lookup, the fleet
+    page and the pod-activity list, 4 attempts each): not culled blind."""
+    seed(m_redis_client, m_agones, "g-1", "gs-1", allocated_ago=3000, active_ago=1000)
+    m_agones.fail_next(503, count=12, method="GET")
+    summary = run_pass(culler, m_iap)
+    assert summary["kept"].get("pod-activity-unknown") == 1, summary
+    assert any(e.startswith("pod activity:") for e in summary["reconcileErrors"])
+    assert summary["culled"] == {} and m_agones.game_server("gs-1")
+    assert run_pass(culler, m_iap)["culled"] == {"idle": 1}      # next pass, API back

@@ -11,7 +11,6 @@ from tests.functions import conftest  # noqa: F401  (puts functions/ on sys.path
 from shared.config import ConfigError, RedisSettings, AllocatorSettings
 from shared.identity import (IAP_ISSUER, JwtVerifier, Unauthenticated, identity_id,
                              require_safe_url, subject_of)
-from shared.secrets import redis_password
 
 LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -74,19 +73,16 @@ def test_plain_http_key_urls_only_to_loopback():
         require_safe_url("http://www.gstatic.com/iap/verify/public_key-jwk", "u")
 
 
-def test_password_env_wins_over_secret_manager():
-    settings = RedisSettings.from_env({"REDIS_HOST": "h", "REDIS_PASSWORD": "from-env",
-                                       "REDIS_AUTH_SECRET": "projects/p/secrets/s/versions/1"})
-    fetched = []
-    assert redis_password(settings, fetch=lambda n: fetched.append(n) or "x") == "from-env"
-    assert fetched == []
-    settings = RedisSettings.from_env({"REDIS_HOST": "h",
-                                       "REDIS_AUTH_SECRET": "projects/p/secrets/s/versions/1"})
-    assert redis_password(settings, fetch=lambda n: f"secret-of:{n}") == \
-        "secret-of:projects/p/secrets/s/versions/1"
-    bad = RedisSettings.from_env({"REDIS_HOST": "h", "REDIS_AUTH_SECRET": "my-password"})
-    with pytest.raises(ValueError):
-        redis_password(bad, fetch=lambda n: "x")
+def test_redis_password_comes_from_the_env_the_platform_fills_from_secret_manager():
+    # components/gcp/functions.py maps the Secret Manager secret to REDIS_PASSWORD
+    # (secret_environment_variables); nothing reads Secret Manager by hand any more.
+    settings = RedisSettings.from_env({"REDIS_HOST": "h", "REDIS_PASSWORD": "from-secret"})
+    assert settings.password == "from-secret"
+
+
+def test_tls_without_a_pinned_ca_is_a_config_error():
+    with pytest.raises(ConfigError, match="REDIS_CA_FILE"):
+        RedisSettings.from_env({"REDIS_HOST": "10.0.0.3", "REDIS_TLS": "true"})
 
 
 def test_config_errors_name_the_variable():

@@ -57,3 +57,50 @@ def test_decide(view, expected):
     assert verdict.action == expected[0]
     if expected[1]:
         assert verdict.reason == expected[1]
+
+
+# ---- the pod's own activity report: the later of Redis and the annotation counts ----------
+LAST_ACTIVITY = "agones.dev/sdk-last-activity"
+
+
+def reporting(seconds_ago=None, raw=None):
+    value = raw if raw is not None else repr(NOW - seconds_ago)
+    return GameServer("gs-1", "uid", "Allocated", {"sdfleet.dev/identity": "g-1"},
+                      {LAST_ACTIVITY: value}, "10.0.0.1:7860", 0.0, False)
+
+
+@pytest.mark.parametrize("redis_ago,pod,expected", [
+    (9000, reporting(30), (Action.KEEP, "active")),          # pod busy, router saw nothing
+    (30, reporting(9000), (Action.KEEP, "active")),          # router recent, pod report old
+    (9000, reporting(9000), (Action.CULL, "idle")),
+    (9000, reporting(raw="soon"), (Action.CULL, "idle")),     # unreadable report: ignored
+    (9000, reporting(raw="inf"), (Action.CULL, "idle")),
+    (9000, reporting(-86400), (Action.KEEP, "active")),      # future: counts as now, no later
+    (None, reporting(30), (Action.KEEP, "active")),
+])
+def test_last_activity_is_the_later_of_redis_and_the_pod_report(redis_ago, pod, expected):
+    view = SessionView("g-1", mapping=mapping(allocated_ago=7000),
+                       last_activity=None if redis_ago is None else NOW - redis_ago,
+                       game_server_seen=True, game_server=pod)
+    verdict = decide(view, NOW, LIMITS)
+    assert (verdict.action, verdict.reason) == expected
+
+
+def test_a_future_report_never_outlives_the_maximum_session_age():
+    view = SessionView("g-1", mapping=mapping(allocated_ago=7300), last_activity=NOW - 9000,
+                       game_server_seen=True, game_server=reporting(-10 ** 9))
+    assert decide(view, NOW, LIMITS).reason == "max-age"
+
+
+def test_idle_by_redis_with_the_pod_report_unreadable_is_kept_this_pass():
+    view = SessionView("g-1", mapping=mapping(allocated_ago=7000), last_activity=NOW - 9000,
+                       pod_activity_unknown=True)
+    assert (decide(view, NOW, LIMITS).action, decide(view, NOW, LIMITS).reason) == \
+        (Action.KEEP, "pod-activity-unknown")
+
+
+def test_the_annotation_name_is_agones_sdk_prefix_plus_our_key():
+    # Agones pkg/sdkserver/sdk.go: metadataPrefix = "agones.dev/sdk-"; SetAnnotation(key)
+    # stores Annotations[metadataPrefix + key]. The front calls SetAnnotation("last-activity").
+    from shared.agones import LAST_ACTIVITY_ANNOTATION
+    assert LAST_ACTIVITY_ANNOTATION == "agones.dev/sdk-" + "last-activity"

@@ -24,7 +24,9 @@ def stack_config_of() -> Callable[..., StackConfig]:
     def make(**platform) -> StackConfig:
         raw = {**GCP_PLATFORM, **platform}
         if raw["cloud"] == "aws":
+            # GCP sections in an AWS stack are refused (components/config.py GCP_SECTIONS)
             raw.pop("access", None)
+            raw.pop("gpuPools", None)
             raw.setdefault("aws", {})
             return parse_platform(raw, stack="test", aws_region="us-east-1")
         return parse_platform(raw, stack="test", gcp_project="example-project",

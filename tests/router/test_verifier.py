@@ -72,3 +72,114 @@ def test_keys_unreachable_is_not_a_401(iap):
         assert ask(process, iap.mint())[0] == 503
     finally:
         process.stop()
+
+
+# ---- the key set: fetched single-flight, refetched for unknown key ids at most every 30 s --
+
+def _key_set(url, clock=None):
+    import sys
+    from tests.router.harness import ROUTER_DIR
+    if str(ROUTER_DIR) not in sys.path:
+        sys.path.insert(0, str(ROUTER_DIR))
+    from sdfleet_router.verifier import KeySet
+    return KeySet(url, lifespan=3600, **({"clock": clock} if clock else {}))
+
+
+def test_concurrent_first_requests_share_one_key_set_fetch(iap):
+    """Before, PyJWKClient fetched once per caller that found its cache empty."""
+    import threading
+    import time as _time
+
+    served = iap.httpd.RequestHandlerClass.do_GET
+
+    def slow_get(handler):
+        _time.sleep(0.3)                          # a slow fetch: everyone arrives during it
+        served(handler)
+
+    iap.httpd.RequestHandlerClass.do_GET = slow_get
+    keys = _key_set(iap.url)
+    barrier, found = threading.Barrier(50), []
+
+    def ask_key():
+        barrier.wait()
+        found.append(keys.signing_key(iap.kid).key_id)
+
+    threads = [threading.Thread(target=ask_key) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert found == [iap.kid] * 50
+    assert iap.requests == 1
+
+
+def test_unknown_key_ids_refetch_at_most_every_30_seconds(iap):
+    from sdfleet_router.verifier import Rejected
+    now = [1000.0]
+    keys = _key_set(iap.url, clock=lambda: now[0])
+    assert keys.signing_key(iap.kid)
+    for forged in ("a", "b", "c"):
+        with pytest.raises(Rejected):
+            keys.signing_key(forged)
+    assert iap.requests == 1                      # forged key ids cause no fetches
+    now[0] += 31
+    rotated = dict(iap.jwks["keys"][0], kid="rotated-in")
+    iap.jwks["keys"].append(rotated)
+    assert keys.signing_key("rotated-in").key_id == "rotated-in"   # a real rotation is seen
+    assert iap.requests == 2
+
+
+def test_expired_key_set_is_fetched_again(iap):
+    now = [0.0]
+    keys = _key_set(iap.url, clock=lambda: now[0])
+    keys.signing_key(iap.kid)
+    now[0] += 3601
+    keys.signing_key(iap.kid)
+    assert iap.requests == 2
+
+
+
+def test_a_failing_key_fetch_is_not_repeated_by_every_waiting_request():
+    """IAP's keys unreachable during a burst: the requests that waited for the failed
+    fetch fail with it (503) instead of each queueing another 5 s attempt."""
+    import threading
+    import time as _time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sdfleet_router.verifier import KeysUnavailable
+    attempts = []
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            attempts.append(1)
+            _time.sleep(0.3)
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        keys = _key_set(f"http://127.0.0.1:{server.server_address[1]}/keys")
+        barrier, outcomes = threading.Barrier(20), []
+
+        def ask_key():
+            barrier.wait()
+            try:
+                keys.signing_key("k")
+            except KeysUnavailable:
+                outcomes.append("unavailable")
+
+        threads = [threading.Thread(target=ask_key) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert outcomes == ["unavailable"] * 20
+        assert len(attempts) <= 2          # the first fetch, and at most one straggler's
+    finally:
+        server.shutdown()
+        server.server_close()

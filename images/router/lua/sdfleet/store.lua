@@ -34,6 +34,12 @@ local function connect()
     if red:get_reused_times() == 0 then
         if s.redis_tls then
             local sock = rawget(red, "_sock")
+            -- Verified: the chain against lua_ssl_trusted_certificate (the instance's own
+            -- server CA) and the name with nginx's ngx_ssl_check_host (OpenSSL
+            -- X509_check_host), which reads the subject CN when there is no DNS SAN.
+            -- Memorystore's certificate names the instance IP in its CN, so REDIS_HOST
+            -- (that IP) is the right name; Python's IP rule is stricter (functions/shared/
+            -- state.py). tests/router/test_redis_tls_memorystore.py holds both cases.
             local name = s.redis_server_name ~= "" and s.redis_server_name or s.redis_host
             -- pcall: Debian's resty.core can raise (an assert) instead of returning a
             -- verification failure; either way the connection is refused, never used
