@@ -277,11 +277,17 @@ AWS_VISIBILITY_MARGIN_SECONDS = 300
 SQS_MAX_VISIBILITY_SECONDS = 43200
 
 
+# The WebUIs a batch runtime can drive: the agent speaks A1111's /sdapi/v1 API or ComfyUI's
+# /prompt + /history + /view API (images/queue-agent/sdfleet_agent/webui.py, comfyui.py).
+BATCH_FRAMEWORKS = ("automatic1111", "comfyui")
+
+
 class AwsRuntimeConfig(Section):
     """One batch runtime: a queue, a KEDA-scaled workload and its WebUI API image."""
 
     name: DnsLabel
-    image: Optional[str] = None
+    # Which WebUI runs beside the agent: decides the image and the API the agent speaks.
+    framework: Literal["automatic1111", "comfyui"] = "automatic1111"
     mode: Literal["scaledjob", "scaledobject"] = "scaledjob"
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 4
     activation_queue_length: Annotated[int, Field(ge=0, le=1000)] = 0
@@ -289,6 +295,8 @@ class AwsRuntimeConfig(Section):
     # Requests of the WebUI container (the agent beside it is small); one GPU per pod.
     cpu: Quantity = "4"
     memory: Quantity = "16Gi"
+    # The WebUI's own scratch space (/scratch: its data folder, outputs, temp files).
+    scratch_size: Quantity = "50Gi"
 
 
 class AwsConfig(Section):
@@ -316,9 +324,6 @@ class AwsConfig(Section):
     max_image_side: Annotated[int, Field(ge=256, le=4096)] = 1536
     max_steps: Annotated[int, Field(ge=1, le=500)] = 80
     max_batch: Annotated[int, Field(ge=1, le=16)] = 4
-    # Image references; empty means `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<name>:<webui.imageTag>`.
-    agent_image: Optional[str] = None
-    model_sync_image: Optional[str] = None
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -327,6 +332,11 @@ class AwsConfig(Section):
             raise ValueError("the VPC needs at least a /20 (three node subnets and three public "
                              "/24s), e.g. 10.40.0.0/16")
         return value
+
+
+class ImagesConfig(Section):
+    """Container images. Built by the stack (Cloud Build on GCP) unless given here."""
+    prebuilt: dict[str, str] = Field(default_factory=dict)  # image name -> full reference
 
 
 class PlatformConfig(Section):
@@ -349,6 +359,7 @@ class PlatformConfig(Section):
     models: ModelsConfig = ModelsConfig()
     budget: BudgetConfig = BudgetConfig()
     aws: Optional[AwsConfig] = None
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
 
     def gpu_pool(self, name: str) -> GpuPoolConfig:
         return next(p for p in self.gpu_pools if p.name == name)
@@ -539,6 +550,14 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
                 bad(("aws", "publicAccessCidrs", i), cidr,
                     "the EKS API is opened only to known networks (a /8 or narrower), "
                     "e.g. 203.0.113.0/24; leave the list empty for a private endpoint")
+        # Karpenter sizes GPU nodes from the instance type's physical GPU count and ignores
+        # the device plugin's time-slicing replicas (kubernetes-sigs/karpenter#729, #2140):
+        # it would launch one node per pod and then consolidate, so the combination is refused.
+        if p.aws.time_slicing_replicas is not None:
+            bad(("aws", "timeSlicingReplicas"), p.aws.time_slicing_replicas,
+                "GPU time-slicing is not supported with Karpenter, which sizes nodes by physical "
+                "GPUs and ignores time-slicing replicas (kubernetes-sigs/karpenter#729); leave "
+                "it unset (one pod per GPU)")
         # SQS caps a visibility timeout at 12 hours, and it must outlast the job.
         if p.aws.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS > SQS_MAX_VISIBILITY_SECONDS:
             bad(("aws", "jobTimeoutSeconds"), p.aws.job_timeout_seconds,

@@ -26,7 +26,7 @@ from components.gcp.storage import SharedStore
 from components.gcp.workload_identity import WorkloadIdentity
 from components.k8s.agones import Agones
 from components.k8s.fleet import FleetAccess, WebuiFleet
-from components.k8s.model_sync import ModelSync
+from components.k8s.model_sync import ModelSync, ModelSyncArgs
 from components.k8s.namespaces import Namespaces
 from components.k8s.router import Router, RouterSettings
 from components.k8s.shared_volume import SharedVolume
@@ -102,11 +102,12 @@ class GcpPlatform(pulumi.ComponentResource):
                                 webui_image, self.shared_volume.claim_name, ROUTER_NAMESPACE,
                                 self.agones.release, opts=in_namespaces)
         secrets = pulumi.Config("sdfleet")
-        self.model_sync = ModelSync(f"{name}-model-sync", p.models, p.fleet.namespace, webui_image,
-                                    self.shared_volume.claim_name,
-                                    {POOL_LABEL: SYSTEM_POOL_NAME},
-                                    secrets.get_secret("civitaiToken"),
-                                    secrets.get_secret("huggingfaceToken"), opts=in_namespaces)
+        self.model_sync = ModelSync(f"{name}-model-sync", ModelSyncArgs(
+            models=p.models, namespace=p.fleet.namespace, image=webui_image,
+            claim=self.shared_volume.claim_name, sub_path="models",
+            node_selector={POOL_LABEL: SYSTEM_POOL_NAME},
+            civitai_token=secrets.get_secret("civitaiToken"),
+            huggingface_token=secrets.get_secret("huggingfaceToken")), opts=in_namespaces)
 
         # --- Functions: allocator and culler --------------------------------------------------
         self.functions = ControlFunctions(
