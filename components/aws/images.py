@@ -155,7 +155,8 @@ class ImageBuilds(pulumi.ComponentResource):
             archive = aws.s3.BucketObjectv2(
                 f"{name}-{image}-source", bucket=sources.id,
                 key=f"sources/{image}-{digest[:24]}.zip",
-                source=pulumi.FileArchive(str(source.context)), opts=child)
+                source=pulumi.FileArchive(str(source.context)),
+                tags=tags_for(labels, f"{name}-{image}-source"), opts=child)
             repository = self.repositories[image]
             # The registry's documented address: <account>.dkr.ecr.<region>.amazonaws.com/<repo>.
             image_uri = pulumi.Output.format("{0}.dkr.ecr.{1}.amazonaws.com/{2}:{3}", account,

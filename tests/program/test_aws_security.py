@@ -32,11 +32,14 @@ def test_no_policy_allows_any_action_on_any_resource(aws_update):
 
 
 def test_any_resource_star_is_only_for_calls_without_resource_permissions(aws_update):
-    """`Resource: *` only where AWS offers nothing narrower: EC2 Describe* and the Pricing API."""
+    """`Resource: *` only where AWS offers nothing narrower: EC2 Describe*, the Pricing API and
+    ECR's GetAuthorizationToken (a registry-wide login; ECR docs "Amazon ECR actions":
+    GetAuthorizationToken has no resource type)."""
     for r in aws_update.of_type(ROLE_POLICY):
         for s in _allows(json.loads(r.inputs["policy"])):
             if "*" in as_list(s["Resource"]):
-                assert all(a.startswith("ec2:Describe") or a == "pricing:GetProducts"
+                assert all(a.startswith("ec2:Describe")
+                           or a in ("pricing:GetProducts", "ecr:GetAuthorizationToken")
                            for a in as_list(s["Action"])), f"{r.name}: {s}"
 
 
@@ -84,7 +87,7 @@ def test_agent_role_is_scoped_to_its_queue_bucket_prefix_and_topic(aws_update):
     assert grants["sqs:ReceiveMessage"] == [queue] and grants["sqs:DeleteMessage"] == [queue]
     assert grants["sqs:ChangeMessageVisibility"] == [queue]
     assert grants["sqs:SendMessage"] == [queue + "-dlq"]
-    bucket = aws_update.one(BUCKET).inputs["tags"]["Name"]
+    bucket = aws_update.one(BUCKET, "results").inputs["tags"]["Name"]
     assert [r.endswith("/results/*") for r in grants["s3:PutObject"]] == [True]
     assert grants["sns:Publish"] == ["arn:aws:sns:us-east-1:123456789012:sdbatch-completions"]
     assert grants["s3:ListBucket"] == [f"arn:aws:s3:::{aws_update.outputs['resultsBucket']}"]
@@ -117,16 +120,17 @@ def test_karpenter_controller_is_scoped(aws_update):
 
 
 def test_results_bucket_is_private_encrypted_tls_only_and_expires(aws_plan):
-    block = aws_plan.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    block = aws_plan.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "results").inputs
     assert {k: block[k] for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
                                   "restrictPublicBuckets")} == dict.fromkeys(
         ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True)
     sse = aws_plan.one("aws:s3/bucketServerSideEncryptionConfiguration:"
-                       "BucketServerSideEncryptionConfiguration").inputs
+                       "BucketServerSideEncryptionConfiguration", "results").inputs
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
     owner = aws_plan.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs
     assert owner["rule"]["objectOwnership"] == "BucketOwnerEnforced"
-    lifecycle = aws_plan.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    lifecycle = aws_plan.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                             "results")
     expire = next(r for r in lifecycle.inputs["rules"] if r["id"] == "expire-results")
     assert expire["expiration"]["days"] == 30 and expire["status"] == "Enabled"
     assert expire["filter"]["prefix"] == "results/"
@@ -137,7 +141,7 @@ def test_bucket_policy_refuses_plain_http(aws_update):
     (deny,) = doc["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {
         "Bool": {"aws:SecureTransport": "false"}}
-    bucket = aws_update.one(BUCKET)
+    bucket = aws_update.one(BUCKET, "results")
     assert any(r.endswith("/*") for r in deny["Resource"]) and len(deny["Resource"]) == 2
     assert bucket.inputs.get("forceDestroy") is False
 
@@ -146,7 +150,7 @@ def test_expiry_follows_config(plan, aws_config_of):
     def shorter(p):
         p["aws"]["resultsExpiryDays"] = 7
     result = plan(aws_config_of(shorter), preview=True, stack=STACK)
-    rules = result.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs
+    rules = result.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "results").inputs
     assert rules["rules"][0]["expiration"]["days"] == 7
 
 
