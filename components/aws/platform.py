@@ -18,7 +18,7 @@ from components.aws.images import ImageBuilds
 from components.aws.karpenter import DO_NOT_DISRUPT, GPU_POOL_LABEL, GPU_TOLERATIONS, Karpenter
 from components.aws.network import Network
 from components.aws.queues import JobQueues, visibility_timeout
-from components.aws.storage import RESULTS_PREFIX, ModelStore, ResultsBucket
+from components.aws.storage import RESULTS_PREFIX, UPLOADS_PREFIX, ModelStore, ResultsBucket
 from components.aws.tags import allow, tags_for
 from components.config import StackConfig
 from components.k8s.batch import (KEDA_NAMESPACE, KEDA_SERVICE_ACCOUNT, TRIGGER_AUTH,
@@ -72,8 +72,8 @@ class AwsPlatform(pulumi.ComponentResource):
         self.results = ResultsBucket(f"{name}-results", config, labels, opts=child)
         self.models = ModelStore(f"{name}-models", self.network, config.vpc_cidr, labels,
                                  opts=child)
-        self.api = JobApi(name, config, region, self.queues.jobs_topic.arn, self.results.name,
-                          labels, opts=child)
+        self.api = JobApi(name, config, p.models, region, self.queues.jobs_topic.arn,
+                          self.results.name, self.results.arn, labels, opts=child)
 
         self.karpenter = Karpenter(
             f"{name}-karpenter", config, self.cluster, self.network, region, account, labels,
@@ -133,8 +133,10 @@ class AwsPlatform(pulumi.ComponentResource):
                  allow(["sqs:SendMessage"], [queue.dead_letter.arn]),
                  allow(["s3:PutObject"],
                        [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*")]),
-                 # Results (idempotent reruns) and img2img init images from this bucket.
-                 allow(["s3:GetObject"], [pulumi.Output.concat(self.results.arn, "/*")]),
+                 # Results (idempotent reruns) and clients' init images (their uploads).
+                 allow(["s3:GetObject"],
+                       [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*"),
+                        pulumi.Output.concat(self.results.arn, f"/{UPLOADS_PREFIX}*")]),
                  # So a missing result.json reads as 404 (not yet written), not 403.
                  allow(["s3:ListBucket"], [self.results.arn]),
                  allow(["sns:Publish"], [self.queues.completions_topic.arn])],
@@ -146,6 +148,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 results_bucket=self.results.name,
                 completion_topic_arn=self.queues.completions_topic.arn, region=region,
                 job_timeout_seconds=config.job_timeout_seconds,
+                max_receive_count=config.max_receive_count,
                 allowed_image_hosts=list(config.allowed_image_hosts),
                 node_selector=GPU_POOL_LABEL, tolerations=GPU_TOLERATIONS,
                 pod_annotations=DO_NOT_DISRUPT, models_claim=self.model_volume.claim_name),

@@ -149,6 +149,7 @@ class RuntimeWorkloadArgs:
     completion_topic_arn: pulumi.Input[str]
     region: str
     job_timeout_seconds: int
+    max_receive_count: int
     node_selector: dict[str, str]
     tolerations: list[dict]
     pod_annotations: dict[str, str]
@@ -170,6 +171,8 @@ def agent_environment(a: RuntimeWorkloadArgs) -> dict[str, pulumi.Input[str]]:
         "VISIBILITY_TIMEOUT_SECONDS": str(AGENT_LEASE_SECONDS),
         "HEARTBEAT_SECONDS": str(AGENT_HEARTBEAT_SECONDS),
         "JOB_TIMEOUT_SECONDS": str(a.job_timeout_seconds),
+        # The queue's redrive maxReceiveCount: the last try is recorded as failed.
+        "MAX_RECEIVE_COUNT": str(a.max_receive_count),
         "STARTUP_TIMEOUT_SECONDS": str(WEBUI_STARTUP_SECONDS),
         # What a Spot interruption leaves for a running job (shutdown arithmetic above).
         "SHUTDOWN_GRACE_SECONDS": str(AGENT_SHUTDOWN_GRACE_SECONDS),

@@ -299,21 +299,40 @@ def test_a_changed_model_list_is_a_new_sync_job(plan, aws_config, aws_config_of)
     assert before.inputs["metadata"]["name"] != after.inputs["metadata"]["name"]
 
 
-def test_api_requires_a_key_and_has_a_usage_plan(aws_update):
-    method = aws_update.one("aws:apigateway/method:Method").inputs
-    assert method["httpMethod"] == "POST" and method["apiKeyRequired"] is True
-    integration = aws_update.one("aws:apigateway/integration:Integration").inputs
-    assert integration["type"] == "AWS_PROXY"
-    assert integration["uri"].endswith(":function:sdbatch-submit/invocations")
+def test_every_route_requires_a_key_and_reaches_the_lambda(aws_update):
+    import sys
+
+    from tools.preview import ROOT
+    sys.path.insert(0, str(ROOT / "functions" / "submit"))
+    try:
+        from sdfleet_submit.app import ROUTES as APP_ROUTES
+    finally:
+        sys.path.remove(str(ROOT / "functions" / "submit"))
+    resources = {r.id: r.inputs for r in aws_update.of_type("aws:apigateway/resource:Resource")}
+
+    def path_of(resource_id):
+        r = resources.get(resource_id)
+        return "" if r is None else path_of(r["parentId"]) + "/" + r["pathPart"]
+
+    methods = aws_update.of_type("aws:apigateway/method:Method")
+    routes = {(m.inputs["httpMethod"], path_of(m.inputs["resourceId"])) for m in methods}
+    assert routes == set(APP_ROUTES)  # the API serves exactly the routes the function handles
+    assert all(m.inputs["apiKeyRequired"] is True for m in methods)
+    integrations = aws_update.of_type("aws:apigateway/integration:Integration")
+    assert len(integrations) == len(methods)
+    for integration in integrations:
+        assert integration.inputs["type"] == "AWS_PROXY"
+        assert integration.inputs["uri"].endswith(":function:sdbatch-submit/invocations")
     plan_ = aws_update.one("aws:apigateway/usagePlan:UsagePlan").inputs
     assert plan_["throttleSettings"] == {"rateLimit": 5, "burstLimit": 10}
     assert plan_["quotaSettings"] == {"limit": 5000, "period": "DAY"}
     assert plan_["apiStages"][0]["stage"] == "v1"
     key = aws_update.one("aws:apigateway/usagePlanKey:UsagePlanKey").inputs
     assert key["keyType"] == "API_KEY"
-    permission = aws_update.one("aws:lambda/permission:Permission").inputs
-    assert permission["principal"] == "apigateway.amazonaws.com"
-    assert permission["sourceArn"].endswith("/*/POST/jobs")
+    permissions = aws_update.of_type("aws:lambda/permission:Permission")
+    assert {p.inputs["sourceArn"].split("/", 1)[1] for p in permissions} == {
+        "*/POST/jobs", "*/GET/jobs", "*/GET/jobs/*", "*/POST/uploads"}
+    assert all(p.inputs["principal"] == "apigateway.amazonaws.com" for p in permissions)
 
 
 def test_submit_lambda_is_built_from_functions_submit_with_its_env(aws_update):

@@ -91,15 +91,23 @@ def test_agent_role_is_scoped_to_its_queue_bucket_prefix_and_topic(aws_update):
     assert [r.endswith("/results/*") for r in grants["s3:PutObject"]] == [True]
     assert grants["sns:Publish"] == ["arn:aws:sns:us-east-1:123456789012:sdbatch-completions"]
     assert grants["s3:ListBucket"] == [f"arn:aws:s3:::{aws_update.outputs['resultsBucket']}"]
+    # its own results, and init images only from clients' uploads (never jobs/ records)
+    assert sorted(r.rsplit("/", 2)[-2] for r in grants["s3:GetObject"]) == ["results", "uploads"]
     assert "s3:DeleteObject" not in grants and bucket
 
 
-def test_submit_lambda_may_publish_jobs_and_log_only(aws_update):
+def test_submit_lambda_may_publish_jobs_record_and_read_them_and_log_only(aws_update):
     doc = json.loads(aws_update.one(ROLE_POLICY, "sdbatch-submit").inputs["policy"])
-    actions = sorted(a for s in doc["Statement"] for a in as_list(s["Action"]))
-    assert actions == ["logs:CreateLogStream", "logs:PutLogEvents", "sns:Publish"]
-    publish = next(s for s in doc["Statement"] if s["Action"] == ["sns:Publish"])
-    assert publish["Resource"] == ["arn:aws:sns:us-east-1:123456789012:sdbatch-jobs"]
+    grants = {a: as_list(s["Resource"]) for s in doc["Statement"] for a in as_list(s["Action"])}
+    assert sorted(grants) == ["logs:CreateLogStream", "logs:PutLogEvents", "s3:DeleteObject",
+                              "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sns:Publish"]
+    assert grants["sns:Publish"] == ["arn:aws:sns:us-east-1:123456789012:sdbatch-jobs"]
+    bucket = f"arn:aws:s3:::{aws_update.outputs['resultsBucket']}"
+    # records and presigned uploads under their prefixes; never results (the agent's)
+    assert sorted(grants["s3:PutObject"]) == [f"{bucket}/jobs/*", f"{bucket}/uploads/*"]
+    assert grants["s3:DeleteObject"] == [f"{bucket}/jobs/*"]
+    assert sorted(grants["s3:GetObject"]) == [f"{bucket}/jobs/*", f"{bucket}/results/*"]
+    assert grants["s3:ListBucket"] == [bucket]
 
 
 def test_karpenter_controller_is_scoped(aws_update):
