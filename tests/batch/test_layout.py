@@ -24,3 +24,15 @@ def test_the_agent_reads_the_manifest_the_fetcher_writes():
     finally:
         sys.path.remove(str(WEBUI_DIR))
     assert MANIFEST_NAME == FETCHER_MANIFEST
+
+
+def test_the_agent_checks_health_where_each_framework_answers():
+    """A ComfyUI runtime whose agent polled A1111's route would never take a job (issue 15.4)."""
+    from sdfleet_agent.settings import HEALTH_PATHS
+    sys.path.insert(0, str(WEBUI_DIR))
+    try:
+        from sdfleet_webui.frameworks import HEALTH_PATHS as IMAGE_HEALTH_PATHS
+    finally:
+        sys.path.remove(str(WEBUI_DIR))
+    for framework, path in HEALTH_PATHS.items():
+        assert IMAGE_HEALTH_PATHS[framework] == path, framework
