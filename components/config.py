@@ -558,6 +558,11 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
                 "GPU time-slicing is not supported with Karpenter, which sizes nodes by physical "
                 "GPUs and ignores time-slicing replicas (kubernetes-sigs/karpenter#729); leave "
                 "it unset (one pod per GPU)")
+        from components.images import IMAGES
+        for image in p.images.prebuilt:
+            if image not in IMAGES:
+                bad(("images", "prebuilt", image), image,
+                    f"image names are {', '.join(IMAGES)}")
         # SQS caps a visibility timeout at 12 hours, and it must outlast the job.
         if p.aws.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS > SQS_MAX_VISIBILITY_SECONDS:
             bad(("aws", "jobTimeoutSeconds"), p.aws.job_timeout_seconds,

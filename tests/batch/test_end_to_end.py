@@ -151,3 +151,15 @@ def test_a_job_that_keeps_failing_reads_failed_with_the_dead_letter_reason(stack
     [dead] = wait_until(lambda: stack.receive_all(stack.dlq_urls["sd-b"], wait=0.2), 10)
     assert json.loads(dead["Body"])["jobId"] == job["jobId"]
 
+
+
+def test_a_workflow_comfyui_refuses_fails_once_with_its_reason(stack, comfyui, agents):
+    comfyui.configure(checkpoints=["something-else.safetensors"])
+    app = submit_app(stack)
+    status, job = call(app, "POST", "/jobs", {"runtime": "sd-b", "prompt": "x",
+                                              "model": "sdxl-base"})
+    view = wait_until(finished_view(app, job["jobId"]), 30, what="failed")
+    assert view["status"] == "failed" and view["attempt"] == 1  # permanent: not retried
+    assert "ComfyUI refused the workflow" in view["reason"]
+    assert "value_not_in_list" in view["reason"]
+    assert comfyui.calls() == []

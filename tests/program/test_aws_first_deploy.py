@@ -219,3 +219,13 @@ def test_a_spot_interruption_leaves_time_to_release_the_job(aws_update):
         # ... which fits in what is left of the two-minute notice once Karpenter has it
         assert pod_grace <= SPOT_NOTICE_SECONDS - NOTICE_DELIVERY_SECONDS, name
         assert _container(pod, "webui")["restartPolicy"] == "Always"  # stopped after the agent
+
+
+def test_an_unknown_prebuilt_image_name_is_refused(aws_config_of):
+    from components.config import ConfigError, parse_platform
+    config = aws_config_of(lambda p: p.update(images={"prebuilt": {"webui": "r.example/x:1"}}))
+    with pytest.raises(ConfigError) as error:
+        parse_platform(config["sdfleet:platform"], stack=STACK, aws_region="us-east-1")
+    (line,) = error.value.lines
+    assert line.startswith("sdfleet:platform.images.prebuilt.webui: 'webui' is not allowed")
+    assert "webui-automatic1111" in line and "queue-agent" in line
