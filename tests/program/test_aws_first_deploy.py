@@ -168,10 +168,37 @@ def test_each_runtime_runs_its_framework_image_and_agent_api(aws_update):
     assert sorted(frameworks.values()) == ["automatic1111", "comfyui"]
 
 
+def _launch_argv(env: dict, framework: str) -> list[str]:
+    """The framework command the WebUI image's supervisor builds from this env."""
+    import sys
+    sys.path.insert(0, str(ROOT / "images" / "webui"))
+    try:
+        from sdfleet_webui import frameworks
+        from sdfleet_webui.supervisor import SupervisorConfig
+    finally:
+        sys.path.remove(str(ROOT / "images" / "webui"))
+    config = SupervisorConfig.from_env({**env, "SDFLEET_FRAMEWORKS_ROOT": "/nonexistent"})
+    argv, _ = frameworks.launch_command(framework, config.launch)
+    return argv
+
+
+def _bound_host(argv: list[str], framework: str) -> str:
+    """Where the framework binds, read the way each one reads its own arguments:
+    A1111 `--server-name` first, else 0.0.0.0 with `--listen` (modules/initialize_util.py
+    gradio_server_name); ComfyUI `--listen <host>` (comfy/cli_args.py)."""
+    if framework == "automatic1111":
+        if "--server-name" in argv:
+            return argv[argv.index("--server-name") + 1]
+        return "0.0.0.0" if "--listen" in argv else "127.0.0.1"
+    return argv[argv.index("--listen") + 1] if "--listen" in argv else "127.0.0.1"
+
+
 def test_webui_listens_on_loopback_and_nothing_reaches_the_pods(aws_update):
     for name, pod in _pods(aws_update):
         webui = _container(pod, "webui")
-        assert env_of(webui)["SDFLEET_LISTEN_HOST"] == "127.0.0.1", name
+        framework = env_of(webui)["SDFLEET_FRAMEWORK"]
+        argv = _launch_argv(env_of(webui), framework)
+        assert _bound_host(argv, framework) == "127.0.0.1", (name, argv)
         assert "ports" not in webui, name
         assert env_of(_container(pod, "agent"))["WEBUI_URL"].startswith("http://127.0.0.1:")
     (policy,) = aws_update.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
