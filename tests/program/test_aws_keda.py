@@ -3,10 +3,12 @@
 The model below restates KEDA v2.17's scale-out rule for ScaledJobs from its source
 (kedacore/keda, pkg/scaling/executor/scale_jobs.go: `RequestJobScale`, `getRunningJobCount`,
 `getPendingJobCount`, `isAnyPodRunningOrCompleted`, and the `default` / `accurate`
-`GetEffectiveMaxScale`); the trigger's target is the aws-sqs-queue scaler's message count
-(visible, plus in flight when `scaleOnInFlight` is "true", KEDA docs "AWS SQS Queue"), divided
-by `queueLength` and capped at `maxReplicaCount`. Each poll creates `min(maxScale, effective)`
-new Jobs.
+`GetEffectiveMaxScale`; `createJobs` caps the count at the effective value). maxScale is the
+aws-sqs-queue scaler's message count (visible, plus in flight when `scaleOnInFlight` is
+"true", KEDA docs "AWS SQS Queue") divided by `queueLength`, capped at `maxReplicaCount`
+(pkg/scaling/scaledjob/metrics.go, `IsScaledJobActive` / `GetMaxValue`). The queueLength of a
+ScaledJob here is 1 (one message per Job), so scaleTo (the raw message count) equals maxScale
+and each poll creates `min(maxScale, effective)` new Jobs.
 
 What the agent does (images/queue-agent): its pod runs, then it waits for its WebUI (minutes
 on a cold node) and only then receives a message; the Job ends after its message is done.

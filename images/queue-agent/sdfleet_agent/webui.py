@@ -4,8 +4,9 @@
 - model: the job's config name is mapped to its file by the model store's manifest
   (models.py); the checkpoint is the one /sdapi/v1/sd-models lists with exactly that file
   name. Closest-name matching would silently run the wrong model.
-- progress: GET /sdapi/v1/progress gives `eta_relative` (seconds left), which the agent uses on
-  SIGTERM to decide whether a job still fits in the grace period.
+- progress: GET /sdapi/v1/progress gives `eta_relative` (seconds left; A1111 modules/api/api.py
+  `progressapi`, ProgressResponse), which the agent uses on SIGTERM to decide whether a job
+  still fits in the grace period.
 - generation: POST /sdapi/v1/txt2img or /sdapi/v1/img2img with a read timeout. Timeouts,
   dropped connections and 5xx are retryable; 4xx (the WebUI refusing the parameters) is not.
 """
