@@ -540,11 +540,17 @@ AWS_VISIBILITY_MARGIN_SECONDS = 300
 SQS_MAX_VISIBILITY_SECONDS = 43200
 
 
+# The WebUIs a batch runtime can drive: the agent speaks A1111's /sdapi/v1 API or ComfyUI's
+# /prompt + /history + /view API (images/queue-agent/sdfleet_agent/webui.py, comfyui.py).
+BATCH_FRAMEWORKS = ("automatic1111", "comfyui")
+
+
 class AwsRuntimeConfig(Section):
     """One batch runtime: a queue, a KEDA-scaled workload and its WebUI API image."""
 
     name: DnsLabel
-    image: Optional[ImageReference] = None
+    # Which WebUI runs beside the agent: decides the image and the API the agent speaks.
+    framework: Literal["automatic1111", "comfyui"] = "automatic1111"
     mode: Literal["scaledjob", "scaledobject"] = "scaledjob"
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 4
     activation_queue_length: Annotated[int, Field(ge=0, le=1000)] = 0
@@ -552,6 +558,8 @@ class AwsRuntimeConfig(Section):
     # Requests of the WebUI container (the agent beside it is small); one GPU per pod.
     cpu: Quantity = "4"
     memory: Quantity = "16Gi"
+    # The WebUI's own scratch space (/scratch: its data folder, outputs, temp files).
+    scratch_size: Quantity = "50Gi"
 
 
 class AwsConfig(Section):
@@ -579,9 +587,6 @@ class AwsConfig(Section):
     max_image_side: Annotated[int, Field(ge=256, le=4096)] = 1536
     max_steps: Annotated[int, Field(ge=1, le=500)] = 80
     max_batch: Annotated[int, Field(ge=1, le=16)] = 4
-    # Image references; empty means `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<name>:<webui.imageTag>`.
-    agent_image: Optional[ImageReference] = None
-    model_sync_image: Optional[ImageReference] = None
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -826,6 +831,14 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
                 bad(("aws", "publicAccessCidrs", i), cidr,
                     "the EKS API is opened only to known networks (a /8 or narrower), "
                     "e.g. 203.0.113.0/24; leave the list empty for a private endpoint")
+        # Karpenter sizes GPU nodes from the instance type's physical GPU count and ignores
+        # the device plugin's time-slicing replicas (kubernetes-sigs/karpenter#729, #2140):
+        # it would launch one node per pod and then consolidate, so the combination is refused.
+        if p.aws.time_slicing_replicas is not None:
+            bad(("aws", "timeSlicingReplicas"), p.aws.time_slicing_replicas,
+                "GPU time-slicing is not supported with Karpenter, which sizes nodes by physical "
+                "GPUs and ignores time-slicing replicas (kubernetes-sigs/karpenter#729); leave "
+                "it unset (one pod per GPU)")
         # SQS caps a visibility timeout at 12 hours, and it must outlast the job.
         if p.aws.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS > SQS_MAX_VISIBILITY_SECONDS:
             bad(("aws", "jobTimeoutSeconds"), p.aws.job_timeout_seconds,

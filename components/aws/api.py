@@ -1,9 +1,12 @@
 """The job API: API Gateway (REST) with API keys and a usage plan, in front of the submit Lambda.
 
 Every request needs an API key (`x-api-key`); the usage plan throttles each key (rate, burst)
-and caps it per day, all from config. The Lambda (functions/submit) validates the job,
-refuses unknown runtimes and publishes it to the jobs topic: its role may publish to that
-topic and write its own logs, nothing else.
+and caps it per day, all from config. Routes (functions/submit/sdfleet_submit/app.py):
+`POST /jobs`, `GET /jobs`, `GET /jobs/{id}`, `POST /uploads`. The Lambda validates a job,
+refuses unknown runtimes and models, records it under the caller's key id and publishes it;
+it answers a job's status with presigned URLs of its images. Its role may publish to the jobs
+topic, write job records and presign init-image uploads under their prefixes, read records,
+status and results, and write its own logs; nothing else.
 """
 
 from __future__ import annotations
@@ -15,14 +18,18 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.storage import JOBS_PREFIX, RESULTS_PREFIX, UPLOADS_PREFIX
 from components.aws.tags import allow, policy_json, tags_for, trust
-from components.config import AwsConfig
+from components.config import AWS_VISIBILITY_MARGIN_SECONDS, AwsConfig, ModelsConfig
 
 SUBMIT_DIR = Path(__file__).resolve().parents[2] / "functions" / "submit"
 SUBMIT_HANDLER = "handler.handler"
 LAMBDA_RUNTIME = "python3.11"
 STAGE = "v1"
 JOBS_PATH = "jobs"
+UPLOADS_PATH = "uploads"
+# (method, resource path) of every route; all need an API key.
+ROUTES = (("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{id}"), ("POST", "/uploads"))
 LOG_RETENTION_DAYS = 30
 
 
@@ -56,9 +63,10 @@ def submit_archive(source: Path = SUBMIT_DIR) -> pulumi.AssetArchive:
     return pulumi.AssetArchive(parts)
 
 
-def submit_environment(config: AwsConfig, topic_arn: pulumi.Input[str],
+def submit_environment(config: AwsConfig, models: ModelsConfig, topic_arn: pulumi.Input[str],
                        bucket: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
     """The variables functions/submit/sdfleet_submit/settings.py reads at cold start."""
+    checkpoints = [m.name for m in models.items if m.kind == "checkpoint"]
     env: dict[str, pulumi.Input[str]] = {
         "JOBS_TOPIC_ARN": topic_arn,
         "RUNTIMES": ",".join(rt.name for rt in config.runtimes),
@@ -67,7 +75,13 @@ def submit_environment(config: AwsConfig, topic_arn: pulumi.Input[str],
         "MAX_HEIGHT": str(config.max_image_side),
         "MAX_STEPS": str(config.max_steps),
         "MAX_BATCH_SIZE": str(config.max_batch),
+        # GET /jobs/{id}: when a running attempt is dead, and when the queue gives up.
+        "ATTEMPT_SECONDS": str(config.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS),
+        "MAX_RECEIVE_COUNT": str(config.max_receive_count),
     }
+    if checkpoints:
+        # Jobs name models as the config does; anything else is refused at the API.
+        env["MODELS"] = ",".join(checkpoints)
     if config.allowed_image_hosts:
         env["ALLOWED_IMAGE_HOSTS"] = ",".join(config.allowed_image_hosts)
     return env
@@ -76,9 +90,10 @@ def submit_environment(config: AwsConfig, topic_arn: pulumi.Input[str],
 class JobApi(pulumi.ComponentResource):
     """`sdfleet:aws:JobApi`: submit Lambda, REST API, stage, usage plan and API key."""
 
-    def __init__(self, name: str, config: AwsConfig, region: str,
+    def __init__(self, name: str, config: AwsConfig, models: ModelsConfig, region: str,
                  jobs_topic_arn: pulumi.Input[str], results_bucket: pulumi.Input[str],
-                 labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+                 results_arn: pulumi.Input[str], labels: dict[str, str],
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:aws:JobApi", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         function_name = f"{name}-submit"
@@ -96,13 +111,26 @@ class JobApi(pulumi.ComponentResource):
                 allow(["logs:CreateLogStream", "logs:PutLogEvents"],
                       [pulumi.Output.concat(log_group.arn, ":*")]),
                 allow(["sns:Publish"], [jobs_topic_arn]),
+                # Job records, and the presigned PUTs of init images (signed with this role).
+                allow(["s3:PutObject"], [pulumi.Output.concat(results_arn, f"/{JOBS_PREFIX}*"),
+                                         pulumi.Output.concat(results_arn,
+                                                              f"/{UPLOADS_PREFIX}*")]),
+                allow(["s3:DeleteObject"], [pulumi.Output.concat(results_arn,
+                                                                 f"/{JOBS_PREFIX}*")]),
+                # Records, status and results, and the presigned GETs of result images.
+                allow(["s3:GetObject"], [pulumi.Output.concat(results_arn, f"/{JOBS_PREFIX}*"),
+                                         pulumi.Output.concat(results_arn,
+                                                              f"/{RESULTS_PREFIX}*")]),
+                # A client's recent jobs; a missing record reads as 404, not 403.
+                allow(["s3:ListBucket"], [results_arn]),
             ]),
             opts=child)
         self.function = aws.lambda_.Function(
             function_name, name=function_name, role=self.role.arn, runtime=LAMBDA_RUNTIME,
             handler=SUBMIT_HANDLER, code=submit_archive(), architectures=["x86_64"],
             memory_size=256, timeout=10,
-            environment={"variables": submit_environment(config, jobs_topic_arn, results_bucket)},
+            environment={"variables": submit_environment(config, models, jobs_topic_arn,
+                                                         results_bucket)},
             logging_config={"log_format": "Text", "log_group": log_group.name},
             tags=tags_for(labels, function_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]))
@@ -114,26 +142,39 @@ class JobApi(pulumi.ComponentResource):
         jobs = aws.apigateway.Resource(
             f"{name}-jobs", rest_api=self.rest_api.id, parent_id=self.rest_api.root_resource_id,
             path_part=JOBS_PATH, opts=child)
-        self.method = aws.apigateway.Method(
-            f"{name}-jobs-post", rest_api=self.rest_api.id, resource_id=jobs.id,
-            http_method="POST", authorization="NONE", api_key_required=True, opts=child)
-        integration = aws.apigateway.Integration(
-            f"{name}-jobs-post", rest_api=self.rest_api.id, resource_id=jobs.id,
-            http_method=self.method.http_method, type="AWS_PROXY", integration_http_method="POST",
-            uri=self.function.invoke_arn, opts=child)
-        aws.lambda_.Permission(
-            f"{name}-invoke", action="lambda:InvokeFunction", function=self.function.name,
-            principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(self.rest_api.execution_arn, f"/*/POST/{JOBS_PATH}"),
+        job = aws.apigateway.Resource(
+            f"{name}-job", rest_api=self.rest_api.id, parent_id=jobs.id, path_part="{id}",
             opts=child)
+        uploads = aws.apigateway.Resource(
+            f"{name}-uploads", rest_api=self.rest_api.id,
+            parent_id=self.rest_api.root_resource_id, path_part=UPLOADS_PATH, opts=child)
+        resources = {"/jobs": jobs, "/jobs/{id}": job, "/uploads": uploads}
+        self.methods, integrations = [], []
+        for method, path in ROUTES:
+            key = f"{name}-{path.strip('/').replace('/{id}', '-id')}-{method.lower()}"
+            route = aws.apigateway.Method(
+                key, rest_api=self.rest_api.id, resource_id=resources[path].id,
+                http_method=method, authorization="NONE", api_key_required=True, opts=child)
+            integrations.append(aws.apigateway.Integration(
+                key, rest_api=self.rest_api.id, resource_id=resources[path].id,
+                http_method=route.http_method, type="AWS_PROXY", integration_http_method="POST",
+                uri=self.function.invoke_arn, opts=child))
+            aws.lambda_.Permission(
+                f"{key}-invoke", action="lambda:InvokeFunction", function=self.function.name,
+                principal="apigateway.amazonaws.com",
+                source_arn=pulumi.Output.concat(self.rest_api.execution_arn,
+                                                f"/*/{method}{path.replace('{id}', '*')}"),
+                opts=child)
+            self.methods.append(route)
+        self.method = self.methods[0]
 
         # A new deployment whenever the routes change (deployments are immutable snapshots).
-        routes = json.dumps({"path": JOBS_PATH, "method": "POST", "apiKey": True,
-                             "integration": "AWS_PROXY"}, sort_keys=True)
+        routes = json.dumps({"routes": ROUTES, "apiKey": True, "integration": "AWS_PROXY"},
+                            sort_keys=True)
         deployment = aws.apigateway.Deployment(
             f"{name}-deployment", rest_api=self.rest_api.id,
             triggers={"routes": hashlib.sha256(routes.encode()).hexdigest()},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.method, integration]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.methods, *integrations]))
         self.stage = aws.apigateway.Stage(
             f"{name}-{STAGE}", rest_api=self.rest_api.id, deployment=deployment.id,
             stage_name=STAGE, tags=tags_for(labels, f"{name}-{STAGE}"), opts=child)
@@ -153,4 +194,5 @@ class JobApi(pulumi.ComponentResource):
             usage_plan_id=self.usage_plan.id, opts=child)
 
         self.url = pulumi.Output.concat(self.stage.invoke_url, f"/{JOBS_PATH}")
+        self.base_url = self.stage.invoke_url
         self.register_outputs({"url": self.url})

@@ -37,6 +37,7 @@ NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
 )
 CNI_POLICY = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+VPC_CNI_CONFIGURATION = json.dumps({"enableNetworkPolicy": "true"})
 EFS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy"
 
 
@@ -144,6 +145,10 @@ class EksCluster(pulumi.ComponentResource):
         self.vpc_cni = aws.eks.Addon(
             f"{name}-vpc-cni", cluster_name=self.cluster.name, addon_name="vpc-cni",
             pod_identity_associations=[{"role_arn": cni_role.arn, "service_account": "aws-node"}],
+            # NetworkPolicies are enforced only with the CNI's network policy agent on (EKS docs
+            # "Restrict Pod network traffic with Kubernetes network policies": add-on
+            # configuration `{"enableNetworkPolicy": "true"}`); off by default.
+            configuration_values=VPC_CNI_CONFIGURATION,
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
             tags=tags_for(labels, name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.pod_identity_agent]))

@@ -10,8 +10,8 @@
   workloads land there, a cap on GPUs, consolidation with disruption budgets. Job pods carry
   `karpenter.sh/do-not-disrupt`, so consolidation and drift never stop a running job.
 - The EC2NodeClass uses the Bottlerocket alias: Karpenter picks the NVIDIA variant for GPU
-  instance types, which brings the driver and the NVIDIA device plugin; GPU time-slicing is a
-  Bottlerocket setting of that plugin (user data), so no second device plugin is installed.
+  instance types, which brings the driver and the NVIDIA device plugin. GPU time-slicing is
+  refused by the config (Karpenter sizes nodes by physical GPUs, kubernetes-sigs/karpenter#729).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 
 import pulumi
 import pulumi_aws as aws
-from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
+from pulumi_kubernetes.helm.v3 import Release
 
 from components.aws.cluster import EksCluster, node_role
 from components.aws.network import Network
@@ -29,14 +29,21 @@ from components.aws.tags import allow, policy_json, tags_for
 from components.config import AwsConfig
 from components.k8s.objects import KubeObject, meta
 
-KARPENTER_CHART = "karpenter"
-KARPENTER_REPOSITORY = "oci://public.ecr.aws/karpenter"
+# The chart's OCI reference is the chart name, with no repositoryOpts.repo: given a repo,
+# the provider resolves the chart through `<repo>/index.yaml`, which an OCI registry does not
+# serve ("looks like oci://... is not a valid chart repository", pulumi/pulumi-kubernetes#2158,
+# #2334; Karpenter's own install docs use `helm upgrade --install karpenter
+# oci://public.ecr.aws/karpenter/karpenter --version ...`).
+KARPENTER_CHART = "oci://public.ecr.aws/karpenter/karpenter"
 KARPENTER_VERSION = "1.8.1"
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
 # Bottlerocket picks the NVIDIA variant itself for GPU instance types.
 BOTTLEROCKET_ALIAS = "bottlerocket@latest"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+# What a pod needs to land on the GPU nodes (matches GPU_TAINT exactly).
+GPU_TOLERATIONS = [{"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
+                    "effect": GPU_TAINT["effect"]}]
 GPU_POOL_LABEL = {"sdfleet.dev/pool": "gpu"}
 DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
 NODE_POOL = "gpu"
@@ -51,18 +58,6 @@ INTERRUPTION_EVENTS = {
     "state-change": {"source": ["aws.ec2"],
                      "detail-type": ["EC2 Instance State-change Notification"]},
 }
-
-
-def bottlerocket_user_data(time_slicing_replicas: int | None) -> str | None:
-    """Settings TOML for the NVIDIA device plugin that Bottlerocket ships (None: defaults)."""
-    if time_slicing_replicas is None:
-        return None
-    return ("[settings.kubelet-device-plugins.nvidia]\n"
-            'device-sharing-strategy = "time-slicing"\n'
-            "\n[settings.kubelet-device-plugins.nvidia.time-slicing]\n"
-            f"replicas = {time_slicing_replicas}\n"
-            "rename-by-default = false\n"
-            "fail-requests-greater-than-one = true\n")
 
 
 def controller_statements(region: str, account: pulumi.Input[str], cluster_arn: pulumi.Input[str],
@@ -161,7 +156,7 @@ class Karpenter(pulumi.ComponentResource):
 
         self.release = Release(
             f"{name}", name="karpenter", chart=KARPENTER_CHART, version=KARPENTER_VERSION,
-            repository_opts=RepositoryOptsArgs(repo=KARPENTER_REPOSITORY), namespace=NAMESPACE,
+            namespace=NAMESPACE,
             values={
                 "settings": {"clusterName": cluster_name,
                              "interruptionQueue": self.queue.name},
@@ -194,9 +189,6 @@ class Karpenter(pulumi.ComponentResource):
                                                     "throughput": 250}}],
             "tags": tags_for(labels, f"{cluster_name}-gpu"),
         }
-        user_data = bottlerocket_user_data(config.time_slicing_replicas)
-        if user_data:
-            node_class_spec["userData"] = user_data
         self.node_class = KubeObject(
             f"{name}-gpu-class", "karpenter.k8s.aws/v1", "EC2NodeClass", metadata=meta(NODE_POOL),
             spec=node_class_spec, opts=after_crds)

@@ -14,17 +14,32 @@ import pulumi_kubernetes as k8s
 from components.aws.api import JobApi
 from components.aws.cluster import SYSTEM_LABELS, EksCluster
 from components.aws.identity import WorkloadIdentity
-from components.aws.karpenter import DO_NOT_DISRUPT, GPU_POOL_LABEL, Karpenter
+from components.aws.images import ImageBuilds
+from components.aws.karpenter import DO_NOT_DISRUPT, GPU_POOL_LABEL, GPU_TOLERATIONS, Karpenter
 from components.aws.network import Network
 from components.aws.queues import JobQueues, visibility_timeout
-from components.aws.storage import RESULTS_PREFIX, ModelStore, ResultsBucket
+from components.aws.storage import RESULTS_PREFIX, UPLOADS_PREFIX, ModelStore, ResultsBucket
 from components.aws.tags import allow, tags_for
 from components.config import StackConfig
-from components.k8s.batch import (KEDA_NAMESPACE, KEDA_SERVICE_ACCOUNT, TRIGGER_AUTH, Keda,
-                                  ModelSync, RuntimeWorkload, agent_service_account)
+from components.k8s.batch import (KEDA_NAMESPACE, KEDA_SERVICE_ACCOUNT, TRIGGER_AUTH,
+                                  BatchNetworkPolicy, Keda, ModelVolume, RuntimeWorkload,
+                                  RuntimeWorkloadArgs, agent_service_account)
+from components.k8s.model_sync import ModelSync, ModelSyncArgs
 from components.k8s.objects import KubeObject, meta
 
 BATCH_NAMESPACE = "sdfleet-batch"
+AGENT_IMAGE = "queue-agent"
+
+
+def webui_image_name(framework: str) -> str:
+    """The image (components/images.py) that runs a runtime's framework."""
+    return f"webui-{framework}"
+
+
+def needed_images(config) -> list[str]:
+    """Every image a batch stack runs: one WebUI image per framework in use, and the agent."""
+    frameworks = dict.fromkeys(rt.framework for rt in config.runtimes)
+    return [webui_image_name(f) for f in frameworks] + [AGENT_IMAGE]
 
 
 class AwsPlatform(pulumi.ComponentResource):
@@ -40,12 +55,6 @@ class AwsPlatform(pulumi.ComponentResource):
         account = aws.get_caller_identity_output().account_id
         cluster_name = f"{name}-eks"
 
-        def image(explicit: str | None, repository: str) -> pulumi.Input[str]:
-            if explicit:
-                return explicit
-            return pulumi.Output.format("{0}.dkr.ecr.{1}.amazonaws.com/{2}/{3}:{4}", account,
-                                        region, name, repository, p.webui.image_tag)
-
         self.network = Network(name, config, region, cluster_name, labels, opts=child)
         self.cluster = EksCluster(cluster_name, config, self.network, region, labels, opts=child)
         self.k8s = k8s.Provider(
@@ -54,12 +63,17 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster.system_nodes]))
         on_cluster = pulumi.ResourceOptions(parent=self, provider=self.k8s)
 
+        # Images first: every workload below takes its reference from a finished build.
+        self.images = ImageBuilds(f"{name}", needed_images(config), dict(p.images.prebuilt),
+                                  region, account, labels, opts=child)
+        image = self.images.references
+
         self.queues = JobQueues(f"{name}", config, labels, opts=child)
         self.results = ResultsBucket(f"{name}-results", config, labels, opts=child)
         self.models = ModelStore(f"{name}-models", self.network, config.vpc_cidr, labels,
                                  opts=child)
-        self.api = JobApi(name, config, region, self.queues.jobs_topic.arn, self.results.name,
-                          labels, opts=child)
+        self.api = JobApi(name, config, p.models, region, self.queues.jobs_topic.arn,
+                          self.results.name, self.results.arn, labels, opts=child)
 
         self.karpenter = Karpenter(
             f"{name}-karpenter", config, self.cluster, self.network, region, account, labels,
@@ -84,12 +98,29 @@ class AwsPlatform(pulumi.ComponentResource):
             spec={"podIdentity": {"provider": "aws"}},
             opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
                                         depends_on=[namespace, self.keda]))
-        self.model_sync = ModelSync(
-            f"{name}-model-sync", BATCH_NAMESPACE, self.models.volume_handle, p.models,
-            image(config.model_sync_image, "webui"), SYSTEM_LABELS,
+        BatchNetworkPolicy(f"{name}-batch-policy", BATCH_NAMESPACE,
+                           opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
+                                                       depends_on=[namespace]))
+        self.model_volume = ModelVolume(
+            f"{name}-models", BATCH_NAMESPACE, self.models.volume_handle,
             opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
                                         depends_on=[namespace, self.cluster.efs_csi,
                                                     *self.models.mount_targets]))
+        secrets = pulumi.Config("sdfleet")
+        # The sync runs on a GPU node: the system nodes' disk is too small for a multi-GB
+        # WebUI image, a GPU node has DATA_VOLUME_GB for it (components/aws/karpenter.py), and
+        # the first worker on that node then finds the image already pulled. It requests no GPU,
+        # and is not disrupted by consolidation mid-download.
+        self.model_sync = ModelSync(f"{name}-model-sync", ModelSyncArgs(
+            models=p.models, namespace=BATCH_NAMESPACE,
+            image=image[webui_image_name(config.runtimes[0].framework)],
+            claim=self.model_volume.claim_name, sub_path=None,
+            node_selector=GPU_POOL_LABEL, tolerations=GPU_TOLERATIONS,
+            pod_annotations=DO_NOT_DISRUPT,
+            civitai_token=secrets.get_secret("civitaiToken"),
+            huggingface_token=secrets.get_secret("huggingfaceToken")),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
+                                        depends_on=[self.model_volume, self.karpenter.node_pool]))
 
         self.runtimes = {}
         for rt in config.runtimes:
@@ -102,25 +133,28 @@ class AwsPlatform(pulumi.ComponentResource):
                  allow(["sqs:SendMessage"], [queue.dead_letter.arn]),
                  allow(["s3:PutObject"],
                        [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*")]),
-                 # Results (idempotent reruns) and img2img init images from this bucket.
-                 allow(["s3:GetObject"], [pulumi.Output.concat(self.results.arn, "/*")]),
+                 # Results (idempotent reruns) and clients' init images (their uploads).
+                 allow(["s3:GetObject"],
+                       [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*"),
+                        pulumi.Output.concat(self.results.arn, f"/{UPLOADS_PREFIX}*")]),
                  # So a missing result.json reads as 404 (not yet written), not 403.
                  allow(["s3:ListBucket"], [self.results.arn]),
                  allow(["sns:Publish"], [self.queues.completions_topic.arn])],
                 tags_for(labels, f"{name}-agent-{rt.name}"), opts=child)
-            self.runtimes[rt.name] = RuntimeWorkload(
-                f"{name}-{rt.name}", rt, BATCH_NAMESPACE,
-                webui_image=image(rt.image, rt.name), agent_image=image(config.agent_image,
-                                                                         "queue-agent"),
+            self.runtimes[rt.name] = RuntimeWorkload(f"{name}-{rt.name}", RuntimeWorkloadArgs(
+                runtime=rt, namespace=BATCH_NAMESPACE,
+                webui_image=image[webui_image_name(rt.framework)], agent_image=image[AGENT_IMAGE],
                 queue_url=queue.queue.url, dead_letter_url=queue.dead_letter.url,
                 results_bucket=self.results.name,
                 completion_topic_arn=self.queues.completions_topic.arn, region=region,
                 job_timeout_seconds=config.job_timeout_seconds,
+                max_receive_count=config.max_receive_count,
                 allowed_image_hosts=list(config.allowed_image_hosts),
-                node_selector=GPU_POOL_LABEL, do_not_disrupt=DO_NOT_DISRUPT,
+                node_selector=GPU_POOL_LABEL, tolerations=GPU_TOLERATIONS,
+                pod_annotations=DO_NOT_DISRUPT, models_claim=self.model_volume.claim_name),
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=self.k8s,
-                    depends_on=[namespace, trigger_auth, self.model_sync.claim,
+                    depends_on=[namespace, trigger_auth, self.model_volume,
                                 self.karpenter.node_pool]))
 
         self.outputs = {
@@ -133,5 +167,7 @@ class AwsPlatform(pulumi.ComponentResource):
             "clusterName": self.cluster.name,
             "kubeconfig": self.cluster.kubeconfig,
             "modelsFileSystemId": self.models.file_system.id,
+            # Follow the model download: kubectl -n sdfleet-batch logs -f job/<this name>.
+            "modelSyncJob": self.model_sync.job_name,
         }
         self.register_outputs(self.outputs)

@@ -16,7 +16,12 @@ from components.aws.raw import AwsResource
 from components.aws.tags import tags_for
 from components.config import AwsConfig
 
+# Bucket layout (functions/submit/sdfleet_submit/layout.py): results, job records, uploads.
 RESULTS_PREFIX = "results/"
+JOBS_PREFIX = "jobs/"
+UPLOADS_PREFIX = "uploads/"
+# An init image is used within minutes of its upload.
+UPLOAD_EXPIRY_DAYS = 1
 NFS_PORT = 2049
 # The uid/gid the WebUI images run as (images/webui).
 MODELS_UID = 1000
@@ -49,6 +54,13 @@ class ResultsBucket(pulumi.ComponentResource):
             rules=[{"id": "expire-results", "status": "Enabled",
                     "filter": {"prefix": RESULTS_PREFIX},
                     "expiration": {"days": config.results_expiry_days}},
+                   # A record outlives nothing it describes.
+                   {"id": "expire-job-records", "status": "Enabled",
+                    "filter": {"prefix": JOBS_PREFIX},
+                    "expiration": {"days": config.results_expiry_days}},
+                   {"id": "expire-uploads", "status": "Enabled",
+                    "filter": {"prefix": UPLOADS_PREFIX},
+                    "expiration": {"days": UPLOAD_EXPIRY_DAYS}},
                    {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {},
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 1}}],
             opts=child)

@@ -28,7 +28,7 @@ from components.gcp.workload_identity import WorkloadIdentity
 from components.images import webui_image as webui_image_name
 from components.k8s.agones import Agones
 from components.k8s.fleet import FleetAccess, WebuiFleet
-from components.k8s.model_sync import ModelSync
+from components.k8s.model_sync import ModelSync, ModelSyncArgs
 from components.k8s.namespaces import Namespaces
 from components.k8s.router import Router, RouterSettings
 from components.k8s.shared_volume import SharedVolume
@@ -136,11 +136,12 @@ class GcpPlatform(pulumi.ComponentResource):
                                 self.shared_volume.ready_claim, ROUTER_NAMESPACE,
                                 self.agones.release, opts=in_namespaces)
         secrets = pulumi.Config("sdfleet")
-        self.model_sync = ModelSync(f"{name}-model-sync", p.models, p.fleet.namespace, webui_image,
-                                    self.shared_volume.ready_claim,
-                                    {POOL_LABEL: SYSTEM_POOL_NAME},
-                                    secrets.get_secret("civitaiToken"),
-                                    secrets.get_secret("huggingfaceToken"), opts=in_namespaces)
+        self.model_sync = ModelSync(f"{name}-model-sync", ModelSyncArgs(
+            models=p.models, namespace=p.fleet.namespace, image=webui_image,
+            claim=self.shared_volume.ready_claim, sub_path="models",
+            node_selector={POOL_LABEL: SYSTEM_POOL_NAME},
+            civitai_token=secrets.get_secret("civitaiToken"),
+            huggingface_token=secrets.get_secret("huggingfaceToken")), opts=in_namespaces)
 
         # --- Functions: allocator and culler --------------------------------------------------
         self.functions = ControlFunctions(

@@ -1,26 +1,29 @@
-"""What runs inside the cluster in batch mode: KEDA, the per-runtime workers, model sync.
+"""What runs inside the cluster in batch mode: KEDA, the models volume, the per-runtime workers.
 
-Each runtime is a pod of two containers: the WebUI API (one GPU, models read-only from
-EFS) and the queue agent (images/queue-agent) that takes jobs from that runtime's queue,
-drives the WebUI on loopback, writes results to S3 and publishes the completion notice.
-KEDA scales them from the queue: a ScaledJob (default: one job per message, the pod ends
-when its job is done) or a ScaledObject over a Deployment of long-running agents. Pods are
-annotated `karpenter.sh/do-not-disrupt`, so no consolidation or drift stops a generation.
+Each runtime is a pod of two containers: the WebUI API (one GPU, models read-only from EFS,
+listening on loopback only) and the queue agent (images/queue-agent) that takes jobs from that
+runtime's queue, drives the WebUI on 127.0.0.1, writes results to S3 and publishes the
+completion notice. KEDA scales them from the queue: a ScaledJob (default: one job per message,
+the pod ends when its job is done) or a ScaledObject over a Deployment of long-running agents.
+Pods are annotated `karpenter.sh/do-not-disrupt`, so no consolidation or drift stops a
+generation; a Spot interruption still does, which is what the shutdown arithmetic is for.
 
-The models list of the config becomes `/etc/sdfleet/models.json` (docs/contracts.md
-section 6) for a Job that fills the shared EFS volume once; workers never download.
+The WebUI is a native sidecar (an init container with `restartPolicy: Always`) in both modes:
+on pod termination the kubelet stops the regular containers (the agent) first and the sidecars
+only after them (Kubernetes docs "Sidecar Containers"; kubernetes/kubernetes#120620, 1.29+), so
+the WebUI stays up while the agent finishes or releases its job. In job mode it also lets the
+pod complete when the agent exits.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 
-from components.config import AwsRuntimeConfig, ModelsConfig
+from components.config import AwsRuntimeConfig
 from components.k8s.objects import KubeObject, meta
 
 KEDA_CHART = "keda"
@@ -30,23 +33,45 @@ KEDA_NAMESPACE = "keda"
 KEDA_SERVICE_ACCOUNT = "keda-operator"
 TRIGGER_AUTH = "keda-aws"
 WEBUI_PORT = 7860
+# The WebUI answers on the pod's loopback only: the agent is in the same pod, nothing else
+# may drive the GPU (and the namespace's NetworkPolicy refuses all ingress besides).
+WEBUI_HOST = "127.0.0.1"
 MODELS_MOUNT = "/models"
+SCRATCH_MOUNT = "/scratch"
 MODELS_CLAIM = "models"
-MODELS_FILE = "/etc/sdfleet/models.json"
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 # The agent's SQS lease; its heartbeat renews it well before it runs out (at most half).
 AGENT_LEASE_SECONDS = 300
 AGENT_HEARTBEAT_SECONDS = 60
 # Time for the WebUI to load its model on a fresh node (image pull is before this).
 WEBUI_STARTUP_SECONDS = 900
-RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-              "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 
+# --- Shutdown arithmetic (Spot) -----------------------------------------------------------------
+# EC2 gives a Spot instance a two-minute interruption notice (EC2 docs, "Spot Instance
+# interruption notices"). Karpenter receives it through EventBridge -> SQS and drains the node
+# (components/aws/karpenter.py); allow NOTICE_DELIVERY_SECONDS for that. The agent then has
+# AGENT_SHUTDOWN_GRACE_SECONDS to finish a job that fits, and RELEASE_SECONDS to write results
+# or release the message (ChangeMessageVisibility 0); after it the WebUI sidecar gets SIGTERM
+# and the supervisor stops it within its stop grace (SDFLEET_STOP_GRACE_SECONDS, default 20).
+SPOT_NOTICE_SECONDS = 120
+NOTICE_DELIVERY_SECONDS = 15
+RELEASE_SECONDS = 10
+WEBUI_STOP_SECONDS = 20
+AGENT_SHUTDOWN_GRACE_SECONDS = (SPOT_NOTICE_SECONDS - NOTICE_DELIVERY_SECONDS - RELEASE_SECONDS
+                                - WEBUI_STOP_SECONDS)
+POD_TERMINATION_GRACE_SECONDS = SPOT_NOTICE_SECONDS - NOTICE_DELIVERY_SECONDS
 
-def models_document(models: ModelsConfig) -> dict[str, Any]:
-    """The model list JSON of docs/contracts.md section 6 (camelCase, unset fields left out)."""
-    return {"defaultCheckpoint": models.default_checkpoint,
-            "models": [m.model_dump(by_alias=True, exclude_none=True) for m in models.items]}
+# --- KEDA scaling (kedacore/keda v2.17, pkg/scaling/executor/scale_jobs.go) ----------------------
+# A ScaledJob creates `effectiveMaxScale` new Jobs per poll. maxScale is the trigger's target
+# (messages / queueLength, capped at maxReplicaCount). With the "accurate" strategy it is
+# `maxScale - pendingJobs` where a Job is pending until one of its pods is Running: the agent
+# takes no message until its WebUI answers (minutes on a cold node), so every poll in between
+# sees the same visible message and no pending Job, and starts another GPU Job
+# (tests/program/test_aws_keda.py shows the count). The "default" strategy is
+# `maxScale - runningJobs` (running = not finished); counting in-flight messages too
+# (scaleOnInFlight, KEDA aws-sqs-queue scaler), a message is counted once whether it waits or
+# is held by a Job, so there is never more than one Job per message.
+SCALING_STRATEGY = "default"
+SCALE_ON_IN_FLIGHT = "true"
 
 
 def agent_service_account(runtime: str) -> str:
@@ -70,125 +95,13 @@ class Keda(pulumi.ComponentResource):
         self.register_outputs({})
 
 
-class RuntimeWorkload(pulumi.ComponentResource):
-    """`sdfleet:k8s:RuntimeWorkload`: a runtime's service account and KEDA-scaled workers."""
-
-    def __init__(self, name: str, runtime: AwsRuntimeConfig, namespace: str, *,
-                 webui_image: pulumi.Input[str], agent_image: pulumi.Input[str],
-                 queue_url: pulumi.Input[str], dead_letter_url: pulumi.Input[str],
-                 results_bucket: pulumi.Input[str], completion_topic_arn: pulumi.Input[str],
-                 region: str, job_timeout_seconds: int, allowed_image_hosts: list[str],
-                 node_selector: dict[str, str], do_not_disrupt: dict[str, str],
-                 opts: pulumi.ResourceOptions | None = None):
-        super().__init__("sdfleet:k8s:RuntimeWorkload", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        job_mode = runtime.mode == "scaledjob"
-        app = f"sdfleet-{runtime.name}"
-        labels = {"app.kubernetes.io/name": app, "sdfleet.dev/runtime": runtime.name}
-        service_account = agent_service_account(runtime.name)
-        self.service_account = KubeObject(
-            f"{name}-sa", "v1", "ServiceAccount", metadata=meta(service_account, namespace),
-            automountServiceAccountToken=False, opts=child)
-
-        env = {"QUEUE_URL": queue_url, "DEAD_LETTER_QUEUE_URL": dead_letter_url,
-               "RUNTIME": runtime.name, "RESULTS_BUCKET": results_bucket,
-               "COMPLETION_TOPIC_ARN": completion_topic_arn, "AWS_REGION": region,
-               "AGENT_MODE": "job" if job_mode else "service",
-               "WEBUI_URL": f"http://127.0.0.1:{WEBUI_PORT}",
-               "VISIBILITY_TIMEOUT_SECONDS": str(AGENT_LEASE_SECONDS),
-               "HEARTBEAT_SECONDS": str(AGENT_HEARTBEAT_SECONDS),
-               "JOB_TIMEOUT_SECONDS": str(job_timeout_seconds),
-               "STARTUP_TIMEOUT_SECONDS": str(WEBUI_STARTUP_SECONDS),
-               # On SIGTERM a running job may finish; the pod's grace period covers it.
-               "SHUTDOWN_GRACE_SECONDS": str(job_timeout_seconds)}
-        if allowed_image_hosts:
-            env["ALLOWED_IMAGE_HOSTS"] = ",".join(allowed_image_hosts)
-        agent = {
-            "name": "agent", "image": agent_image,
-            "env": [{"name": k, "value": v} for k, v in env.items()],
-            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
-                          "limits": {"memory": "512Mi"}},
-            "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
-        }
-        webui = {
-            "name": "webui", "image": webui_image,
-            "ports": [{"name": "http", "containerPort": WEBUI_PORT}],
-            "resources": {"requests": {"cpu": runtime.cpu, "memory": runtime.memory,
-                                       "nvidia.com/gpu": "1"},
-                          "limits": {"memory": runtime.memory, "nvidia.com/gpu": "1"}},
-            "volumeMounts": [{"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}],
-            # The runtime image chooses its user; it still gets no extra privileges.
-            "securityContext": {"allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-        }
-        pod_spec: dict[str, Any] = {
-            "serviceAccountName": service_account,
-            "nodeSelector": node_selector,
-            "tolerations": [GPU_TOLERATION],
-            "terminationGracePeriodSeconds": job_timeout_seconds + 60,
-            "volumes": [{"name": "models",
-                         "persistentVolumeClaim": {"claimName": MODELS_CLAIM, "readOnly": True}}],
-        }
-        if job_mode:
-            # The WebUI is a native sidecar: when the agent (the job) exits, the pod completes.
-            pod_spec.update(restartPolicy="Never",
-                            initContainers=[{**webui, "restartPolicy": "Always"}],
-                            containers=[agent])
-        else:
-            pod_spec["containers"] = [webui, agent]
-        template = {"metadata": {"labels": labels, "annotations": do_not_disrupt},
-                    "spec": pod_spec}
-
-        trigger = {
-            "type": "aws-sqs-queue",
-            "authenticationRef": {"name": TRIGGER_AUTH},
-            "metadata": {
-                "queueURL": queue_url, "awsRegion": region,
-                "queueLength": str(runtime.queue_length_per_replica),
-                "activationQueueLength": str(runtime.activation_queue_length),
-                # A ScaledJob's running jobs hold their messages in flight: counting them would
-                # start a second job per message, so it counts visible messages and KEDA's
-                # "accurate" strategy subtracts jobs not yet running. A Deployment counts
-                # in-flight messages, so it never scales in under a running job.
-                "scaleOnInFlight": "false" if job_mode else "true",
-            },
-        }
-        if job_mode:
-            self.scaler = KubeObject(
-                f"{name}-scaledjob", "keda.sh/v1alpha1", "ScaledJob",
-                metadata=meta(app, namespace, labels),
-                spec={"jobTargetRef": {"parallelism": 1, "completions": 1, "backoffLimit": 0,
-                                       "activeDeadlineSeconds": job_timeout_seconds
-                                       + WEBUI_STARTUP_SECONDS + 300,
-                                       "template": template},
-                      "pollingInterval": 10, "maxReplicaCount": runtime.max_replicas,
-                      "successfulJobsHistoryLimit": 5, "failedJobsHistoryLimit": 10,
-                      "scalingStrategy": {"strategy": "accurate"},
-                      "triggers": [trigger]},
-                opts=child)
-        else:
-            self.deployment = KubeObject(
-                f"{name}-deployment", "apps/v1", "Deployment", metadata=meta(app, namespace, labels),
-                spec={"replicas": 0, "selector": {"matchLabels": labels}, "template": template},
-                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["spec.replicas"]))
-            self.scaler = KubeObject(
-                f"{name}-scaledobject", "keda.sh/v1alpha1", "ScaledObject",
-                metadata=meta(app, namespace, labels),
-                spec={"scaleTargetRef": {"name": app}, "minReplicaCount": 0,
-                      "maxReplicaCount": runtime.max_replicas, "pollingInterval": 10,
-                      "cooldownPeriod": 300, "triggers": [trigger]},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]))
-        self.register_outputs({})
-
-
-class ModelSync(pulumi.ComponentResource):
-    """`sdfleet:k8s:ModelSync`: the EFS volume and claim, the model list, the fill Job."""
+class ModelVolume(pulumi.ComponentResource):
+    """`sdfleet:k8s:ModelVolume`: the EFS volume and its claim, shared read-write by the sync
+    Job and read-only by the workers."""
 
     def __init__(self, name: str, namespace: str, volume_handle: pulumi.Input[str],
-                 models: ModelsConfig, image: pulumi.Input[str], node_selector: dict[str, str],
                  opts: pulumi.ResourceOptions | None = None):
-        super().__init__("sdfleet:k8s:ModelSync", name, None, opts)
+        super().__init__("sdfleet:k8s:ModelVolume", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         volume_name = f"{namespace}-models"
         self.volume = KubeObject(
@@ -203,43 +116,189 @@ class ModelSync(pulumi.ComponentResource):
             spec={"accessModes": ["ReadWriteMany"], "storageClassName": "",
                   "volumeName": volume_name, "resources": {"requests": {"storage": "1Ti"}}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.volume]))
+        self.claim_name = MODELS_CLAIM
+        self.register_outputs({})
 
-        document = json.dumps(models_document(models), indent=2, sort_keys=True)
-        digest = hashlib.sha256(document.encode()).hexdigest()[:10]
-        self.config_map = KubeObject(
-            f"{name}-list", "v1", "ConfigMap", metadata=meta(f"models-{digest}", namespace),
-            data={"models.json": document}, immutable=True, opts=child)
-        secrets = pulumi.Config("sdfleet")
-        tokens = {env: secrets.get_secret(key) for env, key in
-                  (("CIVITAI_TOKEN", "civitaiToken"), ("HF_TOKEN", "huggingfaceToken"))}
-        tokens = {env: value for env, value in tokens.items() if value is not None}
-        env: list[dict] = []
-        if tokens:
-            KubeObject(f"{name}-tokens", "v1", "Secret", metadata=meta("model-tokens", namespace),
-                       type="Opaque", stringData=tokens, opts=child)
-            env = [{"name": key, "valueFrom": {"secretKeyRef": {"name": "model-tokens", "key": key}}}
-                   for key in tokens]
-        # Jobs are immutable: a changed list is a new Job (named by its digest) that runs again.
-        self.job = KubeObject(
-            f"{name}-job", "batch/v1", "Job", metadata=meta(f"model-sync-{digest}", namespace),
-            spec={"backoffLimit": 4, "template": {
-                "metadata": {"labels": {"app.kubernetes.io/name": "model-sync"}},
-                "spec": {
-                    "restartPolicy": "OnFailure", "nodeSelector": node_selector,
-                    "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
-                    "containers": [{
-                        "name": "fetch", "image": image,
-                        "command": ["python", "-m", "sdfleet_webui.fetch",
-                                    "--models-file", MODELS_FILE, "--root", MODELS_MOUNT],
-                        "env": env,
-                        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
-                                      "limits": {"memory": "2Gi"}},
-                        "securityContext": RESTRICTED,
-                        "volumeMounts": [{"name": "models", "mountPath": MODELS_MOUNT},
-                                         {"name": "list", "mountPath": "/etc/sdfleet",
-                                          "readOnly": True}]}],
-                    "volumes": [{"name": "models",
-                                 "persistentVolumeClaim": {"claimName": MODELS_CLAIM}},
-                                {"name": "list", "configMap": {"name": f"models-{digest}"}}]}}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.claim, self.config_map]))
+
+class BatchNetworkPolicy(pulumi.ComponentResource):
+    """`sdfleet:k8s:BatchNetworkPolicy`: no pod of the batch namespace accepts any connection.
+
+    Workers only make outgoing calls (SQS, S3, SNS); the WebUI is driven over the pod's own
+    loopback, which NetworkPolicies do not see. Enforced by the VPC CNI's network policy agent
+    (components/aws/cluster.py turns it on)."""
+
+    def __init__(self, name: str, namespace: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:k8s:BatchNetworkPolicy", name, None, opts)
+        self.policy = KubeObject(
+            f"{name}-deny-ingress", "networking.k8s.io/v1", "NetworkPolicy",
+            metadata=meta("deny-all-ingress", namespace),
+            spec={"podSelector": {}, "policyTypes": ["Ingress"]},
+            opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})
+
+
+@dataclass(frozen=True)
+class RuntimeWorkloadArgs:
+    runtime: AwsRuntimeConfig
+    namespace: str
+    webui_image: pulumi.Input[str]
+    agent_image: pulumi.Input[str]
+    queue_url: pulumi.Input[str]
+    dead_letter_url: pulumi.Input[str]
+    results_bucket: pulumi.Input[str]
+    completion_topic_arn: pulumi.Input[str]
+    region: str
+    job_timeout_seconds: int
+    max_receive_count: int
+    node_selector: dict[str, str]
+    tolerations: list[dict]
+    pod_annotations: dict[str, str]
+    allowed_image_hosts: list[str] = field(default_factory=list)
+    models_claim: str = MODELS_CLAIM
+
+
+def agent_environment(a: RuntimeWorkloadArgs) -> dict[str, pulumi.Input[str]]:
+    """The variables images/queue-agent/sdfleet_agent/settings.py reads."""
+    job_mode = a.runtime.mode == "scaledjob"
+    env: dict[str, pulumi.Input[str]] = {
+        "QUEUE_URL": a.queue_url, "DEAD_LETTER_QUEUE_URL": a.dead_letter_url,
+        "RUNTIME": a.runtime.name, "RESULTS_BUCKET": a.results_bucket,
+        "COMPLETION_TOPIC_ARN": a.completion_topic_arn, "AWS_REGION": a.region,
+        "AGENT_MODE": "job" if job_mode else "service",
+        "WEBUI_FRAMEWORK": a.runtime.framework,
+        "WEBUI_URL": f"http://{WEBUI_HOST}:{WEBUI_PORT}",
+        "MODELS_ROOT": MODELS_MOUNT,
+        "VISIBILITY_TIMEOUT_SECONDS": str(AGENT_LEASE_SECONDS),
+        "HEARTBEAT_SECONDS": str(AGENT_HEARTBEAT_SECONDS),
+        "JOB_TIMEOUT_SECONDS": str(a.job_timeout_seconds),
+        # The queue's redrive maxReceiveCount: the last try is recorded as failed.
+        "MAX_RECEIVE_COUNT": str(a.max_receive_count),
+        "STARTUP_TIMEOUT_SECONDS": str(WEBUI_STARTUP_SECONDS),
+        # What a Spot interruption leaves for a running job (shutdown arithmetic above).
+        "SHUTDOWN_GRACE_SECONDS": str(AGENT_SHUTDOWN_GRACE_SECONDS),
+    }
+    if a.allowed_image_hosts:
+        env["ALLOWED_IMAGE_HOSTS"] = ",".join(a.allowed_image_hosts)
+    return env
+
+
+# Extra framework arguments that bind the WebUI to loopback. The supervisor starts A1111 with
+# `--listen` (0.0.0.0) whatever SDFLEET_LISTEN_HOST says, but A1111 binds `--server-name` when
+# given, before `--listen` (AUTOMATIC1111/stable-diffusion-webui modules/initialize_util.py,
+# gradio_server_name); the supervisor appends CLI_ARGS to the command. ComfyUI is started with
+# `--listen <SDFLEET_LISTEN_HOST>` and needs nothing more.
+LOOPBACK_ARGS = {"automatic1111": f"--server-name {WEBUI_HOST}", "comfyui": ""}
+
+
+def webui_environment(a: RuntimeWorkloadArgs) -> dict[str, str]:
+    """The variables the WebUI image's supervisor reads (images/webui/sdfleet_webui/
+    supervisor.py, SupervisorConfig.from_env)."""
+    extra = {"CLI_ARGS": LOOPBACK_ARGS[a.runtime.framework]} \
+        if LOOPBACK_ARGS[a.runtime.framework] else {}
+    return {**extra, "SDFLEET_FRAMEWORK": a.runtime.framework,
+            "SDFLEET_LISTEN_HOST": WEBUI_HOST,
+            "SDFLEET_WEBUI_PORT": str(WEBUI_PORT),
+            "SDFLEET_MODELS_ROOT": MODELS_MOUNT,
+            "SDFLEET_SCRATCH": SCRATCH_MOUNT,
+            "SDFLEET_STOP_GRACE_SECONDS": str(WEBUI_STOP_SECONDS),
+            # No Agones in batch mode.
+            "SDFLEET_AGONES": "false"}
+
+
+def trigger_metadata(a: RuntimeWorkloadArgs) -> dict[str, pulumi.Input[str]]:
+    return {"queueURL": a.queue_url, "awsRegion": a.region,
+            "queueLength": str(a.runtime.queue_length_per_replica),
+            "activationQueueLength": str(a.runtime.activation_queue_length),
+            # Both modes count in-flight messages: a ScaledJob's running Jobs hold theirs
+            # (see SCALING_STRATEGY), a Deployment never scales in under a running job.
+            "scaleOnInFlight": SCALE_ON_IN_FLIGHT}
+
+
+class RuntimeWorkload(pulumi.ComponentResource):
+    """`sdfleet:k8s:RuntimeWorkload`: a runtime's service account and KEDA-scaled workers."""
+
+    def __init__(self, name: str, args: RuntimeWorkloadArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sdfleet:k8s:RuntimeWorkload", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        runtime, namespace = args.runtime, args.namespace
+        job_mode = runtime.mode == "scaledjob"
+        app = f"sdfleet-{runtime.name}"
+        labels = {"app.kubernetes.io/name": app, "sdfleet.dev/runtime": runtime.name}
+        service_account = agent_service_account(runtime.name)
+        self.service_account = KubeObject(
+            f"{name}-sa", "v1", "ServiceAccount", metadata=meta(service_account, namespace),
+            automountServiceAccountToken=False, opts=child)
+
+        models_read_only = {"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}
+        agent = {
+            "name": "agent", "image": args.agent_image,
+            "env": [{"name": k, "value": v} for k, v in agent_environment(args).items()],
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                          "limits": {"memory": "512Mi"}},
+            # The agent reads the models manifest (config name -> file) from the store.
+            "volumeMounts": [models_read_only],
+            "securityContext": {"allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                                "readOnlyRootFilesystem": True},
+        }
+        webui = {
+            "name": "webui", "image": args.webui_image,
+            # A native sidecar: stopped only after the agent (module docstring).
+            "restartPolicy": "Always",
+            "env": [{"name": k, "value": v} for k, v in webui_environment(args).items()],
+            "resources": {"requests": {"cpu": runtime.cpu, "memory": runtime.memory,
+                                       "nvidia.com/gpu": "1"},
+                          "limits": {"memory": runtime.memory, "nvidia.com/gpu": "1"}},
+            "volumeMounts": [models_read_only,
+                             {"name": "scratch", "mountPath": SCRATCH_MOUNT}],
+            # The runtime image chooses its user; it still gets no extra privileges.
+            "securityContext": {"allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+        }
+        pod_spec: dict[str, Any] = {
+            "serviceAccountName": service_account,
+            "nodeSelector": args.node_selector,
+            "tolerations": list(args.tolerations),
+            "terminationGracePeriodSeconds": POD_TERMINATION_GRACE_SECONDS,
+            "initContainers": [webui],
+            "containers": [agent],
+            "volumes": [{"name": "models",
+                         "persistentVolumeClaim": {"claimName": args.models_claim,
+                                                   "readOnly": True}},
+                        {"name": "scratch", "emptyDir": {"sizeLimit": runtime.scratch_size}}],
+        }
+        if job_mode:
+            pod_spec["restartPolicy"] = "Never"
+        template = {"metadata": {"labels": labels, "annotations": dict(args.pod_annotations)},
+                    "spec": pod_spec}
+        trigger = {"type": "aws-sqs-queue", "authenticationRef": {"name": TRIGGER_AUTH},
+                   "metadata": trigger_metadata(args)}
+        if job_mode:
+            self.scaler = KubeObject(
+                f"{name}-scaledjob", "keda.sh/v1alpha1", "ScaledJob",
+                metadata=meta(app, namespace, labels),
+                spec={"jobTargetRef": {"parallelism": 1, "completions": 1, "backoffLimit": 0,
+                                       "activeDeadlineSeconds": args.job_timeout_seconds
+                                       + WEBUI_STARTUP_SECONDS + 300,
+                                       "template": template},
+                      "pollingInterval": 10, "maxReplicaCount": runtime.max_replicas,
+                      "successfulJobsHistoryLimit": 5, "failedJobsHistoryLimit": 10,
+                      "scalingStrategy": {"strategy": SCALING_STRATEGY},
+                      "triggers": [trigger]},
+                opts=child)
+        else:
+            self.deployment = KubeObject(
+                f"{name}-deployment", "apps/v1", "Deployment", metadata=meta(app, namespace, labels),
+                spec={"replicas": 0, "selector": {"matchLabels": labels}, "template": template},
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["spec.replicas"]))
+            self.scaler = KubeObject(
+                f"{name}-scaledobject", "keda.sh/v1alpha1", "ScaledObject",
+                metadata=meta(app, namespace, labels),
+                spec={"scaleTargetRef": {"name": app}, "minReplicaCount": 0,
+                      "maxReplicaCount": runtime.max_replicas, "pollingInterval": 10,
+                      "cooldownPeriod": 300, "triggers": [trigger]},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]))
         self.register_outputs({})

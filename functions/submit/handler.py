@@ -11,6 +11,7 @@ import logging
 import os
 
 import boto3
+from botocore.config import Config
 
 from sdfleet_submit.app import SubmitApp
 from sdfleet_submit.settings import load_settings
@@ -18,7 +19,9 @@ from sdfleet_submit.settings import load_settings
 logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
 SETTINGS = load_settings(os.environ)
-APP = SubmitApp(SETTINGS, boto3.client("sns"))
+# SigV4 presigned URLs (the only kind S3 accepts for KMS-encrypted objects).
+APP = SubmitApp(SETTINGS, boto3.client("sns"),
+                boto3.client("s3", config=Config(signature_version="s3v4")))
 
 
 def handler(event, context):

@@ -19,6 +19,26 @@ AGENT_DIR = ROOT / "images" / "queue-agent"
 SUBMIT_DIR = ROOT / "functions" / "submit"
 
 
+class StubComfyUi(ManagedProcess):
+    def __init__(self, port: int | None = None):
+        port = port or free_port()
+        super().__init__([sys.executable, str(Path(__file__).with_name("stub_comfyui.py")),
+                          "--port", str(port)], port=port, log_name="comfyui")
+
+    def configure(self, **config) -> None:
+        request = urllib.request.Request(self.url + "/_stub/config", method="POST",
+                                         data=json.dumps(config).encode(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=5).read()
+
+    def state(self) -> dict:
+        with urllib.request.urlopen(self.url + "/_stub/calls", timeout=5) as response:
+            return json.loads(response.read())
+
+    def calls(self) -> list[dict]:
+        return self.state()["calls"]
+
+
 class StubWebUi(ManagedProcess):
     def __init__(self, mode: str = "success", port: int | None = None):
         port = port or free_port()

@@ -7,6 +7,8 @@ change it while an agent is connected:
                         "healthy": true, "models": [...], "failTimes": 0}
                         (healthy false: /internal/ping and /sdapi/v1/sd-models answer 503)
     GET  /_stub/calls   every generation request seen: path, prompt, model, init images
+    GET  /sdapi/v1/progress   A1111's progress: `eta_relative`, the seconds a slow generation
+                        has left (0 when idle)
 
 Modes: success answers at once; slow sleeps slowSeconds first; 500 answers 500; hang never
 answers; crash kills this process mid-request (the connection drops). `failTimes` makes
@@ -60,6 +62,7 @@ class State:
         self.fail_times = 0
         self.calls: list[dict] = []
         self.interrupts = 0
+        self.busy_until = 0.0
 
 
 STATE = State()
@@ -92,6 +95,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200 if STATE.healthy else 503, {})
         if self.path == "/sdapi/v1/sd-models":  # the agent's default health check
             return self._send(200 if STATE.healthy else 503, STATE.models)
+        if self.path.split("?")[0] == "/sdapi/v1/progress":
+            with STATE.lock:
+                left = max(0.0, STATE.busy_until - time.time())
+            return self._send(200, {"progress": 0.0 if left else 1.0, "eta_relative": left,
+                                    "state": {}, "current_image": None, "textinfo": None})
         if self.path == "/_stub/calls":
             with STATE.lock:
                 return self._send(200, {"calls": STATE.calls, "interrupts": STATE.interrupts})
@@ -136,6 +144,8 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "hang":
             time.sleep(3600)
         if mode == "slow":
+            with STATE.lock:
+                STATE.busy_until = time.time() + STATE.slow_seconds
             time.sleep(STATE.slow_seconds)
         count = int(payload.get("batch_size", 1)) * int(payload.get("n_iter", 1))
         images = [base64.b64encode(png(f"{payload.get('prompt')}#{i}")).decode()

@@ -128,3 +128,23 @@ def test_bad_configuration_exits_2_naming_each_variable(stack, webui):
     assert "HEARTBEAT_SECONDS (5.0) must be at most half" in refused(
         HEARTBEAT_SECONDS="5", VISIBILITY_TIMEOUT_SECONDS="6")
     assert stack.counts(stack.queue_urls["sd-a"]) == (0, 0)
+
+
+def test_sigterm_releases_at_once_a_job_the_webui_says_cannot_fit(stack, webui, start_agent):
+    """Issue 15.9: a Spot interruption leaves ~2 minutes. A job whose remaining time (A1111's
+    own eta_relative) exceeds what is left of the grace is released at once, not held until
+    the grace runs out, so another agent starts it minutes earlier."""
+    webui.configure(mode="slow", slowSeconds=40)
+    job_id = submit(stack)
+    agent = start_agent(SHUTDOWN_GRACE_SECONDS="20", VISIBILITY_TIMEOUT_SECONDS="60",
+                        HEARTBEAT_SECONDS="1", JOB_TIMEOUT_SECONDS="60")
+    wait_until(lambda: webui.generation_count() == 1, 20, what="generation to start")
+    signalled = time.monotonic()
+    agent.terminate()
+    assert agent.wait(timeout=25) == 0, agent.log()
+    assert time.monotonic() - signalled < 6, "waited for a grace the job could not use"
+    [message] = stack.receive_all(stack.queue_urls["sd-a"], wait=0.5, delete=False)
+    assert json.loads(message["Body"])["jobId"] == job_id
+    assert webui.state()["interrupts"] == 1
+    assert "the job needs about" in agent.log()
+    assert stack.result(job_id) is None

@@ -7,7 +7,7 @@ import hashlib
 import json
 import time
 
-from tests.batch.jobs import submit
+from tests.batch.jobs import submit, upload_init_image
 from tests.batch.processes import StubWebUi, wait_until
 
 
@@ -16,15 +16,17 @@ def finished(stack, job_id):
 
 
 def test_job_flows_from_submit_to_s3_and_a_completion_notice(stack, webui, start_agent):
-    job_id = submit(stack, prompt="a red fox in snow", batch_size=2, n_iter=1,
-                    model="v1-5-pruned-emaonly.safetensors")
+    job_id = submit(stack, prompt="a red fox in snow", batch_size=2, n_iter=1, model="sd15")
     agent = start_agent()
     result = wait_until(finished(stack, job_id), 20, what="result.json")
     assert result["status"] == "succeeded" and result["jobId"] == job_id
-    assert result["model"] == "v1-5-pruned-emaonly.safetensors [6ce0161689]"
+    # the config's name, and the checkpoint the WebUI loaded for its file
+    assert result["model"] == "sd15"
+    assert result["webuiModel"] == "v1-5-pruned-emaonly.safetensors [6ce0161689]"
     assert stack.keys(f"results/{job_id}/") == [f"results/{job_id}/image-0.png",
                                                 f"results/{job_id}/image-1.png",
-                                                f"results/{job_id}/result.json"]
+                                                f"results/{job_id}/result.json",
+                                                f"results/{job_id}/status.json"]
     image = stack.read(f"results/{job_id}/image-1.png")
     assert image.startswith(b"\x89PNG") and b"a red fox in snow#1" in image
     assert result["images"] == [f"s3://{stack.bucket}/results/{job_id}/image-{i}.png"
@@ -36,16 +38,15 @@ def test_job_flows_from_submit_to_s3_and_a_completion_notice(stack, webui, start
     wait_until(lambda: stack.counts(stack.queue_urls["sd-a"]) == (0, 0), 10, what="deletion")
     assert stack.counts(stack.dlq_urls["sd-a"]) == (0, 0)
     [call] = webui.calls()
-    assert call["path"] == "/sdapi/v1/txt2img" and call["model"] == result["model"]
+    assert call["path"] == "/sdapi/v1/txt2img" and call["model"] == result["webuiModel"]
     agent.stop()
     assert agent.proc.returncode == 0, agent.log()
 
 
 def test_img2img_reads_its_init_image_from_the_stacks_bucket(stack, webui, start_agent):
     picture = b"\x89PNG fake init image bytes"
-    stack.client("s3").put_object(Bucket=stack.bucket, Key="inputs/cat.png", Body=picture)
-    job_id = submit(stack, task="img2img", init_images=[f"s3://{stack.bucket}/inputs/cat.png"],
-                    denoising_strength=0.3)
+    link = upload_init_image(stack, picture)
+    job_id = submit(stack, task="img2img", init_images=[link], denoising_strength=0.3)
     start_agent()
     result = wait_until(finished(stack, job_id), 20, what="result.json")
     assert result["status"] == "succeeded" and result["task"] == "img2img"
@@ -54,16 +55,18 @@ def test_img2img_reads_its_init_image_from_the_stacks_bucket(stack, webui, start
     assert call["initImageSha256"] == [hashlib.sha256(picture).hexdigest()]
 
 
-def test_model_is_chosen_by_exact_name_never_the_closest(stack, webui, start_agent):
-    close_only = submit(stack, model="v1-5-pruned")  # prefix of a real model: not a match
-    exact = submit(stack, model="sdxl-base-1.0")     # the WebUI's model_name, exactly
+def test_model_is_chosen_by_its_config_name_never_the_closest(stack, webui, start_agent):
+    close_only = submit(stack, model="sdxl")       # prefix of a configured name: not a match
+    exact = submit(stack, model="sdxl-base")       # the stack config's name (issue 15.5)
     start_agent()
     failed = wait_until(finished(stack, close_only), 20, what="failed result.json")
     assert failed["status"] == "failed"
-    assert "'v1-5-pruned' is not available" in failed["error"]
-    assert "v1-5-pruned-emaonly.safetensors [6ce0161689]" in failed["error"]  # says what is
+    assert "'sdxl' is not a checkpoint" in failed["error"]
+    assert "available: sd15, sdxl-base" in failed["error"]  # says what is (no VAE among them)
     succeeded = wait_until(finished(stack, exact), 20, what="result.json")
-    assert succeeded["model"] == "sdxl-base-1.0.safetensors [31e35c80fc]"
+    assert succeeded["model"] == "sdxl-base"
+    # the WebUI got the checkpoint whose file the model sync stored for that name
+    assert succeeded["webuiModel"] == "sdxl-base-1.0.safetensors [31e35c80fc]"
     assert [c["model"] for c in webui.calls()] == ["sdxl-base-1.0.safetensors [31e35c80fc]"]
     notices = {n["jobId"]: n["status"] for n in wait_until(lambda: stack.notices(0.5), 10)}
     assert notices == {close_only: "failed", exact: "succeeded"}
@@ -80,8 +83,15 @@ def test_repeated_webui_failures_land_in_the_dead_letter_queue(stack, webui, sta
                         what="message in the dead-letter queue")
     assert json.loads(dead["Body"])["jobId"] == job_id
     assert webui.generation_count() == stack.max_receive_count  # one try per receive
-    assert stack.result(job_id) is None and stack.keys() == []  # nothing half-written
-    assert stack.notices(wait=0.2) == []
+    assert dead["MessageAttributes"]["sdfleet-reason"]["StringValue"].startswith("gave up after 3")
+    # the client is told, once, on the last attempt; no image was half-written
+    result = stack.result(job_id)
+    assert result["status"] == "failed" and result["images"] == []
+    assert result["error"].startswith("gave up after 3 attempts (the job is in the dead-letter")
+    assert "WebUI answered 500" in result["error"]
+    assert not [k for k in stack.keys() if k.endswith(".png")]
+    [notice] = stack.notices(wait=0.2)
+    assert notice["jobId"] == job_id and notice["status"] == "failed"
     assert stack.counts(stack.queue_urls["sd-a"]) == (0, 0)
     assert "WebUI answered 500" in agent.log()
     assert agent.proc.poll() is None  # still running
@@ -140,7 +150,8 @@ def test_poison_messages_go_to_the_dead_letter_queue_and_the_agent_keeps_working
         stack, webui, start_agent):
     stack.send_job("sd-a", "this is not json")
     stack.send_job("sd-a", {"schema": "sdfleet.job/v1", "jobId": "3f1e0c4a-1111-4222-8333-444455556666",
-                            "runtime": "sd-b", "task": "txt2img", "params": {"prompt": "x"}})
+                            "runtime": "sd-b", "task": "txt2img", "params": {"prompt": "x"},
+                            "client": "client-a"})
     agent = start_agent()
     dead = wait_until(lambda: stack.receive_all(stack.dlq_urls["sd-a"], wait=0.3), 20,
                       what="poison in the dead-letter queue")
@@ -157,7 +168,7 @@ def test_poison_messages_go_to_the_dead_letter_queue_and_the_agent_keeps_working
 
 def test_a_message_in_the_sns_envelope_is_processed(stack, webui, start_agent):
     job = {"schema": "sdfleet.job/v1", "jobId": "0b7f5a3e-2f4b-4c8e-9d61-5a0c3e8f9b12",
-           "runtime": "sd-a", "task": "txt2img", "model": None,
+           "runtime": "sd-a", "task": "txt2img", "model": None, "client": "client-a",
            "params": {"prompt": "enveloped"}, "initImages": []}
     stack.send_job("sd-a", {"Type": "Notification", "MessageId": "x", "TopicArn":
                             stack.jobs_topic_arn, "Message": json.dumps(job)})
@@ -168,13 +179,13 @@ def test_a_message_in_the_sns_envelope_is_processed(stack, webui, start_agent):
 def test_a_rerun_overwrites_its_own_results_and_a_finished_job_is_not_regenerated(
         stack, webui, start_agent):
     job = {"schema": "sdfleet.job/v1", "jobId": "5c2d7e9a-0a1b-4c3d-8e5f-6a7b8c9d0e1f",
-           "runtime": "sd-a", "task": "txt2img", "model": None,
+           "runtime": "sd-a", "task": "txt2img", "model": None, "client": "client-a",
            "params": {"prompt": "twice", "batch_size": 2}, "initImages": []}
     prefix = f"results/{job['jobId']}/"
     agent = start_agent()
     stack.send_job("sd-a", job)
     first = wait_until(finished(stack, job["jobId"]), 20)
-    assert len(stack.keys(prefix)) == 3
+    assert len(stack.keys(prefix)) == 4  # two images, result.json, status.json
     wait_until(lambda: stack.counts(stack.queue_urls["sd-a"]) == (0, 0), 10)
     # redelivered after it succeeded (e.g. the delete was lost): notice again, no new images.
     # A redelivery has a receive count above 1: receive and release it once to make one.
@@ -197,7 +208,7 @@ def test_a_rerun_overwrites_its_own_results_and_a_finished_job_is_not_regenerate
     second = wait_until(finished(stack, job["jobId"]), 20)
     assert second["finishedAt"] != first["finishedAt"]
     assert stack.keys(prefix) == [f"{prefix}image-0.png", f"{prefix}image-1.png",
-                                  f"{prefix}result.json"]
+                                  f"{prefix}result.json", f"{prefix}status.json"]
 
 
 def test_without_a_dead_letter_queue_url_poison_is_left_to_the_redrive_policy(

@@ -12,7 +12,8 @@ from sdfleet_agent.message import parse_job
 def job_body(**changes) -> dict:
     body = {"schema": "sdfleet.job/v1", "jobId": str(uuid.uuid4()), "runtime": "sd-a",
             "task": "txt2img", "model": None, "params": {"prompt": "a lighthouse"},
-            "initImages": [], "submittedAt": "2026-01-01T00:00:00.000+00:00"}
+            "initImages": [], "submittedAt": "2026-01-01T00:00:00.000+00:00",
+            "client": "client-a"}
     body.update(changes)
     return body
 

@@ -15,6 +15,7 @@ import pytest
 
 from sdfleet_submit.app import SubmitApp
 from sdfleet_submit.settings import load_settings
+from tests.batch.jobs import CLIENT
 from tests.batch.processes import SUBMIT_DIR
 
 ALLOWED_HOST = "images.example.com"
@@ -31,14 +32,15 @@ def submit_env(stack, **overrides) -> dict:
 
 @pytest.fixture
 def app(stack):
-    return SubmitApp(load_settings(submit_env(stack)), stack.client("sns"))
+    return SubmitApp(load_settings(submit_env(stack)), stack.client("sns"), stack.client("s3"))
 
 
 def post(app, body, headers=None) -> tuple[int, dict]:
     event = {"resource": "/jobs", "path": "/jobs", "httpMethod": "POST",
              "headers": headers or {"Content-Type": "application/json"},
              "body": body if isinstance(body, str) else json.dumps(body),
-             "isBase64Encoded": False, "requestContext": {"identity": {"apiKey": "k"}}}
+             "isBase64Encoded": False,
+             "requestContext": {"identity": {"apiKey": "k", "apiKeyId": CLIENT}}}
     response = app(event, None)
     return response["statusCode"], json.loads(response["body"])
 
@@ -72,8 +74,8 @@ def test_valid_job_is_published_to_its_runtime_queue_and_answered_202(app, stack
     assert (job["params"]["width"], job["params"]["batch_size"]) == (768, 2)
 
 
-def test_img2img_from_the_stacks_bucket_and_an_allowed_host_is_accepted(app, stack):
-    links = [f"s3://{stack.bucket}/inputs/cat.png", f"https://{ALLOWED_HOST}/cat.png"]
+def test_img2img_from_the_clients_uploads_and_an_allowed_host_is_accepted(app, stack):
+    links = [f"s3://{stack.bucket}/uploads/{CLIENT}/cat.png", f"https://{ALLOWED_HOST}/cat.png"]
     status, body = post(app, {"runtime": "sd-a", "task": "img2img", "prompt": "a cat",
                               "init_images": links, "denoising_strength": 0.4})
     assert status == 202, body
@@ -110,7 +112,7 @@ BAD_FIELDS = [
     ("init_images", {"task": "img2img", "init_images": ["https://evil.example.net/a.png"]},
      None, "host 'evil.example.net' is not allowed"),
     ("init_images", {"task": "img2img", "init_images": ["s3://someone-elses-bucket/a.png"]},
-     None, "only the stack's bucket"),
+     None, "only the client's own uploads"),
     ("init_images", {"task": "img2img", "init_images": [f"https://user@{ALLOWED_HOST}/a.png"]},
      None, "user info and ports are not allowed"),
     ("init_images", {"task": "img2img", "init_images": [f"https://{ALLOWED_HOST}:8443/a.png"]},
@@ -151,15 +153,15 @@ def test_body_that_is_not_a_json_object_is_refused(app, stack, raw, why):
     assert nothing_queued(stack)
 
 
-def test_only_post_is_allowed(app):
-    response = app({"httpMethod": "GET", "body": None}, None)
-    assert response["statusCode"] == 405 and response["headers"]["Allow"] == "POST"
+def test_only_the_routes_methods_are_allowed(app):
+    response = app({"resource": "/jobs/{id}", "httpMethod": "DELETE", "body": None}, None)
+    assert response["statusCode"] == 405 and response["headers"]["Allow"] == "GET"
 
 
 def test_publish_failure_answers_503_without_a_job_id(stack):
     missing_topic = stack.jobs_topic_arn + "-deleted"
     app = SubmitApp(load_settings(submit_env(stack, JOBS_TOPIC_ARN=missing_topic)),
-                    stack.client("sns"))
+                    stack.client("sns"), stack.client("s3"))
     status, body = post(app, VALID)
     assert status == 503 and "jobId" not in body and body["error"] == "queue-unavailable"
 
@@ -196,8 +198,10 @@ def test_cold_start_with_bad_configuration_fails_naming_each_variable(stack):
 
 def test_handler_module_publishes_like_the_lambda_runtime(stack):
     env = {**stack.moto.child_env(), **submit_env(stack)}
-    result = run_handler(env, {"httpMethod": "POST", "body": json.dumps(VALID),
-                               "headers": {"x-api-key": "secret"}, "isBase64Encoded": False})
+    result = run_handler(env, {"httpMethod": "POST", "resource": "/jobs",
+                               "body": json.dumps(VALID), "headers": {"x-api-key": "secret"},
+                               "isBase64Encoded": False,
+                               "requestContext": {"identity": {"apiKeyId": CLIENT}}})
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)
     assert response["statusCode"] == 202

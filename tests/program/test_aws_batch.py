@@ -96,8 +96,9 @@ def test_keda_trigger_reads_the_runtime_queue_with_scale_on_in_flight(aws_update
     assert trigger["type"] == "aws-sqs-queue"
     meta = trigger["metadata"]
     assert meta["queueURL"] == "https://sqs.us-east-1.amazonaws.com/123456789012/sdbatch-sdwebui"
-    assert meta["scaleOnInFlight"] == "false"  # running jobs hold their messages in flight
-    assert job["scalingStrategy"] == {"strategy": "accurate"}
+    # one Job per message, counted once whether it waits or is held (test_aws_keda.py)
+    assert meta["scaleOnInFlight"] == "true"
+    assert job["scalingStrategy"] == {"strategy": "default"}
     assert meta["activationQueueLength"] == "0" and meta["queueLength"] == "1"
     assert meta["awsRegion"] == "us-east-1"
     assert job["maxReplicaCount"] == 6
@@ -119,15 +120,20 @@ def test_worker_pods_are_never_disrupted_and_land_on_gpu_nodes(aws_update):
     assert template["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
     spec = template["spec"]
     assert spec["nodeSelector"] == {"sdfleet.dev/pool": "gpu"}
-    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
-                                    "effect": "NoSchedule"}]
-    assert spec["terminationGracePeriodSeconds"] > JOB_TIMEOUT
+    pool = aws_update.one(NODE_POOL).inputs["spec"]["template"]["spec"]
+    (taint,) = pool["taints"]
+    assert spec["tolerations"] == [{"key": taint["key"], "operator": "Equal",
+                                    "value": taint["value"], "effect": taint["effect"]}]
+    # a Spot interruption leaves two minutes: the pod's grace fits inside them
+    assert spec["terminationGracePeriodSeconds"] < 120
     # The WebUI is a native sidecar, so the pod completes when the agent's job is done.
     (webui,) = spec["initContainers"]
     assert webui["restartPolicy"] == "Always"
     assert webui["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert webui["volumeMounts"] == [{"name": "models", "mountPath": "/models", "readOnly": True}]
-    assert webui["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/sdbatch/sdwebui:v1"
+    assert webui["volumeMounts"] == [{"name": "models", "mountPath": "/models", "readOnly": True},
+                                     {"name": "scratch", "mountPath": "/scratch"}]
+    assert webui["image"].startswith(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/sdbatch/webui-automatic1111:c-")
     (agent,) = spec["containers"]
     env = env_of(agent)
     assert env["AGENT_MODE"] == "job" and env["RUNTIME"] == "sdwebui"
@@ -142,8 +148,12 @@ def test_worker_pods_are_never_disrupted_and_land_on_gpu_nodes(aws_update):
     deployment = aws_update.one("kubernetes:apps/v1:Deployment", "comfyui").inputs["spec"]
     assert deployment["template"]["metadata"]["annotations"] == {
         "karpenter.sh/do-not-disrupt": "true"}
-    assert [c["name"] for c in deployment["template"]["spec"]["containers"]] == ["webui", "agent"]
-    assert env_of(deployment["template"]["spec"]["containers"][1])["AGENT_MODE"] == "service"
+    pod = deployment["template"]["spec"]
+    # a native sidecar there too: the WebUI outlives the agent on termination
+    assert [c["name"] for c in pod["initContainers"]] == ["webui"]
+    assert pod["initContainers"][0]["restartPolicy"] == "Always"
+    assert [c["name"] for c in pod["containers"]] == ["agent"]
+    assert env_of(pod["containers"][0])["AGENT_MODE"] == "service"
 
 
 def test_agent_env_satisfies_the_agents_own_settings(aws_update):
@@ -191,18 +201,14 @@ def test_node_class_is_bottlerocket_in_private_subnets(aws_update):
         f"{n}-id" for n in ("sdbatch-private-0", "sdbatch-private-1", "sdbatch-private-2")]
     assert all(n in subnets for n in ("sdbatch-private-0", "sdbatch-private-1"))
     assert spec["securityGroupSelectorTerms"] == [{"id": "sg-0example0cluster"}]
-    assert "userData" not in spec  # no time-slicing configured
+    assert "userData" not in spec  # no time-slicing (refused by the config)
 
 
-def test_time_slicing_and_gpu_settings_follow_config(plan, aws_config_of):
+def test_gpu_settings_follow_config(plan, aws_config_of):
     def tune(p):
-        p["aws"]["timeSlicingReplicas"] = 4
         p["aws"]["gpuFamilies"] = ["g4dn"]
         p["aws"]["gpuLimit"] = 2
     result = plan(aws_config_of(tune), preview=True, stack=STACK)
-    user_data = result.one(NODE_CLASS).inputs["spec"]["userData"]
-    assert 'device-sharing-strategy = "time-slicing"' in user_data
-    assert "replicas = 4" in user_data
     pool = result.one(NODE_POOL).inputs["spec"]
     reqs = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}
     assert reqs["karpenter.k8s.aws/instance-family"] == ["g4dn"]
@@ -225,8 +231,11 @@ def test_karpenter_gets_interruption_notices(aws_update):
 
 def test_helm_releases_are_pinned(aws_plan):
     releases = {r.inputs["chart"]: r.inputs for r in aws_plan.of_type(RELEASE)}
-    assert set(releases) == {"karpenter", "keda"}
-    assert releases["karpenter"]["repositoryOpts"]["repo"] == "oci://public.ecr.aws/karpenter"
+    assert set(releases) == {"oci://public.ecr.aws/karpenter/karpenter", "keda"}
+    # An OCI chart is named by its reference, with no repo: the provider would look for
+    # <repo>/index.yaml, which an OCI registry does not serve (pulumi-kubernetes#2158).
+    karpenter = releases["oci://public.ecr.aws/karpenter/karpenter"]
+    assert not karpenter.get("repositoryOpts", {}).get("repo")
     assert releases["keda"]["repositoryOpts"]["repo"] == "https://kedacore.github.io/charts"
     for chart, r in releases.items():
         assert r["version"].count(".") == 2 and r["version"][0].isdigit(), chart
@@ -271,12 +280,14 @@ def test_models_volume_and_sync_job_follow_the_contract(aws_update):
         "required": True}
     assert document["models"][1]["required"] is False
     job = aws_update.one("kubernetes:batch/v1:Job").inputs
-    assert job["metadata"]["name"].startswith("model-sync-")
+    assert job["metadata"]["name"] == aws_update.outputs["modelSyncJob"]
     (fetch,) = job["spec"]["template"]["spec"]["containers"]
-    assert fetch["command"][:3] == ["python", "-m", "sdfleet_webui.fetch"]
+    # the image's venv python by absolute path: no `python` is on the image's PATH
+    assert fetch["command"][:3] == ["/opt/sdfleet/venv/bin/python", "-m", "sdfleet_webui.fetch"]
     assert "--models-file" in fetch["command"] and "/etc/sdfleet/models.json" in fetch["command"]
     mounts = {m["mountPath"]: m for m in fetch["volumeMounts"]}
     assert "/models" in mounts and mounts["/etc/sdfleet"]["readOnly"] is True
+    assert "subPath" not in mounts["/models"]  # the EFS access point is the models folder
 
 
 def test_a_changed_model_list_is_a_new_sync_job(plan, aws_config, aws_config_of):
@@ -288,21 +299,40 @@ def test_a_changed_model_list_is_a_new_sync_job(plan, aws_config, aws_config_of)
     assert before.inputs["metadata"]["name"] != after.inputs["metadata"]["name"]
 
 
-def test_api_requires_a_key_and_has_a_usage_plan(aws_update):
-    method = aws_update.one("aws:apigateway/method:Method").inputs
-    assert method["httpMethod"] == "POST" and method["apiKeyRequired"] is True
-    integration = aws_update.one("aws:apigateway/integration:Integration").inputs
-    assert integration["type"] == "AWS_PROXY"
-    assert integration["uri"].endswith(":function:sdbatch-submit/invocations")
+def test_every_route_requires_a_key_and_reaches_the_lambda(aws_update):
+    import sys
+
+    from tools.preview import ROOT
+    sys.path.insert(0, str(ROOT / "functions" / "submit"))
+    try:
+        from sdfleet_submit.app import ROUTES as APP_ROUTES
+    finally:
+        sys.path.remove(str(ROOT / "functions" / "submit"))
+    resources = {r.id: r.inputs for r in aws_update.of_type("aws:apigateway/resource:Resource")}
+
+    def path_of(resource_id):
+        r = resources.get(resource_id)
+        return "" if r is None else path_of(r["parentId"]) + "/" + r["pathPart"]
+
+    methods = aws_update.of_type("aws:apigateway/method:Method")
+    routes = {(m.inputs["httpMethod"], path_of(m.inputs["resourceId"])) for m in methods}
+    assert routes == set(APP_ROUTES)  # the API serves exactly the routes the function handles
+    assert all(m.inputs["apiKeyRequired"] is True for m in methods)
+    integrations = aws_update.of_type("aws:apigateway/integration:Integration")
+    assert len(integrations) == len(methods)
+    for integration in integrations:
+        assert integration.inputs["type"] == "AWS_PROXY"
+        assert integration.inputs["uri"].endswith(":function:sdbatch-submit/invocations")
     plan_ = aws_update.one("aws:apigateway/usagePlan:UsagePlan").inputs
     assert plan_["throttleSettings"] == {"rateLimit": 5, "burstLimit": 10}
     assert plan_["quotaSettings"] == {"limit": 5000, "period": "DAY"}
     assert plan_["apiStages"][0]["stage"] == "v1"
     key = aws_update.one("aws:apigateway/usagePlanKey:UsagePlanKey").inputs
     assert key["keyType"] == "API_KEY"
-    permission = aws_update.one("aws:lambda/permission:Permission").inputs
-    assert permission["principal"] == "apigateway.amazonaws.com"
-    assert permission["sourceArn"].endswith("/*/POST/jobs")
+    permissions = aws_update.of_type("aws:lambda/permission:Permission")
+    assert {p.inputs["sourceArn"].split("/", 1)[1] for p in permissions} == {
+        "*/POST/jobs", "*/GET/jobs", "*/GET/jobs/*", "*/POST/uploads"}
+    assert all(p.inputs["principal"] == "apigateway.amazonaws.com" for p in permissions)
 
 
 def test_submit_lambda_is_built_from_functions_submit_with_its_env(aws_update):
@@ -343,14 +373,17 @@ def test_submit_archive_holds_the_handler_and_package(tmp_path):
     assert set(submit_archive(tmp_path).assets) == {"handler.py", "sdfleet_submit", "pydantic"}
 
 
-def test_model_tokens_reach_the_sync_job_only_as_secrets(plan, aws_config):
+def test_model_tokens_reach_the_sync_job_only_as_files(plan, aws_config):
     assert not plan(aws_config, preview=True, stack=STACK).of_type("kubernetes:core/v1:Secret")
     config = {**aws_config, "sdfleet:civitaiToken": {"secure": "v1:example-ciphertext"}}
     result = plan(config, preview=False, stack=STACK)
     secret = result.one("kubernetes:core/v1:Secret").inputs
-    assert secret["stringData"] == {"CIVITAI_TOKEN": "[secret]"}
-    job = result.one("kubernetes:batch/v1:Job").inputs
-    (fetch,) = job["spec"]["template"]["spec"]["containers"]
-    assert fetch["env"] == [{"name": "CIVITAI_TOKEN", "valueFrom": {"secretKeyRef": {
-        "name": "model-tokens", "key": "CIVITAI_TOKEN"}}}]
-    assert "offline-preview-placeholder" not in json.dumps([secret, job])
+    assert secret["stringData"] == {"civitai-token": "[secret]"}
+    pod = result.one("kubernetes:batch/v1:Job").inputs["spec"]["template"]["spec"]
+    (fetch,) = pod["containers"]
+    assert all("valueFrom" not in e and "TOKEN" not in e["name"] for e in fetch["env"])
+    assert {"name": "tokens", "mountPath": "/var/run/sdfleet", "readOnly": True} \
+        in fetch["volumeMounts"]
+    assert {"name": "tokens", "secret": {"secretName": secret["metadata"]["name"],
+                                         "defaultMode": 0o400}} in pod["volumes"]
+    assert "offline-preview-placeholder" not in json.dumps([secret, pod])

@@ -76,7 +76,7 @@ def test_json_plan_lists_the_batch_platform():
         by_type.setdefault(r["type"], []).append(r)
     assert len(by_type["aws:eks/cluster:Cluster"]) == 1
     charts = {r["inputs"]["chart"] for r in by_type["kubernetes:helm.sh/v3:Release"]}
-    assert charts == {"karpenter", "keda"}
+    assert charts == {"oci://public.ecr.aws/karpenter/karpenter", "keda"}
     queues = by_type["aws:sqs/queue:Queue"]
     redriven = [q for q in queues if "redrivePolicy" in q["inputs"]]
     assert len(redriven) == 3 and len(queues) == 6
@@ -84,8 +84,9 @@ def test_json_plan_lists_the_batch_platform():
     assert len(by_type["aws:apigateway/usagePlan:UsagePlan"]) == 1
     (fn,) = by_type["aws:lambda/function:Function"]
     assert fn["inputs"]["name"] == "sdbatch-submit"
-    assert len(by_type["aws:s3/bucket:Bucket"]) == 1
-    assert len(by_type["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]) == 1
+    # the results bucket and the image build sources, both private
+    assert len(by_type["aws:s3/bucket:Bucket"]) == 2
+    assert len(by_type["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]) == 2
     assert len(by_type["aws:efs/fileSystem:FileSystem"]) == 1
     assert doc["policies"] == []  # no policy violation
     assert not [r for r in doc["resources"] if r["type"].startswith("gcp:")]

@@ -84,5 +84,5 @@ def test_changed_labels_reach_the_tags(plan, aws_config_of):
     def relabel(p):
         p["labels"] = {"app": "sdfleet", "owner": "example-team-b"}
     result = plan(aws_config_of(relabel), preview=True, stack=STACK)
-    bucket = result.one("aws:s3/bucket:Bucket").inputs
+    bucket = result.one("aws:s3/bucket:Bucket", "results").inputs
     assert bucket["tags"]["owner"] == "example-team-b" and "team" not in bucket["tags"]

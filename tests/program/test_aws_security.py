@@ -32,11 +32,14 @@ def test_no_policy_allows_any_action_on_any_resource(aws_update):
 
 
 def test_any_resource_star_is_only_for_calls_without_resource_permissions(aws_update):
-    """`Resource: *` only where AWS offers nothing narrower: EC2 Describe* and the Pricing API."""
+    """`Resource: *` only where AWS offers nothing narrower: EC2 Describe*, the Pricing API and
+    ECR's GetAuthorizationToken (a registry-wide login; ECR docs "Amazon ECR actions":
+    GetAuthorizationToken has no resource type)."""
     for r in aws_update.of_type(ROLE_POLICY):
         for s in _allows(json.loads(r.inputs["policy"])):
             if "*" in as_list(s["Resource"]):
-                assert all(a.startswith("ec2:Describe") or a == "pricing:GetProducts"
+                assert all(a.startswith("ec2:Describe")
+                           or a in ("pricing:GetProducts", "ecr:GetAuthorizationToken")
                            for a in as_list(s["Action"])), f"{r.name}: {s}"
 
 
@@ -84,19 +87,27 @@ def test_agent_role_is_scoped_to_its_queue_bucket_prefix_and_topic(aws_update):
     assert grants["sqs:ReceiveMessage"] == [queue] and grants["sqs:DeleteMessage"] == [queue]
     assert grants["sqs:ChangeMessageVisibility"] == [queue]
     assert grants["sqs:SendMessage"] == [queue + "-dlq"]
-    bucket = aws_update.one(BUCKET).inputs["tags"]["Name"]
+    bucket = aws_update.one(BUCKET, "results").inputs["tags"]["Name"]
     assert [r.endswith("/results/*") for r in grants["s3:PutObject"]] == [True]
     assert grants["sns:Publish"] == ["arn:aws:sns:us-east-1:123456789012:sdbatch-completions"]
     assert grants["s3:ListBucket"] == [f"arn:aws:s3:::{aws_update.outputs['resultsBucket']}"]
+    # its own results, and init images only from clients' uploads (never jobs/ records)
+    assert sorted(r.rsplit("/", 2)[-2] for r in grants["s3:GetObject"]) == ["results", "uploads"]
     assert "s3:DeleteObject" not in grants and bucket
 
 
-def test_submit_lambda_may_publish_jobs_and_log_only(aws_update):
+def test_submit_lambda_may_publish_jobs_record_and_read_them_and_log_only(aws_update):
     doc = json.loads(aws_update.one(ROLE_POLICY, "sdbatch-submit").inputs["policy"])
-    actions = sorted(a for s in doc["Statement"] for a in as_list(s["Action"]))
-    assert actions == ["logs:CreateLogStream", "logs:PutLogEvents", "sns:Publish"]
-    publish = next(s for s in doc["Statement"] if s["Action"] == ["sns:Publish"])
-    assert publish["Resource"] == ["arn:aws:sns:us-east-1:123456789012:sdbatch-jobs"]
+    grants = {a: as_list(s["Resource"]) for s in doc["Statement"] for a in as_list(s["Action"])}
+    assert sorted(grants) == ["logs:CreateLogStream", "logs:PutLogEvents", "s3:DeleteObject",
+                              "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sns:Publish"]
+    assert grants["sns:Publish"] == ["arn:aws:sns:us-east-1:123456789012:sdbatch-jobs"]
+    bucket = f"arn:aws:s3:::{aws_update.outputs['resultsBucket']}"
+    # records and presigned uploads under their prefixes; never results (the agent's)
+    assert sorted(grants["s3:PutObject"]) == [f"{bucket}/jobs/*", f"{bucket}/uploads/*"]
+    assert grants["s3:DeleteObject"] == [f"{bucket}/jobs/*"]
+    assert sorted(grants["s3:GetObject"]) == [f"{bucket}/jobs/*", f"{bucket}/results/*"]
+    assert grants["s3:ListBucket"] == [bucket]
 
 
 def test_karpenter_controller_is_scoped(aws_update):
@@ -117,16 +128,17 @@ def test_karpenter_controller_is_scoped(aws_update):
 
 
 def test_results_bucket_is_private_encrypted_tls_only_and_expires(aws_plan):
-    block = aws_plan.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    block = aws_plan.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "results").inputs
     assert {k: block[k] for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
                                   "restrictPublicBuckets")} == dict.fromkeys(
         ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True)
     sse = aws_plan.one("aws:s3/bucketServerSideEncryptionConfiguration:"
-                       "BucketServerSideEncryptionConfiguration").inputs
+                       "BucketServerSideEncryptionConfiguration", "results").inputs
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
     owner = aws_plan.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs
     assert owner["rule"]["objectOwnership"] == "BucketOwnerEnforced"
-    lifecycle = aws_plan.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    lifecycle = aws_plan.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                             "results")
     expire = next(r for r in lifecycle.inputs["rules"] if r["id"] == "expire-results")
     assert expire["expiration"]["days"] == 30 and expire["status"] == "Enabled"
     assert expire["filter"]["prefix"] == "results/"
@@ -137,7 +149,7 @@ def test_bucket_policy_refuses_plain_http(aws_update):
     (deny,) = doc["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {
         "Bool": {"aws:SecureTransport": "false"}}
-    bucket = aws_update.one(BUCKET)
+    bucket = aws_update.one(BUCKET, "results")
     assert any(r.endswith("/*") for r in deny["Resource"]) and len(deny["Resource"]) == 2
     assert bucket.inputs.get("forceDestroy") is False
 
@@ -146,7 +158,7 @@ def test_expiry_follows_config(plan, aws_config_of):
     def shorter(p):
         p["aws"]["resultsExpiryDays"] = 7
     result = plan(aws_config_of(shorter), preview=True, stack=STACK)
-    rules = result.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs
+    rules = result.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "results").inputs
     assert rules["rules"][0]["expiration"]["days"] == 7
 
 

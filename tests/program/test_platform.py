@@ -228,9 +228,9 @@ def test_placeholders_keep_gpu_nodes_warm_at_negative_priority(plan, platform_of
 
 def test_model_sync_job_follows_the_model_list(dev_plan, plan, platform_of):
     job = dev_plan.one("kubernetes:batch/v1:Job", "model-sync")
-    args = job.inputs["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args == ["sdfleet_webui.fetch", "--models-file", "/etc/sdfleet/models.json",
-                    "--root", "/models"]
+    command = job.inputs["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command == ["/opt/sdfleet/venv/bin/python", "-m", "sdfleet_webui.fetch",
+                       "--models-file", "/etc/sdfleet/models.json", "--root", "/models"]
     config = dev_plan.one("kubernetes:core/v1:ConfigMap", "model-sync").inputs
     document = json.loads(config["data"]["models.json"])
     assert document["defaultCheckpoint"] == "sdxl-base"
@@ -252,7 +252,8 @@ def test_model_tokens_come_from_secret_keys(plan, platform_of):
     assert secret["stringData"] == "[secret]" or secret["stringData"]["hf-token"] == "[secret]"
     pod = result.one("kubernetes:batch/v1:Job", "model-sync").inputs["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert "env" not in container  # tokens are files, never env values
+    # tokens are files, never env values
+    assert not [e for e in container.get("env", []) if "TOKEN" in e["name"] or "valueFrom" in e]
     assert {"name": "tokens", "mountPath": "/var/run/sdfleet", "readOnly": True} in container["volumeMounts"]
     assert {"name": "tokens", "secret": {"secretName": "sdfleet-model-sync-tokens",
                                          "defaultMode": 0o400}} in pod["volumes"]

@@ -1,9 +1,18 @@
-"""One request in, one answer out: parse, validate, publish, answer.
+"""One request in, one answer out.
 
-The order is the point: nothing is published unless the whole job is valid, and the 202
-is sent only after SNS has accepted the message, so a job id the client holds always
-refers to a job that is on its way to a queue. Request headers (they carry the API key)
-are never logged; only the job id, runtime and task are.
+Routes (API Gateway REST API, every method requires an API key; the client is that key's id,
+`requestContext.identity.apiKeyId`, and a request without one is refused):
+
+    POST /jobs            validate, record, publish, answer 202 with the job id
+    GET  /jobs/{id}       the client's job: queued / running / succeeded / failed (+ reason),
+                          with short-lived presigned URLs of its images (jobs.py)
+    GET  /jobs?limit=N    the client's most recent jobs
+    POST /uploads         a presigned PUT for an init image under the client's own prefix
+
+For POST /jobs the order is the point: nothing is published unless the whole job is valid,
+and the 202 is sent only after SNS has accepted the message, so a job id the client holds
+always refers to a job that is on its way to a queue. Request headers (they carry the API
+key) are never logged; only the job id, runtime and task are.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from datetime import datetime, timezone
 from pydantic import ValidationError
 
 from .job import JobRequest
+from .jobs import MAX_LIST, JobStore
 from .message import job_message, results_location
 from .settings import SubmitSettings
 
@@ -62,26 +72,74 @@ def bad_body(message: str) -> dict:
                         "problems": [{"field": "body", "value": None, "message": message}]})
 
 
+def client_of(event: dict) -> str | None:
+    """The API key's id API Gateway verified for this request (never the key itself)."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    client = identity.get("apiKeyId")
+    return client if isinstance(client, str) and client.replace("-", "").replace("_", "").isalnum() \
+        and 0 < len(client) <= 128 else None
+
+
+ROUTES = {("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{id}"), ("POST", "/uploads")}
+
+
 class SubmitApp:
-    def __init__(self, settings: SubmitSettings, sns_client):
+    def __init__(self, settings: SubmitSettings, sns_client, s3_client):
         self.settings = settings
         self.sns = sns_client
+        self.jobs = JobStore(settings, s3_client)
 
     def __call__(self, event: dict, context=None) -> dict:
         method = (event.get("httpMethod") or "").upper()
-        if method != "POST":
-            return answer(405, {"error": "method-not-allowed", "message": "use POST"},
-                          {"Allow": "POST"})
+        resource = event.get("resource") or "/jobs"
+        if (method, resource) not in ROUTES:
+            allowed = sorted(m for m, r in ROUTES if r == resource)
+            if not allowed:
+                return answer(404, {"error": "not-found", "message": f"no route {resource}"})
+            return answer(405, {"error": "method-not-allowed",
+                                "message": f"use {' or '.join(allowed)}"},
+                          {"Allow": ", ".join(allowed)})
+        client = client_of(event)
+        if client is None:
+            return answer(403, {"error": "no-api-key",
+                                "message": "requests need an API key (x-api-key)"})
+        if method == "GET" and resource == "/jobs/{id}":
+            return self._describe(client, (event.get("pathParameters") or {}).get("id", ""))
+        if method == "GET":
+            return self._recent(client, (event.get("queryStringParameters") or {}).get("limit"))
+        if resource == "/uploads":
+            return answer(200, self.jobs.upload(client))
         data = self._json_body(event)
         if isinstance(data, str):
             return bad_body(data)
         try:
-            job = JobRequest.model_validate(data, context={"settings": self.settings})
+            job = JobRequest.model_validate(data, context={"settings": self.settings,
+                                                           "client": client})
         except ValidationError as error:
             response = invalid_job(error)
             log.info("job refused: %s", json.loads(response["body"])["message"][:300])
             return response
-        return self._publish(job)
+        return self._publish(job, client)
+
+    def _describe(self, client: str, job_id: str) -> dict:
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            return answer(404, {"error": "not-found", "message": "no such job"})
+        view = self.jobs.describe(client, job_id)
+        if view is None:  # unknown, or another client's: the same answer
+            return answer(404, {"error": "not-found", "message": "no such job"})
+        return answer(200, view)
+
+    def _recent(self, client: str, limit_text: str | None) -> dict:
+        try:
+            limit = int(limit_text) if limit_text is not None else 10
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= MAX_LIST:
+            return answer(400, {"error": "invalid-limit", "field": "limit",
+                                "message": f"limit: must be an integer between 1 and {MAX_LIST}"})
+        return answer(200, {"jobs": self.jobs.recent(client, limit)})
 
     @staticmethod
     def _json_body(event: dict) -> dict | str:
@@ -99,15 +157,20 @@ class SubmitApp:
             return f"must be a JSON object, not {type(data).__name__}"
         return data
 
-    def _publish(self, job: JobRequest) -> dict:
+    def _publish(self, job: JobRequest, client: str) -> dict:
         job_id = str(uuid.uuid4())
         submitted_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        body, attributes = job_message(job, job_id, submitted_at)
+        body, attributes = job_message(job, job_id, submitted_at, client)
         try:
+            # The record first: a job id the client is given is always one GET /jobs/{id} finds.
+            self.jobs.record(client, job_id, {"jobId": job_id, "runtime": job.runtime,
+                                              "task": job.task, "model": job.model,
+                                              "submittedAt": submitted_at})
             self.sns.publish(TopicArn=self.settings.topic_arn, Message=body,
                              MessageAttributes=attributes)
         except Exception as error:  # noqa: BLE001 - any failure means "not queued"
             log.error("job %s not queued: publish failed: %s", job_id, type(error).__name__)
+            self.jobs.forget(client, job_id)
             return answer(503, {"error": "queue-unavailable",
                                 "message": "the job could not be queued; nothing was submitted, "
                                            "retry later"}, {"Retry-After": "5"})

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from .layout import upload_prefix
 from .settings import SubmitSettings
 
 TASKS = ("txt2img", "img2img")
@@ -59,6 +60,14 @@ class JobRequest(BaseModel):
             raise ValueError(f"unknown runtime; this stack runs {', '.join(known)}")
         return runtime
 
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str | None, info: ValidationInfo) -> str | None:
+        known = _settings(info).models
+        if model is not None and known and model not in known:
+            raise ValueError(f"unknown model; this stack's checkpoints are {', '.join(known)}")
+        return model
+
     @field_validator("prompt", "negative_prompt")
     @classmethod
     def _prompt_length(cls, text: str, info: ValidationInfo) -> str:
@@ -104,31 +113,37 @@ class JobRequest(BaseModel):
             raise ValueError("only allowed with task img2img")
         if len(links) > settings.limits.max_init_images:
             raise ValueError(f"at most {settings.limits.max_init_images} init images")
+        client = (info.context or {}).get("client", "")
         for link in links:
             problem = init_image_problem(link, settings.allowed_image_hosts,
-                                         settings.results_bucket)
+                                         settings.results_bucket, client)
             if problem:
                 raise ValueError(f"{link[:200]!r}: {problem}")
         return links
 
 
-def init_image_problem(link: str, allowed_hosts: tuple[str, ...], bucket: str) -> str | None:
+def init_image_problem(link: str, allowed_hosts: tuple[str, ...], bucket: str,
+                       client: str) -> str | None:
     """Why `link` may not be fetched as an init image, or None if it may.
 
-    Allowed: `s3://<the stack's bucket>/<key>` and `https://<allowed host>/<path>` (no user
-    info, default port). Anything else could make a GPU pod fetch from the internal network.
+    Allowed: `s3://<the stack's bucket>/uploads/<client>/<key>` (the client's own uploads,
+    POST /uploads) and `https://<allowed host>/<path>` (no user info, default port). Anything
+    else could make a GPU pod fetch from the internal network, or another client's results.
     """
+    own = upload_prefix(client)
     allowed = (f"allowed: https:// on {', '.join(allowed_hosts) or '(no hosts configured)'}"
-               f" or s3://{bucket}/<key>")
+               f" or s3://{bucket}/{own}<name> (POST /uploads)")
     try:
         parts = urlsplit(link)
         port = parts.port
     except ValueError:
         return f"not a valid link; {allowed}"
     if parts.scheme == "s3":
-        if parts.netloc == bucket and parts.path.strip("/"):
+        key = parts.path.lstrip("/")
+        if (client and parts.netloc == bucket and key.startswith(own) and len(key) > len(own)
+                and ".." not in key.split("/")):
             return None
-        return f"only the stack's bucket may be used; {allowed}"
+        return f"only the client's own uploads may be used; {allowed}"
     if parts.scheme != "https":
         return f"scheme {parts.scheme or '(none)'} is not allowed; {allowed}"
     if parts.username is not None or parts.password is not None or port not in (None, 443):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 
 from .job import JobRequest
+from .layout import RESULTS_PREFIX
 
 SCHEMA = "sdfleet.job/v1"
-RESULTS_PREFIX = "results/"
 
 # Request fields that are not WebUI parameters but describe the job itself.
 ENVELOPE_FIELDS = {"runtime", "task", "model", "init_images"}
@@ -25,12 +25,13 @@ def results_location(bucket: str, job_id: str) -> dict:
             "resultJson": f"s3://{bucket}/{prefix}result.json"}
 
 
-def job_message(job: JobRequest, job_id: str, submitted_at: str) -> tuple[str, dict]:
-    """(SNS message body, SNS message attributes) for one validated job."""
+def job_message(job: JobRequest, job_id: str, submitted_at: str,
+                client: str) -> tuple[str, dict]:
+    """(SNS message body, SNS message attributes) for one validated job of `client`."""
     params = job.model_dump(exclude=ENVELOPE_FIELDS, exclude_none=True)
     body = {"schema": SCHEMA, "jobId": job_id, "runtime": job.runtime, "task": job.task,
             "model": job.model, "params": params, "initImages": list(job.init_images),
-            "submittedAt": submitted_at}
+            "submittedAt": submitted_at, "client": client}
     attributes = {"runtime": {"DataType": "String", "StringValue": job.runtime},
                   "task": {"DataType": "String", "StringValue": job.task}}
     return json.dumps(body, separators=(",", ":")), attributes

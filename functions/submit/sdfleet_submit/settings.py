@@ -44,6 +44,14 @@ class SubmitSettings(BaseModel):
     results_bucket: str
     allowed_image_hosts: tuple[str, ...] = ()
     limits: Limits = Limits()
+    # The config's checkpoint names (models.items): a job naming another model is a 400.
+    models: tuple[str, ...] = ()
+    # How long a presigned result or upload URL is valid.
+    url_expiry_seconds: int = Field(900, ge=60, le=43200)
+    # For GET /jobs/{id}: an attempt running longer than this has died (the agent's job
+    # timeout plus its margin), and after max_receive_count attempts the job is dead-lettered.
+    attempt_seconds: int = Field(1200, ge=60, le=86400)
+    max_receive_count: int = Field(3, ge=1, le=1000)
 
     @field_validator("runtimes")
     @classmethod
@@ -82,8 +90,12 @@ ENVIRONMENT = {
     "MAX_N_ITER": ("limits.max_n_iter", False),
     "MAX_PROMPT_CHARS": ("limits.max_prompt_chars", False),
     "MAX_INIT_IMAGES": ("limits.max_init_images", False),
+    "MODELS": ("models", False),
+    "URL_EXPIRY_SECONDS": ("url_expiry_seconds", False),
+    "ATTEMPT_SECONDS": ("attempt_seconds", False),
+    "MAX_RECEIVE_COUNT": ("max_receive_count", False),
 }
-LISTS = {"runtimes", "allowed_image_hosts"}
+LISTS = {"runtimes", "allowed_image_hosts", "models"}
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -1,8 +1,11 @@
 """The agent's loop: healthy WebUI -> one message -> run it under a lease -> decide.
 
 The job runs in a worker thread while the main thread supervises it: it extends the lease
-every HEARTBEAT seconds and, after SIGTERM, waits for the job at most SHUTDOWN_GRACE
-seconds before releasing the message (visibility 0) so another agent takes it at once.
+every HEARTBEAT seconds. After SIGTERM (a Spot interruption leaves about two minutes) it lets
+the job finish only if it fits in SHUTDOWN_GRACE seconds: as soon as the WebUI's own estimate
+of the time left exceeds what remains of the grace, or when the grace is over, it interrupts
+the generation and releases the message (visibility 0) so another agent takes it at once,
+instead of letting it wait out its lease.
 What then happens to the message is decided in one place, decision.decide().
 """
 
@@ -20,13 +23,15 @@ from .errors import PermanentJobError, PoisonMessage, RetryableJobError
 from .init_images import InitImageFetcher
 from .lease import Lease
 from .message import Job, parse_job
+from .models import ModelCatalog
 from .results import ResultStore, now
 from .settings import AgentSettings
-from .webui import WebUiClient
+from .webui import make_client
 
 log = logging.getLogger("sdfleet.agent")
 
 SUPERVISOR_TICK = 0.25  # how soon a shutdown request is noticed while a job runs
+ETA_CHECK_SECONDS = 2.0  # how often the WebUI's estimate is read while shutting down
 
 
 class Shutdown:
@@ -43,6 +48,9 @@ class Shutdown:
 
     def past_deadline(self) -> bool:
         return self.requested.is_set() and time.monotonic() >= self.deadline
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
 
 
 @dataclass
@@ -79,13 +87,14 @@ class JobRun(threading.Thread):
 
 
 class Agent:
-    def __init__(self, settings: AgentSettings, sqs, s3, sns, *, webui: WebUiClient | None = None,
+    def __init__(self, settings: AgentSettings, sqs, s3, sns, *, webui=None,
                  shutdown: Shutdown | None = None, on_report=None):
         self.settings = settings
         self.sqs = sqs
-        self.webui = webui or WebUiClient(settings.webui_url, settings.webui_health_path,
-                                          settings.job_timeout_seconds,
+        self.webui = webui or make_client(settings.webui_framework, settings.webui_url,
+                                          settings.health_path, settings.job_timeout_seconds,
                                           settings.health_timeout_seconds)
+        self.models = ModelCatalog(settings.models_root)
         self.results = ResultStore(s3, sns, settings.results_bucket, settings.completion_topic_arn)
         self.init_images = InitImageFetcher(s3, settings.results_bucket,
                                             settings.allowed_image_hosts,
@@ -99,7 +108,8 @@ class Agent:
     def run(self) -> int:
         """Process jobs until shutdown (service mode) or one job (job mode). Exit code."""
         s = self.settings
-        log.info("agent started: runtime=%s mode=%s queue=%s", s.runtime, s.mode, s.queue_url)
+        log.info("agent started: runtime=%s framework=%s mode=%s queue=%s", s.runtime,
+                 s.webui_framework, s.mode, s.queue_url)
         startup_deadline = time.monotonic() + s.startup_timeout_seconds
         empty_polls = 0
         while not self.shutdown.requested.is_set():
@@ -170,7 +180,10 @@ class Agent:
         s = self.settings
         disposition = decide(outcome, lease.receive_count, backoff_base=s.retry_backoff_base_seconds,
                              backoff_cap=s.retry_backoff_max_seconds,
-                             has_dead_letter_queue=s.dead_letter_queue_url is not None)
+                             has_dead_letter_queue=s.dead_letter_queue_url is not None,
+                             max_receive_count=s.max_receive_count)
+        if job is not None and outcome in (Outcome.FAILED_RETRYABLE, Outcome.ABANDONED):
+            reason = self._record_attempt(job, lease.receive_count, disposition.action, reason)
         action = self._apply(disposition.action, disposition.visible_after_seconds, lease, reason)
         report = JobReport(lease.message_id, job.job_id if job else None, outcome, action, reason,
                            time.monotonic() - started, webui_time[0])
@@ -187,6 +200,7 @@ class Agent:
 
     def _supervise(self, worker: JobRun, lease: Lease) -> tuple[Outcome, str | None]:
         next_beat = time.monotonic() + self.settings.heartbeat_seconds
+        next_eta = 0.0
         while True:
             worker.join(timeout=max(0.0, min(SUPERVISOR_TICK, next_beat - time.monotonic())))
             if not worker.is_alive():
@@ -194,9 +208,32 @@ class Agent:
             if self.shutdown.past_deadline():
                 self.webui.interrupt()
                 return Outcome.ABANDONED, "shutdown grace period over before the job finished"
+            if self.shutdown.requested.is_set() and time.monotonic() >= next_eta:
+                next_eta = time.monotonic() + ETA_CHECK_SECONDS
+                eta, remaining = self.webui.eta_seconds(), self.shutdown.remaining()
+                if eta is not None and eta > remaining:
+                    self.webui.interrupt()
+                    return Outcome.ABANDONED, (f"shutting down: the job needs about {eta:.0f}s "
+                                               f"more, the grace leaves {remaining:.0f}s")
             if time.monotonic() >= next_beat:
                 lease.extend()
                 next_beat = time.monotonic() + self.settings.heartbeat_seconds
+
+    def _record_attempt(self, job: Job, attempt: int, action: Action,
+                        reason: str | None) -> str | None:
+        """What the client sees of an attempt that did not finish: retrying, or (the last try)
+        a failed result.json before the message goes to the dead-letter queue."""
+        try:
+            if action is Action.DEAD_LETTER:
+                reason = (f"gave up after {attempt} attempts (the job is in the dead-letter "
+                          f"queue): {reason}")
+                result = self.results.write_failure(job, reason, attempt, now())
+                self.results.notify(result)
+            else:
+                self.results.write_status(job, "retrying", attempt, now(), reason)
+        except (BotoCoreError, ClientError) as error:
+            log.warning("job %s: attempt not recorded: %s", job.job_id, error)
+        return reason
 
     def _process(self, job: Job, attempt: int, webui_time: list) -> tuple[Outcome, str | None]:
         started_at = now()
@@ -208,15 +245,16 @@ class Agent:
                 log.info("job %s already succeeded; sending its notice again", job.job_id)
                 self.results.notify(finished)
                 return Outcome.SUCCEEDED, None
-            init_images = self.init_images.fetch_all(job.init_images)
+            self.results.write_status(job, "running", attempt, started_at)
+            init_images = self.init_images.fetch_all(job)
+            checkpoint = self._checkpoint_file(job)
             clock = time.monotonic()
             try:
-                title = self.webui.checkpoint_title(job.model) if job.model else None
-                generation = self.webui.generate(job.task, job.params, init_images, title)
+                generation = self.webui.generate(job, init_images, checkpoint)
             finally:
                 webui_time[0] += time.monotonic() - clock
-            result = self.results.write_success(job, generation.images, title, generation.info,
-                                                attempt, started_at)
+            result = self.results.write_success(job, generation.images, generation.model,
+                                                generation.info, attempt, started_at)
             self.results.notify(result)
             return Outcome.SUCCEEDED, None
         except PermanentJobError as error:
@@ -227,6 +265,16 @@ class Agent:
             return Outcome.FAILED_RETRYABLE, str(error)
         except (BotoCoreError, ClientError) as error:
             return Outcome.FAILED_RETRYABLE, f"AWS: {error}"
+
+    def _checkpoint_file(self, job: Job) -> str | None:
+        """The store file of the job's model (config name), or the store's default checkpoint
+        for a framework that must name one (ComfyUI); A1111 keeps its loaded model."""
+        if job.model:
+            return self.models.checkpoint_file(job.model)
+        if self.settings.webui_framework == "comfyui":
+            default = self.models.default_checkpoint()
+            return default[1] if default else None
+        return None
 
     def _apply(self, action: Action, visible_after: int, lease: Lease,
                reason: str | None) -> Action:

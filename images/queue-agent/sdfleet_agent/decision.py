@@ -4,8 +4,11 @@
     succeeded                delete      results and notice are written
     failed permanently       delete      a failed result.json and notice are written
     failed, retryable        release     visible again after base * 2^(receives-1) seconds
-                                         (capped); SQS moves it to the DLQ after
-                                         maxReceiveCount receives
+                                         (capped)
+      ... on the last try    dead-letter the receive count has reached maxReceiveCount: a
+                                         failed result.json says so (the client sees it),
+                                         then the message goes to the DLQ; SQS's redrive
+                                         policy stays the backstop for an agent that dies
     poison (not a job)       dead-letter sent to the DLQ with the reason, then deleted;
                              (release)   with no DLQ configured: released at once, so the
                                          queue's redrive policy moves it there
@@ -46,9 +49,12 @@ def retry_backoff(receive_count: int, base: int, cap: int) -> int:
 
 
 def decide(outcome: Outcome, receive_count: int, *, backoff_base: int, backoff_cap: int,
-           has_dead_letter_queue: bool) -> Disposition:
+           has_dead_letter_queue: bool, max_receive_count: int | None = None) -> Disposition:
     if outcome in (Outcome.SUCCEEDED, Outcome.FAILED_PERMANENTLY):
         return Disposition(Action.DELETE)
+    if (outcome is Outcome.FAILED_RETRYABLE and has_dead_letter_queue
+            and max_receive_count is not None and receive_count >= max_receive_count):
+        return Disposition(Action.DEAD_LETTER)
     if outcome is Outcome.POISON:
         return Disposition(Action.DEAD_LETTER if has_dead_letter_queue else Action.RELEASE)
     if outcome is Outcome.ABANDONED:

@@ -1,6 +1,7 @@
 """Fetching img2img init images, only from where the stack allows.
 
-`s3://<the stack's results bucket>/<key>` is read with the pod's own S3 permissions;
+`s3://<the stack's bucket>/uploads/<client>/<key>` (the submitting client's own upload prefix,
+layout.py) is read with the pod's own S3 permissions;
 `https://<allowed host>/...` is fetched without following redirects (a redirect could point
 into the VPC) and with a size cap. The submit function enforces the same rule; the agent
 enforces it again because a queue is not a trust boundary.
@@ -14,6 +15,7 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import PermanentJobError, RetryableJobError
+from .layout import upload_prefix
 
 
 class InitImageFetcher:
@@ -22,13 +24,18 @@ class InitImageFetcher:
         self.s3, self.bucket = s3_client, bucket
         self.allowed_hosts, self.max_bytes, self.timeout = allowed_hosts, max_bytes, timeout
 
-    def fetch_all(self, links: list[str]) -> list[bytes]:
-        return [self.fetch(link) for link in links]
+    def fetch_all(self, job) -> list[bytes]:
+        return [self.fetch(link, job.client) for link in job.init_images]
 
-    def fetch(self, link: str) -> bytes:
+    def fetch(self, link: str, client: str) -> bytes:
         parts = urlsplit(link)
-        if parts.scheme == "s3" and parts.netloc == self.bucket and parts.path.strip("/"):
-            return self._from_s3(parts.path.lstrip("/"), link)
+        key = parts.path.lstrip("/")
+        if parts.scheme == "s3" and parts.netloc == self.bucket:
+            prefix = upload_prefix(client)
+            if key.startswith(prefix) and len(key) > len(prefix) and ".." not in key.split("/"):
+                return self._from_s3(key, link)
+            raise PermanentJobError(f"init image {link[:200]!r} is not in the client's own "
+                                    f"upload prefix s3://{self.bucket}/{prefix}")
         if (parts.scheme == "https" and parts.hostname in self.allowed_hosts
                 and parts.username is None and parts.port in (None, 443)):
             return self._from_https(link)

@@ -34,6 +34,9 @@ class Job(BaseModel):
     params: dict
     init_images: list[str] = Field(default_factory=list, alias="initImages")
     submitted_at: str | None = Field(None, alias="submittedAt")
+    # The API key (usage-plan client) that submitted it: its init images come only from
+    # that client's upload prefix (layout.py).
+    client: str = Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")
 
 
 def unwrap_sns_envelope(data: dict) -> dict | str:

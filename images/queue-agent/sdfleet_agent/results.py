@@ -1,10 +1,13 @@
 """Where a job's results go, and the completion notice.
 
-S3 layout (bucket = RESULTS_BUCKET), all keys derived from the job id only, so a rerun of
-the same job overwrites its own objects and never adds a second set:
+S3 layout (bucket = RESULTS_BUCKET, layout.py), all keys derived from the job id only, so a
+rerun of the same job overwrites its own objects and never adds a second set:
 
+    results/<jobId>/status.json                     the current attempt: running / retrying
     results/<jobId>/image-0.png, image-1.png, ...   the generated images
     results/<jobId>/result.json                     written last: its presence means done
+
+The submit function's `GET /jobs/{id}` reads these to answer the client.
 
 The completion notice goes to COMPLETION_TOPIC_ARN after result.json is written. Notices
 are at-least-once (a crash between notice and delete repeats it): consumers key on jobId.
@@ -17,23 +20,12 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
+from .layout import RESULTS_PREFIX, image_key, job_prefix, result_key, status_key  # noqa: F401
 from .message import Job
 
-RESULTS_PREFIX = "results/"
 RESULT_SCHEMA = "sdfleet.result/v1"
+STATUS_SCHEMA = "sdfleet.status/v1"
 NOTICE_SCHEMA = "sdfleet.completion/v1"
-
-
-def job_prefix(job_id: str) -> str:
-    return f"{RESULTS_PREFIX}{job_id}/"
-
-
-def image_key(job_id: str, index: int) -> str:
-    return f"{job_prefix(job_id)}image-{index}.png"
-
-
-def result_key(job_id: str) -> str:
-    return f"{job_prefix(job_id)}result.json"
 
 
 def now() -> str:
@@ -58,6 +50,14 @@ class ResultStore:
         result = json.loads(body)
         return result if result.get("status") == "succeeded" else None
 
+    def write_status(self, job: Job, status: str, attempt: int, started_at: str,
+                     error: str | None = None) -> None:
+        """The current attempt, for `GET /jobs/{id}` (running, or retrying after `error`)."""
+        body = {"schema": STATUS_SCHEMA, "jobId": job.job_id, "status": status,
+                "attempt": attempt, "startedAt": started_at, "updatedAt": now(), "error": error}
+        self.s3.put_object(Bucket=self.bucket, Key=status_key(job.job_id),
+                           Body=json.dumps(body).encode(), ContentType="application/json")
+
     def write_success(self, job: Job, images: list[bytes], model_title: str | None, info,
                       attempt: int, started_at: str) -> dict:
         keys = []
@@ -65,7 +65,7 @@ class ResultStore:
             key = image_key(job.job_id, index)
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=image, ContentType="image/png")
             keys.append(key)
-        result = self._result(job, "succeeded", attempt, started_at, model=model_title,
+        result = self._result(job, "succeeded", attempt, started_at, webui_model=model_title,
                               images=[self.uri(k) for k in keys], info=info)
         self._put_result(job.job_id, result)
         return result
@@ -86,10 +86,11 @@ class ResultStore:
                              "status": {"DataType": "String", "StringValue": result["status"]}})
 
     def _result(self, job: Job, status: str, attempt: int, started_at: str, *,
-                model: str | None = None, images: list[str] | None = None, info=None,
+                webui_model: str | None = None, images: list[str] | None = None, info=None,
                 error: str | None = None) -> dict:
         return {"schema": RESULT_SCHEMA, "jobId": job.job_id, "runtime": job.runtime,
-                "task": job.task, "status": status, "model": model or job.model,
+                "task": job.task, "status": status, "model": job.model,
+                "webuiModel": webui_model,
                 "images": images or [], "info": info, "error": error, "attempt": attempt,
                 "submittedAt": job.submitted_at, "startedAt": started_at, "finishedAt": now()}
 

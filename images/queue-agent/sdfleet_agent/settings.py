@@ -12,6 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# The read-only GET each framework answers once its API serves (the WebUI image's
+# sdfleet_webui/frameworks.py HEALTH_PATHS; ComfyUI server.py `GET /system_stats`).
+HEALTH_PATHS = {"automatic1111": "/sdapi/v1/sd-models", "comfyui": "/system_stats"}
+
 
 class ConfigError(RuntimeError):
     """The environment does not describe a usable agent."""
@@ -26,7 +30,10 @@ class AgentSettings(BaseModel):
     completion_topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:")
     dead_letter_queue_url: str | None = Field(None, pattern=r"^https?://")
     webui_url: str = Field("http://127.0.0.1:7860", pattern=r"^https?://")
-    webui_health_path: str = Field("/sdapi/v1/sd-models", pattern=r"^/")
+    webui_framework: Literal["automatic1111", "comfyui"] = "automatic1111"
+    webui_health_path: str | None = Field(None, pattern=r"^/")
+    # The shared model store, read-only: its manifest maps config model names to files.
+    models_root: str = Field("/models", pattern=r"^/")
     mode: Literal["service", "job"] = "service"
     visibility_timeout: int = Field(120, ge=2, le=43200)
     heartbeat_seconds: float = Field(30.0, gt=0)
@@ -39,6 +46,8 @@ class AgentSettings(BaseModel):
     retry_backoff_base_seconds: int = Field(30, ge=0, le=43200)
     retry_backoff_max_seconds: int = Field(900, ge=0, le=43200)
     job_mode_empty_polls: int = Field(3, ge=1)
+    # The queue's redrive maxReceiveCount: the last try records the failure and dead-letters.
+    max_receive_count: int | None = Field(None, ge=1, le=1000)
     allowed_image_hosts: tuple[str, ...] = ()
     max_init_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
 
@@ -51,6 +60,10 @@ class AgentSettings(BaseModel):
                              f"of VISIBILITY_TIMEOUT_SECONDS ({self.visibility_timeout})")
         return self
 
+    @property
+    def health_path(self) -> str:
+        return self.webui_health_path or HEALTH_PATHS[self.webui_framework]
+
 
 # environment variable -> settings field
 ENVIRONMENT = {
@@ -61,6 +74,8 @@ ENVIRONMENT = {
     "DEAD_LETTER_QUEUE_URL": "dead_letter_queue_url",
     "WEBUI_URL": "webui_url",
     "WEBUI_HEALTH_PATH": "webui_health_path",
+    "WEBUI_FRAMEWORK": "webui_framework",
+    "MODELS_ROOT": "models_root",
     "AGENT_MODE": "mode",
     "VISIBILITY_TIMEOUT_SECONDS": "visibility_timeout",
     "HEARTBEAT_SECONDS": "heartbeat_seconds",
@@ -73,6 +88,7 @@ ENVIRONMENT = {
     "RETRY_BACKOFF_BASE_SECONDS": "retry_backoff_base_seconds",
     "RETRY_BACKOFF_MAX_SECONDS": "retry_backoff_max_seconds",
     "JOB_MODE_EMPTY_POLLS": "job_mode_empty_polls",
+    "MAX_RECEIVE_COUNT": "max_receive_count",
     "ALLOWED_IMAGE_HOSTS": "allowed_image_hosts",
     "MAX_INIT_IMAGE_BYTES": "max_init_image_bytes",
 }

@@ -1,9 +1,12 @@
 """HTTP client of the AUTOMATIC1111-style WebUI API that runs beside the agent.
 
 - health: GET <health path> answers 2xx within a few seconds.
-- model: chosen by exact name only (title, model_name, or checkpoint file name as listed by
-  /sdapi/v1/sd-models); a name that is not there fails the job with the list of available
-  names. Closest-name matching would silently run the wrong model.
+- model: the job's config name is mapped to its file by the model store's manifest
+  (models.py); the checkpoint is the one /sdapi/v1/sd-models lists with exactly that file
+  name. Closest-name matching would silently run the wrong model.
+- progress: GET /sdapi/v1/progress gives `eta_relative` (seconds left; A1111 modules/api/api.py
+  `progressapi`, ProgressResponse), which the agent uses on SIGTERM to decide whether a job
+  still fits in the grace period.
 - generation: POST /sdapi/v1/txt2img or /sdapi/v1/img2img with a read timeout. Timeouts,
   dropped connections and 5xx are retryable; 4xx (the WebUI refusing the parameters) is not.
 """
@@ -31,6 +34,16 @@ class Generation:
     images: list[bytes]
     info: object
     parameters: dict = field(default_factory=dict)
+    model: str | None = None  # the WebUI's own name of the checkpoint it used
+
+
+def make_client(framework: str, base_url: str, health_path: str, job_timeout: float,
+                health_timeout: float):
+    """The client that speaks `framework`'s API."""
+    if framework == "comfyui":
+        from .comfyui import ComfyUiClient
+        return ComfyUiClient(base_url, health_path, job_timeout, health_timeout)
+    return WebUiClient(base_url, health_path, job_timeout, health_timeout)
 
 
 class WebUiClient:
@@ -58,29 +71,42 @@ class WebUiClient:
         except requests.RequestException:
             pass
 
+    def eta_seconds(self) -> float | None:
+        """Seconds the running generation still needs, as A1111 estimates it (None: unknown)."""
+        try:
+            answer = self.session.get(self.base_url + "/sdapi/v1/progress",
+                                      params={"skip_current_image": "true"}, timeout=2)
+            eta = answer.json().get("eta_relative") if answer.ok else None
+            return float(eta) if isinstance(eta, (int, float)) and eta >= 0 else None
+        except (requests.RequestException, ValueError, AttributeError):
+            return None
+
     # -- models --------------------------------------------------------------------------
 
-    def checkpoint_title(self, name: str) -> str:
-        """The WebUI title of the checkpoint named exactly `name`, or PermanentJobError."""
+    def checkpoint_title(self, file: str) -> str:
+        """The WebUI title of the checkpoint stored as `file` (store-relative), or
+        PermanentJobError."""
+        name = posixpath.basename(file)
         for refresh in (False, True):
             if refresh:
                 self._call("POST", "/sdapi/v1/refresh-checkpoints", None, CONNECT_TIMEOUT * 6)
             if refresh or self._models is None:
                 self._models = self._call("GET", "/sdapi/v1/sd-models", None, CONNECT_TIMEOUT * 6)
-            matches = [m for m in self._models if name in _names_of(m)]
+            matches = [m for m in self._models if name == _file_of(m)]
             if len(matches) == 1:
                 return matches[0]["title"]
             if len(matches) > 1:
                 raise PermanentJobError(f"model {name!r} is ambiguous on this runtime: "
                                         f"{', '.join(m['title'] for m in matches)}")
         available = ", ".join(sorted(m.get("title", "?") for m in self._models)) or "none"
-        raise PermanentJobError(f"model {name!r} is not available on this runtime "
-                                f"(exact names only); available: {available}")
+        raise PermanentJobError(f"checkpoint file {name!r} is not loaded by this runtime's "
+                                f"WebUI; available: {available}")
 
     # -- generation ----------------------------------------------------------------------
 
-    def generate(self, task: str, params: dict, init_images: list[bytes],
-                 checkpoint_title: str | None) -> Generation:
+    def generate(self, job, init_images: list[bytes], checkpoint_file: str | None) -> Generation:
+        task, params = job.task, job.params
+        checkpoint_title = self.checkpoint_title(checkpoint_file) if checkpoint_file else None
         payload = {**params, "send_images": True, "save_images": False}
         if checkpoint_title:
             payload["override_settings"] = {"sd_model_checkpoint": checkpoint_title}
@@ -98,7 +124,7 @@ class WebUiClient:
                 info = json.loads(info)
             except ValueError:
                 pass
-        return Generation(images, info, answer.get("parameters") or {})
+        return Generation(images, info, answer.get("parameters") or {}, checkpoint_title)
 
     def _call(self, method: str, path: str, payload: dict | None, read_timeout: float):
         try:
@@ -119,11 +145,11 @@ class WebUiClient:
             raise RetryableJobError(f"{method} {path}: answer is not JSON") from None
 
 
-def _names_of(model: dict) -> set[str]:
-    names = {model.get("title"), model.get("model_name")}
-    if model.get("filename"):
-        names.add(posixpath.basename(str(model["filename"]).replace("\\", "/")))
-    return {name for name in names if name}
+def _file_of(model: dict) -> str | None:
+    """The file name of a checkpoint as /sdapi/v1/sd-models lists it (`filename`: full path)."""
+    if not model.get("filename"):
+        return None
+    return posixpath.basename(str(model["filename"]).replace("\\", "/"))
 
 
 def _decode_image(encoded: object) -> bytes:
