@@ -58,7 +58,7 @@ def _cidr(value: str) -> str:
     try:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
-        raise ValueError(f"not a CIDR block with its host bits zero, e.g. 10.0.0.0/20 ({exc})")
+        raise ValueError(f"not a CIDR block with its host bits zero, e.g. 10.0.0.0/20 ({exc})") from None
     if net.version != 4:
         raise ValueError("only IPv4 CIDR blocks are supported")
     return value

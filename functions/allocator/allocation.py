@@ -176,7 +176,7 @@ class Allocator:
                 if found is not None:
                     return allocation, found
                 if unknown >= ALLOCATION_ATTEMPTS:
-                    raise KubernetesUnavailable(f"allocation failed {unknown} times: {e}")
+                    raise KubernetesUnavailable(f"allocation failed {unknown} times: {e}") from e
                 time.sleep(0.05 * unknown)
                 continue
             if allocation.state != "Contention" or contention + 1 >= CONTENTION_RETRIES:

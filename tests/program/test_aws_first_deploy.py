@@ -45,7 +45,7 @@ def _venvs_in(dockerfile_text: str) -> set[str]:
 @pytest.mark.parametrize("stack", ["aws-dev", "dev"])
 def test_model_sync_command_resolves_in_the_webui_image(plan, stack):
     from tools.preview import read_stack_config
-    job = plan(read_stack_config(stack), preview=True, stack=stack).one(JOB).inputs
+    job = plan(read_stack_config(stack), preview=True, stack=stack).one(JOB, "model-sync").inputs
     (fetch,) = job["spec"]["template"]["spec"]["containers"]
     program = fetch["command"][0]
     # No bare `python`: the image's PATH has none; its programs live in a venv it creates.
@@ -61,7 +61,7 @@ def test_model_sync_is_awaited_as_long_as_its_downloads_take(plan, stack):
     ~7 GB, which at 10 MB/s alone is over 11 minutes."""
     from components.k8s.model_sync import SLOW_RATE_BYTES_PER_SECOND
     from tools.preview import read_stack_config
-    job = plan(read_stack_config(stack), preview=True, stack=stack).one(JOB).inputs
+    job = plan(read_stack_config(stack), preview=True, stack=stack).one(JOB, "model-sync").inputs
     timeout = int(job["metadata"]["annotations"]["pulumi.com/timeoutSeconds"])
     sdxl_bytes = 6_938_078_334  # sd_xl_base_1.0.safetensors on Hugging Face
     assert timeout > 600 and timeout > sdxl_bytes / SLOW_RATE_BYTES_PER_SECOND
@@ -74,7 +74,7 @@ def test_model_sync_is_awaited_as_long_as_its_downloads_take(plan, stack):
 
 def test_model_sync_runs_where_the_webui_image_fits(aws_update):
     from components.aws.karpenter import DATA_VOLUME_GB
-    pod = aws_update.one(JOB).inputs["spec"]["template"]["spec"]
+    pod = aws_update.one(JOB, "model-sync").inputs["spec"]["template"]["spec"]
     # not on the system nodes (20 GB disk): on a GPU node with its data volume
     assert pod["nodeSelector"] == {"sdfleet.dev/pool": "gpu"}
     assert DATA_VOLUME_GB >= 100
@@ -83,7 +83,7 @@ def test_model_sync_runs_where_the_webui_image_fits(aws_update):
     assert any(t["key"] == taint["key"] and t["effect"] == taint["effect"]
                for t in pod["tolerations"])
     assert "nvidia.com/gpu" not in json.dumps(pod["containers"][0]["resources"])
-    template = aws_update.one(JOB).inputs["spec"]["template"]["metadata"]
+    template = aws_update.one(JOB, "model-sync").inputs["spec"]["template"]["metadata"]
     assert template["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
 
 
@@ -116,7 +116,7 @@ def test_the_stack_makes_its_images_before_any_workload_uses_them(aws_update):
         by_image[env["IMAGE_URI"]] = b.urn
         assert env["TAG"].startswith("c-") and env["IMAGE_URI"].endswith(":" + env["TAG"])
     # every workload (and the sync Job) names a built image and depends on its build
-    users = [aws_update.one(JOB)] + aws_update.of_type(SCALED_JOB) + aws_update.of_type(DEPLOYMENT)
+    users = [aws_update.one(JOB, "model-sync")] + aws_update.of_type(SCALED_JOB) + aws_update.of_type(DEPLOYMENT)
     for r in users:
         text = json.dumps(r.inputs)
         images = set(re.findall(r'"image": "([^"]+)"', text))
@@ -131,7 +131,7 @@ def test_prebuilt_images_replace_repositories_and_builds(plan, aws_config_of):
     result = plan(aws_config_of(lambda p: p.update(images={"prebuilt": prebuilt})),
                   preview=False, stack=STACK)
     assert not result.of_type(REPOSITORY) and not result.of_type(BUILD)
-    assert result.one(JOB).inputs["spec"]["template"]["spec"]["containers"][0]["image"] == \
+    assert result.one(JOB, "model-sync").inputs["spec"]["template"]["spec"]["containers"][0]["image"] == \
         prebuilt["webui-automatic1111"]
     comfy = result.one(DEPLOYMENT, "comfyui").inputs["spec"]["template"]["spec"]
     assert _container(comfy, "webui")["image"] == prebuilt["webui-comfyui"]
@@ -254,5 +254,5 @@ def test_an_unknown_prebuilt_image_name_is_refused(aws_config_of):
     with pytest.raises(ConfigError) as error:
         parse_platform(config["sdfleet:platform"], stack=STACK, aws_region="us-east-1")
     (line,) = error.value.lines
-    assert line.startswith("sdfleet:platform.images.prebuilt.webui: 'webui' is not allowed")
+    assert line.startswith("sdfleet:platform.images.prebuilt.webui: unknown image 'webui'")
     assert "webui-automatic1111" in line and "queue-agent" in line

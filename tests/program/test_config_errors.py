@@ -185,22 +185,22 @@ CASES = [
     ("aws-instance-gcp-name", _aws(_set("aws.systemInstanceType", "e2-standard-4")),
      f"{P}.aws.systemInstanceType"),
     # --- image references ---------------------------------------------------------------------
-    ("webui-image-space", _gcp(_set("webui.image", "us-docker.pkg.dev/p/r/webui :v1")),
-     f"{P}.webui.image"),
-    ("router-image-space", _gcp(_set("webui.routerImage", "router image")),
-     f"{P}.webui.routerImage"),
-    ("webui-image-uppercase-path", _gcp(_set("webui.image", "docker.io/Library/WebUI:v1")),
-     f"{P}.webui.image"),
-    ("webui-image-scheme", _gcp(_set("webui.image", "https://docker.io/library/webui:v1")),
-     f"{P}.webui.image"),
-    ("webui-image-bad-digest", _gcp(_set("webui.image", "r.example.com/webui@sha256:xyz")),
-     f"{P}.webui.image"),
-    ("aws-runtime-image-space", _aws(_set("aws.runtimes.0.image", "webui api:v1")),
-     f"{P}.aws.runtimes[0].image"),
-    ("aws-agent-image-newline", _aws(_set("aws.agentImage", "agent:v1\nrm -rf /")),
-     f"{P}.aws.agentImage"),
-    ("aws-model-sync-image-tag-space", _aws(_set("aws.modelSyncImage", "sync:v 1")),
-     f"{P}.aws.modelSyncImage"),
+    ("webui-image-space", _gcp(_set("images.prebuilt.webui-automatic1111", "us-docker.pkg.dev/p/r/webui :v1")),
+     f"{P}.images.prebuilt.webui-automatic1111"),
+    ("router-image-space", _gcp(_set("images.prebuilt.router", "router image")),
+     f"{P}.images.prebuilt.router"),
+    ("webui-image-uppercase-path", _gcp(_set("images.prebuilt.webui-automatic1111", "docker.io/Library/WebUI:v1")),
+     f"{P}.images.prebuilt.webui-automatic1111"),
+    ("webui-image-scheme", _gcp(_set("images.prebuilt.webui-automatic1111", "https://docker.io/library/webui:v1")),
+     f"{P}.images.prebuilt.webui-automatic1111"),
+    ("webui-image-bad-digest", _gcp(_set("images.prebuilt.webui-automatic1111", "r.example.com/webui@sha256:xyz")),
+     f"{P}.images.prebuilt.webui-automatic1111"),
+    ("aws-runtime-image-space", _aws(_set("images.prebuilt.webui-comfyui", "webui api:v1")),
+     f"{P}.images.prebuilt.webui-comfyui"),
+    ("aws-agent-image-newline", _aws(_set("images.prebuilt.queue-agent", "agent:v1\nrm -rf /")),
+     f"{P}.images.prebuilt.queue-agent"),
+    ("aws-model-sync-image-tag-space", _aws(_set("images.prebuilt.webui-automatic1111", "sync:v 1")),
+     f"{P}.images.prebuilt.webui-automatic1111"),
     # --- image hosts --------------------------------------------------------------------------
     ("hosts-star", _aws(_set("aws.allowedImageHosts", ["*"])), f"{P}.aws.allowedImageHosts[0]"),
     ("hosts-wildcard-domain", _aws(_set("aws.allowedImageHosts", ["*.example.com"])),
@@ -280,8 +280,8 @@ def test_valid_values_of_the_new_rules_pass():
     p["culling"]["schedule"] = "*/2 0-23 1,15 jan-dec MON-FRI"
     p["fleet"]["peakHours"].update(startCron="30 7 * * 1-5", timezone="America/New_York")
     p["systemPool"]["machineType"] = "custom-4-16384"
-    p["webui"]["image"] = "us-docker.pkg.dev/p/repo/webui:v1@sha256:" + "a" * 64
-    p["webui"]["routerImage"] = "localhost:5000/sdfleet/router"
+    p["images"] = {"prebuilt": {"webui-automatic1111": "us-docker.pkg.dev/p/repo/webui:v1@sha256:" + "a" * 64,
+                               "router": "localhost:5000/sdfleet/router"}}
     p["models"]["items"].append({"name": "x", "kind": "lora", "source": "url",
                                  "url": "https://example.com/files/x.safetensors?download=true"})
     p["models"]["items"].append({**HF, "name": "y", "file": "vae/diffusion_pytorch_model.safetensors",

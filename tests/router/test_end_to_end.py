@@ -3,7 +3,6 @@ the Agones emulator: the path a person takes, from sign-in to their own pod and 
 the pod dies. Only the Kubernetes API is emulated."""
 
 import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -92,6 +92,8 @@ USAGE_BILLED = {
     "aws:cloudwatch/logGroup:LogGroup": "CloudWatch Logs: per GB ingested and stored",
     "aws:ecr/repository:Repository": "ECR: per GB of images stored",
     "aws:s3/bucketV2:BucketV2": "S3: per GB stored and per request",
+    "aws:s3/bucketObjectv2:BucketObjectv2": "S3: per GB stored and per request",
+    "aws:codebuild/project:Project": "CodeBuild: per build-minute, when images are built",
 }
 # IAM grants (members, bindings, policies) and AWS IAM objects have no charge of their own.
 _IAM_GRANT = re.compile(r"iam(member|binding|policy)$", re.IGNORECASE)
