@@ -22,8 +22,13 @@ from components.config import FleetConfig, GpuPoolConfig, ModelsConfig, WebuiCon
 from components.gcp.node_pools import GPU_TAINT, POOL_LABEL
 from components.k8s.objects import KubeObject, meta
 
-WEBUI_PORT = 7860
+WEBUI_PORT = 7860  # the game server port: the trusted front in `user-sync` listens here
+FRAMEWORK_PORT = 7870  # the WebUI itself, on loopback only (images/webui front.py)
 SUPERVISOR_PORT = 7861
+# The first start may load a model for minutes. One budget for the startup probe and the
+# supervisor (it restarts a start that overruns it, and pings Agones Health until then).
+STARTUP_PROBE_PERIOD = 10
+STARTUP_BUDGET_SECONDS = 1200
 APP_LABEL = "sdfleet.dev/app"
 GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
                   "effect": "NoSchedule"}
@@ -62,14 +67,15 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
             {
                 "name": "webui",
                 "image": image,
-                "ports": [{"name": "webui", "containerPort": WEBUI_PORT}],
+                # No pod port: the framework listens on loopback; the front owns WEBUI_PORT.
+                # Names as images/webui/sdfleet_webui/supervisor.py reads them.
                 "env": [
                     {"name": "SDFLEET_FRAMEWORK", "value": webui.framework},
-                    {"name": "SDFLEET_DEFAULT_CHECKPOINT", "value": models.default_checkpoint or ""},
-                    {"name": "SDFLEET_MODELS_DIR", "value": "/models"},
-                    {"name": "SDFLEET_SCRATCH_DIR", "value": "/scratch"},
-                    {"name": "SDFLEET_SUPERVISOR_TOKEN_FILE",
-                     "value": "/var/run/sdfleet/supervisor-token"},
+                    {"name": "SDFLEET_MODELS_ROOT", "value": "/models"},
+                    {"name": "SDFLEET_SCRATCH", "value": "/scratch"},
+                    {"name": "SDFLEET_WEBUI_PORT", "value": str(FRAMEWORK_PORT)},
+                    {"name": "SDFLEET_LISTEN_HOST", "value": "127.0.0.1"},
+                    {"name": "SDFLEET_START_TIMEOUT_SECONDS", "value": str(STARTUP_BUDGET_SECONDS)},
                 ],
                 "resources": {
                     "requests": {"cpu": fleet.cpu, "memory": fleet.memory},
@@ -78,10 +84,10 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                 "volumeMounts": [
                     {"name": "shared", "mountPath": "/models", "subPath": "models", "readOnly": True},
                     {"name": "scratch", "mountPath": "/scratch"},
-                    {"name": "supervisor-token", "mountPath": "/var/run/sdfleet", "readOnly": True},
                 ],
                 # Model load can take minutes on a cold node; startup allows 20 minutes.
-                "startupProbe": _probe("startup", 10, 120),
+                "startupProbe": _probe("startup", STARTUP_PROBE_PERIOD,
+                                       STARTUP_BUDGET_SECONDS // STARTUP_PROBE_PERIOD),
                 "readinessProbe": _probe("readiness", 10, 3),
                 "livenessProbe": _probe("liveness", 30, 4, timeout=10),
                 "securityContext": _restricted(),
@@ -89,9 +95,15 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
             {
                 "name": "user-sync",
                 "image": image,
-                "args": ["sdfleet_webui.usersync"],
-                "env": [{"name": "SDFLEET_SCRATCH_DIR", "value": "/scratch"},
-                        {"name": "SDFLEET_USERS_DIR", "value": "/users"}],
+                # The trusted sidecar: the front (the only listener on the game server port;
+                # refuses anyone but the allocated person with 421) and the user sync.
+                "args": ["sdfleet_webui.trusted"],
+                "ports": [{"name": "webui", "containerPort": WEBUI_PORT}],
+                "env": [{"name": "SDFLEET_SCRATCH", "value": "/scratch"},
+                        {"name": "SDFLEET_USERS_ROOT", "value": "/users"},
+                        {"name": "SDFLEET_FRONT_PORT", "value": str(WEBUI_PORT)},
+                        {"name": "SDFLEET_FRONT_UPSTREAM",
+                         "value": f"http://127.0.0.1:{FRAMEWORK_PORT}"}],
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                               "limits": {"memory": "512Mi"}},
                 "volumeMounts": [
@@ -104,8 +116,6 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
         "volumes": [
             {"name": "shared", "persistentVolumeClaim": {"claimName": claim}},
             {"name": "scratch", "emptyDir": {"sizeLimit": fleet.scratch_size}},
-            {"name": "supervisor-token", "secret": {"secretName": token_secret,
-                                                    "defaultMode": 0o440}},
         ],
     }
 
@@ -162,7 +172,9 @@ class WebuiFleet(pulumi.ComponentResource):
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
-                        "ports": [{"name": "webui", "portPolicy": "None",
+                        # Agones: `container` names the container that gets the port
+                        # (default: the game server container, `webui`).
+                        "ports": [{"name": "webui", "portPolicy": "None", "container": "user-sync",
                                    "containerPort": WEBUI_PORT, "protocol": "TCP"}],
                         "health": {"disabled": False, "initialDelaySeconds": 30,
                                    "periodSeconds": 15, "failureThreshold": 4},

@@ -33,7 +33,7 @@ from . import settings as st
 from .agones import PHASE_KEY, AgonesSdk, AgonesUnavailable, state_of
 from .logbuffer import LogBuffer
 from .logs import log
-from .manifest import Manifest
+from .manifest import MANIFEST_NAME, Manifest
 from .policy import (Observation, RestartPolicy, backoff_delay, restart_reason,
                      should_announce_loading, should_give_up, should_mark_ready,
                      should_ping_health)
@@ -66,14 +66,14 @@ class SupervisorConfig:
     def from_env(cls, env: dict | None = None) -> "SupervisorConfig":
         e = dict(os.environ) if env is None else env
         scratch = Path(st.env_str("SDFLEET_SCRATCH", "/scratch", e))
-        models_root = Path(st.env_str("SDFLEET_MODELS_ROOT", "/models", e))
+        models_root = Path(st.env_str("SDFLEET_MODELS_ROOT", "", e) or default_models_root(e))
         default_ckpt = st.env_str("SDFLEET_DEFAULT_CHECKPOINT_PATH", "", e) or \
             Manifest(models_root).default_checkpoint_path()
         launch = fw.LaunchSettings(
             frameworks_root=Path(st.env_str("SDFLEET_FRAMEWORKS_ROOT", "/opt/sdfleet/frameworks", e)),
             models_root=models_root, scratch=scratch,
             port=st.env_int("SDFLEET_WEBUI_PORT", 7860, minimum=1, maximum=65535, env=e),
-            listen_host=st.env_str("SDFLEET_LISTEN_HOST", "0.0.0.0", e),
+            listen_host=st.env_str("SDFLEET_LISTEN_HOST", "127.0.0.1", e),
             insecure_extension_access=st.env_bool("SDFLEET_INSECURE_EXTENSION_ACCESS", False, e),
             extra_args=tuple(shlex.split(st.env_str("CLI_ARGS", "", e))),
             command_override=st.env_str("SDFLEET_WEBUI_COMMAND", "", e) or None,
@@ -106,6 +106,13 @@ class SupervisorConfig:
             agones_port=agones_port if use_agones else None,
             agones_health_seconds=st.env_float("SDFLEET_AGONES_HEALTH_SECONDS", 5.0, 0.05, e),
             agones_grace=st.env_float("SDFLEET_AGONES_GRACE_SECONDS", 300.0, 0.0, e))
+
+
+def default_models_root(env: dict) -> str:
+    """The image's baked models when it has them (their manifest is there), else the shared
+    store at /models. A fleet of a baked image then needs no model store mount."""
+    baked = Path(st.env_str("SDFLEET_BAKED_MODELS", "/opt/sdfleet/baked-models", env))
+    return str(baked) if (baked / MANIFEST_NAME).is_file() else "/models"
 
 
 class Supervisor:
