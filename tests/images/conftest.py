@@ -41,7 +41,7 @@ def _leftover_processes() -> list:
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info.get("cmdline") or [])
         if "tests/images/stub_webui.py" in cmdline or "sdfleet_webui.supervisor" in cmdline \
-                or "sdfleet_webui.usersync" in cmdline:
+                or "sdfleet_webui.usersync" in cmdline or "sdfleet_webui.trusted" in cmdline:
             found.append(proc)
     return found
 

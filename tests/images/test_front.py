@@ -110,6 +110,18 @@ def test_http_passes_unchanged_host_with_its_port_and_query(pod):
     assert body["headers"]["Cookie"] == "a=b" and body["body_bytes"] == 3
 
 
+def test_the_front_adds_no_headers_of_its_own(pod):
+    _, _, front = pod
+    conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=5)
+    conn.putrequest("GET", "/plain", skip_host=True, skip_accept_encoding=True)
+    conn.putheader("Host", "pod.local")
+    conn.putheader("X-Sdfleet-Identity", ALICE)
+    conn.endheaders()
+    seen = json.loads(conn.getresponse().read())["headers"]
+    conn.close()
+    assert "Accept-Encoding" not in seen and "User-Agent" not in seen, seen
+
+
 def test_websocket_passes_text_binary_and_subprotocol(pod):
     _, _, front = pod
     with ws_client.connect(f"ws://127.0.0.1:{front.port}/ws", additional_headers=as_person(ALICE),
@@ -232,3 +244,57 @@ def test_refused_requests_are_not_activity(pod):
         time.sleep(0.05)
     time.sleep(0.5)
     assert len(activity_reports(sdk)) == count
+
+
+def test_the_trusted_sidecar_program_serves_the_front_and_syncs_then_stops_on_sigterm(tmp_path):
+    """`python -m sdfleet_webui.trusted`, as the user-sync container runs it."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.images.conftest import child_env
+
+    sdk, backend = AgonesSdkStub(), Backend("alice-webui").start()
+    sdk.allocate({"sdfleet.dev/identity": ALICE})
+    port, users, scratch = free_port(), tmp_path / "users", tmp_path / "scratch"
+    users.mkdir()
+    env = child_env(AGONES_SDK_HTTP_PORT=str(sdk.port), SDFLEET_FRONT_HOST="127.0.0.1",
+                    SDFLEET_FRONT_PORT=str(port), SDFLEET_FRONT_UPSTREAM=f"http://127.0.0.1:{backend.port}",
+                    SDFLEET_USERS_ROOT=str(users), SDFLEET_SCRATCH=str(scratch),
+                    SDFLEET_SYNC_INTERVAL_SECONDS="60")
+    proc = subprocess.Popen([sys.executable, "-m", "sdfleet_webui.trusted"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, answer = time.monotonic() + 15, None
+        while time.monotonic() < deadline:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/", headers=as_person(ALICE), timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert answer is not None and answer.json()["backend"] == "alice-webui"
+        assert requests.get(f"http://127.0.0.1:{port}/", headers=as_person(BOB), timeout=5).status_code == 421
+        (scratch / "home" / "comfyui").mkdir(parents=True, exist_ok=True)
+        (scratch / "home" / "comfyui" / "new.png").write_bytes(b"png")
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, output
+        assert (users / ALICE / "comfyui" / "new.png").read_bytes() == b"png"  # final sync ran
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        backend.stop()
+        sdk.close()
+
+
+def test_the_front_refuses_an_upstream_that_is_not_loopback():
+    import subprocess
+    import sys
+
+    from tests.images.conftest import child_env
+    result = subprocess.run([sys.executable, "-m", "sdfleet_webui.trusted"],
+                            env=child_env(SDFLEET_FRONT_UPSTREAM="http://10.0.0.5:7870"),
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "SDFLEET_FRONT_UPSTREAM='http://10.0.0.5:7870'" in result.stderr and "loopback" in result.stderr

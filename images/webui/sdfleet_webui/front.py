@@ -45,11 +45,18 @@ from .logs import log
 # RFC 9110 section 7.6.1: connection-specific fields are not forwarded by a proxy.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-                        "proxy-connection"})
+                        "proxy-connection",
+                        # answered by the front's own server; the WebUI gets the body directly
+                        "expect"})
 # The two WebSocket handshakes are separate (client<->front, front<->WebUI): each side makes
 # its own key, version and extension negotiation.
 WS_HANDSHAKE = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
                           "sec-websocket-protocol", "sec-websocket-accept"})
+
+
+# aiohttp's client adds these when absent; the WebUI must see the browser's request as sent
+# (an added Accept-Encoding would gzip a response the browser never asked to be compressed).
+NO_AUTO_HEADERS = ("Accept-Encoding", "User-Agent")
 
 
 @dataclass(frozen=True)
@@ -251,7 +258,8 @@ class Front:
         data = self._request_body(request) if request.body_exists else None
         try:
             upstream = await self.session.request(request.method, url, headers=headers, data=data,
-                                                  allow_redirects=False)
+                                                  allow_redirects=False,
+                                                  skip_auto_headers=NO_AUTO_HEADERS)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
             return webui_unavailable(request, exc)
         async with upstream:
