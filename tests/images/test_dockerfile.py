@@ -230,15 +230,48 @@ def test_every_env_name_the_pods_set_is_one_the_image_reads(component):
     assert not unread, f"{component} sets {unread}, which no program of the image reads"
 
 
-def test_fleet_wiring_front_owns_the_port_and_the_webui_is_on_loopback():
+def fleet_pod() -> dict:
+    from components.config import FleetConfig, GpuPoolConfig, ModelsConfig, WebuiConfig
     from components.k8s import fleet
-    text = (ROOT / "components" / "k8s" / "fleet.py").read_text()
-    assert '"args": ["sdfleet_webui.trusted"]' in text
-    assert '{"name": "SDFLEET_LISTEN_HOST", "value": "127.0.0.1"}' in text
-    assert fleet.FRAMEWORK_PORT != fleet.WEBUI_PORT
-    assert '"SDFLEET_FRONT_UPSTREAM"' in text and 'f"http://127.0.0.1:{FRAMEWORK_PORT}"' in text
-    assert fleet.STARTUP_BUDGET_SECONDS % fleet.STARTUP_PROBE_PERIOD == 0
-    assert '{"name": "SDFLEET_START_TIMEOUT_SECONDS", "value": str(STARTUP_BUDGET_SECONDS)}' in text
+    pool = GpuPoolConfig(name="l4", machine_type="g2-standard-8", accelerator="nvidia-l4")
+    return fleet.webui_pod_spec(FleetConfig(), pool, WebuiConfig(framework="comfyui"), ModelsConfig(),
+                                "webui-comfyui@sha256:" + "0" * 64, "claim", "unused")
+
+
+def container_env(container: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", [])}
+
+
+def test_fleet_pod_wiring_is_what_the_programs_accept():
+    """The fleet's container env, fed to the programs' own settings parsers: the WebUI on
+    loopback on another port, the front (in the trusted sidecar) on the game server port
+    in front of it, and one start budget for the startup probe and the supervisor."""
+    from components.k8s import fleet
+    from sdfleet_webui.front import FrontConfig
+    from sdfleet_webui.supervisor import SupervisorConfig
+    from sdfleet_webui.usersync import SyncConfig
+
+    pod = fleet_pod()
+    webui = next(c for c in pod["containers"] if c["name"] == "webui")
+    sidecar = next(c for c in pod["containers"] if c["name"] == "user-sync")
+    supervisor = SupervisorConfig.from_env(container_env(webui))
+    front = FrontConfig.from_env(container_env(sidecar))
+    sync = SyncConfig.from_env(container_env(sidecar))
+    assert supervisor.framework == "comfyui"
+    assert supervisor.launch.listen_host == "127.0.0.1"
+    assert front.port == fleet.WEBUI_PORT and front.host == "0.0.0.0"
+    assert front.upstream == f"http://127.0.0.1:{supervisor.launch.port}"
+    assert supervisor.launch.port != fleet.WEBUI_PORT
+    assert "ports" not in webui  # nothing of the WebUI container is a pod port
+    assert sidecar["ports"] == [{"name": "webui", "containerPort": fleet.WEBUI_PORT}]
+    assert sidecar["args"] == ["sdfleet_webui.trusted"]
+    assert str(sync.users_root) == "/users" and str(sync.scratch_home) == "/scratch/home"
+    assert str(supervisor.launch.models_root) == "/models" and str(supervisor.launch.scratch) == "/scratch"
+    startup = webui["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == supervisor.policy.start_timeout
+    # no supervisor secret anywhere in the pod (issue 16 item 8)
+    assert all("token" not in m["mountPath"] for c in pod["containers"] for m in c["volumeMounts"])
+    assert not [v for v in pod["volumes"] if "secret" in v]
     exposed = next(c for c in STAGES["base"] if c.cmd == "EXPOSE").value
     assert exposed == (str(fleet.WEBUI_PORT),)
 
