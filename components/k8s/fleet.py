@@ -16,7 +16,6 @@ preempts them.
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.config import FleetConfig, GpuPoolConfig, ModelsConfig, WebuiConfig
 from components.gcp.node_pools import GPU_TAINT, POOL_LABEL
@@ -54,7 +53,7 @@ def _restricted() -> dict:
 
 
 def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
-                   models: ModelsConfig, image: str, claim: str, token_secret: str) -> dict:
+                   models: ModelsConfig, image: str, claim: str) -> dict:
     """The pod template of every WebUI game server."""
     return {
         "priorityClassName": "sdfleet-webui",
@@ -153,12 +152,6 @@ class WebuiFleet(pulumi.ComponentResource):
             f"{name}-priority", "scheduling.k8s.io/v1", "PriorityClass",
             metadata=meta("sdfleet-webui"), value=WEBUI_PRIORITY, globalDefault=False,
             description="People's WebUI pods: preempt placeholders", opts=child)
-        token = random.RandomPassword(f"{name}-supervisor-token", length=40, special=False,
-                                      opts=child)
-        self.token_secret = KubeObject(
-            f"{name}-supervisor-token", "v1", "Secret",
-            metadata=meta(f"{name}-supervisor-token", ns), type="Opaque",
-            stringData={"supervisor-token": token.result}, opts=child)
 
         after_agones = pulumi.ResourceOptions(parent=self, depends_on=[agones_release])
         labels = {APP_LABEL: "webui"}
@@ -181,7 +174,7 @@ class WebuiFleet(pulumi.ComponentResource):
                         "sdkServer": {"logLevel": "Info"},
                         "template": {"metadata": {"labels": labels},
                                      "spec": webui_pod_spec(fleet, pool, webui, models, image,
-                                                            claim, f"{name}-supervisor-token")},
+                                                            claim)},
                     },
                 },
             },

@@ -235,7 +235,7 @@ def fleet_pod() -> dict:
     from components.k8s import fleet
     pool = GpuPoolConfig(name="l4", machine_type="g2-standard-8", accelerator="nvidia-l4")
     return fleet.webui_pod_spec(FleetConfig(), pool, WebuiConfig(framework="comfyui"), ModelsConfig(),
-                                "webui-comfyui@sha256:" + "0" * 64, "claim", "unused")
+                                "webui-comfyui@sha256:" + "0" * 64, "claim")
 
 
 def container_env(container: dict) -> dict[str, str]:
