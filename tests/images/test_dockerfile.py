@@ -281,3 +281,32 @@ def test_shell_of_every_run_fails_on_the_first_error():
     for run in runs_of(COMMANDS):
         parts = shlex.split(run, posix=True) if "'" not in run else run.split()
         assert "||" not in parts or "true" not in parts, run  # no swallowed failures
+
+
+def test_install_extensions_clones_each_at_its_commit_and_refuses_an_unpinned_one(tmp_path):
+    import subprocess
+
+    def git(*args, cwd):
+        return subprocess.run(["git", "-c", "user.email=t@e", "-c", "user.name=t", *args], cwd=cwd,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    work = tmp_path / "ext"
+    work.mkdir()
+    git("init", "-q", cwd=work)
+    (work / "install.py").write_text("v1")
+    git("add", ".", cwd=work)
+    git("commit", "-qm", "v1", cwd=work)
+    pinned = git("rev-parse", "HEAD", cwd=work)
+    (work / "install.py").write_text("v2")
+    git("commit", "-qam", "v2", cwd=work)
+    script = WEBUI / "install_extensions.sh"
+    good = tmp_path / "good.txt"
+    good.write_text(f"# comment\n\nmy-ext file://{work} {pinned}\n")
+    subprocess.run(["sh", str(script), str(good), str(tmp_path / "out")], check=True, timeout=60)
+    assert (tmp_path / "out" / "my-ext" / "install.py").read_text() == "v1"
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"other file://{work} main\n")
+    result = subprocess.run(["sh", str(script), str(bad), str(tmp_path / "out2")], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0 and "'main' is not a 40-hex commit" in result.stderr
+    assert not (tmp_path / "out2" / "other").exists()
