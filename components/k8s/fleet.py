@@ -67,10 +67,11 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                 "name": "webui",
                 "image": image,
                 # No pod port: the framework listens on loopback; the front owns WEBUI_PORT.
-                # Names as images/webui/sdfleet_webui/supervisor.py reads them.
+                # Names as images/webui/sdfleet_webui/supervisor.py reads them. No
+                # SDFLEET_MODELS_ROOT: the image uses its baked models when it has them,
+                # else the shared store at /models (images/webui README, "Baked models").
                 "env": [
                     {"name": "SDFLEET_FRAMEWORK", "value": webui.framework},
-                    {"name": "SDFLEET_MODELS_ROOT", "value": "/models"},
                     {"name": "SDFLEET_SCRATCH", "value": "/scratch"},
                     {"name": "SDFLEET_WEBUI_PORT", "value": str(FRAMEWORK_PORT)},
                     {"name": "SDFLEET_LISTEN_HOST", "value": "127.0.0.1"},

@@ -266,7 +266,9 @@ def test_fleet_pod_wiring_is_what_the_programs_accept():
     assert sidecar["ports"] == [{"name": "webui", "containerPort": fleet.WEBUI_PORT}]
     assert sidecar["args"] == ["sdfleet_webui.trusted"]
     assert str(sync.users_root) == "/users" and str(sync.scratch_home) == "/scratch/home"
+    # an image without baked models reads the shared store; a baked one its own models
     assert str(supervisor.launch.models_root) == "/models" and str(supervisor.launch.scratch) == "/scratch"
+    assert "SDFLEET_MODELS_ROOT" not in container_env(webui)
     startup = webui["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] == supervisor.policy.start_timeout
     # no supervisor secret anywhere in the pod (issue 16 item 8)

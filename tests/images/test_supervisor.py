@@ -98,3 +98,17 @@ def test_logs_tail_is_bounded_and_validated(tmp_path):
         assert bad.status_code == 400 and "tail='51'" in bad.json()["message"] and "1 to 50" in bad.json()["message"]
         assert (sup.scratch / "logs" / "webui.log").read_text().count("stub webui") == 1
         assert sup.info()["recentOomEvents"] == 1
+
+
+def test_a_baked_image_uses_its_own_models_and_others_the_shared_store(tmp_path):
+    """Issue 16 item 6: with no SDFLEET_MODELS_ROOT, the supervisor takes the baked models
+    when their manifest is there (a fleet then needs no model store), else /models."""
+    from sdfleet_webui.supervisor import SupervisorConfig
+    baked = tmp_path / "baked"
+    env = {"SDFLEET_BAKED_MODELS": str(baked)}
+    assert str(SupervisorConfig.from_env(dict(env)).launch.models_root) == "/models"
+    baked.mkdir()
+    (baked / ".sdfleet-manifest.json").write_text('{"files": {}, "defaultCheckpoint": null}')
+    assert SupervisorConfig.from_env(dict(env)).launch.models_root == baked
+    chosen = SupervisorConfig.from_env(dict(env, SDFLEET_MODELS_ROOT="/models"))
+    assert str(chosen.launch.models_root) == "/models"  # an explicit root wins
