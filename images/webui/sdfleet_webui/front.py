@@ -24,6 +24,10 @@ an open WebSocket or SSE stream mark the pod active; ``report_activity`` sends i
 as ``SetAnnotation("last-activity", "<unix seconds>")`` at most once per
 ``SDFLEET_ACTIVITY_REPORT_SECONDS`` and only when there is something new, so an idle open
 connection reports nothing. Agones stores it as ``agones.dev/sdk-last-activity``.
+
+SDK REST paths (googleforgames/agones proto/sdk/sdk.proto, v1.56.0): ``GET /gameserver``,
+``GET /watch/gameserver`` (a stream of ``{"result": GameServer}`` lines),
+``PUT /metadata/annotation`` with ``{"key", "value"}`` (SetAnnotation).
 """
 
 from __future__ import annotations
