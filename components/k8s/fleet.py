@@ -17,15 +17,19 @@ preempts them.
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.config import FleetConfig, GpuPoolConfig, WebuiConfig
 from components.gcp.node_pools import GPU_TAINT, POOL_LABEL
 from components.k8s.image_env import WEBUI as WEBUI_ENV
 from components.k8s.objects import KubeObject, meta
 
-WEBUI_PORT = 7860
+WEBUI_PORT = 7860  # the game server port: the trusted front in `user-sync` listens here
+FRAMEWORK_PORT = 7870  # the WebUI itself, on loopback only (images/webui front.py)
 SUPERVISOR_PORT = 7861
+# The first start may load a model for minutes. One budget for the startup probe and the
+# supervisor (it restarts a start that overruns it, and pings Agones Health until then).
+STARTUP_PROBE_PERIOD = 10
+STARTUP_BUDGET_SECONDS = 1200
 APP_LABEL = "sdfleet.dev/app"
 GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
                   "effect": "NoSchedule"}
@@ -51,8 +55,6 @@ GAME_SERVER_CONTAINER = WEBUI_CONTAINER
 MODELS_MOUNT = "/models"
 USERS_MOUNT = "/users"
 SCRATCH_MOUNT = "/scratch"
-TOKEN_DIR = "/var/run/sdfleet"
-TOKEN_FILE = f"{TOKEN_DIR}/supervisor-token"
 
 
 def gpu_limit(pool: GpuPoolConfig) -> str:
@@ -77,7 +79,8 @@ def _restricted() -> dict:
 
 
 def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
-                   image: str, claim: pulumi.Input[str], token_secret: str) -> dict:
+def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
+                   image: str, claim: pulumi.Input[str]) -> dict:
     """The pod template of every WebUI game server."""
     return {
         "priorityClassName": "sdfleet-webui",
@@ -90,14 +93,17 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
             {
                 "name": WEBUI_CONTAINER,
                 "image": image,
-                "ports": [{"name": "webui", "containerPort": WEBUI_PORT}],
-                # Names from the image (images/webui/sdfleet_webui/env.py). The default
-                # checkpoint is the model store's manifest's (written by the model sync Job).
+                # No pod port: the framework listens on loopback; the front owns WEBUI_PORT.
+                # Names from the image (images/webui/sdfleet_webui/env.py). No models root:
+                # the image uses its baked models when it has them, else the shared store at
+                # /models (images/webui README, "Baked models"). The default checkpoint is the
+                # model store's manifest's (written by the model sync Job).
                 "env": _env({
                     WEBUI_ENV.FRAMEWORK: webui.framework,
-                    WEBUI_ENV.MODELS_ROOT: MODELS_MOUNT,
                     WEBUI_ENV.SCRATCH: SCRATCH_MOUNT,
-                    WEBUI_ENV.TOKEN_FILE: TOKEN_FILE,
+                    WEBUI_ENV.WEBUI_PORT: str(FRAMEWORK_PORT),
+                    WEBUI_ENV.LISTEN_HOST: "127.0.0.1",
+                    WEBUI_ENV.START_TIMEOUT_SECONDS: str(STARTUP_BUDGET_SECONDS),
                 }),
                 "resources": {
                     "requests": {"cpu": fleet.cpu, "memory": fleet.memory},
@@ -107,10 +113,10 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                     {"name": "shared", "mountPath": MODELS_MOUNT, "subPath": "models",
                      "readOnly": True},
                     {"name": "scratch", "mountPath": SCRATCH_MOUNT},
-                    {"name": "supervisor-token", "mountPath": TOKEN_DIR, "readOnly": True},
                 ],
                 # Model load can take minutes on a cold node; startup allows 20 minutes.
-                "startupProbe": _probe("startup", 10, 120),
+                "startupProbe": _probe("startup", STARTUP_PROBE_PERIOD,
+                                       STARTUP_BUDGET_SECONDS // STARTUP_PROBE_PERIOD),
                 "readinessProbe": _probe("readiness", 10, 3),
                 "livenessProbe": _probe("liveness", 30, 4, timeout=10),
                 "securityContext": _restricted(),
@@ -118,8 +124,13 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
             {
                 "name": SYNC_CONTAINER,
                 "image": image,
-                "args": ["sdfleet_webui.usersync"],
-                "env": _env({WEBUI_ENV.SCRATCH: SCRATCH_MOUNT, WEBUI_ENV.USERS_ROOT: USERS_MOUNT}),
+                # The trusted sidecar: the front (the only listener on the game server port;
+                # refuses anyone but the allocated person with 421) and the user sync.
+                "args": ["sdfleet_webui.trusted"],
+                "ports": [{"name": "webui", "containerPort": WEBUI_PORT}],
+                "env": _env({WEBUI_ENV.SCRATCH: SCRATCH_MOUNT, WEBUI_ENV.USERS_ROOT: USERS_MOUNT,
+                             WEBUI_ENV.FRONT_PORT: str(WEBUI_PORT),
+                             WEBUI_ENV.FRONT_UPSTREAM: f"http://127.0.0.1:{FRAMEWORK_PORT}"}),
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                               "limits": {"memory": "512Mi"}},
                 "volumeMounts": [
@@ -132,8 +143,6 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
         "volumes": [
             {"name": "shared", "persistentVolumeClaim": {"claimName": claim}},
             {"name": "scratch", "emptyDir": {"sizeLimit": fleet.scratch_size}},
-            {"name": "supervisor-token", "secret": {"secretName": token_secret,
-                                                    "defaultMode": 0o440}},
         ],
     }
 
@@ -195,12 +204,6 @@ class WebuiFleet(pulumi.ComponentResource):
             f"{name}-priority", "scheduling.k8s.io/v1", "PriorityClass",
             metadata=meta("sdfleet-webui"), value=WEBUI_PRIORITY, globalDefault=False,
             description="People's WebUI pods: preempt placeholders", opts=child)
-        token = random.RandomPassword(f"{name}-supervisor-token", length=40, special=False,
-                                      opts=child)
-        self.token_secret = KubeObject(
-            f"{name}-supervisor-token", "v1", "Secret",
-            metadata=meta(f"{name}-supervisor-token", ns), type="Opaque",
-            stringData={"supervisor-token": token.result}, opts=child)
 
         after_agones = pulumi.ResourceOptions(parent=self, depends_on=[agones_release])
         labels = {APP_LABEL: "webui"}
@@ -221,14 +224,15 @@ class WebuiFleet(pulumi.ComponentResource):
                     "metadata": {"labels": labels},
                     "spec": {
                         "container": GAME_SERVER_CONTAINER,
-                        "ports": [{"name": "webui", "portPolicy": "None",
+                        # Agones: a port's `container` names the container that gets it
+                        # (default: the game server container); the front is in `user-sync`.
+                        "ports": [{"name": "webui", "portPolicy": "None", "container": SYNC_CONTAINER,
                                    "containerPort": WEBUI_PORT, "protocol": "TCP"}],
                         "health": {"disabled": False, "initialDelaySeconds": 30,
                                    "periodSeconds": 15, "failureThreshold": 4},
                         "sdkServer": {"logLevel": "Info"},
                         "template": {"metadata": {"labels": labels},
-                                     "spec": webui_pod_spec(fleet, pool, webui, image, claim,
-                                                            f"{name}-supervisor-token")},
+                                     "spec": webui_pod_spec(fleet, pool, webui, image, claim)},
                     },
                 },
             },

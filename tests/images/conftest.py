@@ -35,14 +35,29 @@ def webui_env():
     return child_env
 
 
+def _ours(proc) -> bool:
+    """Started by this test run: a descendant of this process, or a program run with this
+    checkout's PYTHONPATH (orphaned grandchildren are reparented away from us). Other
+    checkouts on the same machine run the same programs; they are never ours to judge."""
+    try:
+        if WEBUI_SRC.as_posix() in proc.environ().get("PYTHONPATH", ""):
+            return True
+    except Exception:
+        pass
+    return False
+
+
 def _leftover_processes() -> list:
     import psutil
     found = []
+    me = psutil.Process()
+    descendants = {p.pid for p in me.children(recursive=True)}
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info.get("cmdline") or [])
         if "tests/images/stub_webui.py" in cmdline or "sdfleet_webui.supervisor" in cmdline \
-                or "sdfleet_webui.usersync" in cmdline:
-            found.append(proc)
+                or "sdfleet_webui.usersync" in cmdline or "sdfleet_webui.trusted" in cmdline:
+            if proc.pid in descendants or _ours(proc):
+                found.append(proc)
     return found
 
 

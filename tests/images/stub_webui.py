@@ -12,6 +12,7 @@ many starts happened); the last behaviour repeats. Behaviour keys:
   it open forever, then the child itself crashes after ``crash_after`` (a grandchild
   holding the port); the grandchild's pid is written to ``<plan>.grandchild``
 - ``oom_line``: print a CUDA out-of-memory line once serving
+- ``oom_traceback``: print one out-of-memory error over several lines, as frameworks do
 - ``ignore_sigterm``: survive SIGTERM (the supervisor must SIGKILL after the grace period)
 
 Every request is appended to the record file as ``<epoch> METHOD PATH``. It answers GET on the
@@ -112,6 +113,14 @@ def main() -> None:
     print("Running on local URL: http://127.0.0.1:%d" % args.port, flush=True)
     if behaviour.get("oom_line"):
         print("torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", flush=True)
+    if behaviour.get("oom_traceback"):  # one OOM error as a framework prints it: many lines
+        for line in ("*** Error completing request", "Traceback (most recent call last):",
+                     "torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+                     "RuntimeError: CUDA error: out of memory",
+                     "The above exception was the direct cause of the following exception:",
+                     "torch.OutOfMemoryError: CUDA out of memory.",
+                     "gradio: OutOfMemoryError: CUDA out of memory"):
+            print(line, flush=True)
     started = time.monotonic()
     while True:
         elapsed = time.monotonic() - started

@@ -15,7 +15,6 @@ from tests.helpers.servers import ManagedProcess, free_port
 from tests.images.conftest import child_env
 
 STUB = Path(__file__).with_name("stub_webui.py")
-TOKEN = "s3cr3t-switch-token-value"
 
 
 class SupervisorUnderTest:
@@ -25,8 +24,6 @@ class SupervisorUnderTest:
         self.plan.write_text(json.dumps(plan))
         self.record = tmp / "requests.log"
         self.record.touch()
-        self.token_file = tmp / "supervisor-token"
-        self.token_file.write_text(TOKEN + "\n")
         self.webui_port, self.api_port = free_port(), free_port()
         self.scratch = tmp / "scratch"
         settings = dict(
@@ -34,7 +31,7 @@ class SupervisorUnderTest:
                                    f"--plan {self.plan} --record {self.record}"),
             SDFLEET_WEBUI_PORT=str(self.webui_port), SDFLEET_SUPERVISOR_PORT=str(self.api_port),
             SDFLEET_SCRATCH=str(self.scratch), SDFLEET_MODELS_ROOT=str(tmp / "models"),
-            SDFLEET_TOKEN_FILE=str(self.token_file), SDFLEET_POLL_SECONDS="0.1",
+            SDFLEET_POLL_SECONDS="0.1",
             SDFLEET_CHECK_TIMEOUT_SECONDS="0.5", SDFLEET_BACKOFF_SECONDS="0.3",
             SDFLEET_BACKOFF_MAX_SECONDS="5", SDFLEET_STOP_GRACE_SECONDS="1",
             SDFLEET_HANG_SECONDS="1", SDFLEET_START_TIMEOUT_SECONDS="20", SDFLEET_AGONES="false")

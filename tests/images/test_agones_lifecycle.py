@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.images.agones_sdk_stub import AgonesSdkStub
-from tests.images.supervisor_harness import TOKEN, SupervisorUnderTest
+from tests.images.supervisor_harness import SupervisorUnderTest
 
 
 @pytest.fixture
@@ -85,15 +85,25 @@ def test_giving_up_sends_shutdown(tmp_path, sdk):
         assert len(sdk.times("POST", "/shutdown")) == 1
 
 
-def test_shutdown_on_an_authenticated_request_only(tmp_path, sdk):
+def test_no_request_to_the_supervisor_can_shut_the_session_down(tmp_path, sdk):
     with SupervisorUnderTest(tmp_path, [{}], **agones_env(sdk)) as sup:
         wait(lambda: sdk.state == "Ready", what="Ready")
-        assert requests.post(sup.url + "/shutdown", timeout=5).status_code == 401
-        time.sleep(0.3)
-        assert sdk.state == "Ready"
-        ok = requests.post(sup.url + "/shutdown", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
-        assert ok.status_code == 202
-        wait(lambda: sdk.state == "Shutdown", what="Shutdown")
+        assert requests.post(sup.url + "/shutdown", timeout=5).status_code == 405
+        time.sleep(0.5)
+        assert sdk.state == "Ready" and sdk.times("POST", "/shutdown") == []
+
+
+def test_health_pings_last_through_a_first_start_longer_than_the_grace_period(tmp_path, sdk):
+    """Issue 16 item 9: a model load may take most of the startup probe's budget; Agones
+    health must not lapse while it runs (it used to stop ``grace`` after the start)."""
+    with SupervisorUnderTest(tmp_path, [{"start_delay": 3.5}], SDFLEET_START_TIMEOUT_SECONDS="20",
+                             **agones_env(sdk)) as sup:
+        started = time.time()
+        wait(lambda: sdk.state == "Ready", what="Ready")
+        pings = sdk.times("POST", "/health")
+        # grace is 1 s: pings between 1.5 s and 3 s after start exist only under the start budget
+        assert [t for t in pings if started + 1.5 < t < started + 3.0], pings
+        assert sup.info()["agones"]["pingingHealth"] is True
 
 
 def test_loading_model_is_announced_before_ready_and_only_once(tmp_path, sdk):

@@ -77,17 +77,18 @@ def test_open_beneath_refuses_a_symlink_anywhere_on_the_path(tmp_path):
         open_beneath(tmp_path, PurePosixPath("link/f"))
 
 
-def test_framework_commands_listen_in_the_pod_with_api_on_and_no_insecure_extensions(tmp_path):
+def test_framework_commands_listen_on_loopback_with_api_on_and_no_insecure_extensions(tmp_path):
     s = fw.LaunchSettings(frameworks_root=tmp_path, models_root=Path("/models"),
                           scratch=tmp_path / "scratch", default_checkpoint="Stable-diffusion/x.safetensors")
     a1111, _ = fw.launch_command("automatic1111", s)
-    assert {"--listen", "--api"} <= set(a1111) and "--enable-insecure-extension-access" not in a1111
+    assert "--api" in a1111 and "--enable-insecure-extension-access" not in a1111
+    assert "--listen" not in a1111 and a1111[a1111.index("--server-name") + 1] == "127.0.0.1"
     assert a1111[a1111.index("--ckpt") + 1] == "/models/Stable-diffusion/x.safetensors"
     assert a1111[a1111.index("--port") + 1] == "7860"
     sdnext, _ = fw.launch_command("sdnext", s)
     assert sdnext[sdnext.index("--models-dir") + 1] == "/models" and "--insecure" not in sdnext
     comfy, _ = fw.launch_command("comfyui", s)
-    assert comfy[comfy.index("--listen") + 1] == "0.0.0.0"
+    assert comfy[comfy.index("--listen") + 1] == "127.0.0.1"
     fw.prepare("comfyui", s)
     assert "base_path: /models" in (s.scratch / "run" / "extra_model_paths.yaml").read_text()
     insecure = fw.LaunchSettings(frameworks_root=tmp_path, insecure_extension_access=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import requests
 
-from tests.images.supervisor_harness import TOKEN, SupervisorUnderTest, gone
+from tests.images.conftest import child_env
+from tests.images.supervisor_harness import SupervisorUnderTest, gone
 
 
 def test_crashes_are_restarted_with_growing_backoff(tmp_path):
@@ -57,27 +60,33 @@ def test_sigterm_stops_the_whole_tree_even_a_webui_ignoring_sigterm(tmp_path):
     assert stopped["killed_hard"] == [pid]
 
 
-def test_switch_needs_the_token_and_switches_framework(tmp_path):
+def test_the_supervisor_api_only_reads_no_switch_no_shutdown(tmp_path):
+    """Issue 16 items 4 and 8: no framework switching in a one-framework image, and no
+    POST that a WebUI extension (same container, same user) could use to end a session."""
     with SupervisorUnderTest(tmp_path, [{}]) as sup:
         sup.wait_for(lambda i: i["state"] == "ready")
-        body = {"framework": "comfyui"}
-        assert requests.post(sup.url + "/switch", json=body, timeout=5).status_code == 401
-        wrong = requests.post(sup.url + "/switch", json=body, timeout=5,
-                              headers={"Authorization": "Bearer " + TOKEN[:-1] + "x"})
-        assert wrong.status_code == 401 and sup.info()["framework"] == "automatic1111"
-        auth = {"Authorization": "Bearer " + TOKEN}
-        bad = requests.post(sup.url + "/switch", json={"framework": "invokeai"}, headers=auth, timeout=5)
-        assert bad.status_code == 400 and "'invokeai'" in bad.json()["message"] \
-            and "comfyui" in bad.json()["message"]
-        ok = requests.post(sup.url + "/switch", json=body, headers=auth, timeout=5)
-        assert ok.status_code == 202
-        info = sup.wait_for(lambda i: i["framework"] == "comfyui" and i["state"] == "ready",
-                            what="switch to comfyui")
-        assert info["healthPath"] == "/system_stats"
-        assert any(p == "/system_stats" for _, _, p in sup.recorded())
-        assert TOKEN not in sup.full_log()
-        sup.token_file.unlink()  # no secret mounted: switching is off, not open
-        assert requests.post(sup.url + "/switch", json=body, headers=auth, timeout=5).status_code == 403
+        for path, body in (("/switch", {"framework": "comfyui"}), ("/shutdown", {})):
+            answer = requests.post(sup.url + path, json=body, timeout=5)
+            assert answer.status_code == 405, (path, answer.status_code)
+        time.sleep(0.3)
+        info = sup.info()
+        assert info["framework"] == "automatic1111" and info["state"] == "ready"
+        assert "availableFrameworks" not in info
+        assert not sup.events("framework-switch")
+
+
+def test_one_oom_error_printed_over_many_lines_is_one_event(tmp_path):
+    """Issue 16 item 9: liveness counts OOM events; one error's traceback is one event."""
+    with SupervisorUnderTest(tmp_path, [{"oom_traceback": True}]) as sup:
+        sup.wait_for(lambda i: i["state"] == "ready")
+        sup.wait_for(lambda i: "OutOfMemoryError" in requests.get(sup.url + "/logs?tail=50", timeout=5).text,
+                     what="traceback logged")
+        time.sleep(0.3)
+        assert sup.info()["recentOomEvents"] == 1
+        result = subprocess.run([sys.executable, "-m", "sdfleet_webui.probe", "liveness"],
+                                env=child_env(SDFLEET_SUPERVISOR_PORT=str(sup.api_port)),
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stdout  # default limit 3 events
 
 
 def test_logs_tail_is_bounded_and_validated(tmp_path):
@@ -89,3 +98,17 @@ def test_logs_tail_is_bounded_and_validated(tmp_path):
         assert bad.status_code == 400 and "tail='51'" in bad.json()["message"] and "1 to 50" in bad.json()["message"]
         assert (sup.scratch / "logs" / "webui.log").read_text().count("stub webui") == 1
         assert sup.info()["recentOomEvents"] == 1
+
+
+def test_a_baked_image_uses_its_own_models_and_others_the_shared_store(tmp_path):
+    """Issue 16 item 6: with no SDFLEET_MODELS_ROOT, the supervisor takes the baked models
+    when their manifest is there (a fleet then needs no model store), else /models."""
+    from sdfleet_webui.supervisor import SupervisorConfig
+    baked = tmp_path / "baked"
+    env = {"SDFLEET_BAKED_MODELS": str(baked)}
+    assert str(SupervisorConfig.from_env(dict(env)).launch.models_root) == "/models"
+    baked.mkdir()
+    (baked / ".sdfleet-manifest.json").write_text('{"files": {}, "defaultCheckpoint": null}')
+    assert SupervisorConfig.from_env(dict(env)).launch.models_root == baked
+    chosen = SupervisorConfig.from_env(dict(env, SDFLEET_MODELS_ROOT="/models"))
+    assert str(chosen.launch.models_root) == "/models"  # an explicit root wins

@@ -165,8 +165,8 @@ def test_no_load_balancer_service_anywhere(dev_plan):
 def test_fleet_pod_template(dev_plan):
     fleet = dev_plan.one(FLEET).inputs
     spec = fleet["spec"]["template"]["spec"]
-    assert spec["ports"] == [{"name": "webui", "portPolicy": "None", "containerPort": 7860,
-                              "protocol": "TCP"}]
+    assert spec["ports"] == [{"name": "webui", "portPolicy": "None", "container": "user-sync",
+                              "containerPort": 7860, "protocol": "TCP"}]
     assert spec["health"]["disabled"] is False
     pod = spec["template"]["spec"]
     assert pod["nodeSelector"] == {"sdfleet.dev/pool": "l4"}
@@ -179,7 +179,7 @@ def test_fleet_pod_template(dev_plan):
         assert webui[probe]["exec"]["command"][:3] == ["/opt/sdfleet/venv/bin/python", "-m",
                                                         "sdfleet_webui.probe"]
     assert _env(webui)["SDFLEET_FRAMEWORK"] == "automatic1111"
-    assert _container(pod, "user-sync")["args"] == ["sdfleet_webui.usersync"]
+    assert _container(pod, "user-sync")["args"] == ["sdfleet_webui.trusted"]
     scratch = next(v for v in pod["volumes"] if v["name"] == "scratch")
     assert scratch["emptyDir"]["sizeLimit"] == "50Gi"
     assert all("hostPort" not in p for c in pod["containers"] for p in c.get("ports", []))

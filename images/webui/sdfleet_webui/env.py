@@ -10,8 +10,11 @@ checks that every name here is read by the image's code and every name a manifes
 FRAMEWORK = "SDFLEET_FRAMEWORK"              # supervisor: which framework to run
 MODELS_ROOT = "SDFLEET_MODELS_ROOT"          # supervisor, fetch: the shared models (read-only in pods)
 SCRATCH = "SDFLEET_SCRATCH"                  # supervisor, usersync: the pod's own scratch space
-TOKEN_FILE = "SDFLEET_TOKEN_FILE"            # supervisor: bearer token file of its /switch API
 USERS_ROOT = "SDFLEET_USERS_ROOT"            # usersync: people's folders on the shared store
 WEBUI_PORT = "SDFLEET_WEBUI_PORT"            # supervisor, probe: the framework's port
 SUPERVISOR_PORT = "SDFLEET_SUPERVISOR_PORT"  # supervisor, probe: the supervisor's loopback API
 MODELS_JSON = "SDFLEET_MODELS_JSON"          # fetch: the model list as JSON text
+LISTEN_HOST = "SDFLEET_LISTEN_HOST"          # supervisor: the framework's listen address (loopback in pods)
+START_TIMEOUT_SECONDS = "SDFLEET_START_TIMEOUT_SECONDS"  # supervisor: a first start's whole budget
+FRONT_PORT = "SDFLEET_FRONT_PORT"            # trusted front: the game server port it owns
+FRONT_UPSTREAM = "SDFLEET_FRONT_UPSTREAM"    # trusted front: the framework on loopback

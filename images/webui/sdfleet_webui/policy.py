@@ -79,10 +79,16 @@ def should_mark_ready(webui_answering: bool, already_marked: bool, gameserver_st
 
 
 def should_ping_health(now: float, answering: bool, last_answer_at: float | None,
-                       supervisor_started_at: float, gave_up: bool, grace: float) -> bool:
+                       supervisor_started_at: float, gave_up: bool, grace: float,
+                       start_timeout: float = 0.0) -> bool:
+    """Ping Agones Health while the WebUI answers; before it ever answered, for as long as
+    the first start may take (``start_timeout``: model loads take minutes, and the pod's
+    startup probe allows the same budget, components/k8s/fleet.py); after it answered, for
+    ``grace`` since it last did. Never after giving up."""
     if gave_up:
         return False
     if answering:
         return True
-    last_good = last_answer_at if last_answer_at is not None else supervisor_started_at
-    return now - last_good <= grace
+    if last_answer_at is None:
+        return now - supervisor_started_at <= max(grace, start_timeout)
+    return now - last_answer_at <= grace

@@ -6,11 +6,14 @@ One monitor loop (``Supervisor.tick``) polls the WebUI's API every ``SDFLEET_POL
 and applies the rules of ``policy``: restart with exponential back-off when the process
 exits, never comes up or stops answering; stop whole process trees (``proctree``); give up
 after too many restarts. A second thread (``AgonesLifecycle``) owns the Agones side:
-Ready once the API answers (once per pod), Health pings while healthy or within the grace
-period, Shutdown when the supervisor gives up or an authenticated caller asks.
+Ready once the API answers (once per pod), Health pings during the first start (for as
+long as it may take, ``SDFLEET_START_TIMEOUT_SECONDS``, the budget the pod's startup probe
+allows too), while the WebUI answers, and for a grace period after it last did; Shutdown
+when the supervisor gives up.
 
-The local API (``supervisor_api``) listens on loopback ``:7861``: ``GET /info``,
-``GET /logs?tail=N``, and token-protected ``POST /switch`` and ``POST /shutdown``.
+The local API (``supervisor_api``) listens on loopback ``:7861`` and only reads:
+``GET /info``, ``GET /logs?tail=N``. One image runs one framework (no switching: another
+framework is another fleet), and no call can end the session (see supervisor_api).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from . import settings as st
 from .agones import PHASE_KEY, AgonesSdk, AgonesUnavailable, state_of
 from .logbuffer import LogBuffer
 from .logs import log
-from .manifest import Manifest
+from .manifest import MANIFEST_NAME, Manifest
 from .policy import (Observation, RestartPolicy, backoff_delay, restart_reason,
                      should_announce_loading, should_give_up, should_mark_ready,
                      should_ping_health)
@@ -45,7 +48,6 @@ class SupervisorConfig:
     policy: RestartPolicy
     api_host: str = "127.0.0.1"
     api_port: int = 7861
-    token_file: Path = Path("/var/run/sdfleet/supervisor-token")
     poll_seconds: float = 2.0
     check_timeout: float = 5.0
     stop_grace: float = 20.0
@@ -54,6 +56,7 @@ class SupervisorConfig:
     log_file_bytes: int = 10 * 1024 * 1024
     log_files: int = 3
     oom_window: float = 300.0
+    oom_event_gap: float = 10.0
     agones_port: int | None = None
     agones_health_seconds: float = 5.0
     agones_grace: float = 300.0
@@ -63,14 +66,14 @@ class SupervisorConfig:
     def from_env(cls, env: dict | None = None) -> "SupervisorConfig":
         e = dict(os.environ) if env is None else env
         scratch = Path(st.env_str("SDFLEET_SCRATCH", "/scratch", e))
-        models_root = Path(st.env_str("SDFLEET_MODELS_ROOT", "/models", e))
+        models_root = Path(st.env_str("SDFLEET_MODELS_ROOT", "", e) or default_models_root(e))
         default_ckpt = st.env_str("SDFLEET_DEFAULT_CHECKPOINT_PATH", "", e) or \
             Manifest(models_root).default_checkpoint_path()
         launch = fw.LaunchSettings(
             frameworks_root=Path(st.env_str("SDFLEET_FRAMEWORKS_ROOT", "/opt/sdfleet/frameworks", e)),
             models_root=models_root, scratch=scratch,
             port=st.env_int("SDFLEET_WEBUI_PORT", 7860, minimum=1, maximum=65535, env=e),
-            listen_host=st.env_str("SDFLEET_LISTEN_HOST", "0.0.0.0", e),
+            listen_host=st.env_str("SDFLEET_LISTEN_HOST", "127.0.0.1", e),
             insecure_extension_access=st.env_bool("SDFLEET_INSECURE_EXTENSION_ACCESS", False, e),
             extra_args=tuple(shlex.split(st.env_str("CLI_ARGS", "", e))),
             command_override=st.env_str("SDFLEET_WEBUI_COMMAND", "", e) or None,
@@ -91,7 +94,6 @@ class SupervisorConfig:
             launch=launch, policy=policy,
             api_host=st.env_str("SDFLEET_SUPERVISOR_HOST", "127.0.0.1", e),
             api_port=st.env_int("SDFLEET_SUPERVISOR_PORT", 7861, minimum=1, maximum=65535, env=e),
-            token_file=Path(st.env_str("SDFLEET_TOKEN_FILE", "/var/run/sdfleet/supervisor-token", e)),
             poll_seconds=st.env_float("SDFLEET_POLL_SECONDS", 2.0, 0.01, e),
             check_timeout=st.env_float("SDFLEET_CHECK_TIMEOUT_SECONDS", 5.0, 0.05, e),
             stop_grace=st.env_float("SDFLEET_STOP_GRACE_SECONDS", 20.0, 0.0, e),
@@ -100,9 +102,17 @@ class SupervisorConfig:
             log_file_bytes=st.env_int("SDFLEET_LOG_FILE_BYTES", 10 * 1024 * 1024, minimum=1024, env=e),
             log_files=st.env_int("SDFLEET_LOG_FILES", 3, minimum=1, env=e),
             oom_window=st.env_float("SDFLEET_OOM_WINDOW_SECONDS", 300.0, 1.0, e),
+            oom_event_gap=st.env_float("SDFLEET_OOM_EVENT_GAP_SECONDS", 10.0, 0.0, e),
             agones_port=agones_port if use_agones else None,
             agones_health_seconds=st.env_float("SDFLEET_AGONES_HEALTH_SECONDS", 5.0, 0.05, e),
             agones_grace=st.env_float("SDFLEET_AGONES_GRACE_SECONDS", 300.0, 0.0, e))
+
+
+def default_models_root(env: dict) -> str:
+    """The image's baked models when it has them (their manifest is there), else the shared
+    store at /models. A fleet of a baked image then needs no model store mount."""
+    baked = Path(st.env_str("SDFLEET_BAKED_MODELS", "/opt/sdfleet/baked-models", env))
+    return str(baked) if (baked / MANIFEST_NAME).is_file() else "/models"
 
 
 class Supervisor:
@@ -112,7 +122,8 @@ class Supervisor:
         self.lock = threading.RLock()
         self.stop_event = threading.Event()
         self.logs = LogBuffer(config.log_lines, config.log_file, config.log_file_bytes,
-                              config.log_files, echo=lambda line: print(line, flush=True))
+                              config.log_files, echo=lambda line: print(line, flush=True),
+                              oom_event_gap=config.oom_event_gap)
         self.started_at = time.time()
         self.proc: WebuiProcess | None = None
         self.state = "starting"
@@ -126,8 +137,6 @@ class Supervisor:
         self.last_answer_at: float | None = None  # this start
         self.ever_answered_at: float | None = None  # whole pod life
         self.ready_since: float | None = None
-        self.pending_switch: str | None = None
-        self.shutdown_requested = False
         self.session = requests.Session()
         self.lifecycle: AgonesLifecycle | None = None
 
@@ -166,11 +175,6 @@ class Supervisor:
     # --- the monitor loop ---------------------------------------------------------------
     def tick(self) -> None:
         now = time.time()
-        with self.lock:
-            switch_to, self.pending_switch = self.pending_switch, None
-        if switch_to:
-            self._switch(switch_to)
-            return
         if self.state in ("failed", "stopped"):
             return
         if self.state == "backoff":
@@ -222,23 +226,6 @@ class Supervisor:
         log("webui-restart-scheduled", framework=self.framework, delay=delay,
             consecutive_failures=self.consecutive_failures)
 
-    def request_switch(self, framework: str) -> None:
-        with self.lock:
-            self.pending_switch = framework
-
-    def _switch(self, framework: str) -> None:
-        log("framework-switch", old=self.framework, new=framework)
-        self.stop_webui(f"switching to {framework}")
-        with self.lock:
-            self.framework = framework
-            self.consecutive_failures = 0
-            self.restart_times.clear()
-        self.start_webui()
-
-    def request_shutdown(self) -> None:
-        with self.lock:
-            self.shutdown_requested = True
-
     # --- status -------------------------------------------------------------------------
     def info(self) -> dict:
         now = time.time()
@@ -260,7 +247,6 @@ class Supervisor:
                 "oomWindowSeconds": self.config.oom_window,
                 "webuiPort": self.config.launch.port,
                 "healthPath": fw.HEALTH_PATHS[self.framework],
-                "availableFrameworks": [f for f in fw.FRAMEWORKS if fw.is_available(f, self.config.launch)],
                 "agones": self.lifecycle.status() if self.lifecycle else None,
             }
 
@@ -308,11 +294,11 @@ class AgonesLifecycle(threading.Thread):
         with s.lock:
             answering, gave_up = s.answering, s.state == "failed"
             webui_running = s.proc is not None
-            ever_answered_at, shutdown_requested = s.ever_answered_at, s.shutdown_requested
-        if (gave_up or shutdown_requested) and not self.shutdown_sent:
+            ever_answered_at = s.ever_answered_at
+        if gave_up and not self.shutdown_sent:
             self.sdk.shutdown()
             self.shutdown_sent = True
-            log("agones-shutdown", reason="asked" if shutdown_requested else "gave up restarting")
+            log("agones-shutdown", reason="gave up restarting")
         if should_announce_loading(webui_running, answering, self.marked_ready,
                                    self.loading_announced):
             self.sdk.set_annotation(PHASE_KEY, "loading-model")
@@ -328,7 +314,8 @@ class AgonesLifecycle(threading.Thread):
                     cause="game server already past Ready; calling Ready would release it")
             self.marked_ready = True
         self.pinging = should_ping_health(now, answering, ever_answered_at, s.started_at,
-                                          gave_up or self.shutdown_sent, s.config.agones_grace)
+                                          gave_up or self.shutdown_sent, s.config.agones_grace,
+                                          s.config.policy.start_timeout)
         if self.pinging:
             self.sdk.health()
             self.last_ping_at = now

@@ -1,0 +1,78 @@
+"""What the trusted front lets through, and when it reports activity. Pure rules, no I/O.
+
+- ``admission``         may this request reach the WebUI? Only the person the pod is
+                        allocated to (``X-Sdfleet-Identity`` equal to the GameServer's
+                        ``sdfleet.dev/identity`` label, bound once for the pod's life).
+                        Anyone else, and anything before allocation, gets 421 (the router's
+                        "stale mapping": docs/contracts.md section 4b, images/router
+                        routing.pod_unreachable), so a reused pod address can never show one
+                        person another's WebUI. A request without the header did not come
+                        through the router: 403.
+- ``should_report``     send ``last-activity`` to Agones now? Only when something happened
+                        since the last report, and at most once per throttle period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .syncrules import binding_decision
+
+IDENTITY_HEADER = "X-Sdfleet-Identity"
+# Agones stores SDK annotations with the prefix "agones.dev/sdk-" (googleforgames/agones
+# pkg/sdkserver/sdk.go, metadataPrefix, v1.56.0): the culler reads
+# "agones.dev/sdk-last-activity".
+ACTIVITY_KEY = "last-activity"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: int  # 0 = pass to the WebUI
+    reason: str
+
+
+PASS = Verdict(0, "allocated to this person")
+
+
+class Allocation:
+    """The pod's owner as the front knows it: bound once, never re-bound.
+
+    Binding follows the user-sync rule (``syncrules.binding_decision``): the first valid
+    identity label on an Allocated game server, for the pod's whole life; a later different
+    label, or an invalid one, closes the pod to everyone.
+    """
+
+    def __init__(self) -> None:
+        self.identity: str | None = None
+        self.closed_reason: str | None = None
+
+    def observe(self, gameserver: dict) -> None:
+        if self.closed_reason:
+            return
+        decision = binding_decision(self.identity, gameserver)
+        if decision.action == "bind":
+            self.identity = decision.identity
+        elif decision.action in ("conflict", "refuse"):
+            self.closed_reason = decision.reason
+
+
+def admission(allocation: Allocation, request_identity: str | None) -> Verdict:
+    if not request_identity:
+        return Verdict(403, f"no {IDENTITY_HEADER} header: request did not come through the router")
+    if allocation.closed_reason:
+        return Verdict(421, f"pod closed: {allocation.closed_reason}")
+    if allocation.identity is None:
+        return Verdict(421, "pod is not allocated to anyone")
+    if request_identity != allocation.identity:
+        return Verdict(421, "pod is allocated to someone else")
+    return PASS
+
+
+def should_report(now: float, last_activity: float | None, reported_activity: float | None,
+                  last_report_at: float | None, throttle: float) -> bool:
+    """Report when there is activity newer than the last report, throttled."""
+    if last_activity is None:
+        return False
+    if reported_activity is not None and last_activity <= reported_activity:
+        return False
+    return last_report_at is None or now - last_report_at >= throttle
