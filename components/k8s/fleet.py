@@ -79,7 +79,6 @@ def _restricted() -> dict:
 
 
 def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
-def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                    image: str, claim: pulumi.Input[str]) -> dict:
     """The pod template of every WebUI game server."""
     return {

@@ -216,8 +216,10 @@ def test_the_model_catches_the_faults_it_guards():
     with pytest.raises(AssertionError, match="lacks"):
         resolve(["python3", "-m", "sdfleet_router.verifier"], {}, router)
     webui = im.parse_image(str(DOCKERFILES["webui"]))
+    # (The image's venv is first on its PATH now, so `python` resolves; a program the image
+    # never installs does not.)
     with pytest.raises(AssertionError, match="does not exist"):
-        resolve(["python", "-m", "sdfleet_webui.fetch"], {}, webui)
+        resolve(["python2", "-m", "sdfleet_webui.fetch"], {}, webui)
     _, program = resolve(webui.entrypoint + webui.cmd, {}, webui)
     assert "SDFLEET_MODELS_ROOT" in program.env_reads
     assert "SDFLEET_MODELS_DIR" not in program.env_reads

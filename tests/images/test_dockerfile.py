@@ -230,10 +230,10 @@ def test_every_env_name_the_pods_set_is_one_the_image_reads(component):
 
 
 def fleet_pod() -> dict:
-    from components.config import FleetConfig, GpuPoolConfig, ModelsConfig, WebuiConfig
+    from components.config import FleetConfig, GpuPoolConfig, WebuiConfig
     from components.k8s import fleet
     pool = GpuPoolConfig(name="l4", machine_type="g2-standard-8", accelerator="nvidia-l4")
-    return fleet.webui_pod_spec(FleetConfig(), pool, WebuiConfig(framework="comfyui"), ModelsConfig(),
+    return fleet.webui_pod_spec(FleetConfig(), pool, WebuiConfig(framework="comfyui"),
                                 "webui-comfyui@sha256:" + "0" * 64, "claim")
 
 

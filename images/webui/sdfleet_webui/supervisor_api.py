@@ -20,7 +20,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from .logs import log
 
 
 class _Server(ThreadingHTTPServer):
