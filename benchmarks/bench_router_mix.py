@@ -45,7 +45,7 @@ from benchmarks.report import emit
 from tests.helpers.servers import free_port
 from tests.router.harness import start_nginx, start_router
 
-ROUNDS, SECONDS, USERS = 5, 4, 8
+ROUNDS, SECONDS, USERS = 7, 4, 8
 SCRIPT_BYTES, IMAGE_BYTES = 300 * 1024, 2 * 1024 * 1024
 PROGRESS_EVENTS, WS_MESSAGES = 6, 5
 SSE_GAP_SECONDS = 0.001
