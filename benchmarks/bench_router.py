@@ -41,6 +41,12 @@ from tests.router.harness import router_env, start_nginx, start_router, start_ve
 from tests.router.resp import Resp
 
 SUB, ID = "accounts.google.com:100000000000000000001", "g-100000000000000000001"
+# What a browser behind IAP also sends on every request: IAP's own cookies (the names the
+# router filters out, images/router/lua/sdfleet/identity.lua; the session token's size is
+# assumed, about 1 KB) beside the app's own.
+BROWSER_COOKIE = ("GCP_IAP_UID=100000000000000000001; __Host-GCP_IAP_AUTH_TOKEN_3F2A9C4B7D1E6F08="
+                  + "".join(chr(97 + (i * 7) % 26) for i in range(1024))
+                  + "; theme=dark; _ga=GA1.1.1234567890.1764460800")
 ROUNDS, SECONDS, CONNECTIONS = 5, 3, 32
 LATENCY_CONNECTIONS, LATENCY_SECONDS = 4, 2
 
@@ -168,6 +174,10 @@ class SteadyState:
     headers: dict[str, str]
     processes: list[ManagedProcess]
 
+    @property
+    def browser_headers(self) -> dict[str, str]:
+        return {**self.headers, "cookie": BROWSER_COOKIE}
+
     def store(self, *command: str) -> str:
         return Resp(self.redis.port, self.redis.password)(*command)
 
@@ -204,6 +214,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--seconds", type=int, default=SECONDS, help="per proxy per round")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="seconds of load per run before the rounds (LuaJIT, V8), 0: none")
     return parser.parse_args(argv)
 
 
@@ -239,23 +251,30 @@ def main(argv: list[str] | None = None) -> int:
         world.processes.extend(proxies.values())
         proxies["chp"] = chp
 
-        urls = {name: f"http://127.0.0.1:{proxies[name].port}/"
+        # run name -> (server, URL, request headers); "+cookies" runs send what a browser
+        # behind IAP sends (IAP's cookies and the app's), the others the minimal request
+        runs = {name: (proxies[name], f"http://127.0.0.1:{proxies[name].port}/", headers)
                 for name in ("plain", "router", "naive", "floor")}
-        urls["chp"] = chp_url
-        for url in urls.values():  # warm up: verdict and route cached, pools open
-            req = urllib.request.Request(url, headers=headers)
+        runs["chp"] = (chp, chp_url, headers)
+        for name in ("plain", "router"):
+            server, url, _ = runs[name]
+            runs[f"{name}+cookies"] = (server, url, world.browser_headers)
+        for _, url, request_headers in runs.values():  # warm up: verdicts, routes, pools
+            req = urllib.request.Request(url, headers=request_headers)
             assert urllib.request.urlopen(req, timeout=5).read() == b"ok\n", url
+            if args.warmup:  # and the JIT compilers: LuaJIT's traces, V8's for CHP
+                wrk(url, request_headers, CONNECTIONS, args.warmup)
 
-        rps = {name: [] for name in urls}
-        cpu_us = {name: [] for name in urls}
+        rps = {name: [] for name in runs}
+        cpu_us = {name: [] for name in runs}
         router_requests = router_redis_calls = 0
         for round_no in range(args.rounds):
-            for name, url in urls.items():
+            for name, (server, url, request_headers) in runs.items():
                 if name == "router":
                     store("CONFIG", "RESETSTAT")
-                cpu_before = worker_cpu_seconds(proxies[name])
-                value, _, done = wrk(url, headers, CONNECTIONS, args.seconds)
-                cpu_us[name].append((worker_cpu_seconds(proxies[name]) - cpu_before) / done * 1e6)
+                cpu_before = worker_cpu_seconds(server)
+                value, _, done = wrk(url, request_headers, CONNECTIONS, args.seconds)
+                cpu_us[name].append((worker_cpu_seconds(server) - cpu_before) / done * 1e6)
                 rps[name].append(value)
                 if name == "router":
                     router_requests += done
@@ -264,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                     router_redis_calls += sum(int(n) for n in re.findall(
                         r"cmdstat_[^:]+:calls=(\d+)", store("INFO", "commandstats"))) - 1
             log(f"round {round_no + 1}: " + ", ".join(
-                f"{n} {rps[n][-1]:.0f} req/s {cpu_us[n][-1]:.1f} us/req" for n in urls))
+                f"{n} {rps[n][-1]:.0f} req/s {cpu_us[n][-1]:.1f} us/req" for n in runs))
+        urls = {name: url for name, (_, url, _) in runs.items()}
 
         added_p99 = []
         latency_seconds = min(LATENCY_SECONDS, args.seconds)
@@ -293,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
              ratio=plain_cpu / router_cpu)
         emit("router.chp_cpu_us_per_request", min(cpu_us["chp"]), "us", "report",
              baseline=router_cpu, ratio=router_cpu / min(cpu_us["chp"]))
+        emit("router.browser_throughput_ratio", ratio("router+cookies", "plain+cookies"),
+             "ratio", "report", baseline=statistics.median(rps["plain+cookies"]),
+             ratio=ratio("router+cookies", "plain+cookies"))
         emit("router.redis_commands_per_1k_requests",
              1000 * router_redis_calls / max(1, router_requests), "commands", "report")
     return 0
