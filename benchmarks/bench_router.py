@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with steady_state() as world:
         redis, backend_port, headers = world.redis, world.backend_port, world.headers
-        store = Resp(redis.port, redis.password)
+        store = world.store
         router_port, plain_port, naive_port, floor_port = (free_port() for _ in range(4))
         chp, chp_url = start_chp(world)
         proxies = {"plain": start_nginx("plain", plain_block(plain_port, backend_port),

@@ -39,7 +39,8 @@ def check_installed() -> None:
     node = shutil.which("node")
     if not node:
         raise RuntimeError("configurable-http-proxy needs Node.js >= 20 (`node` not on PATH)")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([node, "--version"], capture_output=True, text=True,
+                             check=True).stdout.strip()
     if int(version.lstrip("v").split(".")[0]) < MIN_NODE_MAJOR:
         raise RuntimeError(f"configurable-http-proxy 5.3.0 needs Node.js >= {MIN_NODE_MAJOR}, "
                            f"found {version}")
@@ -63,7 +64,7 @@ class ConfigurableHttpProxy:
             self.port, env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": self.token},
             log_name="chp")
 
-    def start(self) -> "ConfigurableHttpProxy":
+    def start(self) -> ConfigurableHttpProxy:
         self.process.start()
         wait_for_port(self.api_port, proc=self.process.proc)
         return self
