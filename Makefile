@@ -45,7 +45,16 @@ plan: $(VENV)/.core-installed
 test: $(VENV)/.dev-installed debian-packages
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev-installed debian-packages
+# configurable-http-proxy (the peer bench_router measures), from npm at the locked version,
+# into benchmarks/chp/node_modules; needs the machine's Node.js >= 20 and npm.
+CHP_DIR := benchmarks/chp
+
+$(CHP_DIR)/node_modules/.installed: $(CHP_DIR)/package.json $(CHP_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "make bench needs Node.js >= 20 with npm" >&2; exit 1; }
+	npm ci --prefix $(CHP_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bench: $(VENV)/.dev-installed debian-packages $(CHP_DIR)/node_modules/.installed
 	@$(PY) -m benchmarks.run
 
 # The submit Lambda's dependencies, as Linux wheels for its runtime (python3.11, x86_64);

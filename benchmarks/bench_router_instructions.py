@@ -8,11 +8,16 @@ else the machine is doing. So this is the number to watch while changing the hot
 
 One nginx worker under callgrind per proxy, warmed up, counters zeroed, then a fixed
 number of requests from wrk in steady state (verdict and route cached); instructions over
-requests. Same request and `return 200` backend as bench_router.
+requests. Same `return 200` backend as bench_router, and two requests:
+- minimal: bench_router's request (the IAP assertion, no cookie): router.instructions_per_request;
+- browser: the same plus the cookies a browser behind IAP sends with every request (IAP's
+  own, which the router filters out before the pod, and the app's):
+  router.instructions_per_browser_request.
 """
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import re
@@ -23,7 +28,7 @@ import tempfile
 import time
 import urllib.request
 
-from benchmarks.bench_router import log, plain_block, steady_state, wrk
+from benchmarks.bench_router import floor_block, log, plain_block, steady_state, wrk
 from benchmarks.report import emit
 from tests.helpers.servers import ManagedProcess, free_port
 from tests.router.harness import ROUTER_DIR, nginx_binary, start_nginx
@@ -47,14 +52,14 @@ def under_callgrind(name: str, conf_path: str, run_dir: str, port: int,
 
 
 def instructions_per_request(process: ManagedProcess, out: str, url: str,
-                             headers: dict[str, str]) -> tuple[float, int]:
+                             headers: dict[str, str], seconds: int = SECONDS) -> tuple[float, int]:
     for _ in range(20):  # warm up: JIT traces, verdict and route cached, pools open
         request = urllib.request.Request(url, headers=headers)
         assert urllib.request.urlopen(request, timeout=30).read() == b"ok\n"
     wrk(url, headers, 8, 2)
     pid = str(process.proc.pid)
     subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
-    _, _, requests = wrk(url, headers, 8, SECONDS)
+    _, _, requests = wrk(url, headers, 8, seconds)
     before = set(glob.glob(out + "*"))
     subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
     deadline = time.monotonic() + 30
@@ -67,7 +72,10 @@ def instructions_per_request(process: ManagedProcess, out: str, url: str,
     return total / requests, requests
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=SECONDS, help="per proxy per request")
+    args = parser.parse_args(argv)
     if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
         print("valgrind (callgrind) is needed: apt-get install valgrind", file=sys.stderr)
         return 1
@@ -78,6 +86,13 @@ def main() -> int:
                             plain_port)
         plain_conf, plain_dir = plain.args[-1], plain.args[2]
         plain.stop()
+        # the two-Lua-phase floor (bench_router.floor_block): what any per-person keepalive
+        # router on nginx + Lua costs before doing anything, the reference for its goal
+        floor_port = free_port()
+        floor = start_nginx("floor-config", floor_block(floor_port, world.backend_port),
+                            floor_port)
+        floor_conf, floor_dir = floor.args[-1], floor.args[2]
+        floor.stop()
         # the router: its config rendered exactly as the image does
         router_port = free_port()
         env = world.router_env(router_port)
@@ -85,19 +100,32 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "sdfleet_router.render_config", "--out",
                         router_conf], env={**os.environ, **env}, check=True, cwd=ROUTER_DIR)
 
-        counts = {}
+        # the request as bench_router sends it, and as a browser behind IAP sends it
+        requests = {"minimal": world.headers, "browser": world.browser_headers}
+        counts: dict[tuple[str, str], float] = {}
         for name, conf, run_dir, port, run_env in [
                 ("plain", plain_conf, plain_dir, plain_port, None),
+                ("floor", floor_conf, floor_dir, floor_port, None),
                 ("router", router_conf, env["NGINX_RUN_DIR"], router_port,
                  {**os.environ, "REDIS_PASSWORD": world.redis.password})]:
             process, out = under_callgrind(name, conf, run_dir, port, run_env)
             world.processes.append(process)
-            counts[name], done = instructions_per_request(
-                process, out, f"http://127.0.0.1:{port}/", world.headers)
+            for kind, headers in requests.items():
+                if name == "floor" and kind == "browser":
+                    continue  # the floor reads no header: the same as the minimal request
+                count, done = instructions_per_request(
+                    process, out, f"http://127.0.0.1:{port}/", headers, args.seconds)
+                counts[name, kind] = count
+                log(f"{name}, {kind} request: {count:.0f} instructions per request "
+                    f"over {done} requests")
             process.stop()
-            log(f"{name}: {counts[name]:.0f} instructions per request over {done} requests")
-        emit("router.instructions_per_request", counts["router"], "instructions", "report",
-             baseline=counts["plain"], ratio=counts["plain"] / counts["router"])
+        for kind, line in [("minimal", "router.instructions_per_request"),
+                           ("browser", "router.instructions_per_browser_request")]:
+            router, plain = round(counts["router", kind]), round(counts["plain", kind])
+            emit(line, router, "instructions", "report", baseline=plain, ratio=plain / router)
+        floor, plain = round(counts["floor", "minimal"]), round(counts["plain", "minimal"])
+        emit("router.instructions_two_phase_floor", floor, "instructions", "report",
+             baseline=plain, ratio=plain / floor)
     return 0
 
 
