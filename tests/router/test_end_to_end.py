@@ -38,7 +38,7 @@ def world(redis_server, iap):
          "--host", "127.0.0.1", "--port", str(port)],
         port=port, env=env, cwd=str(ROOT), log_name="allocator").start(timeout=30)
     platform = Platform(redis_server, iap, allocator_url=f"http://127.0.0.1:{port}/allocate",
-                        ROUTE_CACHE_SECONDS="1")
+                        ROUTE_CACHE_SECONDS="1", RESTART_RECHECK_SECONDS="0")
     yield platform, agones
     platform.close()
     allocator.stop()

@@ -40,9 +40,10 @@ def test_timeouts_and_limits_come_from_the_environment():
     text = render(Settings.from_env({**BASE, "PROXY_READ_TIMEOUT": "7200s",
                                      "PROXY_CONNECT_TIMEOUT": "3s",
                                      "CLIENT_MAX_BODY_SIZE": "2g"}))
-    # the hot path, the deciding path and the retry after a re-allocation all use them
-    assert text.count("proxy_read_timeout 7200s;") == 3
-    assert text.count("proxy_connect_timeout 3s;") == 3
+    # the hot path, the deciding path, the retry after a re-allocation and the streamed
+    # upload all use them
+    assert text.count("proxy_read_timeout 7200s;") == 4
+    assert text.count("proxy_connect_timeout 3s;") == 4
     assert "client_max_body_size 2g;" in text
 
 
