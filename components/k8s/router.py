@@ -21,6 +21,9 @@ ROUTER_PORT = 8080
 VERIFIER_PORT = 8081
 SECRETS_DIR = "/var/run/sdfleet/redis"
 APP = {"sdfleet.dev/app": "router"}
+# The router's /tmp (rendered nginx.conf, pid, temporary files): in memory, small. Uploads
+# are streamed to the pod, never buffered here (images/router README, "Uploads").
+TMP_SIZE_MIB = 64
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,8 @@ class Router(pulumi.ComponentResource):
                         {"name": "redis-secrets", "csi": {
                             "driver": "secrets-store-gke.csi.k8s.io", "readOnly": True,
                             "volumeAttributes": {"secretProviderClass": f"{name}-redis"}}},
-                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
+                        {"name": "tmp", "emptyDir": {"medium": "Memory",
+                                                     "sizeLimit": f"{TMP_SIZE_MIB}Mi"}}],
                 }},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.secrets,
