@@ -200,3 +200,47 @@ class AllocatorDouble:
 
     def start(self) -> None:
         self._start()
+
+
+class CountingProxy:
+    """Sits between the router and the real allocator and counts the POSTs it forwards."""
+
+    def __init__(self, upstream_url: str):
+        self.upstream = urlsplit(upstream_url)
+        self.calls: list[float] = []
+        outer = self
+
+        def factory():
+            class Handler(BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+
+                def do_POST(self):  # noqa: N802
+                    import http.client
+                    body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+                    outer.calls.append(time.monotonic())
+                    conn = http.client.HTTPConnection(outer.upstream.hostname,
+                                                      outer.upstream.port, timeout=30)
+                    headers = {k: v for k, v in self.headers.items()
+                               if k.lower() not in ("host", "connection")}
+                    conn.request("POST", self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    conn.close()
+                    self.send_response(resp.status)
+                    for k, v in resp.getheaders():
+                        if k.lower() not in ("connection", "transfer-encoding", "content-length",
+                                             "server", "date"):
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+                def log_message(self, *args):
+                    pass
+            return Handler
+
+        self.server = _Server(factory)
+        self.url = f"http://127.0.0.1:{self.server.port}{self.upstream.path}"
+
+    def close(self) -> None:
+        self.server.close()

@@ -11,8 +11,10 @@ from components.config import WebuiConfig
 from components.k8s.router import TMP_SIZE_MIB
 from tests.router.client import request
 from tests.router.conftest import Platform
+from tests.router.resp import Resp
 
 ALICE = "accounts.google.com:100000000000000000001"
+ALICE_ID = "g-100000000000000000001"
 MB = 1024 * 1024
 # what the platform advertises by default (webui.maxUploadMb), as the Router component
 # renders it into CLIENT_MAX_BODY_SIZE
@@ -43,12 +45,29 @@ def _upload(platform, token, body, results, i, headers=None):
 
 
 def test_the_router_tmp_really_is_that_small(small_tmp_platform):
-    # The reproduction is honest: the run dir nginx writes temporary files to is the tmpfs.
-    stat = os.statvfs(small_tmp_platform.env["NGINX_RUN_DIR"])
-    # (seen from this process, outside the router's mount namespace, it is the plain dir;
-    # the router's own view is checked through its effect below)
-    assert stat.f_bsize > 0
-    assert MAX_UPLOAD_MB * MB > 2 * TMP_SIZE_MIB * MB  # the limit is far above /tmp
+    # The reproduction is honest: nginx's run dir (temporary files included) is a tmpfs of
+    # the pod's size, in nginx's own mount namespace.
+    pid = small_tmp_platform.router.proc.pid
+    run_dir = small_tmp_platform.env["NGINX_RUN_DIR"]
+    with open(f"/proc/{pid}/mountinfo") as f:
+        mounts = [line.split() for line in f]
+    mount = next(m for m in mounts if m[4] == run_dir)
+    fs_type, options = mount[mount.index("-") + 1], mount[-1]
+    assert fs_type == "tmpfs" and f"size={TMP_SIZE_MIB * 1024}k" in options.split(",")
+    assert MAX_UPLOAD_MB > 2 * TMP_SIZE_MIB  # the advertised limit is far above /tmp
+
+
+def test_nginx_failing_is_a_page_never_its_bare_500(platform):
+    # a mapping nginx cannot connect to at all (balancer_by_lua refuses the peer)
+    redis = Resp(platform.redis.port, platform.redis.password)
+    redis("HSET", f"sdfleet:map:{ALICE_ID}", "target", "300.1.1.1:80", "gs", "gs-x")
+    redis.close()
+    token = platform.iap.mint(sub=ALICE)
+    for html in (True, False):
+        reply = request(platform.port, "/", token=token, html=html)
+        assert reply.status == 500
+        assert "The router could not handle this request" in reply.text
+        assert "<center>nginx</center>" not in reply.text
 
 
 def test_upload_of_150_mb_reaches_the_pod_through_a_64_mib_tmp(small_tmp_platform):
