@@ -4,6 +4,7 @@ volume; larger ones and lost ones are explained, never a bare nginx error page."
 import hashlib
 import os
 import threading
+import time
 
 import pytest
 
@@ -154,3 +155,29 @@ def test_streamed_uploads_never_meet_a_closing_kept_alive_connection(platform):
         assert reply.json()["body_sha256"] == hashlib.sha256(body).hexdigest()
     assert pod.dropped_requests >= 1
     assert len(platform.allocator.calls) == 1
+
+
+def test_pod_dying_under_a_streamed_upload_is_explained_not_replayed(platform):
+    # Half the body already went to the pod; it cannot be sent again (to this pod or a new
+    # one), so the person is told, and the router does not re-send a truncated body.
+    pod, token = _alice(platform)
+    platform.allocator.pod_gone(pod.target)  # the pod is gone for good
+    new = platform.backend("new-pod")
+    platform.allocator.pods["g-100000000000000000001"] = [new.target]
+    threading.Timer(0.5, pod.stop).start()
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", platform.port, timeout=60)
+
+    def slow_body():
+        for _ in range(40):
+            yield b"s" * MB
+            time.sleep(0.05)
+    conn.request("POST", "/upload", body=slow_body(), headers={
+        "x-goog-iap-jwt-assertion": token, "Accept": "application/json",
+        "Sec-Fetch-Dest": "empty", "Content-Length": str(40 * MB)})
+    reply = conn.getresponse()
+    data = reply.read()
+    conn.close()
+    assert reply.status == 502, data[:300]
+    assert b"Your upload did not reach your WebUI" in data
+    assert not [r for r in new.requests if r["path"] == "/upload"]  # never replayed
