@@ -48,6 +48,9 @@ def router_ingress_policy(pod_labels: dict, port: int) -> dict:
     return {"podSelector": {"matchLabels": pod_labels}, "policyTypes": ["Ingress"],
             "ingress": [{"from": [{"ipBlock": {"cidr": cidr}} for cidr in LOAD_BALANCER_RANGES],
                          "ports": [{"protocol": "TCP", "port": port}]}]}
+# The router's /tmp (rendered nginx.conf, pid, temporary files): in memory, small. Uploads
+# are streamed to the pod, never buffered here (images/router README, "Uploads").
+TMP_SIZE_MIB = 64
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,8 @@ class Router(pulumi.ComponentResource):
                         {"name": "redis-secrets", "csi": {
                             "driver": SECRETS_CSI_DRIVER, "readOnly": True,
                             "volumeAttributes": {"secretProviderClass": f"{name}-redis"}}},
-                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
+                        {"name": "tmp", "emptyDir": {"medium": "Memory",
+                                                     "sizeLimit": f"{TMP_SIZE_MIB}Mi"}}],
                 }},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.secrets,

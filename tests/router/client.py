@@ -26,7 +26,8 @@ def request(port: int, path: str = "/", *, token: str | None = None, method: str
             html: bool = False, timeout: float = 10) -> Reply:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        own_host = any(name.lower() == "host" for name, _ in headers or [])
+        conn.putrequest(method, path, skip_accept_encoding=True, skip_host=own_host)
         if token is not None:
             conn.putheader("x-goog-iap-jwt-assertion", token)
         conn.putheader("Accept", "text/html,*/*" if html else "application/json")

@@ -13,8 +13,10 @@ from tests.router.webui_stub import WebUiStub
 class Platform:
     """Redis + IAP keys + metadata server + allocator + verifier + router, all running."""
 
-    def __init__(self, redis_server, iap, allocator_url: str | None = None, **router_settings):
-        """With `allocator_url`, the router calls that allocator instead of the double."""
+    def __init__(self, redis_server, iap, allocator_url: str | None = None,
+                 tmp_mb: int | None = None, **router_settings):
+        """With `allocator_url`, the router calls that allocator instead of the double; with
+        `tmp_mb`, the router's /tmp is a tmpfs of that size (harness.start_router)."""
         self.redis, self.iap = redis_server, iap
         self.metadata = MetadataServer()
         self.allocator = AllocatorDouble(iap, self.metadata, redis_server.port,
@@ -28,7 +30,7 @@ class Platform:
                               redis_password=redis_server.password,
                               verifier_port=self.verifier.port, port=self.port,
                               **router_settings)
-        self.router = start_router(self.env)
+        self.router = start_router(self.env, tmp_mb=tmp_mb)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def backend(self, name: str, **kwargs) -> WebUiStub:

@@ -106,6 +106,7 @@ class AllocatorDouble:
         self.pods: dict[str, list[str]] = {}    # id -> targets to hand out, in order
         self.pending: dict[str, int] = {}       # id -> pending answers before ready
         self.calls: list[dict] = []
+        self.gone: set[str] = set()             # targets whose game server no longer exists
         self.lock = threading.Lock()
         self._port = port
         self.path = "/allocate"
@@ -140,6 +141,10 @@ class AllocatorDouble:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._port}{self.path}"
 
+    def pod_gone(self, target: str) -> None:
+        """The game server behind this target is gone (Agones deleted it)."""
+        self.gone.add(target)
+
     def give(self, sub: str, *targets: str, pending: int = 0) -> str:
         ident = contract_id(sub)
         self.pods[ident] = list(targets)
@@ -168,9 +173,12 @@ class AllocatorDouble:
         try:
             with self.lock:
                 existing = redis("HGET", f"{self.prefix}map:{ident}", "target")
-                if existing:
+                if existing and existing not in self.gone:
+                    # the real allocator answers ready only for a live game server (is_live)
                     return 200, {"status": "ready", "id": ident, "gameServer": "gs-" + ident,
                                  "target": existing, "allocatedAt": time.time()}
+                if existing:  # stale: its game server is gone; dropped, as the allocator does
+                    redis("DEL", f"{self.prefix}map:{ident}")
                 if self.pending.get(ident, 0) > 0 or not self.pods.get(ident):
                     self.pending[ident] = max(0, self.pending.get(ident, 0) - 1)
                     return 200, {"status": "pending", "id": ident, "phase": "waiting-for-gpu",
@@ -192,3 +200,47 @@ class AllocatorDouble:
 
     def start(self) -> None:
         self._start()
+
+
+class CountingProxy:
+    """Sits between the router and the real allocator and counts the POSTs it forwards."""
+
+    def __init__(self, upstream_url: str):
+        self.upstream = urlsplit(upstream_url)
+        self.calls: list[float] = []
+        outer = self
+
+        def factory():
+            class Handler(BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+
+                def do_POST(self):  # noqa: N802
+                    import http.client
+                    body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+                    outer.calls.append(time.monotonic())
+                    conn = http.client.HTTPConnection(outer.upstream.hostname,
+                                                      outer.upstream.port, timeout=30)
+                    headers = {k: v for k, v in self.headers.items()
+                               if k.lower() not in ("host", "connection")}
+                    conn.request("POST", self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    conn.close()
+                    self.send_response(resp.status)
+                    for k, v in resp.getheaders():
+                        if k.lower() not in ("connection", "transfer-encoding", "content-length",
+                                             "server", "date"):
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+                def log_message(self, *args):
+                    pass
+            return Handler
+
+        self.server = _Server(factory)
+        self.url = f"http://127.0.0.1:{self.server.port}{self.upstream.path}"
+
+    def close(self) -> None:
+        self.server.close()

@@ -59,12 +59,19 @@ def router_env(*, allocator_url: str, metadata_url: str, redis_port: int, redis_
     return env
 
 
-def start_router(env: dict[str, str]) -> ManagedProcess:
+def start_router(env: dict[str, str], tmp_mb: int | None = None) -> ManagedProcess:
+    """With `tmp_mb`, the router's run dir (its nginx.conf and every temporary file, as under
+    /tmp in the router pod) is a tmpfs of that size, private to the router's processes (a
+    mount namespace of their own), like the pod's size-limited in-memory emptyDir."""
     port = int(env["ROUTER_LISTEN"].rsplit(":", 1)[1])
     conf = str(Path(env["NGINX_RUN_DIR"]) / "nginx.conf")
-    return ManagedProcess([sys.executable, "-m", "sdfleet_router.render_config", "--out", conf,
-                           "--exec", nginx_binary()], port, env=env,
-                          log_name="router").start()
+    command = [sys.executable, "-m", "sdfleet_router.render_config", "--out", conf,
+               "--exec", nginx_binary()]
+    if tmp_mb is not None:
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   f'mount -t tmpfs -o size={tmp_mb}m,mode=0700 sdfleet-router-tmp "$1" '
+                   '&& shift && exec "$@"', "sh", env["NGINX_RUN_DIR"], *command]
+    return ManagedProcess(command, port, env=env, log_name="router").start()
 
 
 def start_nginx(name: str, http_block: str, port: int, *, run_dir: str | None = None,

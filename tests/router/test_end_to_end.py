@@ -19,9 +19,8 @@ BOB = "accounts.google.com:200000000000000000002"
 ALICE_ID, BOB_ID = "g-100000000000000000001", "g-200000000000000000002"
 
 
-@pytest.fixture
-def world(redis_server, iap):
-    agones = AgonesEmulator(token="k8s-router-e2e", fleet="sdfleet-webui").start()
+def real_allocator(redis_server, iap, agones: AgonesEmulator) -> tuple[ManagedProcess, str]:
+    """functions/allocator under functions-framework against the emulator; and its URL."""
     port = free_port()
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "functions"), "THREADS": "8",
            "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port),
@@ -36,8 +35,16 @@ def world(redis_server, iap):
          str(ROOT / "functions" / "allocator" / "main.py"), "--target", "allocate",
          "--host", "127.0.0.1", "--port", str(port)],
         port=port, env=env, cwd=str(ROOT), log_name="allocator").start(timeout=30)
-    platform = Platform(redis_server, iap, allocator_url=f"http://127.0.0.1:{port}/allocate",
-                        ROUTE_CACHE_SECONDS="1")
+    return allocator, f"http://127.0.0.1:{port}/allocate"
+
+
+@pytest.fixture
+def world(redis_server, iap):
+    agones = AgonesEmulator(token="k8s-router-e2e", fleet="sdfleet-webui").start()
+    allocator, url = real_allocator(redis_server, iap, agones)
+    # allocator asked at every failure, so a pod Agones found dead is replaced at once
+    platform = Platform(redis_server, iap, allocator_url=url,
+                        ROUTE_CACHE_SECONDS="1", RESTART_RECHECK_SECONDS="0")
     yield platform, agones
     platform.close()
     allocator.stop()

@@ -11,7 +11,7 @@ import pytest
 from tests.router.harness import DEBIAN_LUA_MODULES, ROUTER_DIR, nginx_binary
 
 sys.path.insert(0, str(ROUTER_DIR))
-from sdfleet_router.render_config import Settings, render  # noqa: E402
+from sdfleet_router.render_config import Settings, render, size_in_bytes  # noqa: E402
 
 BASE = {"ALLOCATOR_URL": "https://allocate-abc123-uc.a.run.app/allocate"}
 
@@ -40,9 +40,10 @@ def test_timeouts_and_limits_come_from_the_environment():
     text = render(Settings.from_env({**BASE, "PROXY_READ_TIMEOUT": "7200s",
                                      "PROXY_CONNECT_TIMEOUT": "3s",
                                      "CLIENT_MAX_BODY_SIZE": "2g"}))
-    # the hot path, the deciding path and the retry after a re-allocation all use them
-    assert text.count("proxy_read_timeout 7200s;") == 3
-    assert text.count("proxy_connect_timeout 3s;") == 3
+    # the hot path, the deciding path, the retry after a re-allocation and the streamed
+    # upload all use them
+    assert text.count("proxy_read_timeout 7200s;") == 4
+    assert text.count("proxy_connect_timeout 3s;") == 4
     assert "client_max_body_size 2g;" in text
 
 
@@ -53,6 +54,7 @@ def test_timeouts_and_limits_come_from_the_environment():
     ("REDIS_HOST", "redis;evil"),
     ("NGINX_MODULES", "/x.so; include /etc/passwd"),
     ("METADATA_URL", "http://metadata internal"),
+    ("PUBLIC_SCHEME", "https; evil"),
 ])
 def test_values_that_could_inject_directives_are_refused(name, value):
     with pytest.raises(ValueError):
@@ -85,3 +87,13 @@ def test_redis_tls_is_always_verified():
     text = render(Settings.from_env({**BASE, "REDIS_TLS": "true",
                                      "REDIS_CA_FILE": "/etc/sdfleet/redis-ca.pem"}))
     assert "lua_ssl_trusted_certificate /etc/sdfleet/redis-ca.pem;" in text
+
+
+@pytest.mark.parametrize("size, expected", [("200m", 200 * 1024 ** 2), ("1g", 1024 ** 3),
+                                            ("512k", 512 * 1024), ("4096", 4096),
+                                            ("3M", 3 * 1024 ** 2)])
+def test_upload_limit_reaches_lua_in_bytes_as_nginx_reads_it(size, expected):
+    # ngx_parse_offset (src/core/ngx_parse.c): k/K = 1024, m/M = 1024^2, g/G = 1024^3
+    assert size_in_bytes(size) == expected
+    text = render(Settings.from_env({**BASE, "CLIENT_MAX_BODY_SIZE": size}))
+    assert f'"max_upload_bytes": {expected}' in text and f"client_max_body_size {size};" in text

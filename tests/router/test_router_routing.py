@@ -101,6 +101,7 @@ def test_killed_pod_leads_to_reallocation(platform, redis):
     assert request(platform.port, "/", token=token).json()["backend"] == "first-pod"
 
     first.stop()  # the pod is gone; mapping and router cache still point at it
+    platform.allocator.pod_gone(first.target)
     body = b"x" * 50_000  # the same request, body included, reaches the new pod
     reply = request(platform.port, "/run", token=token, method="POST", body=body)
     assert reply.status == 200 and reply.json()["backend"] == "second-pod"
@@ -151,6 +152,7 @@ def test_dead_pod_and_no_replacement_gives_waiting_page(platform, redis):
     token = platform.iap.mint(sub=ALICE)
     request(platform.port, "/", token=token)
     pod.stop()
+    platform.allocator.pod_gone(pod.target)
     reply = request(platform.port, "/", token=token, html=True)
     assert reply.status == 503 and "Starting your Stable Diffusion WebUI" in reply.text
     assert redis("EXISTS", f"sdfleet:map:{ALICE_ID}") == 0

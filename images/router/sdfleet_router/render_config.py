@@ -43,6 +43,8 @@ class LuaSettings:
     activity_interval_seconds: float = 5.0
     rejected_token_seconds: float = 5.0
     retry_after_seconds: int = 5
+    restart_poll_seconds: int = 3   # how often the waiting page asks while a WebUI restarts
+    restart_recheck_seconds: float = 20.0  # allocator asked again about a restarting pod
     allocator_bearer: bool = True
 
 
@@ -57,6 +59,7 @@ class Settings:
     worker_processes: str = "auto"
     worker_connections: int = 4096
     client_max_body_size: str = "512m"
+    public_scheme: str = "https"
     proxy_read_timeout: str = "3600s"
     proxy_send_timeout: str = "3600s"
     proxy_connect_timeout: str = "5s"
@@ -95,6 +98,7 @@ class Settings:
             activity_interval_seconds=float(get("ACTIVITY_INTERVAL_SECONDS", "5")),
             rejected_token_seconds=float(get("REJECTED_TOKEN_SECONDS", "5")),
             retry_after_seconds=int(get("RETRY_AFTER_SECONDS", "5")),
+            restart_recheck_seconds=float(get("RESTART_RECHECK_SECONDS", "20")),
             allocator_bearer=metadata_url != "none",
         )
         return cls(
@@ -106,6 +110,7 @@ class Settings:
             worker_processes=get("NGINX_WORKER_PROCESSES", "auto"),
             worker_connections=int(get("NGINX_WORKER_CONNECTIONS", "4096")),
             client_max_body_size=get("CLIENT_MAX_BODY_SIZE", "512m"),
+            public_scheme=get("PUBLIC_SCHEME", "https"),
             proxy_read_timeout=get("PROXY_READ_TIMEOUT", "3600s"),
             proxy_send_timeout=get("PROXY_SEND_TIMEOUT", "3600s"),
             proxy_connect_timeout=get("PROXY_CONNECT_TIMEOUT", "5s"),
@@ -130,6 +135,7 @@ class Settings:
             (TIME, self.proxy_connect_timeout, "PROXY_CONNECT_TIMEOUT"),
             (TIME, self.allocator_timeout, "ALLOCATOR_TIMEOUT"),
             (SIZE, self.client_max_body_size, "CLIENT_MAX_BODY_SIZE"),
+            (re.compile(r"https?"), self.public_scheme, "PUBLIC_SCHEME"),
             (SIZE, self.token_cache_size, "token_cache_size"),
             (HOSTPORT, self.verifier_addr, "VERIFIER_ADDR"),
             (re.compile(r"auto|[0-9]+"), self.worker_processes, "NGINX_WORKER_PROCESSES"),
@@ -156,6 +162,13 @@ class Settings:
                 raise ValueError(f"{name} has an unsupported value: {value!r}")
 
 
+def size_in_bytes(size: str) -> int:
+    """An nginx size (`200m`, `1g`, `512k`, `1024`) in bytes, as nginx reads it (ngx_parse_offset)."""
+    unit = size[-1].lower()
+    scale = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+    return int(size[:-1]) * scale[unit] if unit in scale else int(size)
+
+
 def _allocator_tls(settings: Settings) -> str:
     if urlsplit(settings.allocator_url).scheme != "https":
         return ""
@@ -178,33 +191,42 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return re.sub(r"\{\{([a-z_]+)\}\}", substitute, template)
 
 
-# Identity headers a client (or IAP itself) may send to impersonate someone never reach the
-# pod. Names known exactly (IAP's own, added to every request; oauth2-proxy's; common SSO
-# ones) are blanked in every proxy block, the cheapest way nginx has. The families known
-# only by prefix are removed at the server level by headers-more (part of OpenResty), whose
-# cost grows with names x headers, so it gets only the two patterns.
-FORGEABLE_HEADERS = (
-    "X-Goog-Authenticated-User-Email", "X-Goog-Authenticated-User-Id",
-    "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username",
-    "X-Forwarded-Groups", "Remote-User", "X-Remote-User", "X-User", "X-Email",
-    "X-User-Email", "X-Webauth-User",
+# Identity-like headers a client (or IAP itself) may send never reach Lua or the pod. They
+# are cleared by family (a name prefix), not by a list of names, so a variant nobody listed
+# (`X-Authenticated-Email`, `X-Remote-Email`, `X-Forwarded-Access-Token`, ...) is cleared too:
+# headers-more (`more_clear_input_headers` with a trailing `*`, built into OpenResty) removes
+# them from the request at the server level. Each family costs one pass over the request's
+# headers (about 130 instructions per request on a minimal request, more with a browser's
+# twenty headers), so the families are few and broad: the conventions of generic auth
+# proxies, which is what a WebUI or an extension could be configured to trust. The router
+# sets X-Forwarded-For (the client address) and X-Forwarded-Proto (PUBLIC_SCHEME: the load
+# balancer only serves HTTPS) itself. The person's assertion (`X-Goog-Iap-Jwt-Assertion`) is
+# read by the router and blanked in every proxy block, like `Proxy-Authorization`.
+FORGEABLE_HEADER_PATTERNS = (
+    "X-Sdfleet-*",             # ours: only the router sets them
+    "X-Auth*",                 # X-Auth-User, X-Auth-Request-*, X-Authenticated-*, X-Authorization
+    "X-Forwarded-*",           # oauth2-proxy: -User, -Email, -Groups, -Access-Token, -Preferred-*
+    "X-Remote-*", "Remote-*",  # Apache-style REMOTE_USER, Authelia's Remote-User/-Email/-Groups
+    "X-Goog-Authenticated-*",  # IAP's unsigned identity headers (added to every request)
+    "X-Iap-*",
+    "X-User*", "X-Email*",     # X-User, X-User-Email, X-User-Id, X-Username, X-Email
+    "X-Webauth-*",             # Grafana-style auth proxy
 )
-FORGEABLE_HEADER_PATTERNS = ("X-Sdfleet-*", "X-Auth-Request-*")
 
 
 def render(settings: Settings) -> str:
     settings.validate()
     proxy_template = (HERE / "proxy_to_pod.conf.template").read_text()
     values = {
-        "blank_forgeable_headers": "".join(f'            proxy_set_header {name} "";\n'
-                                           for name in FORGEABLE_HEADERS),
         "forgeable_header_patterns": " ".join(f'"{p}"' for p in FORGEABLE_HEADER_PATTERNS),
         "proxy_read_timeout": settings.proxy_read_timeout,
         "proxy_send_timeout": settings.proxy_send_timeout,
         "proxy_connect_timeout": settings.proxy_connect_timeout,
+        "public_scheme": settings.public_scheme,
     }
     lua_settings = asdict(settings.lua)
     lua_settings["allocator_audience"] = settings.allocator_audience
+    lua_settings["max_upload_bytes"] = size_in_bytes(settings.client_max_body_size)
     websocket_activity = ('            header_filter_by_lua_block {\n'
                           '                require("sdfleet.router").header_filter()\n'
                           '            }\n')
@@ -213,11 +235,26 @@ def render(settings: Settings) -> str:
                     '                require("sdfleet.router").log()\n'
                     '            }\n')
 
-    def proxy_block(failure_location: str, websockets: bool, records_activity: bool = True) -> str:
+    buffered_body = (
+        "            # A kept-alive connection the pod closed as a request arrived: nginx itself\n"
+        "            # grants one more try on a new connection, for POSTs too (the pod never read\n"
+        "            # it; the body is in memory). A fresh connection that fails gets no second\n"
+        "            # try here: that is a pod failure, for the failure location.\n"
+        "            proxy_next_upstream error timeout non_idempotent;\n")
+    streamed_body = (
+        "            # Streamed as it arrives (never under /tmp), on a new connection; it cannot\n"
+        "            # be sent twice, so there is no retry of any kind.\n"
+        "            proxy_request_buffering off;\n"
+        "            proxy_next_upstream off;\n")
+
+    def proxy_block(failure_location: str, websockets: bool, records_activity: bool = True,
+                    streamed: bool = False) -> str:
         activity = (websocket_activity if websockets else "") + (
             log_activity if records_activity else "")
-        return _fill(proxy_template, {**values, "failure_location": failure_location,
-                                      "activity": activity})
+        return _fill(proxy_template, {
+            **values, "failure_location": failure_location, "activity": activity,
+            "upstream": "sdfleet_pod_fresh" if streamed else "sdfleet_pod",
+            "body_handling": streamed_body if streamed else buffered_body})
 
     values.update({
         # The hot path never carries an upgrade and never records activity: it only serves
@@ -226,6 +263,8 @@ def render(settings: Settings) -> str:
                                     records_activity=False),
         "proxy_to_pod_decided": proxy_block("@sdfleet_pod_failed", websockets=True),
         "proxy_to_pod_retry": proxy_block("@sdfleet_pod_failed_again", websockets=True),
+        "proxy_to_pod_streamed": proxy_block("@sdfleet_stream_failed", websockets=False,
+                                             streamed=True),
         "load_modules": "\n".join(f"load_module {m};" for m in settings.nginx_modules),
         "user": f"user {settings.nginx_user};" if settings.nginx_user else "",
         "worker_processes": settings.worker_processes,

@@ -56,9 +56,25 @@ local function from_cache(token, entry)
     return person
 end
 
--- The verified person for this token if this worker already knows it (no I/O).
+-- The verified person for this token if this worker already knows it (no I/O). A token
+-- with a comma is two assertion header lines joined by nginx (see person()): unknown.
 function _M.known_person(token)
+    if find(token, ",", 1, true) then
+        return nil
+    end
     return verdicts:get(token)
+end
+
+-- Exactly one assertion. A JWT never contains a comma; nginx >= 1.23 (OpenResty 1.27 in
+-- the image) joins repeated header lines with ", " in $http_* variables (nginx 1.23.0
+-- CHANGES; ngx_http_variable_unknown_header, src/http/ngx_http_variables.c), while 1.22
+-- (Debian, the tests) returns the first line only, so the header table is also checked
+-- here, on the deciding path that every token passes before it is cached.
+local function repeated(token)
+    if find(token, ",", 1, true) then
+        return true
+    end
+    return type(ngx.req.get_headers(100)["x-goog-iap-jwt-assertion"]) == "table"
 end
 
 -- The person behind this request: {id=, email=}, or nil, http status, reason.
@@ -66,6 +82,9 @@ function _M.person()
     local token = ngx.var.http_x_goog_iap_jwt_assertion
     if not token or token == "" then
         return nil, 401, "missing-assertion"
+    end
+    if repeated(token) then
+        return nil, 400, "duplicate-assertion"
     end
     local person = verdicts:get(token)
     if person then

@@ -2,6 +2,7 @@
 -- explains and continues by itself, or a page that says what failed and when to retry.
 -- Browsers get HTML; scripts (fetch, Gradio's API calls) get JSON with the same facts.
 local cjson = require("cjson.safe")
+local config = require("sdfleet.config")
 
 local _M = {}
 
@@ -10,7 +11,11 @@ local PHASES = {
     ["starting"] = "Your WebUI is starting.",
     ["loading-model"] = "Your WebUI is loading the model.",
     ["not-allocated"] = "Looking for a WebUI for you.",
+    ["restarting"] = "Your WebUI is restarting. It opens again here as soon as it answers.",
 }
+
+-- A fetch from an open page (allocate_on_reload: it may not start a pod itself)
+local NOT_RUNNING = "Your WebUI is not running. Reload the page to start it again."
 
 local REASONS = {
     ["redis-unavailable"] = "The session store is not reachable right now.",
@@ -28,6 +33,18 @@ end
 local function wants_html()
     local accept = ngx.var.http_accept or ""
     return accept:find("text/html", 1, true) ~= nil
+end
+
+-- Gradio's browser client turns a 503 on its queue routes into "This application is
+-- currently busy" and shows, for any other error status, the response's `detail` (or
+-- `error`): gradio client/js/src/utils/submit.ts (gradio 5.x: `status === 503` ->
+-- QUEUE_FULL_MSG, else `response.detail || response.error`); gradio 3.41's client shows
+-- `output.error` of a failed /run/predict (client/js/src/client.ts). So a browser's script
+-- request (Sec-Fetch-Dest: empty: fetch, XHR, EventSource) that the pod cannot answer gets
+-- 502 with the sentence in both fields; other clients keep 503 + Retry-After, which they
+-- retry.
+local function from_page_script()
+    return ngx.var.http_sec_fetch_dest == "empty"
 end
 
 local function send(status, html, json, retry_after)
@@ -82,9 +99,12 @@ function _M.status_json(decision)
         return { status = "ready" }
     end
     if decision.action == "wait" then
+        local message = decision.message or PHASES[decision.phase] or PHASES.starting
+        if decision.allocate_on_reload and from_page_script() then
+            message = NOT_RUNNING
+        end
         return { status = "pending", phase = decision.phase or "starting",
-                 message = decision.message or PHASES[decision.phase] or PHASES.starting,
-                 retryAfterSeconds = decision.retry_after }
+                 message = message, retryAfterSeconds = decision.retry_after }
     end
     return { status = "unavailable", reason = decision.reason,
              message = decision.message or REASONS[decision.reason]
@@ -102,7 +122,60 @@ function _M.waiting(decision)
         .. "it is ready. A new GPU machine can take a few minutes.</p>"
         .. string.format(WAITING_SCRIPT, facts.retryAfterSeconds or 3))
     -- 503 + Retry-After: the page is not the content; nothing may cache it as such.
+    if not wants_html() and from_page_script() then
+        facts.detail, facts.error = facts.message, facts.message
+        return send(502, html, facts, facts.retryAfterSeconds or 3)
+    end
     return send(503, html, facts, facts.retryAfterSeconds or 3)
+end
+
+-- A streamed upload whose pod failed under it: it cannot be sent again.
+function _M.upload_lost(decision)
+    local facts = _M.status_json(decision)
+    local what = "Your upload did not reach your WebUI: it stopped answering while the upload "
+        .. "was on its way. "
+    if decision.action == "proxy" then
+        facts.message = what .. "Your WebUI is back; upload again."
+    else
+        facts.message = what .. facts.message .. " Upload again once it answers."
+    end
+    facts.detail, facts.error = facts.message, facts.message
+    local html = page("Upload not delivered",
+        "<h1>Upload not delivered</h1><p>" .. escape(facts.message) .. "</p>")
+    return send(502, html, facts, facts.retryAfterSeconds or 3)
+end
+
+-- error_page 413: the body is larger than client_max_body_size (webui.maxUploadMb).
+function _M.too_large()
+    local limit = math.floor(config.settings.max_upload_bytes / 1048576)
+    local declared = tonumber(ngx.var.content_length or "")
+    local message = "This upload is larger than the " .. limit .. " MB this platform accepts"
+        .. (declared and string.format(" (it is %.0f MB)", declared / 1048576) or "")
+        .. ". Nothing was sent to your WebUI; upload a smaller file."
+    local html = page("Upload too large", "<h1>Upload too large</h1><p>" .. escape(message)
+        .. "</p>")
+    return send(413, html, { status = "error", error = message, detail = message,
+                             reason = "upload-too-large", limitBytes = config.settings.max_upload_bytes })
+end
+
+-- error_page 500: whatever nginx itself failed at (a full temporary directory, a bad
+-- target), said in words instead of nginx's bare page.
+function _M.router_error()
+    local message = "The router could not handle this request (an internal error; it is "
+        .. "logged). Your WebUI and your files are not affected; try again."
+    local html = page("Router error", "<h1>Router error</h1><p>" .. escape(message) .. "</p>")
+    return send(500, html, { status = "error", error = message, detail = message,
+                             reason = "router-error" })
+end
+
+-- 400: a request the router refuses to interpret, e.g. two sign-in assertions.
+function _M.refused(reason)
+    local message = "This request carried two sign-in assertions "
+        .. "(x-goog-iap-jwt-assertion); the router accepts exactly one. Reload the page."
+    local html = page("Request refused", "<h1>Request refused</h1><p>" .. escape(message)
+        .. "</p><p>Reason: " .. escape(reason) .. "</p>")
+    return send(400, html, { status = "error", error = "bad-request", reason = reason,
+                             message = message })
 end
 
 function _M.unavailable(decision)

@@ -14,7 +14,9 @@ local PEER_SECONDS = 3600
 local _M = {}
 
 local function respond(decision)
-    if decision.action == "wait" then
+    if decision.action == "refused" then
+        return pages.refused(decision.reason)
+    elseif decision.action == "wait" then
         return pages.waiting(decision)
     elseif decision.action == "unauthenticated" then
         return pages.unauthenticated("allocator-refused")
@@ -27,7 +29,9 @@ local function verified_person()
     if person then
         return person
     end
-    if status == 401 then
+    if status == 400 then
+        pages.refused(reason)
+    elseif status == 401 then
         pages.unauthenticated(reason)
     else
         pages.unavailable({ action = "unavailable", reason = reason })
@@ -61,6 +65,23 @@ function _M.cached_target()
     return target
 end
 
+-- Side requests of a page (its images, scripts, styles, the favicon) and fetches made by an
+-- open page never start a pod: only a page load (or a client that is not a browser) does,
+-- and the waiting page's status polls. Browsers say which is which (Sec-Fetch-Dest, Fetch
+-- Metadata: https://www.w3.org/TR/fetch-metadata/); the favicon and robots.txt are asked
+-- for without a page by some clients.
+local SIDE_PATHS = { ["/favicon.ico"] = true, ["/robots.txt"] = true,
+                     ["/apple-touch-icon.png"] = true }
+local PAGE_DESTS = { document = true, iframe = true, frame = true }
+
+local function may_allocate()
+    if SIDE_PATHS[ngx.var.uri] then
+        return false
+    end
+    local dest = ngx.var.http_sec_fetch_dest
+    return dest == nil or dest == "" or PAGE_DESTS[dest] == true
+end
+
 -- access_by_lua in @sdfleet_decide: everything the hot path could not answer.
 local function access()
     local person = verified_person()
@@ -68,7 +89,7 @@ local function access()
         return
     end
     tell_pod(person)
-    local decision = routing.decide(person)
+    local decision = routing.decide(person, nil, may_allocate())
     if decision.action ~= "proxy" then
         return respond(decision)
     end
@@ -95,13 +116,37 @@ function _M.balance()
     end
 end
 
--- /_sdfleet/status, polled by the waiting page: the same decision, without proxying.
+-- Does the person's WebUI at this target answer? "up", "someone-else" (421) or "down".
+local function probe(person, target)
+    local res = ngx.location.capture("/_sdfleet/probe", { vars = {
+        sdfleet_target = target, sdfleet_id = person.id, sdfleet_email = person.email } })
+    if res.status == 421 then
+        return "someone-else"
+    elseif res.status == 0 or (res.status >= 502 and res.status <= 504) then
+        return "down"
+    end
+    return "up"
+end
+
+-- /_sdfleet/status, polled by the waiting page: "ready" only once the person's WebUI
+-- answers, so the page never reloads into a WebUI that is still down.
 local function status()
     local person = verified_person()
     if not person then
         return
     end
-    local facts = pages.status_json(routing.decide(person))
+    local decision = routing.decide(person, nil, true)
+    if decision.action == "proxy" then
+        local answer = probe(person, decision.target)
+        if answer == "up" then
+            routing.answered(person.id)
+        else
+            decision = routing.after_failure(person, decision.target,
+                                             answer == "someone-else", true)
+            -- a new pod from the allocator is ready; its first page load proves it
+        end
+    end
+    local facts = pages.status_json(decision)
     ngx.header["Cache-Control"] = "no-store"
     if facts.status ~= "ready" then
         ngx.header["Retry-After"] = tostring(facts.retryAfterSeconds or 3)
@@ -117,15 +162,17 @@ local function failed_pod()
     return status, unreachable, ngx.var.sdfleet_id, ngx.var.sdfleet_target
 end
 
--- error_page for the first attempt: invalidate the mapping, allocate again, try once more.
+-- error_page for the first attempt: a pod that says it is someone else's loses its
+-- mapping; a pod that does not answer is either restarting (the person waits for it) or
+-- gone (the allocator gives a new one, and the request is sent there once).
 local function pod_failed()
     local status, unreachable, id, target = failed_pod()
     if not unreachable then
         return pages.pod_error(status)
     end
-    ngx.log(ngx.WARN, "pod ", target, " of ", id, " unreachable (", status, "); re-allocating")
-    routing.forget(id, target)
-    local decision = routing.decide({ id = id, email = ngx.var.sdfleet_email }, target)
+    ngx.log(ngx.WARN, "pod ", target, " of ", id, " unreachable (", status, ")")
+    local decision = routing.after_failure({ id = id, email = ngx.var.sdfleet_email }, target,
+                                           status == 421, may_allocate())
     if decision.action ~= "proxy" then
         return respond(decision)
     end
@@ -133,15 +180,32 @@ local function pod_failed()
     return ngx.exec("@sdfleet_pod_retry")
 end
 
--- error_page for the retry: invalidate again if needed, then let the waiting page poll.
+-- error_page for the retry: the new pod failed too; let the waiting page poll.
 local function pod_failed_again()
     local status, unreachable, id, target = failed_pod()
     if not unreachable then
         return pages.pod_error(status)
     end
-    routing.forget(id, target)
-    return pages.waiting({ action = "wait", phase = "starting",
-                           message = "Your WebUI stopped answering; getting you a new one." })
+    local decision = routing.after_failure({ id = id, email = ngx.var.sdfleet_email }, target,
+                                           status == 421, false)
+    if decision.action == "proxy" then  -- yet another pod: the waiting page moves on to it
+        decision = { action = "wait", phase = "starting",
+                     message = "Your WebUI stopped answering; getting you a new one." }
+    end
+    return respond(decision)
+end
+
+-- error_page for a streamed upload: its body cannot be sent again, so the person is told
+-- what happened and uploads again once their WebUI answers. Never allocates.
+local function stream_failed()
+    local status, unreachable, id, target = failed_pod()
+    if not unreachable then
+        return pages.pod_error(status)
+    end
+    ngx.log(ngx.WARN, "pod ", target, " of ", id, " unreachable (", status, ") under an upload")
+    local decision = routing.after_failure({ id = id, email = ngx.var.sdfleet_email }, target,
+                                           status == 421, false)
+    return pages.upload_lost(decision)
 end
 
 -- header_filter_by_lua: a WebSocket the pod accepted counts as activity at once.
@@ -156,7 +220,9 @@ end
 -- 401/503, so the status alone says who served the response.
 function _M.log()
     if ngx.status < 400 then
-        activity.served(ngx.var.sdfleet_id)
+        local id = ngx.var.sdfleet_id
+        activity.served(id)
+        routing.answered(id)
     end
 end
 
@@ -180,5 +246,6 @@ _M.access = guarded(access)
 _M.status = guarded(status)
 _M.pod_failed = guarded(pod_failed)
 _M.pod_failed_again = guarded(pod_failed_again)
+_M.stream_failed = guarded(stream_failed)
 
 return _M

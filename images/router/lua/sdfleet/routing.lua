@@ -11,6 +11,10 @@ local _M = {}
 -- identity -> target for a few seconds, per worker (a worker that finds the pod dead
 -- invalidates its own entry; other workers find out on their own next failure)
 local routes = ttlcache.new(10000)
+local restarting = ngx.shared.sdfleet_restarting
+-- A WebUI restart (crash, model switch, out of memory) takes seconds to minutes. Past this,
+-- the allocator is asked again (the culler has dropped a pod that is really gone by then).
+local RESTART_MEMORY_SECONDS = 600
 local TARGET_PATTERN = "^%d+%.%d+%.%d+%.%d+:%d+$"
 
 local function proxy(id, target)
@@ -28,22 +32,54 @@ function _M.known_target(id)
     return routes:get(id)
 end
 
+-- Whether to ask the allocator again about a pod remembered as restarting: once per
+-- restart_recheck_seconds per replica, in case Agones has meanwhile found the pod unhealthy
+-- (its supervisor gave up) and the culler has not yet dropped the mapping.
+local function recheck_due(id)
+    local every = config.settings.restart_recheck_seconds
+    if every <= 0 then
+        return true
+    end
+    return (restarting:add("recheck:" .. id, true, every))
+end
+
+local function restarting_wait()
+    return { action = "wait", phase = "restarting",
+             retry_after = config.settings.restart_poll_seconds }
+end
+
 -- A decision: {action="proxy", target=}, {action="wait", phase=, message=, retry_after=},
 -- {action="unavailable", reason=, message=, retry_after=} or {action="unauthenticated"}.
 -- Only the verified id is ever a cache or Redis key, so nobody is sent to another's pod.
-function _M.decide(person, avoid_target)
-    local target = routes:get(person.id)
+--   avoid_target   the pod that just failed: never the answer
+--   may_allocate   false for requests nobody is looking at (a page's images, scripts,
+--                  styles, favicon, fetches of an open page): they never start a pod
+-- A pod that failed while the allocator still counts it as the person's (a WebUI
+-- restarting) is remembered per replica; until its WebUI answers again the person waits
+-- for it, and the allocator is not asked again while the mapping still points there.
+function _M.decide(person, avoid_target, may_allocate)
+    local id = person.id
+    local target = routes:get(id)
     if target and target ~= avoid_target then
         return { action = "proxy", target = target }
     end
 
-    local stored, err = store.target(person.id)
+    local stored, err = store.target(id)
     if err then
         ngx.log(ngx.ERR, "redis unavailable: ", err)
         return unavailable("redis-unavailable")
     end
-    if stored and stored ~= avoid_target and stored:match(TARGET_PATTERN) then
-        return proxy(person.id, stored)
+    if stored and stored:match(TARGET_PATTERN) then
+        if stored ~= avoid_target then
+            return proxy(id, stored)
+        end
+        if restarting:get(id) == stored and not recheck_due(id) then
+            return restarting_wait()
+        end
+    end
+    if may_allocate == false then
+        return { action = "wait", phase = "not-allocated", allocate_on_reload = true,
+                 retry_after = config.settings.retry_after_seconds }
     end
 
     local answer, alloc_err = allocator.allocate()
@@ -55,23 +91,46 @@ function _M.decide(person, avoid_target)
         return { action = "unauthenticated" }
     end
     if answer.status == "ready" then
-        if answer.id ~= person.id or type(answer.target) ~= "string"
+        if answer.id ~= id or type(answer.target) ~= "string"
                 or not answer.target:match(TARGET_PATTERN) then
             ngx.log(ngx.ERR, "allocator answered ready with a mismatched id or bad target")
             return unavailable("allocator-mismatch")
         end
-        if answer.target == avoid_target then  -- still the pod that just failed
-            return { action = "wait", phase = "starting",
-                     message = "Your WebUI is restarting.",
-                     retry_after = config.settings.retry_after_seconds }
+        if answer.target == avoid_target then  -- still this person's pod: its WebUI restarts
+            restarting:set(id, answer.target, RESTART_MEMORY_SECONDS)
+            recheck_due(id)  -- starts the interval
+            return restarting_wait()
         end
-        return proxy(person.id, answer.target)
+        return proxy(id, answer.target)
     end
     if answer.status == "pending" then
         return { action = "wait", phase = answer.phase, message = answer.message,
                  retry_after = tonumber(answer.retryAfterSeconds) or 3 }
     end
     return unavailable(answer.reason or "unavailable", answer.message, answer.retryAfterSeconds)
+end
+
+-- The WebUI at this target answered: it is no longer restarting.
+function _M.answered(id)
+    if restarting:get(id) then
+        restarting:delete(id)
+        restarting:delete("recheck:" .. id)
+    end
+end
+
+-- After the pod failed as a pod (see pod_unreachable): where this person goes now. A pod
+-- that says it is someone else's (421) loses its mapping at once; a pod that does not
+-- answer keeps it, and the allocator (which asks Agones) decides whether it is still the
+-- person's pod (then the person waits for its WebUI) or gives a new one.
+function _M.after_failure(person, failed_target, someone_elses, may_allocate)
+    if routes:get(person.id) == failed_target then
+        routes:delete(person.id)
+    end
+    if someone_elses then
+        _M.answered(person.id)
+        _M.forget(person.id, failed_target)
+    end
+    return _M.decide(person, failed_target, may_allocate)
 end
 
 local function last_entry(value)
