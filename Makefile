@@ -42,9 +42,6 @@ debian-packages:
 plan: $(VENV)/.core-installed
 	@$(PY) -m tools.plan --stack $(STACK) --format $(FORMAT)
 
-test: $(VENV)/.dev-installed debian-packages
-	$(PY) -m pytest $(PYTEST_ARGS)
-
 # configurable-http-proxy (the peer bench_router measures), from npm at the locked version,
 # into benchmarks/chp/node_modules; needs the machine's Node.js >= 20 and npm.
 CHP_DIR := benchmarks/chp
@@ -53,6 +50,9 @@ $(CHP_DIR)/node_modules/.installed: $(CHP_DIR)/package.json $(CHP_DIR)/package-l
 	@command -v npm >/dev/null || { echo "make bench needs Node.js >= 20 with npm" >&2; exit 1; }
 	npm ci --prefix $(CHP_DIR) --no-audit --no-fund --loglevel=error
 	@touch $@
+
+test: $(VENV)/.dev-installed debian-packages $(CHP_DIR)/node_modules/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev-installed debian-packages $(CHP_DIR)/node_modules/.installed
 	@$(PY) -m benchmarks.run

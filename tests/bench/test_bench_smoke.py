@@ -30,7 +30,7 @@ TINY = {"benchmarks.bench_router": ["--rounds", "1", "--seconds", "1", "--warmup
 def outputs() -> dict[str, dict[str, dict[str, str]]]:
     """module -> BENCH name -> fields, from both benchmarks run side by side."""
     if not CHP_BIN.exists():  # the same install step as `make bench` (npm ci, locked version)
-        subprocess.run(["make", "-s", str(CHP_BIN.parent.parent / ".installed")], cwd=ROOT,
+        subprocess.run(["make", "-s", (CHP_BIN.parent.parent / ".installed").relative_to(ROOT).as_posix()], cwd=ROOT,
                        check=True, timeout=300)
     procs = {module: subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
                                       text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
