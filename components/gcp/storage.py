@@ -2,7 +2,7 @@
 
 Layout on the share: `models/` (filled by the model sync Job, mounted read-only by WebUI
 containers) and `users/<id>/` (touched only by the trusted sync sidecar of the pod allocated
-to that person). Capacity is validated against the tier's minimum in components/config.py.
+to that person). Capacity is validated against the tier's minimum in components/config/rules.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ or Pulumi.aws-dev.yaml) and names the key its error must start with. Every case 
 through the real loader (`parse_stack_config`, what `make plan` calls); a sample also runs
 `python -m tools.plan` as a user would, for exit status 2 and no traceback. Each of these
 configs passed silently, or crashed later (the cost estimator on `61 25 * * 9`), before the
-rules in components/config.py.
+rules in components/config/.
 """
 
 from __future__ import annotations

@@ -1,0 +1,345 @@
+"""The config models: one section per component (`GpuPoolConfig` for a GPU node pool,
+`CacheConfig` for Memorystore, ...), `PlatformConfig` for the whole `sdfleet:platform` key and
+`StackConfig` for it with the provider keys. Structure, types and single-value rules only; the
+rules that involve more than one field are in `components.config.rules`."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from components.config.fields import (Accelerator, Cidr, Cron, DnsLabel, Ec2InstanceType,
+                                      GceMachineType, ImageHost, Quantity, Section, Timezone,
+                                      _download_url, _gpu_count, _hf_repo_id, _member,
+                                      _relative_path, _revision)
+
+class NetworkConfig(Section):
+    """GCP VPC ranges: one subnet for nodes, secondary ranges for pods and services."""
+
+    nodes_cidr: Cidr = "10.10.0.0/20"
+    pods_cidr: Cidr = "10.16.0.0/14"
+    services_cidr: Cidr = "10.20.0.0/20"
+    control_plane_cidr: Annotated[Cidr, Field(description="a /28 for the GKE control plane")] = \
+        "172.16.0.0/28"
+    # Private services access (Filestore, Memorystore) peers into this range.
+    private_services_cidr: Cidr = "10.30.0.0/20"
+    # Serverless VPC Access connector for the functions' egress to Redis and the cluster.
+    connector_cidr: Cidr = "10.31.0.0/28"
+
+    @field_validator("connector_cidr")
+    @classmethod
+    def _connector_is_28(cls, value: str) -> str:
+        if ipaddress.ip_network(value).prefixlen != 28:
+            raise ValueError("a Serverless VPC Access connector needs a /28, e.g. 10.31.0.0/28")
+        return value
+
+    @field_validator("control_plane_cidr")
+    @classmethod
+    def _control_plane_is_28(cls, value: str) -> str:
+        if ipaddress.ip_network(value).prefixlen != 28:
+            raise ValueError("GKE needs a /28 for the control plane, e.g. 172.16.0.0/28")
+        return value
+
+
+class AuthorizedNetwork(Section):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    cidr: Cidr
+
+
+class ClusterConfig(Section):
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    # Node locations; empty means the region's default zones.
+    zones: list[str] = Field(default_factory=list)
+    private_nodes: bool = True
+    # A private endpoint also hides the control plane from authorized networks' public IPs.
+    private_endpoint: bool = False
+    authorized_networks: list[AuthorizedNetwork] = Field(default_factory=list)
+    deletion_protection: bool = True
+
+
+class SystemPoolConfig(Section):
+    """The small always-on pool for the router, Agones controllers and other system pods."""
+
+    machine_type: GceMachineType = "e2-standard-4"
+    min_nodes: Annotated[int, Field(ge=1, le=100)] = 1
+    max_nodes: Annotated[int, Field(ge=1, le=100)] = 3
+    disk_size_gb: Annotated[int, Field(ge=20, le=2000)] = 100
+    disk_type: Literal["pd-standard", "pd-balanced", "pd-ssd"] = "pd-balanced"
+    spot: bool = False
+
+
+class GpuPoolConfig(Section):
+    name: DnsLabel
+    machine_type: GceMachineType
+    accelerator: Accelerator
+    # An int field, not Literal[1, 2, 4, 8]: a Literal admits `true` (True == 1).
+    accelerator_count: Annotated[int, AfterValidator(_gpu_count)] = 1
+    min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_nodes: Annotated[int, Field(ge=1, le=1000)] = 4
+    spot: bool = False
+    disk_size_gb: Annotated[int, Field(ge=50, le=4000)] = 200
+    disk_type: Literal["pd-standard", "pd-balanced", "pd-ssd"] = "pd-ssd"
+    # GPU time-sharing: that many pods share one GPU (None: one pod per GPU).
+    time_sharing_clients: Optional[Annotated[int, Field(ge=2, le=48)]] = None
+    driver_version: Literal["DEFAULT", "LATEST"] = "LATEST"
+    # Node locations for this pool; empty means the cluster's.
+    zones: list[str] = Field(default_factory=list)
+
+
+# --- Storage, cache -----------------------------------------------------------------------------
+
+# Filestore tiers and their smallest instance, in GiB (Filestore docs, "Service tiers").
+FILESTORE_MIN_CAPACITY_GB = {
+    "BASIC_HDD": 1024,
+    "BASIC_SSD": 2560,
+    "ZONAL": 1024,
+    "REGIONAL": 1024,
+    "ENTERPRISE": 1024,
+}
+
+
+class StorageConfig(Section):
+    """Shared store: models (read-only for WebUIs) and people's folders (trusted sync only)."""
+
+    tier: Literal["BASIC_HDD", "BASIC_SSD", "ZONAL", "REGIONAL", "ENTERPRISE"] = "BASIC_HDD"
+    capacity_gb: Annotated[int, Field(ge=1024, le=102400)] = 1024
+    share_name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")] = "sdfleet"
+
+
+class CacheConfig(Section):
+    """Memorystore Redis for routing state and activity (AUTH and TLS always on)."""
+
+    tier: Literal["BASIC", "STANDARD_HA"] = "BASIC"
+    memory_size_gb: Annotated[int, Field(ge=1, le=300)] = 1
+    redis_version: Literal["REDIS_6_X", "REDIS_7_0", "REDIS_7_2"] = "REDIS_7_2"
+
+
+# --- Fleet, culling, access, WebUI, models -------------------------------------------------------
+
+class PeakHours(Section):
+    """A larger warm buffer during working hours (Agones scheduled autoscaling)."""
+
+    start_cron: Cron = "0 8 * * 1-5"
+    duration: Annotated[str, Field(pattern=r"^[0-9]+h([0-9]+m)?$")] = "10h"
+    timezone: Timezone = "Etc/UTC"
+    buffer: Annotated[int, Field(ge=0, le=1000)] = 2
+
+
+
+class FleetConfig(Section):
+    namespace: DnsLabel = "sdfleet-webui"
+    # The GPU pool the WebUI pods run on (name of an entry in gpuPools; default: the first).
+    gpu_pool: Optional[str] = None
+    buffer: Annotated[int, Field(ge=0, le=1000)] = 1
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 8
+    peak_hours: Optional[PeakHours] = None
+    # Low-priority pods that keep GPU nodes up for the next person (0: none).
+    placeholders: Annotated[int, Field(ge=0, le=1000)] = 0
+    cpu: Quantity = "4"
+    memory: Quantity = "16Gi"
+    scratch_size: Quantity = "50Gi"
+
+
+class CullingConfig(Section):
+    idle_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 30
+    max_session_hours: Annotated[int, Field(ge=1, le=7 * 24)] = 8
+    orphan_grace_minutes: Annotated[int, Field(ge=1, le=120)] = 5
+    schedule: Cron = "* * * * *"
+
+
+
+class AccessConfig(Section):
+    """Who may open the platform (IAP) and under which name.
+
+    IAP signs people in with an OAuth client. Without `oauthClientId` it uses the
+    Google-managed client, which admits only accounts of the project's own organization
+    (IAP docs, "Customize an OAuth configuration for IAP": "Google-managed OAuth clients
+    restrict access to users within the same organization"); then `organizationDomain` names
+    that organization and every member must belong to it. People from outside need a custom
+    OAuth client: its id here, its secret in the Pulumi secret `sdfleet:iapOauthClientSecret`.
+    """
+
+    domain: Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$")]
+    members: Annotated[list[Annotated[str, AfterValidator(_member)]], Field(min_length=1)]
+    organization_domain: Optional[Annotated[str, Field(
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$")]] = None
+    # An OAuth 2.0 web client id (`<number>-<id>.apps.googleusercontent.com`).
+    oauth_client_id: Optional[Annotated[str, Field(
+        pattern=r"^[0-9]+-[a-z0-9]+\.apps\.googleusercontent\.com$")]] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "backendServiceId" in data:
+            raise ValueError("access.backendServiceId was removed: the stack now makes the "
+                             "backend service itself, so the IAP audience is known in the same "
+                             "`pulumi up`; delete the key")
+        return data
+
+
+
+class WebuiConfig(Section):
+    framework: Literal["automatic1111", "sdnext", "comfyui"] = "automatic1111"
+    # The AWS variant's ECR tag; GCP stacks tag each image by its content hash (images.py).
+    image_tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "v1"
+    router_replicas: Annotated[int, Field(ge=2, le=20)] = 3
+    request_timeout_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+    max_upload_mb: Annotated[int, Field(ge=1, le=4096)] = 200
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_image_keys(cls, data: Any) -> Any:
+        moved = {"image": "webui-<framework>", "routerImage": "router"}
+        for key, image in moved.items():
+            if isinstance(data, dict) and key in data:
+                raise ValueError(f"webui.{key} moved: set images.prebuilt.{image} to the full "
+                                 "reference instead (or leave it out and the stack builds it)")
+        return data
+
+
+class ModelSpec(Section):
+    """One model for the shared store (docs/contracts.md section 6)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+    # Optional for CivitAI entries only: CivitAI's own type decides the folder.
+    kind: Optional[Literal["checkpoint", "vae", "lora", "controlnet", "embedding", "upscaler",
+                           "extension"]] = None
+    source: Literal["civitai", "url", "huggingface"]
+    civitai_version_id: Optional[Annotated[int, Field(ge=1)]] = None
+    url: Optional[Annotated[str, AfterValidator(_download_url)]] = None
+    repo: Optional[Annotated[str, AfterValidator(_hf_repo_id)]] = None
+    file: Optional[Annotated[str, AfterValidator(_relative_path)]] = None
+    revision: Optional[Annotated[str, AfterValidator(_revision)]] = None
+    sha256: Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = None
+    required: bool = True
+
+
+class ModelsConfig(Section):
+    default_checkpoint: Optional[str] = None
+    items: list[ModelSpec] = Field(default_factory=list)
+
+
+class BudgetConfig(Section):
+    """Caps the policy pack enforces at preview time."""
+
+    max_gpu_nodes: Annotated[int, Field(ge=0, le=10000)] = 16
+
+
+# --- AWS (EKS batch variant) ----------------------------------------------------------------------
+
+# A queue's visibility timeout is the job timeout plus this margin (upload of results, the
+# completion notice, the agent's own start), and SQS allows at most 12 hours.
+AWS_VISIBILITY_MARGIN_SECONDS = 300
+SQS_MAX_VISIBILITY_SECONDS = 43200
+
+
+# The WebUIs a batch runtime can drive: the agent speaks A1111's /sdapi/v1 API or ComfyUI's
+# /prompt + /history + /view API (images/queue-agent/sdfleet_agent/webui.py, comfyui.py).
+BATCH_FRAMEWORKS = ("automatic1111", "comfyui")
+
+
+class AwsRuntimeConfig(Section):
+    """One batch runtime: a queue, a KEDA-scaled workload and its WebUI API image."""
+
+    name: DnsLabel
+    # Which WebUI runs beside the agent: decides the image and the API the agent speaks.
+    framework: Literal["automatic1111", "comfyui"] = "automatic1111"
+    mode: Literal["scaledjob", "scaledobject"] = "scaledjob"
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 4
+    activation_queue_length: Annotated[int, Field(ge=0, le=1000)] = 0
+    queue_length_per_replica: Annotated[int, Field(ge=1, le=1000)] = 1
+    # Requests of the WebUI container (the agent beside it is small); one GPU per pod.
+    cpu: Quantity = "4"
+    memory: Quantity = "16Gi"
+    # The WebUI's own scratch space (/scratch: its data folder, outputs, temp files).
+    scratch_size: Quantity = "50Gi"
+
+
+class AwsConfig(Section):
+    # Split into three private node subnets (a quarter each) and three small public ones.
+    vpc_cidr: Cidr = "10.40.0.0/16"
+    zone_count: Annotated[int, Field(ge=2, le=3)] = 3
+    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = "1.33"
+    # Who may reach the EKS API endpoint publicly; empty keeps it private only.
+    public_access_cidrs: list[Cidr] = Field(default_factory=list)
+    system_instance_type: Ec2InstanceType = "m6i.large"
+    system_nodes: Annotated[int, Field(ge=1, le=20)] = 2
+    gpu_families: Annotated[list[Literal["g4dn", "g5", "g6", "g6e", "p3", "p4d"]],
+                            Field(min_length=1)] = ["g5", "g6"]
+    gpu_limit: Annotated[int, Field(ge=1, le=1000)] = 8
+    time_slicing_replicas: Optional[Annotated[int, Field(ge=2, le=48)]] = None
+    runtimes: Annotated[list[AwsRuntimeConfig], Field(min_length=1)] = \
+        [AwsRuntimeConfig(name="sdwebui")]
+    job_timeout_seconds: Annotated[int, Field(ge=30, le=43200)] = 900
+    max_receive_count: Annotated[int, Field(ge=1, le=100)] = 3
+    results_expiry_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    api_rate_limit: Annotated[float, Field(gt=0, le=10000)] = 5
+    api_burst_limit: Annotated[int, Field(ge=1, le=5000)] = 10
+    api_quota_per_day: Annotated[int, Field(ge=1)] = 5000
+    allowed_image_hosts: list[ImageHost] = Field(default_factory=list)
+    max_image_side: Annotated[int, Field(ge=256, le=4096)] = 1536
+    max_steps: Annotated[int, Field(ge=1, le=500)] = 80
+    max_batch: Annotated[int, Field(ge=1, le=16)] = 4
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_fits_six_subnets(cls, value: str) -> str:
+        if ipaddress.ip_network(value).prefixlen > 20:
+            raise ValueError("the VPC needs at least a /20 (three node subnets and three public "
+                             "/24s), e.g. 10.40.0.0/16")
+        return value
+
+
+class ImagesConfig(Section):
+    """Container images. Built by the stack (Cloud Build on GCP) unless given here."""
+    prebuilt: dict[str, str] = Field(default_factory=dict)  # image name -> full reference
+
+
+class PlatformConfig(Section):
+    cloud: Literal["gcp", "aws"]
+    name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$")] = "sdfleet"
+    # Cost-allocation labels put on every resource that takes labels.
+    labels: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")],
+                 Annotated[str, Field(pattern=r"^[a-z0-9_-]{0,63}$")]] = \
+        Field(default_factory=lambda: {"app": "sdfleet"})
+    network: NetworkConfig = NetworkConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    system_pool: SystemPoolConfig = SystemPoolConfig()
+    gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
+    storage: StorageConfig = StorageConfig()
+    cache: CacheConfig = CacheConfig()
+    fleet: FleetConfig = FleetConfig()
+    culling: CullingConfig = CullingConfig()
+    access: Optional[AccessConfig] = None
+    webui: WebuiConfig = WebuiConfig()
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
+    models: ModelsConfig = ModelsConfig()
+    budget: BudgetConfig = BudgetConfig()
+    aws: Optional[AwsConfig] = None
+
+    def gpu_pool(self, name: str) -> GpuPoolConfig:
+        return next(p for p in self.gpu_pools if p.name == name)
+
+    @property
+    def fleet_pool(self) -> GpuPoolConfig:
+        return self.gpu_pool(self.fleet.gpu_pool) if self.fleet.gpu_pool else self.gpu_pools[0]
+
+
+class StackConfig(BaseModel):
+    """The validated platform plus the provider keys it depends on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: PlatformConfig
+    stack: str
+    gcp_project: Optional[str] = None
+    gcp_region: Optional[str] = None
+    aws_region: Optional[str] = None
+
+
+# Sections only a GCP interactive platform reads (field names of PlatformConfig).
+GCP_SECTIONS = frozenset({"network", "cluster", "system_pool", "gpu_pools", "storage", "cache",
+                          "fleet", "culling", "access"})
