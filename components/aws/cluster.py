@@ -24,10 +24,11 @@ from components.aws.network import Network
 from components.aws.tags import (POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, allow, policy_json,
                                  tags_for, trust)
 from components.config import AwsConfig
+from components.k8s.pods import SYSTEM_SELECTOR
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 LOG_RETENTION_DAYS = 30
-SYSTEM_LABELS = {"sdfleet.dev/pool": "system"}
+SYSTEM_LABELS = SYSTEM_SELECTOR  # components/k8s/pods.py: every pod picks its pool by it
 
 # AWS managed policies (partition `aws`).
 NODE_POLICIES = (

@@ -28,6 +28,7 @@ from components.aws.queues import queue_with_dead_letter
 from components.aws.tags import allow, policy_json, tags_for
 from components.config import AwsConfig
 from components.k8s.objects import KubeObject, meta
+from components.k8s.pods import GPU_RESOURCE, SYSTEM_SELECTOR, NodePlacement, Taint, pool_selector
 
 # The chart's OCI reference is the chart name, with no repositoryOpts.repo: given a repo,
 # the provider resolves the chart through `<repo>/index.yaml`, which an OCI registry does not
@@ -40,13 +41,15 @@ NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
 # Bottlerocket picks the NVIDIA variant itself for GPU instance types.
 BOTTLEROCKET_ALIAS = "bottlerocket@latest"
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
-# What a pod needs to land on the GPU nodes (matches GPU_TAINT exactly).
-GPU_TOLERATIONS = [{"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
-                    "effect": GPU_TAINT["effect"]}]
-GPU_POOL_LABEL = {"sdfleet.dev/pool": "gpu"}
-DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
+# The taint our NodePool puts on the GPU nodes it launches (Karpenter sets none by itself).
+GPU_TAINT = Taint(GPU_RESOURCE, "true", "NoSchedule")
 NODE_POOL = "gpu"
+GPU_POOL_LABEL = pool_selector(NODE_POOL)
+# Karpenter never voluntarily disrupts a node running a pod with this annotation (Karpenter
+# docs, "Disruption": "Pod-Level Controls", `karpenter.sh/do-not-disrupt: "true"`).
+DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
+# What a GPU pod of the batch variant gets: the pool, the taint tolerated, no disruption.
+GPU_PLACEMENT = NodePlacement.on(NODE_POOL, GPU_TAINT, annotations=DO_NOT_DISRUPT)
 # Images of Stable Diffusion WebUIs are large: room for two of them plus the runtime cache.
 DATA_VOLUME_GB = 200
 INTERRUPTION_EVENTS = {
@@ -163,7 +166,7 @@ class Karpenter(pulumi.ComponentResource):
                 "serviceAccount": {"name": SERVICE_ACCOUNT},
                 "replicas": 2,
                 # Karpenter must not run on nodes it manages.
-                "nodeSelector": {"sdfleet.dev/pool": "system"},
+                "nodeSelector": dict(SYSTEM_SELECTOR),
                 # CoreDNS may itself wait for nodes Karpenter has to make.
                 "dnsPolicy": "Default",
                 "controller": {"resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
@@ -210,13 +213,13 @@ class Karpenter(pulumi.ComponentResource):
                             {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
                             {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
                         ],
-                        "taints": [GPU_TAINT],
+                        "taints": [GPU_TAINT.manifest()],
                         # Draining waits this long for a job to finish before the node goes.
                         "terminationGracePeriod": f"{job_grace_seconds}s",
                         "expireAfter": "720h",
                     },
                 },
-                "limits": {"nvidia.com/gpu": str(config.gpu_limit)},
+                "limits": {GPU_RESOURCE: str(config.gpu_limit)},
                 "disruption": {
                     "consolidationPolicy": "WhenEmptyOrUnderutilized",
                     "consolidateAfter": "5m",

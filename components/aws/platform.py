@@ -15,7 +15,7 @@ from components.aws.api import JobApi
 from components.aws.cluster import SYSTEM_LABELS, EksCluster
 from components.aws.identity import WorkloadIdentity
 from components.aws.images import ImageBuilds
-from components.aws.karpenter import DO_NOT_DISRUPT, GPU_POOL_LABEL, GPU_TOLERATIONS, Karpenter
+from components.aws.karpenter import GPU_PLACEMENT, Karpenter
 from components.aws.network import Network
 from components.aws.queues import JobQueues, visibility_timeout
 from components.aws.storage import RESULTS_PREFIX, UPLOADS_PREFIX, ModelStore, ResultsBucket
@@ -115,8 +115,7 @@ class AwsPlatform(pulumi.ComponentResource):
             models=p.models, namespace=BATCH_NAMESPACE,
             image=image[webui_image_name(config.runtimes[0].framework)],
             claim=self.model_volume.claim_name, sub_path=None,
-            node_selector=GPU_POOL_LABEL, tolerations=GPU_TOLERATIONS,
-            pod_annotations=DO_NOT_DISRUPT,
+            placement=GPU_PLACEMENT,
             civitai_token=secrets.get_secret("civitaiToken"),
             huggingface_token=secrets.get_secret("huggingfaceToken")),
             opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
@@ -150,8 +149,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 job_timeout_seconds=config.job_timeout_seconds,
                 max_receive_count=config.max_receive_count,
                 allowed_image_hosts=list(config.allowed_image_hosts),
-                node_selector=GPU_POOL_LABEL, tolerations=GPU_TOLERATIONS,
-                pod_annotations=DO_NOT_DISRUPT, models_claim=self.model_volume.claim_name),
+                placement=GPU_PLACEMENT, models_claim=self.model_volume.claim_name),
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=self.k8s,
                     depends_on=[namespace, trigger_auth, self.model_volume,

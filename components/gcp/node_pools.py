@@ -13,10 +13,17 @@ import pulumi_gcp as gcp
 
 from components.config import GpuPoolConfig, SystemPoolConfig
 from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
+from components.k8s.pods import GPU_RESOURCE, POOL_LABEL, SYSTEM_POOL, NodePlacement, Taint
 
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
-POOL_LABEL = "sdfleet.dev/pool"
-SYSTEM_POOL_NAME = "system"
+# The taint GKE itself puts on GPU nodes ("GKE automatically adds the node taint
+# `nvidia.com/gpu=present:NoSchedule`", GKE docs, "About GPUs in GKE"), set explicitly too.
+GPU_TAINT = Taint(GPU_RESOURCE, "present", "NoSchedule")
+SYSTEM_POOL_NAME = SYSTEM_POOL
+
+
+def gpu_placement(pool: str) -> NodePlacement:
+    """Where a pod that asks for a GPU of `pool` runs: its label, and the GPU taint tolerated."""
+    return NodePlacement.on(pool, GPU_TAINT)
 
 
 def _hardened_node_config(machine_type: str, disk_size_gb: int, disk_type: str, spot: bool,
@@ -53,7 +60,7 @@ class SystemNodePool(pulumi.ComponentResource):
             management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
             node_config=_hardened_node_config(
                 config.machine_type, config.disk_size_gb, config.disk_type, config.spot,
-                self.service_account.email, {POOL_LABEL: SYSTEM_POOL_NAME}, labels),
+                self.service_account.email, {POOL_LABEL: SYSTEM_POOL}, labels),
             opts=child)
         self.register_outputs({"name": self.node_pool.name})
 
@@ -96,6 +103,6 @@ class GpuNodePool(pulumi.ComponentResource):
                 config.machine_type, config.disk_size_gb, config.disk_type, config.spot,
                 self.service_account.email, node_labels, labels,
                 guest_accelerators=[accelerator],
-                taints=[gcp.container.NodePoolNodeConfigTaintArgs(**GPU_TAINT)]),
+                taints=[gcp.container.NodePoolNodeConfigTaintArgs(**GPU_TAINT.gke())]),
             opts=child)
         self.register_outputs({"name": self.node_pool.name})

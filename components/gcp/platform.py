@@ -20,18 +20,19 @@ from components.gcp.image_builds import ImageBuildArgs, ImageBuilds
 from components.gcp.kubernetes import ClusterProvider
 from components.gcp.load_balancer import IapLoadBalancer, LoadBalancerArgs
 from components.gcp.network import Network
-from components.gcp.node_pools import POOL_LABEL, SYSTEM_POOL_NAME, GpuNodePool, SystemNodePool
+from components.gcp.node_pools import GpuNodePool, SystemNodePool, gpu_placement
 from components.gcp.registry import ImageRegistry
 from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
 from components.gcp.storage import SharedStore
 from components.gcp.workload_identity import WorkloadIdentity
 from components.images import webui_image as webui_image_name
-from components.k8s.agones import Agones
-from components.k8s.fleet import FleetAccess, WebuiFleet
+from components.k8s.agones import Agones, AgonesArgs
+from components.k8s.fleet import FleetAccess, FleetAccessArgs, WebuiFleet, WebuiFleetArgs
 from components.k8s.model_sync import ModelSync, ModelSyncArgs
 from components.k8s.namespaces import Namespaces
+from components.k8s.pods import SYSTEM_PLACEMENT
 from components.k8s.router import Router, RouterSettings
-from components.k8s.shared_volume import SharedVolume
+from components.k8s.shared_volume import SharedVolume, SharedVolumeArgs
 
 ROUTER_NAMESPACE = "sdfleet-system"
 ROUTER_KSA = "sdfleet-router"
@@ -125,21 +126,24 @@ class GcpPlatform(pulumi.ComponentResource):
                                                     p.fleet.namespace: "baseline"}, opts=kube)
         in_namespaces = pulumi.ResourceOptions.merge(kube, pulumi.ResourceOptions(
             depends_on=list(self.namespaces.namespaces.values())))
-        self.agones = Agones(f"{name}-agones", p.fleet.namespace, p.fleet.peak_hours is not None,
-                             opts=in_namespaces)
-        self.shared_volume = SharedVolume(f"{name}-shared", p.fleet.namespace,
-                                          self.store.ip_address, p.storage.share_name,
-                                          p.storage.capacity_gb, webui_image,
-                                          {POOL_LABEL: SYSTEM_POOL_NAME}, opts=in_namespaces)
+        self.agones = Agones(f"{name}-agones", AgonesArgs(
+            fleet_namespace=p.fleet.namespace, scheduled_autoscaler=p.fleet.peak_hours is not None,
+            system=SYSTEM_PLACEMENT), opts=in_namespaces)
+        self.shared_volume = SharedVolume(f"{name}-shared", SharedVolumeArgs(
+            namespace=p.fleet.namespace, server=self.store.ip_address, share=p.storage.share_name,
+            capacity_gb=p.storage.capacity_gb, image=webui_image, placement=SYSTEM_PLACEMENT),
+            opts=in_namespaces)
         # Whatever mounts a folder of the share takes the claim once the folders exist.
-        self.fleet = WebuiFleet(f"{name}-webui", p.fleet, p.fleet_pool, p.webui, webui_image,
-                                self.shared_volume.ready_claim, ROUTER_NAMESPACE,
-                                self.agones.release, opts=in_namespaces)
+        self.fleet = WebuiFleet(f"{name}-webui", WebuiFleetArgs(
+            fleet=p.fleet, pool=p.fleet_pool, webui=p.webui, image=webui_image,
+            claim=self.shared_volume.ready_claim, router_namespace=ROUTER_NAMESPACE,
+            agones_release=self.agones.release, placement=gpu_placement(p.fleet_pool.name)),
+            opts=in_namespaces)
         secrets = pulumi.Config("sdfleet")
         self.model_sync = ModelSync(f"{name}-model-sync", ModelSyncArgs(
             models=p.models, namespace=p.fleet.namespace, image=webui_image,
             claim=self.shared_volume.ready_claim, sub_path="models",
-            node_selector={POOL_LABEL: SYSTEM_POOL_NAME},
+            placement=SYSTEM_PLACEMENT,
             civitai_token=secrets.get_secret("civitaiToken"),
             huggingface_token=secrets.get_secret("huggingfaceToken")), opts=in_namespaces)
 
@@ -151,14 +155,14 @@ class GcpPlatform(pulumi.ComponentResource):
                 cluster_endpoint=self.cluster.private_endpoint,
                 cluster_ca=self.cluster.ca_certificate, iap_audience=self.iap_audience),
             self.router_identity.member, labels, opts=after_apis)
-        self.fleet_access = FleetAccess(f"{name}-fleet-access", p.fleet.namespace,
-                                        self.functions.allocator_account.email,
-                                        self.functions.culler_account.email, opts=in_namespaces)
+        self.fleet_access = FleetAccess(f"{name}-fleet-access", FleetAccessArgs(
+            namespace=p.fleet.namespace, allocator_user=self.functions.allocator_account.email,
+            culler_user=self.functions.culler_account.email), opts=in_namespaces)
 
         # --- Router and the load balancer with IAP -----------------------------------------
         neg_name = f"{name}-router"
-        self.router = Router(f"{name}-router", p.webui, RouterSettings(
-            image=router_image, namespace=ROUTER_NAMESPACE, ksa_name=ROUTER_KSA,
+        self.router = Router(f"{name}-router", RouterSettings(
+            webui=p.webui, placement=SYSTEM_PLACEMENT, image=router_image, namespace=ROUTER_NAMESPACE, ksa_name=ROUTER_KSA,
             gsa_annotation=self.router_identity.annotation,
             redis_host=self.cache.host, redis_port=self.cache.port,
             redis_auth_secret=self.cache.auth_secret.name, redis_ca_secret=self.cache.ca_secret.name,
