@@ -106,7 +106,6 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
                                         depends_on=[namespace, self.cluster.efs_csi,
                                                     *self.models.mount_targets]))
-        secrets = pulumi.Config("sdfleet")
         # The sync runs on a GPU node: the system nodes' disk is too small for a multi-GB
         # WebUI image, a GPU node has DATA_VOLUME_GB for it (components/aws/karpenter.py), and
         # the first worker on that node then finds the image already pulled. It requests no GPU,
@@ -116,8 +115,8 @@ class AwsPlatform(pulumi.ComponentResource):
             image=image[webui_image_name(config.runtimes[0].framework)],
             claim=self.model_volume.claim_name, sub_path=None,
             placement=GPU_PLACEMENT,
-            civitai_token=secrets.get_secret("civitaiToken"),
-            huggingface_token=secrets.get_secret("huggingfaceToken")),
+            civitai_token=stack.secrets.civitai_token,
+            huggingface_token=stack.secrets.huggingface_token),
             opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
                                         depends_on=[self.model_volume, self.karpenter.node_pool]))
 

@@ -32,8 +32,8 @@ Each component takes its own section model as its args (`GpuPoolConfig` for a GP
 from components.config.errors import ConfigError
 from components.config.fields import (ACCELERATOR_FAMILIES, CONFIG_KEY, GCE_MACHINE_FAMILIES,
                                       IMAGE_REFERENCE, SECRET_KEYS, Section, member_domain)
-from components.config.loader import (load, parse_platform, parse_stack_config, read_stack_yaml,
-                                      secret_key_problems)
+from components.config.loader import (load, missing_secret_problems, parse_platform,
+                                      parse_stack_config, read_stack_yaml, secret_key_problems)
 from components.config.models import (AWS_VISIBILITY_MARGIN_SECONDS, BATCH_FRAMEWORKS,
                                       FILESTORE_MIN_CAPACITY_GB, GCP_SECTIONS,
                                       SQS_MAX_VISIBILITY_SECONDS, AccessConfig, AuthorizedNetwork,
@@ -41,7 +41,7 @@ from components.config.models import (AWS_VISIBILITY_MARGIN_SECONDS, BATCH_FRAME
                                       ClusterConfig, CullingConfig, FleetConfig, GpuPoolConfig,
                                       ImagesConfig, ModelsConfig, ModelSpec, NetworkConfig,
                                       PeakHours, PlatformConfig, StackConfig, StorageConfig,
-                                      SystemPoolConfig, WebuiConfig)
+                                      StackSecrets, SystemPoolConfig, WebuiConfig)
 from components.config.rules import buffer_policy_problems, cross_field_problems
 
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
     "AwsRuntimeConfig", "BudgetConfig", "CacheConfig", "ClusterConfig", "ConfigError",
     "CullingConfig", "FleetConfig", "GpuPoolConfig", "ImagesConfig", "ModelSpec", "ModelsConfig",
     "NetworkConfig", "PeakHours", "PlatformConfig", "Section", "StackConfig", "StorageConfig",
-    "SystemPoolConfig", "WebuiConfig", "buffer_policy_problems", "cross_field_problems", "load",
-    "member_domain", "parse_platform", "parse_stack_config", "read_stack_yaml",
+    "StackSecrets", "SystemPoolConfig", "WebuiConfig", "buffer_policy_problems", "cross_field_problems", "load",
+    "member_domain", "missing_secret_problems", "parse_platform", "parse_stack_config", "read_stack_yaml",
     "secret_key_problems",
 ]

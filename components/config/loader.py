@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from components.config.errors import ConfigError, _lines_from_validation_error
 from components.config.fields import CONFIG_KEY, SECRET_KEYS
-from components.config.models import PlatformConfig, StackConfig
+from components.config.models import PlatformConfig, StackConfig, StackSecrets
 from components.config.rules import cross_field_problems
 
 def parse_platform(raw: Any, *, stack: str, gcp_project: Optional[str] = None,
@@ -98,6 +98,26 @@ def secret_key_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def missing_secret_problems(platform: PlatformConfig, config: dict[str, Any]) -> list[str]:
+    """Secret keys the platform makes necessary (`config` maps full keys to stack-file values):
+    a custom OAuth client needs its secret."""
+    key = "sdfleet:iapOauthClientSecret"
+    if platform.access is not None and platform.access.oauth_client_id is not None:
+        value = config.get(key)
+        if value is None:
+            return [f"{key}: missing; access.oauthClientId is set, so IAP needs the client's "
+                    f"secret: `pulumi config set --secret {key.split(':')[1]} <secret>`"]
+        if not (isinstance(value, dict) and set(value) == {"secure"}):
+            return [f"{key}: a plaintext value; set it as a secret with "
+                    f"`pulumi config set --secret {key.split(':')[1]} <secret>`"]
+    return []
+
+
+# Secret key -> StackSecrets field.
+SECRET_FIELDS = {"civitaiToken": "civitai_token", "huggingfaceToken": "huggingface_token",
+                 "iapOauthClientSecret": "iap_oauth_client_secret"}
+
+
 def parse_stack_config(config: dict[str, Any], *, stack: str) -> StackConfig:
     """Validate a whole `config:` map of a stack file (what `make plan` reads): the secret
     keys, then `sdfleet:platform` with its provider keys. Raises ConfigError."""
@@ -116,6 +136,7 @@ def parse_stack_config(config: dict[str, Any], *, stack: str) -> StackConfig:
                                       aws_region=config.get("aws:region"))
     except ConfigError as exc:
         raise ConfigError(problems + exc.lines) from None
+    problems += missing_secret_problems(stack_config.platform, config)
     if problems:
         raise ConfigError(problems)
     return stack_config
@@ -137,7 +158,16 @@ def load() -> StackConfig:
     raw = sdfleet.get_object("platform")
     if isinstance(raw, str):  # a JSON string set with `pulumi config set sdfleet:platform '{...}'`
         raw = json.loads(raw)
-    return parse_platform(raw, stack=pulumi.get_stack(),
-                          gcp_project=pulumi.Config("gcp").get("project"),
-                          gcp_region=pulumi.Config("gcp").get("region"),
-                          aws_region=pulumi.Config("aws").get("region"))
+    stack = parse_platform(raw, stack=pulumi.get_stack(),
+                           gcp_project=pulumi.Config("gcp").get("project"),
+                           gcp_region=pulumi.Config("gcp").get("region"),
+                           aws_region=pulumi.Config("aws").get("region"))
+    # Every secret key set here is a secret (checked above): what the stack file would hold.
+    present = {f"sdfleet:{key}": {"secure": "(set)"} for key in SECRET_KEYS
+               if get_config(f"sdfleet:{key}") is not None}
+    missing = missing_secret_problems(stack.platform, present)
+    if missing:
+        raise ConfigError(missing)
+    # Secrets are read here once and handed to the platform; no component reads config.
+    secrets = StackSecrets(**{field: sdfleet.get_secret(key) for key, field in SECRET_FIELDS.items()})
+    return stack.model_copy(update={"secrets": secrets})

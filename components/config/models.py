@@ -6,6 +6,7 @@ rules that involve more than one field are in `components.config.rules`."""
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -328,16 +329,27 @@ class PlatformConfig(Section):
         return self.gpu_pool(self.fleet.gpu_pool) if self.fleet.gpu_pool else self.gpu_pools[0]
 
 
-class StackConfig(BaseModel):
-    """The validated platform plus the provider keys it depends on."""
+@dataclass(frozen=True)
+class StackSecrets:
+    """The stack's secret keys (`SECRET_KEYS`), read once by the loader as Pulumi secrets and
+    passed to the components that need them; None where the key is not set."""
 
-    model_config = ConfigDict(frozen=True)
+    civitai_token: Any = None
+    huggingface_token: Any = None
+    iap_oauth_client_secret: Any = None
+
+
+class StackConfig(BaseModel):
+    """The validated platform plus the provider keys and secrets it depends on."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     platform: PlatformConfig
     stack: str
     gcp_project: Optional[str] = None
     gcp_region: Optional[str] = None
     aws_region: Optional[str] = None
+    secrets: StackSecrets = Field(default_factory=StackSecrets)
 
 
 # Sections only a GCP interactive platform reads (field names of PlatformConfig).

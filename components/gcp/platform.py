@@ -139,13 +139,12 @@ class GcpPlatform(pulumi.ComponentResource):
             claim=self.shared_volume.ready_claim, router_namespace=ROUTER_NAMESPACE,
             agones_release=self.agones.release, placement=gpu_placement(p.fleet_pool.name)),
             opts=in_namespaces)
-        secrets = pulumi.Config("sdfleet")
         self.model_sync = ModelSync(f"{name}-model-sync", ModelSyncArgs(
             models=p.models, namespace=p.fleet.namespace, image=webui_image,
             claim=self.shared_volume.ready_claim, sub_path="models",
             placement=SYSTEM_PLACEMENT,
-            civitai_token=secrets.get_secret("civitaiToken"),
-            huggingface_token=secrets.get_secret("huggingfaceToken")), opts=in_namespaces)
+            civitai_token=stack.secrets.civitai_token,
+            huggingface_token=stack.secrets.huggingface_token), opts=in_namespaces)
 
         # --- Functions: allocator and culler --------------------------------------------------
         self.functions = ControlFunctions(
@@ -168,7 +167,8 @@ class GcpPlatform(pulumi.ComponentResource):
             redis_auth_secret=self.cache.auth_secret.name, redis_ca_secret=self.cache.ca_secret.name,
             allocator_url=self.functions.allocator_url, iap_audience=self.iap_audience,
             neg_name=neg_name), opts=in_namespaces)
-        oauth_secret = (secrets.require_secret("iapOauthClientSecret")
+        # Present whenever oauthClientId is set (components/config/loader.py checks it).
+        oauth_secret = (stack.secrets.iap_oauth_client_secret
                         if p.access.oauth_client_id is not None else None)
         self.load_balancer = IapLoadBalancer(f"{name}-lb", LoadBalancerArgs(
             access=p.access, webui=p.webui, project=project, project_number=project_number,
