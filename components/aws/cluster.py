@@ -19,7 +19,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.identity import WorkloadIdentity
+from components.aws.identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.aws.network import Network
 from components.aws.tags import (POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, allow, policy_json,
                                  tags_for, trust)
@@ -196,8 +196,9 @@ class EksCluster(pulumi.ComponentResource):
     def workload_identity(self, name: str, namespace: str, service_account: str,
                           statements: list[dict], labels: dict[str, str],
                           opts: pulumi.ResourceOptions | None = None) -> WorkloadIdentity:
-        return WorkloadIdentity(name, self.cluster.name, namespace, service_account, statements,
-                                tags_for(labels, name), opts=opts)
+        return WorkloadIdentity(name, WorkloadIdentityArgs(
+            cluster_name=self.cluster.name, namespace=namespace, service_account=service_account,
+            statements=statements, tags=tags_for(labels, name)), opts=opts)
 
 
 def _pod_identity_trust() -> pulumi.Output[str]:

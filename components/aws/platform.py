@@ -11,11 +11,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws.api import JobApi
+from components.aws.api import JobApi, JobApiArgs
 from components.aws.cluster import SYSTEM_LABELS, EksCluster
-from components.aws.identity import WorkloadIdentity
-from components.aws.images import ImageBuilds
-from components.aws.karpenter import GPU_PLACEMENT, Karpenter
+from components.aws.identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.aws.images import ImageBuilds, ImageBuildsArgs
+from components.aws.karpenter import GPU_PLACEMENT, Karpenter, KarpenterArgs
 from components.aws.network import Network
 from components.aws.queues import JobQueues, visibility_timeout
 from components.aws.storage import RESULTS_PREFIX, UPLOADS_PREFIX, ModelStore, ResultsBucket
@@ -64,27 +64,32 @@ class AwsPlatform(pulumi.ComponentResource):
         on_cluster = pulumi.ResourceOptions(parent=self, provider=self.k8s)
 
         # Images first: every workload below takes its reference from a finished build.
-        self.images = ImageBuilds(f"{name}", needed_images(config), dict(p.images.prebuilt),
-                                  region, account, labels, opts=child)
+        self.images = ImageBuilds(f"{name}", ImageBuildsArgs(
+            needed=needed_images(config), prebuilt=dict(p.images.prebuilt), region=region,
+            account=account, labels=labels), opts=child)
         image = self.images.references
 
         self.queues = JobQueues(f"{name}", config, labels, opts=child)
         self.results = ResultsBucket(f"{name}-results", config, labels, opts=child)
         self.models = ModelStore(f"{name}-models", self.network, config.vpc_cidr, labels,
                                  opts=child)
-        self.api = JobApi(name, config, p.models, region, self.queues.jobs_topic.arn,
-                          self.results.name, self.results.arn, labels, opts=child)
+        self.api = JobApi(name, JobApiArgs(
+            config=config, models=p.models, jobs_topic_arn=self.queues.jobs_topic.arn,
+            results_bucket=self.results.name, results_arn=self.results.arn, labels=labels),
+            opts=child)
 
-        self.karpenter = Karpenter(
-            f"{name}-karpenter", config, self.cluster, self.network, region, account, labels,
-            self.k8s, job_grace_seconds=visibility_timeout(config), opts=child)
+        self.karpenter = Karpenter(f"{name}-karpenter", KarpenterArgs(
+            config=config, cluster=self.cluster, network=self.network, region=region,
+            account=account, labels=labels, k8s=self.k8s,
+            job_grace_seconds=visibility_timeout(config)), opts=child)
 
         # KEDA reads queue depth and nothing else.
-        self.keda_identity = WorkloadIdentity(
-            f"{name}-keda", self.cluster.cluster.name, KEDA_NAMESPACE, KEDA_SERVICE_ACCOUNT,
-            [allow(["sqs:GetQueueAttributes"],
-                   [q.queue.arn for q in self.queues.runtimes.values()])],
-            tags_for(labels, f"{name}-keda"), opts=child)
+        self.keda_identity = WorkloadIdentity(f"{name}-keda", WorkloadIdentityArgs(
+            cluster_name=self.cluster.cluster.name, namespace=KEDA_NAMESPACE,
+            service_account=KEDA_SERVICE_ACCOUNT,
+            statements=[allow(["sqs:GetQueueAttributes"],
+                              [q.queue.arn for q in self.queues.runtimes.values()])],
+            tags=tags_for(labels, f"{name}-keda")), opts=child)
         self.keda = Keda(f"{name}-keda", SYSTEM_LABELS,
                          opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
                                                      depends_on=[self.keda_identity]))
@@ -123,22 +128,23 @@ class AwsPlatform(pulumi.ComponentResource):
         self.runtimes = {}
         for rt in config.runtimes:
             queue = self.queues.runtimes[rt.name]
-            WorkloadIdentity(
-                f"{name}-agent-{rt.name}", self.cluster.cluster.name, BATCH_NAMESPACE,
-                agent_service_account(rt.name),
-                [allow(["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
-                        "sqs:GetQueueAttributes"], [queue.queue.arn]),
-                 allow(["sqs:SendMessage"], [queue.dead_letter.arn]),
-                 allow(["s3:PutObject"],
-                       [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*")]),
-                 # Results (idempotent reruns) and clients' init images (their uploads).
-                 allow(["s3:GetObject"],
-                       [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*"),
-                        pulumi.Output.concat(self.results.arn, f"/{UPLOADS_PREFIX}*")]),
-                 # So a missing result.json reads as 404 (not yet written), not 403.
-                 allow(["s3:ListBucket"], [self.results.arn]),
-                 allow(["sns:Publish"], [self.queues.completions_topic.arn])],
-                tags_for(labels, f"{name}-agent-{rt.name}"), opts=child)
+            WorkloadIdentity(f"{name}-agent-{rt.name}", WorkloadIdentityArgs(
+                cluster_name=self.cluster.cluster.name, namespace=BATCH_NAMESPACE,
+                service_account=agent_service_account(rt.name),
+                statements=[
+                    allow(["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility",
+                           "sqs:DeleteMessage", "sqs:GetQueueAttributes"], [queue.queue.arn]),
+                    allow(["sqs:SendMessage"], [queue.dead_letter.arn]),
+                    allow(["s3:PutObject"],
+                          [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*")]),
+                    # Results (idempotent reruns) and clients' init images (their uploads).
+                    allow(["s3:GetObject"],
+                          [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*"),
+                           pulumi.Output.concat(self.results.arn, f"/{UPLOADS_PREFIX}*")]),
+                    # So a missing result.json reads as 404 (not yet written), not 403.
+                    allow(["s3:ListBucket"], [self.results.arn]),
+                    allow(["sns:Publish"], [self.queues.completions_topic.arn])],
+                tags=tags_for(labels, f"{name}-agent-{rt.name}")), opts=child)
             self.runtimes[rt.name] = RuntimeWorkload(f"{name}-{rt.name}", RuntimeWorkloadArgs(
                 runtime=rt, namespace=BATCH_NAMESPACE,
                 webui_image=image[webui_image_name(rt.framework)], agent_image=image[AGENT_IMAGE],
