@@ -79,9 +79,9 @@ def example_value_warnings(stack_config) -> list[str]:
             lines.append(f"{CONFIG_KEY}.cluster.authorizedNetworks is empty: only the VPC reaches "
                          "the cluster's API, so run `pulumi up` from inside it or add your range")
     if p.aws is not None:
-        for i, cidr in enumerate(p.aws.public_access_cidrs):
+        for i, cidr in enumerate(p.aws.cluster.public_access_cidrs):
             if _documentation_range(cidr):
-                lines.append(f"{CONFIG_KEY}.aws.publicAccessCidrs[{i}] {cidr} is a documentation "
+                lines.append(f"{CONFIG_KEY}.aws.cluster.publicAccessCidrs[{i}] {cidr} is a documentation "
                              "range: `pulumi up` could not reach the EKS API from your machine")
     return lines
 

@@ -73,19 +73,19 @@ def submit_environment(config: AwsConfig, models: ModelsConfig, topic_arn: pulum
         "JOBS_TOPIC_ARN": topic_arn,
         "RUNTIMES": ",".join(rt.name for rt in config.runtimes),
         "RESULTS_BUCKET": bucket,
-        "MAX_WIDTH": str(config.max_image_side),
-        "MAX_HEIGHT": str(config.max_image_side),
-        "MAX_STEPS": str(config.max_steps),
-        "MAX_BATCH_SIZE": str(config.max_batch),
+        "MAX_WIDTH": str(config.api.max_image_side),
+        "MAX_HEIGHT": str(config.api.max_image_side),
+        "MAX_STEPS": str(config.api.max_steps),
+        "MAX_BATCH_SIZE": str(config.api.max_batch),
         # GET /jobs/{id}: when a running attempt is dead, and when the queue gives up.
-        "ATTEMPT_SECONDS": str(config.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS),
-        "MAX_RECEIVE_COUNT": str(config.max_receive_count),
+        "ATTEMPT_SECONDS": str(config.jobs.timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS),
+        "MAX_RECEIVE_COUNT": str(config.jobs.max_receive_count),
     }
     if checkpoints:
         # Jobs name models as the config does; anything else is refused at the API.
         env["MODELS"] = ",".join(checkpoints)
-    if config.allowed_image_hosts:
-        env["ALLOWED_IMAGE_HOSTS"] = ",".join(config.allowed_image_hosts)
+    if config.api.allowed_image_hosts:
+        env["ALLOWED_IMAGE_HOSTS"] = ",".join(config.api.allowed_image_hosts)
     return env
 
 
@@ -192,9 +192,9 @@ class JobApi(pulumi.ComponentResource):
         self.usage_plan = aws.apigateway.UsagePlan(
             f"{name}-plan", name=f"{name}-plan", description="sdfleet: per-key limits",
             api_stages=[{"api_id": self.rest_api.id, "stage": self.stage.stage_name}],
-            throttle_settings={"rate_limit": args.config.api_rate_limit,
-                               "burst_limit": args.config.api_burst_limit},
-            quota_settings={"limit": args.config.api_quota_per_day, "period": "DAY"},
+            throttle_settings={"rate_limit": args.config.api.rate_limit,
+                               "burst_limit": args.config.api.burst_limit},
+            quota_settings={"limit": args.config.api.quota_per_day, "period": "DAY"},
             tags=tags_for(args.labels, f"{name}-plan"), opts=child)
         self.api_key = aws.apigateway.ApiKey(
             f"{name}-key", name=f"{name}-key", description="sdfleet: first client key",

@@ -218,7 +218,7 @@ class Karpenter(pulumi.ComponentResource):
                                          "name": NODE_POOL},
                         "requirements": [
                             {"key": "karpenter.k8s.aws/instance-family", "operator": "In",
-                             "values": list(args.config.gpu_families)},
+                             "values": list(args.config.gpu.families)},
                             # Both allowed: Spot while there is capacity, On-Demand otherwise.
                             {"key": "karpenter.sh/capacity-type", "operator": "In",
                              "values": ["spot", "on-demand"]},
@@ -231,7 +231,7 @@ class Karpenter(pulumi.ComponentResource):
                         "expireAfter": "720h",
                     },
                 },
-                "limits": {GPU_RESOURCE: str(args.config.gpu_limit)},
+                "limits": {GPU_RESOURCE: str(args.config.gpu.limit)},
                 "disruption": {
                     "consolidationPolicy": "WhenEmptyOrUnderutilized",
                     "consolidateAfter": "5m",

@@ -41,7 +41,7 @@ class Network(pulumi.ComponentResource):
 
         self.vpc = AwsResource(
             f"{name}-vpc", "aws:ec2/vpc:Vpc",
-            {"cidrBlock": config.vpc_cidr, "enableDnsHostnames": True, "enableDnsSupport": True,
+            {"cidrBlock": config.network.vpc_cidr, "enableDnsHostnames": True, "enableDnsSupport": True,
              "tags": tags_for(labels, f"{name}-vpc")}, opts=child)
         self.igw = AwsResource(
             f"{name}-igw", "aws:ec2/internetGateway:InternetGateway",
@@ -53,11 +53,11 @@ class Network(pulumi.ComponentResource):
                     {"routeTableId": public_rt.id, "destinationCidrBlock": "0.0.0.0/0",
                      "gatewayId": self.igw.id}, opts=child)
 
-        private_cidrs, public_cidrs = subnet_cidrs(config.vpc_cidr, config.zone_count)
+        private_cidrs, public_cidrs = subnet_cidrs(config.network.vpc_cidr, config.network.zone_count)
         self.private_subnets: list[AwsResource] = []
         self.public_subnets: list[AwsResource] = []
         private_route_tables = []
-        for i in range(config.zone_count):
+        for i in range(config.network.zone_count):
             zone = zones[i]
             public = AwsResource(
                 f"{name}-public-{i}", "aws:ec2/subnet:Subnet",

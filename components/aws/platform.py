@@ -71,7 +71,7 @@ class AwsPlatform(pulumi.ComponentResource):
 
         self.queues = JobQueues(f"{name}", config, labels, opts=child)
         self.results = ResultsBucket(f"{name}-results", config, labels, opts=child)
-        self.models = ModelStore(f"{name}-models", self.network, config.vpc_cidr, labels,
+        self.models = ModelStore(f"{name}-models", self.network, config.network.vpc_cidr, labels,
                                  opts=child)
         self.api = JobApi(name, JobApiArgs(
             config=config, models=p.models, jobs_topic_arn=self.queues.jobs_topic.arn,
@@ -151,9 +151,9 @@ class AwsPlatform(pulumi.ComponentResource):
                 queue_url=queue.queue.url, dead_letter_url=queue.dead_letter.url,
                 results_bucket=self.results.name,
                 completion_topic_arn=self.queues.completions_topic.arn, region=region,
-                job_timeout_seconds=config.job_timeout_seconds,
-                max_receive_count=config.max_receive_count,
-                allowed_image_hosts=list(config.allowed_image_hosts),
+                job_timeout_seconds=config.jobs.timeout_seconds,
+                max_receive_count=config.jobs.max_receive_count,
+                allowed_image_hosts=list(config.api.allowed_image_hosts),
                 placement=GPU_PLACEMENT, models_claim=self.model_volume.claim_name),
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=self.k8s,

@@ -4,7 +4,7 @@ SNS delivers a job only to the queue whose filter policy matches the message's `
 attribute (raw delivery: the queue body is the job JSON the submit Lambda built). The API
 refuses unknown runtimes, so no job is published that no queue takes.
 
-Every queue has a dead-letter queue: after `aws.maxReceiveCount` receives a message stops
+Every queue has a dead-letter queue: after `aws.jobs.maxReceiveCount` receives a message stops
 coming back and waits there for a person. A queue's visibility timeout is longer than a job
 may run, so a message never reappears (and runs twice) while its job is still working; the
 agent also extends it while it runs.
@@ -27,7 +27,7 @@ LONG_POLL_SECONDS = 20
 
 
 def visibility_timeout(config: AwsConfig) -> int:
-    return config.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS
+    return config.jobs.timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS
 
 
 def queue_with_dead_letter(resource_name: str, queue_name: str, *, max_receive_count: int,
@@ -67,7 +67,7 @@ class RuntimeQueue(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.runtime = runtime
         self.queue, self.dead_letter = queue_with_dead_letter(
-            name, name, max_receive_count=config.max_receive_count, labels=labels, parent=self,
+            name, name, max_receive_count=config.jobs.max_receive_count, labels=labels, parent=self,
             extra_tags={"runtime": runtime},
             visibility_timeout_seconds=visibility_timeout(config),
             message_retention_seconds=QUEUE_RETENTION_SECONDS,

@@ -259,31 +259,14 @@ class AwsRuntimeConfig(Section):
     scratch_size: Quantity = "50Gi"
 
 
-class AwsConfig(Section):
-    # Split into three private node subnets (a quarter each) and three small public ones.
-    vpc_cidr: Cidr = "10.40.0.0/16"
-    zone_count: Annotated[int, Field(ge=2, le=3)] = 3
-    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = "1.33"
-    # Who may reach the EKS API endpoint publicly; empty keeps it private only.
-    public_access_cidrs: list[Cidr] = Field(default_factory=list)
-    system_instance_type: Ec2InstanceType = "m6i.large"
-    system_nodes: Annotated[int, Field(ge=1, le=20)] = 2
-    gpu_families: Annotated[list[Literal["g4dn", "g5", "g6", "g6e", "p3", "p4d"]],
-                            Field(min_length=1)] = ["g5", "g6"]
-    gpu_limit: Annotated[int, Field(ge=1, le=1000)] = 8
-    time_slicing_replicas: Optional[Annotated[int, Field(ge=2, le=48)]] = None
-    runtimes: Annotated[list[AwsRuntimeConfig], Field(min_length=1)] = \
-        [AwsRuntimeConfig(name="sdwebui")]
-    job_timeout_seconds: Annotated[int, Field(ge=30, le=43200)] = 900
-    max_receive_count: Annotated[int, Field(ge=1, le=100)] = 3
-    results_expiry_days: Annotated[int, Field(ge=1, le=3650)] = 30
-    api_rate_limit: Annotated[float, Field(gt=0, le=10000)] = 5
-    api_burst_limit: Annotated[int, Field(ge=1, le=5000)] = 10
-    api_quota_per_day: Annotated[int, Field(ge=1)] = 5000
-    allowed_image_hosts: list[ImageHost] = Field(default_factory=list)
-    max_image_side: Annotated[int, Field(ge=256, le=4096)] = 1536
-    max_steps: Annotated[int, Field(ge=1, le=500)] = 80
-    max_batch: Annotated[int, Field(ge=1, le=16)] = 4
+class AwsNetworkConfig(Section):
+    """The VPC of a batch stack."""
+
+    vpc_cidr: Cidr = Field(
+        "10.40.0.0/16", description="The VPC's range (a /20 or larger): split into one private "
+        "node subnet per zone (a quarter each) and one small public subnet per zone.")
+    zone_count: Annotated[int, Field(ge=2, le=3)] = Field(
+        3, description="Availability zones the subnets, NAT gateways and nodes spread over.")
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -292,6 +275,110 @@ class AwsConfig(Section):
             raise ValueError("the VPC needs at least a /20 (three node subnets and three public "
                              "/24s), e.g. 10.40.0.0/16")
         return value
+
+
+class AwsClusterConfig(Section):
+    """The EKS cluster and its always-on system node group."""
+
+    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = Field(
+        "1.33", description="EKS Kubernetes version, `1.<minor>`.")
+    public_access_cidrs: list[Cidr] = Field(
+        default_factory=list, description="Who may reach the EKS API endpoint from the "
+        "internet (a /8 or narrower each); empty keeps the endpoint private only.")
+    system_instance_type: Ec2InstanceType = Field(
+        "m6i.large", description="Instance type of the system node group (Karpenter, KEDA, "
+        "CoreDNS).")
+    system_nodes: Annotated[int, Field(ge=1, le=20)] = Field(
+        2, description="Size of the system node group.")
+
+
+class AwsGpuConfig(Section):
+    """GPU nodes, launched on demand by Karpenter (Spot first, On-Demand fallback)."""
+
+    families: Annotated[list[Literal["g4dn", "g5", "g6", "g6e", "p3", "p4d"]],
+                        Field(min_length=1)] = Field(
+        ["g5", "g6"], description="EC2 instance families Karpenter may launch for GPU work.")
+    limit: Annotated[int, Field(ge=1, le=1000)] = Field(
+        8, description="Most GPUs the GPU NodePool may hold at once (its `limits`).")
+    time_slicing_replicas: Optional[Annotated[int, Field(ge=2, le=48)]] = Field(
+        None, description="Not supported with Karpenter, which sizes nodes by physical GPUs "
+        "(kubernetes-sigs/karpenter#729); leave unset (one pod per GPU).")
+
+
+class AwsJobsConfig(Section):
+    """How jobs are queued, retried and kept."""
+
+    timeout_seconds: Annotated[int, Field(ge=30, le=43200)] = Field(
+        900, description="Longest a job may run; the queues' visibility timeout is this plus "
+        "a margin, within SQS's 12 hours.")
+    max_receive_count: Annotated[int, Field(ge=1, le=100)] = Field(
+        3, description="Tries of a message before it goes to its runtime's dead-letter queue.")
+    results_expiry_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        30, description="Days results and uploads stay in the results bucket.")
+
+
+class AwsApiConfig(Section):
+    """The job API (API Gateway with an API key, and the submit function's limits)."""
+
+    rate_limit: Annotated[float, Field(gt=0, le=10000)] = Field(
+        5, description="Steady requests per second per API key (usage plan throttle).")
+    burst_limit: Annotated[int, Field(ge=1, le=5000)] = Field(
+        10, description="Request burst per API key (usage plan throttle).")
+    quota_per_day: Annotated[int, Field(ge=1)] = Field(
+        5000, description="Requests per API key per day (usage plan quota).")
+    allowed_image_hosts: list[ImageHost] = Field(
+        default_factory=list, description="Hosts a job's init image may be fetched from "
+        "(bare lowercase host names); empty allows only the stack's own uploads.")
+    max_image_side: Annotated[int, Field(ge=256, le=4096)] = Field(
+        1536, description="Largest width or height, in pixels, a job may ask for.")
+    max_steps: Annotated[int, Field(ge=1, le=500)] = Field(
+        80, description="Most sampling steps a job may ask for.")
+    max_batch: Annotated[int, Field(ge=1, le=16)] = Field(
+        4, description="Most images one job may ask for.")
+
+
+# Keys of the flat `aws` section before it was split (issue 17.6) -> where they are now.
+AWS_MOVED_KEYS = {
+    "vpcCidr": "network.vpcCidr", "zoneCount": "network.zoneCount",
+    "kubernetesVersion": "cluster.kubernetesVersion",
+    "publicAccessCidrs": "cluster.publicAccessCidrs",
+    "systemInstanceType": "cluster.systemInstanceType", "systemNodes": "cluster.systemNodes",
+    "gpuFamilies": "gpu.families", "gpuLimit": "gpu.limit",
+    "timeSlicingReplicas": "gpu.timeSlicingReplicas",
+    "jobTimeoutSeconds": "jobs.timeoutSeconds", "maxReceiveCount": "jobs.maxReceiveCount",
+    "resultsExpiryDays": "jobs.resultsExpiryDays",
+    "apiRateLimit": "api.rateLimit", "apiBurstLimit": "api.burstLimit",
+    "apiQuotaPerDay": "api.quotaPerDay", "allowedImageHosts": "api.allowedImageHosts",
+    "maxImageSide": "api.maxImageSide", "maxSteps": "api.maxSteps", "maxBatch": "api.maxBatch",
+}
+
+
+class AwsConfig(Section):
+    """The EKS batch variant (`cloud: aws`), in sections like the GCP side's."""
+
+    network: AwsNetworkConfig = Field(default_factory=AwsNetworkConfig,
+                                      description="The VPC.")
+    cluster: AwsClusterConfig = Field(default_factory=AwsClusterConfig,
+                                      description="The EKS cluster and its system nodes.")
+    gpu: AwsGpuConfig = Field(default_factory=AwsGpuConfig,
+                              description="GPU nodes from Karpenter.")
+    runtimes: Annotated[list[AwsRuntimeConfig], Field(min_length=1)] = Field(
+        default_factory=lambda: [AwsRuntimeConfig(name="sdwebui")],
+        description="The batch runtimes: one queue and one KEDA-scaled workload each.")
+    jobs: AwsJobsConfig = Field(default_factory=AwsJobsConfig,
+                                description="Job timeout, retries and how long results stay.")
+    api: AwsApiConfig = Field(default_factory=AwsApiConfig,
+                              description="The job API's limits.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        moved = [key for key in AWS_MOVED_KEYS if isinstance(data, dict) and key in data]
+        if moved:
+            raise ValueError("the aws section is split into network, cluster, gpu, runtimes, "
+                             "jobs and api: move " + ", ".join(
+                                 f"aws.{key} to aws.{AWS_MOVED_KEYS[key]}" for key in moved))
+        return data
 
 
 class ImagesConfig(Section):

@@ -153,22 +153,22 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
         for i, name in enumerate(runtimes):
             if runtimes.index(name) != i:
                 bad(("aws", "runtimes", i, "name"), name, "runtime names must be unique")
-        for i, cidr in enumerate(p.aws.public_access_cidrs):
+        for i, cidr in enumerate(p.aws.cluster.public_access_cidrs):
             if ipaddress.ip_network(cidr).prefixlen < 8:
-                bad(("aws", "publicAccessCidrs", i), cidr,
+                bad(("aws", "cluster", "publicAccessCidrs", i), cidr,
                     "the EKS API is opened only to known networks (a /8 or narrower), "
                     "e.g. 203.0.113.0/24; leave the list empty for a private endpoint")
         # Karpenter sizes GPU nodes from the instance type's physical GPU count and ignores
         # the device plugin's time-slicing replicas (kubernetes-sigs/karpenter#729, #2140):
         # it would launch one node per pod and then consolidate, so the combination is refused.
-        if p.aws.time_slicing_replicas is not None:
-            bad(("aws", "timeSlicingReplicas"), p.aws.time_slicing_replicas,
+        if p.aws.gpu.time_slicing_replicas is not None:
+            bad(("aws", "gpu", "timeSlicingReplicas"), p.aws.gpu.time_slicing_replicas,
                 "GPU time-slicing is not supported with Karpenter, which sizes nodes by physical "
                 "GPUs and ignores time-slicing replicas (kubernetes-sigs/karpenter#729); leave "
                 "it unset (one pod per GPU)")
         # SQS caps a visibility timeout at 12 hours, and it must outlast the job.
-        if p.aws.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS > SQS_MAX_VISIBILITY_SECONDS:
-            bad(("aws", "jobTimeoutSeconds"), p.aws.job_timeout_seconds,
+        if p.aws.jobs.timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS > SQS_MAX_VISIBILITY_SECONDS:
+            bad(("aws", "jobs", "timeoutSeconds"), p.aws.jobs.timeout_seconds,
                 f"at most {SQS_MAX_VISIBILITY_SECONDS - AWS_VISIBILITY_MARGIN_SECONDS} s, so the "
                 f"queues' visibility timeout (job timeout + {AWS_VISIBILITY_MARGIN_SECONDS} s) "
                 f"fits SQS's {SQS_MAX_VISIBILITY_SECONDS} s")
