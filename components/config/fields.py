@@ -33,6 +33,7 @@ class Section(BaseModel):
 
 
 def _cidr(value: str) -> str:
+    """An IPv4 CIDR block with its host bits zero, e.g. 10.0.0.0/20."""
     try:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
@@ -79,7 +80,7 @@ def _cron_value(token: str, name: str, lo: int, hi: int) -> int:
 
 
 def _cron(value: str) -> str:
-    """A 5-field unix-cron expression whose every value is in range (`61 25 * * 9` is not)."""
+    """A five-field unix-cron expression with every value in range, e.g. `0 8 * * 1-5`."""
     fields = value.split()
     if len(fields) != 5:
         raise ValueError("not a cron expression: it needs 5 fields (minute hour day-of-month "
@@ -112,8 +113,9 @@ def _iana_zones() -> frozenset[str]:
 
 
 def _timezone(value: str) -> str:
-    """An IANA time zone name (Agones ValidateSchedulePolicy loads it with Go's
-    time.LoadLocation)."""
+    """An IANA time zone name, e.g. Europe/Berlin.
+
+    Agones ValidateSchedulePolicy loads it with Go's time.LoadLocation."""
     if value not in _iana_zones():
         raise ValueError("not an IANA time zone name, e.g. Etc/UTC, Europe/Berlin, "
                          "America/New_York")
@@ -130,6 +132,7 @@ GCE_MACHINE_FAMILIES = ("e2", "n1", "n2", "n2d", "n4", "n4d", "c2", "c2d", "c3",
 
 
 def _gce_machine_type(value: str) -> str:
+    """A GCE machine type `<family>-<shape>` of a known family, e.g. g2-standard-8."""
     family, dash, shape = value.partition("-")
     if not dash or not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", shape):
         raise ValueError("a GCE machine type looks like <family>-<shape>, e.g. g2-standard-8")
@@ -140,6 +143,7 @@ def _gce_machine_type(value: str) -> str:
 
 
 def _ec2_instance_type(value: str) -> str:
+    """An EC2 instance type `<family>.<size>`, e.g. m6i.large."""
     # EC2 instance types are `<family><generation><attributes>.<size>` (EC2 docs, "Amazon EC2
     # instance type naming conventions").
     if not re.fullmatch(r"[a-z]+[0-9][a-z0-9-]*\.[0-9]*[a-z0-9]+", value):
@@ -157,6 +161,7 @@ IMAGE_REFERENCE = re.compile(
 
 
 def _image_reference(value: str) -> str:
+    """An image reference `[registry[:port]/]path[:tag][@sha256:<hex>]`."""
     if len(value) > 255 or not IMAGE_REFERENCE.fullmatch(value):
         raise ValueError("not an image reference: [registry[:port]/]path[:tag][@sha256:<hex>], "
                          "lowercase path, no spaces, e.g. us-docker.pkg.dev/p/repo/webui:v1")
@@ -167,9 +172,9 @@ _HOSTNAME = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a
 
 
 def _image_host(value: str) -> str:
-    """A host the batch API may fetch init images from: compared with the URL's hostname
-    (functions/submit/sdfleet_submit/job.py), so a bare lowercase DNS name, never a wildcard,
-    scheme, port or path."""
+    """A bare lowercase host name (no wildcard, scheme, port or path).
+
+    Compared with an init image URL's hostname (functions/submit/sdfleet_submit/job.py)."""
     if not _HOSTNAME.fullmatch(value) or len(value) > 253:
         raise ValueError("a bare lowercase host name, e.g. images.example.com; no '*', no "
                          "scheme (http://, https://), no port or path")
@@ -185,7 +190,7 @@ _CREDENTIAL_PARAMS = re.compile(
 
 
 def _download_url(value: str) -> str:
-    """A model URL: https, and no credential in it (it is written into a ConfigMap)."""
+    """An https URL with no credential in it (it is written into a ConfigMap)."""
     from urllib.parse import parse_qsl, urlsplit
 
     parts = urlsplit(value)
@@ -203,7 +208,7 @@ def _download_url(value: str) -> str:
 
 
 def _relative_path(value: str) -> str:
-    """A path inside a repository: relative, no '.'/'..' segments, no backslashes."""
+    """A relative path inside the repository (no `.` or `..` segments, no backslashes)."""
     segments = value.split("/")
     if (not value or value.startswith("/") or "\\" in value or re.search(r"\s", value)
             or any(seg in ("", ".", "..") for seg in segments)):
@@ -214,6 +219,7 @@ def _relative_path(value: str) -> str:
 
 
 def _hf_repo_id(value: str) -> str:
+    """A Hugging Face repo id `<owner>/<name>`."""
     # huggingface_hub's validate_repo_id (utils/_validators.py): `[namespace/]name` of
     # [\w.-], at most 96 characters per part, and never '--' or '..' anywhere.
     if (not re.fullmatch(r"[\w.-]{1,96}/[\w.-]{1,96}", value, re.ASCII) or ".." in value
@@ -225,12 +231,14 @@ def _hf_repo_id(value: str) -> str:
 
 
 def _revision(value: str) -> str:
+    """A branch, tag or commit (letters, digits, `_`, `-`, `.`, `/`; no `..`)."""
     if not re.fullmatch(r"[\w][\w.\-/]{0,127}", value, re.ASCII) or ".." in value:
         raise ValueError("a branch, tag or commit (letters, digits, '_', '-', '.', '/'; no '..')")
     return value
 
 
 def _gpu_count(value: int) -> int:
+    """1, 2, 4 or 8."""
     if value not in (1, 2, 4, 8):
         raise ValueError("GPUs per node come in 1, 2, 4 or 8")
     return value
@@ -266,6 +274,7 @@ _MEMBER = re.compile(r"^(user|group|serviceAccount):[^@\s]+@[^@\s]+\.[a-z]{2,}$|
 
 
 def _member(value: str) -> str:
+    """`user:<email>`, `group:<email>`, `serviceAccount:<email>` or `domain:<domain>`."""
     if not _MEMBER.match(value):
         raise ValueError("expected user:<email>, group:<email>, serviceAccount:<email> or "
                          "domain:<domain>; allUsers and allAuthenticatedUsers are never allowed")
