@@ -23,7 +23,7 @@ from components.aws.identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.aws.network import Network
 from components.aws.tags import (POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, allow, policy_json,
                                  tags_for, trust)
-from components.config import AwsConfig
+from components.config import AwsClusterConfig
 from components.k8s.pods import SYSTEM_SELECTOR
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -73,7 +73,7 @@ def node_role(name: str, tags: dict[str, str], parent: pulumi.Resource) -> aws.i
 class EksCluster(pulumi.ComponentResource):
     """`sdfleet:aws:EksCluster`: KMS key, roles, log group, cluster, system nodes, add-ons."""
 
-    def __init__(self, name: str, config: AwsConfig, network: Network, region: str,
+    def __init__(self, name: str, config: AwsClusterConfig, network: Network, region: str,
                  labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:aws:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -108,12 +108,12 @@ class EksCluster(pulumi.ComponentResource):
             tags=tags_for(labels, f"{name}-logs"), opts=child)
 
         vpc_config = {"subnet_ids": network.private_subnet_ids, "endpoint_private_access": True,
-                      "endpoint_public_access": bool(config.cluster.public_access_cidrs)}
-        if config.cluster.public_access_cidrs:
+                      "endpoint_public_access": bool(config.public_access_cidrs)}
+        if config.public_access_cidrs:
             # Never EKS's default of 0.0.0.0/0: only the networks the config names.
-            vpc_config["public_access_cidrs"] = list(config.cluster.public_access_cidrs)
+            vpc_config["public_access_cidrs"] = list(config.public_access_cidrs)
         self.cluster = aws.eks.Cluster(
-            name, name=name, version=config.cluster.kubernetes_version, role_arn=self.role.arn,
+            name, name=name, version=config.kubernetes_version, role_arn=self.role.arn,
             vpc_config=vpc_config,
             access_config={"authentication_mode": "API",
                            "bootstrap_cluster_creator_admin_permissions": True},
@@ -163,9 +163,9 @@ class EksCluster(pulumi.ComponentResource):
         self.system_nodes = aws.eks.NodeGroup(
             f"{name}-system", cluster_name=self.cluster.name, node_role_arn=self.system_node_role.arn,
             subnet_ids=network.private_subnet_ids, ami_type="BOTTLEROCKET_x86_64",
-            capacity_type="ON_DEMAND", instance_types=[config.cluster.system_instance_type],
-            scaling_config={"desired_size": config.cluster.system_nodes, "min_size": config.cluster.system_nodes,
-                            "max_size": config.cluster.system_nodes + 1},
+            capacity_type="ON_DEMAND", instance_types=[config.system_instance_type],
+            scaling_config={"desired_size": config.system_nodes, "min_size": config.system_nodes,
+                            "max_size": config.system_nodes + 1},
             update_config={"max_unavailable": 1}, labels=SYSTEM_LABELS,
             tags=tags_for(labels, f"{name}-system"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vpc_cni]))

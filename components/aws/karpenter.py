@@ -28,7 +28,7 @@ from components.aws.cluster import EksCluster, node_role
 from components.aws.network import Network
 from components.aws.queues import queue_with_dead_letter
 from components.aws.tags import allow, policy_json, tags_for
-from components.config import AwsConfig
+from components.config import AwsGpuConfig
 from components.k8s.objects import KubeObject, meta
 from components.k8s.pods import GPU_RESOURCE, SYSTEM_SELECTOR, NodePlacement, Taint, pool_selector
 
@@ -115,7 +115,7 @@ def controller_statements(region: str, account: pulumi.Input[str], cluster_arn: 
 
 @dataclass(frozen=True)
 class KarpenterArgs:
-    config: AwsConfig
+    gpu: AwsGpuConfig
     cluster: EksCluster
     network: Network
     region: str
@@ -218,7 +218,7 @@ class Karpenter(pulumi.ComponentResource):
                                          "name": NODE_POOL},
                         "requirements": [
                             {"key": "karpenter.k8s.aws/instance-family", "operator": "In",
-                             "values": list(args.config.gpu.families)},
+                             "values": list(args.gpu.families)},
                             # Both allowed: Spot while there is capacity, On-Demand otherwise.
                             {"key": "karpenter.sh/capacity-type", "operator": "In",
                              "values": ["spot", "on-demand"]},
@@ -231,7 +231,7 @@ class Karpenter(pulumi.ComponentResource):
                         "expireAfter": "720h",
                     },
                 },
-                "limits": {GPU_RESOURCE: str(args.config.gpu.limit)},
+                "limits": {GPU_RESOURCE: str(args.gpu.limit)},
                 "disruption": {
                     "consolidationPolicy": "WhenEmptyOrUnderutilized",
                     "consolidateAfter": "5m",

@@ -15,7 +15,7 @@ import pulumi_aws as aws
 
 from components.aws.raw import AwsResource
 from components.aws.tags import tags_for
-from components.config import AwsConfig
+from components.config import AwsNetworkConfig
 
 
 def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
@@ -33,7 +33,7 @@ def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
 class Network(pulumi.ComponentResource):
     """`sdfleet:aws:Network`: VPC, subnets, internet and NAT gateways, routes, S3 endpoint."""
 
-    def __init__(self, name: str, config: AwsConfig, region: str, cluster_name: str,
+    def __init__(self, name: str, config: AwsNetworkConfig, region: str, cluster_name: str,
                  labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:aws:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -41,7 +41,7 @@ class Network(pulumi.ComponentResource):
 
         self.vpc = AwsResource(
             f"{name}-vpc", "aws:ec2/vpc:Vpc",
-            {"cidrBlock": config.network.vpc_cidr, "enableDnsHostnames": True, "enableDnsSupport": True,
+            {"cidrBlock": config.vpc_cidr, "enableDnsHostnames": True, "enableDnsSupport": True,
              "tags": tags_for(labels, f"{name}-vpc")}, opts=child)
         self.igw = AwsResource(
             f"{name}-igw", "aws:ec2/internetGateway:InternetGateway",
@@ -53,11 +53,11 @@ class Network(pulumi.ComponentResource):
                     {"routeTableId": public_rt.id, "destinationCidrBlock": "0.0.0.0/0",
                      "gatewayId": self.igw.id}, opts=child)
 
-        private_cidrs, public_cidrs = subnet_cidrs(config.network.vpc_cidr, config.network.zone_count)
+        private_cidrs, public_cidrs = subnet_cidrs(config.vpc_cidr, config.zone_count)
         self.private_subnets: list[AwsResource] = []
         self.public_subnets: list[AwsResource] = []
         private_route_tables = []
-        for i in range(config.network.zone_count):
+        for i in range(config.zone_count):
             zone = zones[i]
             public = AwsResource(
                 f"{name}-public-{i}", "aws:ec2/subnet:Subnet",

@@ -55,8 +55,8 @@ class AwsPlatform(pulumi.ComponentResource):
         account = aws.get_caller_identity_output().account_id
         cluster_name = f"{name}-eks"
 
-        self.network = Network(name, config, region, cluster_name, labels, opts=child)
-        self.cluster = EksCluster(cluster_name, config, self.network, region, labels, opts=child)
+        self.network = Network(name, config.network, region, cluster_name, labels, opts=child)
+        self.cluster = EksCluster(cluster_name, config.cluster, self.network, region, labels, opts=child)
         self.k8s = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.cluster.kubeconfig, enable_server_side_apply=True,
             delete_unreachable=False,
@@ -70,7 +70,7 @@ class AwsPlatform(pulumi.ComponentResource):
         image = self.images.references
 
         self.queues = JobQueues(f"{name}", config, labels, opts=child)
-        self.results = ResultsBucket(f"{name}-results", config, labels, opts=child)
+        self.results = ResultsBucket(f"{name}-results", config.jobs, labels, opts=child)
         self.models = ModelStore(f"{name}-models", self.network, config.network.vpc_cidr, labels,
                                  opts=child)
         self.api = JobApi(name, JobApiArgs(
@@ -79,9 +79,9 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=child)
 
         self.karpenter = Karpenter(f"{name}-karpenter", KarpenterArgs(
-            config=config, cluster=self.cluster, network=self.network, region=region,
+            gpu=config.gpu, cluster=self.cluster, network=self.network, region=region,
             account=account, labels=labels, k8s=self.k8s,
-            job_grace_seconds=visibility_timeout(config)), opts=child)
+            job_grace_seconds=visibility_timeout(config.jobs)), opts=child)
 
         # KEDA reads queue depth and nothing else.
         self.keda_identity = WorkloadIdentity(f"{name}-keda", WorkloadIdentityArgs(

@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.tags import allow, policy_json, tags_for
-from components.config import AWS_VISIBILITY_MARGIN_SECONDS, AwsConfig
+from components.config import AWS_VISIBILITY_MARGIN_SECONDS, AwsConfig, AwsJobsConfig
 
 # The longest SQS keeps a message: a dead-lettered job stays for two weeks of inspection.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -26,8 +26,9 @@ QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
 LONG_POLL_SECONDS = 20
 
 
-def visibility_timeout(config: AwsConfig) -> int:
-    return config.jobs.timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS
+def visibility_timeout(jobs: AwsJobsConfig) -> int:
+    """A queue's visibility timeout: the job timeout plus the margin (within SQS's 12 hours)."""
+    return jobs.timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS
 
 
 def queue_with_dead_letter(resource_name: str, queue_name: str, *, max_receive_count: int,
@@ -69,7 +70,7 @@ class RuntimeQueue(pulumi.ComponentResource):
         self.queue, self.dead_letter = queue_with_dead_letter(
             name, name, max_receive_count=config.jobs.max_receive_count, labels=labels, parent=self,
             extra_tags={"runtime": runtime},
-            visibility_timeout_seconds=visibility_timeout(config),
+            visibility_timeout_seconds=visibility_timeout(config.jobs),
             message_retention_seconds=QUEUE_RETENTION_SECONDS,
             receive_wait_time_seconds=LONG_POLL_SECONDS)
         # Only the input topic may send to the queue.
