@@ -47,8 +47,9 @@ BOTTLEROCKET_ALIAS = "bottlerocket@latest"
 GPU_TAINT = Taint(GPU_RESOURCE, "true", "NoSchedule")
 NODE_POOL = "gpu"
 GPU_POOL_LABEL = pool_selector(NODE_POOL)
-# Karpenter never voluntarily disrupts a node running a pod with this annotation (Karpenter
-# docs, "Disruption": "Pod-Level Controls", `karpenter.sh/do-not-disrupt: "true"`).
+# On a pod, blocks consolidation of its node, and drift until the NodePool's
+# terminationGracePeriod (set below) runs out; not expiry or a Spot interruption (Karpenter docs,
+# "Well-Known Annotations": karpenter.sh/do-not-disrupt; "Disruption": "Pod-Level Controls").
 DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
 # What a GPU pod of the batch variant gets: the pool, the taint tolerated, no disruption.
 GPU_PLACEMENT = NodePlacement.on(NODE_POOL, GPU_TAINT, annotations=DO_NOT_DISRUPT)

@@ -17,8 +17,10 @@ from components.config import GpuPoolConfig, SystemPoolConfig
 from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
 from components.k8s.pods import GPU_RESOURCE, POOL_LABEL, SYSTEM_POOL, NodePlacement, Taint
 
-# The taint GKE itself puts on GPU nodes ("GKE automatically adds the node taint
-# `nvidia.com/gpu=present:NoSchedule`", GKE docs, "About GPUs in GKE"), set explicitly too.
+# The GPU taint, set on every GPU pool. GKE puts key `nvidia.com/gpu`, effect NoSchedule on GPU
+# nodes itself when the cluster also has non-GPU pools (GKE docs, "Run GPUs in GKE Standard node
+# pools": "GKE automatically taints the GPU nodes"; its nodes show `nvidia.com/gpu=present`);
+# setting it explicitly keeps the value we tolerate the one the nodes carry.
 GPU_TAINT = Taint(GPU_RESOURCE, "present", "NoSchedule")
 SYSTEM_POOL_NAME = SYSTEM_POOL
 
