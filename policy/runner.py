@@ -42,7 +42,7 @@ def policy_config(stack_config) -> dict[str, dict[str, Any]]:
         "cost-labels": {"requiredKeys": sorted(platform.labels)},
     }
     if platform.aws is not None:
-        config["eks-endpoint-restricted"] = {"allowedCidrs": list(platform.aws.public_access_cidrs)}
+        config["eks-endpoint-restricted"] = {"allowedCidrs": list(platform.aws.cluster.public_access_cidrs)}
     return config
 
 

@@ -11,6 +11,8 @@ status and results, and write its own logs; nothing else.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import hashlib
 import json
 from pathlib import Path
@@ -71,28 +73,36 @@ def submit_environment(config: AwsConfig, models: ModelsConfig, topic_arn: pulum
         "JOBS_TOPIC_ARN": topic_arn,
         "RUNTIMES": ",".join(rt.name for rt in config.runtimes),
         "RESULTS_BUCKET": bucket,
-        "MAX_WIDTH": str(config.max_image_side),
-        "MAX_HEIGHT": str(config.max_image_side),
-        "MAX_STEPS": str(config.max_steps),
-        "MAX_BATCH_SIZE": str(config.max_batch),
+        "MAX_WIDTH": str(config.api.max_image_side),
+        "MAX_HEIGHT": str(config.api.max_image_side),
+        "MAX_STEPS": str(config.api.max_steps),
+        "MAX_BATCH_SIZE": str(config.api.max_batch),
         # GET /jobs/{id}: when a running attempt is dead, and when the queue gives up.
-        "ATTEMPT_SECONDS": str(config.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS),
-        "MAX_RECEIVE_COUNT": str(config.max_receive_count),
+        "ATTEMPT_SECONDS": str(config.jobs.timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS),
+        "MAX_RECEIVE_COUNT": str(config.jobs.max_receive_count),
     }
     if checkpoints:
         # Jobs name models as the config does; anything else is refused at the API.
         env["MODELS"] = ",".join(checkpoints)
-    if config.allowed_image_hosts:
-        env["ALLOWED_IMAGE_HOSTS"] = ",".join(config.allowed_image_hosts)
+    if config.api.allowed_image_hosts:
+        env["ALLOWED_IMAGE_HOSTS"] = ",".join(config.api.allowed_image_hosts)
     return env
+
+
+@dataclass(frozen=True)
+class JobApiArgs:
+    config: AwsConfig
+    models: ModelsConfig
+    jobs_topic_arn: pulumi.Input[str]
+    results_bucket: pulumi.Input[str]
+    results_arn: pulumi.Input[str]
+    labels: dict[str, str]
 
 
 class JobApi(pulumi.ComponentResource):
     """`sdfleet:aws:JobApi`: submit Lambda, REST API, stage, usage plan and API key."""
 
-    def __init__(self, name: str, config: AwsConfig, models: ModelsConfig, region: str,
-                 jobs_topic_arn: pulumi.Input[str], results_bucket: pulumi.Input[str],
-                 results_arn: pulumi.Input[str], labels: dict[str, str],
+    def __init__(self, name: str, args: JobApiArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:aws:JobApi", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -101,44 +111,44 @@ class JobApi(pulumi.ComponentResource):
         # Made before the function, so its logs land in a group with a retention.
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-submit-logs", name=f"/aws/lambda/{function_name}",
-            retention_in_days=LOG_RETENTION_DAYS, tags=tags_for(labels, function_name), opts=child)
+            retention_in_days=LOG_RETENTION_DAYS, tags=tags_for(args.labels, function_name), opts=child)
         self.role = aws.iam.Role(
             f"{name}-submit", assume_role_policy=trust("lambda.amazonaws.com"),
-            description="sdfleet: submit Lambda", tags=tags_for(labels, function_name), opts=child)
+            description="sdfleet: submit Lambda", tags=tags_for(args.labels, function_name), opts=child)
         policy = aws.iam.RolePolicy(
             f"{name}-submit", role=self.role.id,
             policy=policy_json([
                 allow(["logs:CreateLogStream", "logs:PutLogEvents"],
                       [pulumi.Output.concat(log_group.arn, ":*")]),
-                allow(["sns:Publish"], [jobs_topic_arn]),
+                allow(["sns:Publish"], [args.jobs_topic_arn]),
                 # Job records, and the presigned PUTs of init images (signed with this role).
-                allow(["s3:PutObject"], [pulumi.Output.concat(results_arn, f"/{JOBS_PREFIX}*"),
-                                         pulumi.Output.concat(results_arn,
+                allow(["s3:PutObject"], [pulumi.Output.concat(args.results_arn, f"/{JOBS_PREFIX}*"),
+                                         pulumi.Output.concat(args.results_arn,
                                                               f"/{UPLOADS_PREFIX}*")]),
-                allow(["s3:DeleteObject"], [pulumi.Output.concat(results_arn,
+                allow(["s3:DeleteObject"], [pulumi.Output.concat(args.results_arn,
                                                                  f"/{JOBS_PREFIX}*")]),
                 # Records, status and results, and the presigned GETs of result images.
-                allow(["s3:GetObject"], [pulumi.Output.concat(results_arn, f"/{JOBS_PREFIX}*"),
-                                         pulumi.Output.concat(results_arn,
+                allow(["s3:GetObject"], [pulumi.Output.concat(args.results_arn, f"/{JOBS_PREFIX}*"),
+                                         pulumi.Output.concat(args.results_arn,
                                                               f"/{RESULTS_PREFIX}*")]),
                 # A client's recent jobs; a missing record reads as 404, not 403.
-                allow(["s3:ListBucket"], [results_arn]),
+                allow(["s3:ListBucket"], [args.results_arn]),
             ]),
             opts=child)
         self.function = aws.lambda_.Function(
             function_name, name=function_name, role=self.role.arn, runtime=LAMBDA_RUNTIME,
             handler=SUBMIT_HANDLER, code=submit_archive(), architectures=["x86_64"],
             memory_size=256, timeout=10,
-            environment={"variables": submit_environment(config, models, jobs_topic_arn,
-                                                         results_bucket)},
+            environment={"variables": submit_environment(args.config, args.models, args.jobs_topic_arn,
+                                                         args.results_bucket)},
             logging_config={"log_format": "Text", "log_group": log_group.name},
-            tags=tags_for(labels, function_name),
+            tags=tags_for(args.labels, function_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]))
 
         self.rest_api = aws.apigateway.RestApi(
             f"{name}-api", name=f"{name}-api", description="sdfleet: submit generation jobs",
             endpoint_configuration={"types": "REGIONAL"},
-            api_key_source="HEADER", tags=tags_for(labels, f"{name}-api"), opts=child)
+            api_key_source="HEADER", tags=tags_for(args.labels, f"{name}-api"), opts=child)
         jobs = aws.apigateway.Resource(
             f"{name}-jobs", rest_api=self.rest_api.id, parent_id=self.rest_api.root_resource_id,
             path_part=JOBS_PATH, opts=child)
@@ -177,18 +187,18 @@ class JobApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.methods, *integrations]))
         self.stage = aws.apigateway.Stage(
             f"{name}-{STAGE}", rest_api=self.rest_api.id, deployment=deployment.id,
-            stage_name=STAGE, tags=tags_for(labels, f"{name}-{STAGE}"), opts=child)
+            stage_name=STAGE, tags=tags_for(args.labels, f"{name}-{STAGE}"), opts=child)
 
         self.usage_plan = aws.apigateway.UsagePlan(
             f"{name}-plan", name=f"{name}-plan", description="sdfleet: per-key limits",
             api_stages=[{"api_id": self.rest_api.id, "stage": self.stage.stage_name}],
-            throttle_settings={"rate_limit": config.api_rate_limit,
-                               "burst_limit": config.api_burst_limit},
-            quota_settings={"limit": config.api_quota_per_day, "period": "DAY"},
-            tags=tags_for(labels, f"{name}-plan"), opts=child)
+            throttle_settings={"rate_limit": args.config.api.rate_limit,
+                               "burst_limit": args.config.api.burst_limit},
+            quota_settings={"limit": args.config.api.quota_per_day, "period": "DAY"},
+            tags=tags_for(args.labels, f"{name}-plan"), opts=child)
         self.api_key = aws.apigateway.ApiKey(
             f"{name}-key", name=f"{name}-key", description="sdfleet: first client key",
-            enabled=True, tags=tags_for(labels, f"{name}-key"), opts=child)
+            enabled=True, tags=tags_for(args.labels, f"{name}-key"), opts=child)
         aws.apigateway.UsagePlanKey(
             f"{name}-key", key_id=self.api_key.id, key_type="API_KEY",
             usage_plan_id=self.usage_plan.id, opts=child)

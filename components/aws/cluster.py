@@ -1,7 +1,7 @@
 """The EKS cluster, with `pulumi_aws` directly (pulumi-eks is a remote component: untestable
 under mocks).
 
-- API endpoint: always reachable privately; publicly only from `aws.publicAccessCidrs`, and
+- API endpoint: always reachable privately; publicly only from `aws.cluster.publicAccessCidrs`, and
   not at all when that list is empty.
 - Kubernetes secrets envelope-encrypted with a KMS key of the stack (rotation on).
 - Every control-plane log type to CloudWatch, with a retention, so they never pile up.
@@ -19,15 +19,16 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.identity import WorkloadIdentity
+from components.aws.identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.aws.network import Network
 from components.aws.tags import (POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, allow, policy_json,
                                  tags_for, trust)
-from components.config import AwsConfig
+from components.config import AwsClusterConfig
+from components.k8s.pods import SYSTEM_SELECTOR
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 LOG_RETENTION_DAYS = 30
-SYSTEM_LABELS = {"sdfleet.dev/pool": "system"}
+SYSTEM_LABELS = SYSTEM_SELECTOR  # components/k8s/pods.py: every pod picks its pool by it
 
 # AWS managed policies (partition `aws`).
 NODE_POLICIES = (
@@ -72,7 +73,7 @@ def node_role(name: str, tags: dict[str, str], parent: pulumi.Resource) -> aws.i
 class EksCluster(pulumi.ComponentResource):
     """`sdfleet:aws:EksCluster`: KMS key, roles, log group, cluster, system nodes, add-ons."""
 
-    def __init__(self, name: str, config: AwsConfig, network: Network, region: str,
+    def __init__(self, name: str, config: AwsClusterConfig, network: Network, region: str,
                  labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:aws:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -195,8 +196,9 @@ class EksCluster(pulumi.ComponentResource):
     def workload_identity(self, name: str, namespace: str, service_account: str,
                           statements: list[dict], labels: dict[str, str],
                           opts: pulumi.ResourceOptions | None = None) -> WorkloadIdentity:
-        return WorkloadIdentity(name, self.cluster.name, namespace, service_account, statements,
-                                tags_for(labels, name), opts=opts)
+        return WorkloadIdentity(name, WorkloadIdentityArgs(
+            cluster_name=self.cluster.name, namespace=namespace, service_account=service_account,
+            statements=statements, tags=tags_for(labels, name)), opts=opts)
 
 
 def _pod_identity_trust() -> pulumi.Output[str]:

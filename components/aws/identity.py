@@ -7,6 +7,8 @@ no workload permissions, so a pod without an association can do nothing in AWS.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from typing import Any
 
 import pulumi
@@ -15,26 +17,34 @@ import pulumi_aws as aws
 from components.aws.tags import POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, policy_json, trust
 
 
+@dataclass(frozen=True)
+class WorkloadIdentityArgs:
+    cluster_name: pulumi.Input[str]
+    namespace: str
+    service_account: str
+    statements: list[dict[str, Any]]
+    tags: dict[str, str]
+    managed_policy_arns: tuple[str, ...] = ()
+
+
 class WorkloadIdentity(pulumi.ComponentResource):
     """`sdfleet:aws:WorkloadIdentity`: role + inline policy + pod identity association."""
 
-    def __init__(self, name: str, cluster_name: pulumi.Input[str], namespace: str,
-                 service_account: str, statements: list[dict[str, Any]], tags: dict[str, str],
-                 managed_policy_arns: tuple[str, ...] = (),
+    def __init__(self, name: str, args: WorkloadIdentityArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:aws:WorkloadIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.role = aws.iam.Role(
             f"{name}-role", assume_role_policy=trust(POD_IDENTITY_PRINCIPAL, POD_IDENTITY_ACTIONS),
-            description=f"sdfleet: {namespace}/{service_account} via EKS Pod Identity",
-            tags=tags, opts=child)
-        if statements:
+            description=f"sdfleet: {args.namespace}/{args.service_account} via EKS Pod Identity",
+            tags=args.tags, opts=child)
+        if args.statements:
             aws.iam.RolePolicy(f"{name}-policy", role=self.role.id,
-                               policy=policy_json(statements), opts=child)
-        for i, arn in enumerate(managed_policy_arns):
+                               policy=policy_json(args.statements), opts=child)
+        for i, arn in enumerate(args.managed_policy_arns):
             aws.iam.RolePolicyAttachment(f"{name}-managed-{i}", role=self.role.name,
                                          policy_arn=arn, opts=child)
         self.association = aws.eks.PodIdentityAssociation(
-            f"{name}-association", cluster_name=cluster_name, namespace=namespace,
-            service_account=service_account, role_arn=self.role.arn, tags=tags, opts=child)
+            f"{name}-association", cluster_name=args.cluster_name, namespace=args.namespace,
+            service_account=args.service_account, role_arn=self.role.arn, tags=args.tags, opts=child)
         self.register_outputs({"roleArn": self.role.arn})

@@ -18,6 +18,8 @@ with CodeBuild's status and log link if it fails.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import json
 from pathlib import Path
 
@@ -70,19 +72,27 @@ def build_args_flags(name: str) -> str:
     return " ".join(f"--build-arg {k}={v}" for k, v in sorted(IMAGES[name].build_args.items()))
 
 
+@dataclass(frozen=True)
+class ImageBuildsArgs:
+    needed: list[str]
+    prebuilt: dict[str, str]
+    region: str
+    account: pulumi.Input[str]
+    labels: dict[str, str]
+
+
 class ImageBuilds(pulumi.ComponentResource):
     """`sdfleet:aws:ImageBuilds`: for each image the stack needs, a prebuilt reference or an ECR
     repository and a CodeBuild build; `references[name]` is what workloads use."""
 
-    def __init__(self, name: str, needed: list[str], prebuilt: dict[str, str], region: str,
-                 account: pulumi.Input[str], labels: dict[str, str],
+    def __init__(self, name: str, args: ImageBuildsArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:aws:ImageBuilds", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.references: dict[str, pulumi.Output[str]] = {
-            image: pulumi.Output.from_input(prebuilt[image]) for image in needed
-            if image in prebuilt}
-        to_build = [image for image in needed if image not in prebuilt]
+            image: pulumi.Output.from_input(args.prebuilt[image]) for image in args.needed
+            if image in args.prebuilt}
+        to_build = [image for image in args.needed if image not in args.prebuilt]
         self.repositories: dict[str, aws.ecr.Repository] = {}
         if not to_build:
             self.register_outputs({})
@@ -93,14 +103,14 @@ class ImageBuilds(pulumi.ComponentResource):
                 f"{name}-{image}", name=f"{name}/{image}", image_tag_mutability="IMMUTABLE",
                 image_scanning_configuration={"scan_on_push": True},
                 encryption_configurations=[{"encryption_type": "AES256"}],
-                force_delete=False, tags=tags_for(labels, f"{name}/{image}"), opts=child)
+                force_delete=False, tags=tags_for(args.labels, f"{name}/{image}"), opts=child)
             aws.ecr.LifecyclePolicy(f"{name}-{image}", repository=repository.name,
                                     policy=lifecycle_policy(), opts=child)
             self.repositories[image] = repository
 
         # Build sources: a private bucket that only CodeBuild reads; old sources expire.
         sources = aws.s3.Bucket(f"{name}-sources", force_destroy=True,
-                                tags=tags_for(labels, f"{name}-sources"), opts=child)
+                                tags=tags_for(args.labels, f"{name}-sources"), opts=child)
         aws.s3.BucketPublicAccessBlock(
             f"{name}-sources", bucket=sources.id, block_public_acls=True,
             block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
@@ -116,10 +126,10 @@ class ImageBuilds(pulumi.ComponentResource):
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-builds", name=f"/aws/codebuild/{name}-images", retention_in_days=30,
-            tags=tags_for(labels, f"{name}-builds"), opts=child)
+            tags=tags_for(args.labels, f"{name}-builds"), opts=child)
         role = aws.iam.Role(f"{name}-builder", assume_role_policy=trust("codebuild.amazonaws.com"),
                             description="sdfleet: CodeBuild image builds",
-                            tags=tags_for(labels, f"{name}-builder"), opts=child)
+                            tags=tags_for(args.labels, f"{name}-builder"), opts=child)
         repository_arns = [r.arn for r in self.repositories.values()]
         policy = aws.iam.RolePolicy(
             f"{name}-builder", role=role.id,
@@ -145,7 +155,7 @@ class ImageBuilds(pulumi.ComponentResource):
             source={"type": "S3", "location": pulumi.Output.concat(sources.bucket, "/none.zip"),
                     "buildspec": BUILDSPEC},
             logs_config={"cloudwatch_logs": {"group_name": log_group.name, "status": "ENABLED"}},
-            tags=tags_for(labels, f"{name}-images"),
+            tags=tags_for(args.labels, f"{name}-images"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
 
         for image in to_build:
@@ -156,17 +166,17 @@ class ImageBuilds(pulumi.ComponentResource):
                 f"{name}-{image}-source", bucket=sources.id,
                 key=f"sources/{image}-{digest}.zip",
                 source=pulumi.FileArchive(str(ROOT / source.context)),
-                tags=tags_for(labels, f"{name}-{image}-source"), opts=child)
+                tags=tags_for(args.labels, f"{name}-{image}-source"), opts=child)
             repository = self.repositories[image]
             # The registry's documented address: <account>.dkr.ecr.<region>.amazonaws.com/<repo>.
-            image_uri = pulumi.Output.format("{0}.dkr.ecr.{1}.amazonaws.com/{2}:{3}", account,
-                                             region, repository.name, tag)
+            image_uri = pulumi.Output.format("{0}.dkr.ecr.{1}.amazonaws.com/{2}:{3}", args.account,
+                                             args.region, repository.name, tag)
             build = local.Command(
                 f"{name}-{image}-build",
                 create=f"bash {BUILD_SCRIPT.relative_to(ROOT)}",
                 dir=str(ROOT),
                 environment={
-                    "PROJECT": self.project.name, "REGION": region,
+                    "PROJECT": self.project.name, "REGION": args.region,
                     "REPOSITORY": repository.name, "TAG": tag,
                     "IMAGE_URI": image_uri,
                     "SOURCE": pulumi.Output.concat(sources.bucket, "/", archive.key),

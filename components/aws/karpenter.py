@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import json
 
 import pulumi
@@ -26,8 +28,9 @@ from components.aws.cluster import EksCluster, node_role
 from components.aws.network import Network
 from components.aws.queues import queue_with_dead_letter
 from components.aws.tags import allow, policy_json, tags_for
-from components.config import AwsConfig
+from components.config import AwsGpuConfig
 from components.k8s.objects import KubeObject, meta
+from components.k8s.pods import GPU_RESOURCE, SYSTEM_SELECTOR, NodePlacement, Taint, pool_selector
 
 # The chart's OCI reference is the chart name, with no repositoryOpts.repo: given a repo,
 # the provider resolves the chart through `<repo>/index.yaml`, which an OCI registry does not
@@ -40,13 +43,16 @@ NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
 # Bottlerocket picks the NVIDIA variant itself for GPU instance types.
 BOTTLEROCKET_ALIAS = "bottlerocket@latest"
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
-# What a pod needs to land on the GPU nodes (matches GPU_TAINT exactly).
-GPU_TOLERATIONS = [{"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
-                    "effect": GPU_TAINT["effect"]}]
-GPU_POOL_LABEL = {"sdfleet.dev/pool": "gpu"}
-DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
+# The taint our NodePool puts on the GPU nodes it launches (Karpenter sets none by itself).
+GPU_TAINT = Taint(GPU_RESOURCE, "true", "NoSchedule")
 NODE_POOL = "gpu"
+GPU_POOL_LABEL = pool_selector(NODE_POOL)
+# On a pod, blocks consolidation of its node, and drift until the NodePool's
+# terminationGracePeriod (set below) runs out; not expiry or a Spot interruption (Karpenter docs,
+# "Well-Known Annotations": karpenter.sh/do-not-disrupt; "Disruption": "Pod-Level Controls").
+DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
+# What a GPU pod of the batch variant gets: the pool, the taint tolerated, no disruption.
+GPU_PLACEMENT = NodePlacement.on(NODE_POOL, GPU_TAINT, annotations=DO_NOT_DISRUPT)
 # Images of Stable Diffusion WebUIs are large: room for two of them plus the runtime cache.
 DATA_VOLUME_GB = 200
 INTERRUPTION_EVENTS = {
@@ -108,29 +114,39 @@ def controller_statements(region: str, account: pulumi.Input[str], cluster_arn: 
     ]
 
 
+@dataclass(frozen=True)
+class KarpenterArgs:
+    gpu: AwsGpuConfig
+    cluster: EksCluster
+    network: Network
+    region: str
+    account: pulumi.Input[str]
+    labels: dict[str, str]
+    k8s: pulumi.ProviderResource
+    job_grace_seconds: int
+
+
 class Karpenter(pulumi.ComponentResource):
     """`sdfleet:aws:Karpenter`: node role, controller identity, interruption queue, Helm
     release, EC2NodeClass and the GPU NodePool."""
 
-    def __init__(self, name: str, config: AwsConfig, cluster: EksCluster, network: Network,
-                 region: str, account: pulumi.Input[str], labels: dict[str, str],
-                 k8s: pulumi.ProviderResource, job_grace_seconds: int,
+    def __init__(self, name: str, args: KarpenterArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:aws:Karpenter", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        cluster_name = cluster.cluster_name
+        cluster_name = args.cluster.cluster_name
 
-        self.node_role = node_role(f"{name}-nodes", tags_for(labels, f"{name}-nodes"), self)
+        self.node_role = node_role(f"{name}-nodes", tags_for(args.labels, f"{name}-nodes"), self)
         # Nodes Karpenter launches join the cluster through this access entry.
         node_access = aws.eks.AccessEntry(
-            f"{name}-nodes", cluster_name=cluster.name, principal_arn=self.node_role.arn,
-            type="EC2_LINUX", tags=tags_for(labels, f"{name}-nodes"), opts=child)
+            f"{name}-nodes", cluster_name=args.cluster.name, principal_arn=self.node_role.arn,
+            type="EC2_LINUX", tags=tags_for(args.labels, f"{name}-nodes"), opts=child)
 
         # Like every queue of the stack it has a dead-letter queue: a notice Karpenter keeps
         # failing on is kept for a person instead of being retried until it expires.
         self.queue, self.dead_letter = queue_with_dead_letter(
             f"{name}-interruptions", f"{cluster_name}-karpenter", max_receive_count=5,
-            labels=labels, parent=self,
+            labels=args.labels, parent=self,
             # A notice older than five minutes is about an instance that is already gone.
             message_retention_seconds=300)
         aws.sqs.QueuePolicy(
@@ -143,16 +159,16 @@ class Karpenter(pulumi.ComponentResource):
         for key, pattern in INTERRUPTION_EVENTS.items():
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{key}", description=f"sdfleet: {key} events to Karpenter",
-                event_pattern=json.dumps(pattern), tags=tags_for(labels, f"{name}-{key}"),
+                event_pattern=json.dumps(pattern), tags=tags_for(args.labels, f"{name}-{key}"),
                 opts=child)
             aws.cloudwatch.EventTarget(f"{name}-{key}", rule=rule.name, arn=self.queue.arn,
                                        opts=child)
 
-        self.identity = cluster.workload_identity(
+        self.identity = args.cluster.workload_identity(
             f"{name}-controller", NAMESPACE, SERVICE_ACCOUNT,
-            controller_statements(region, account, cluster.cluster.arn, cluster_name,
+            controller_statements(args.region, args.account, args.cluster.cluster.arn, cluster_name,
                                   self.node_role.arn, self.queue.arn),
-            labels, opts=child)
+            args.labels, opts=child)
 
         self.release = Release(
             f"{name}", name="karpenter", chart=KARPENTER_CHART, version=KARPENTER_VERSION,
@@ -163,21 +179,21 @@ class Karpenter(pulumi.ComponentResource):
                 "serviceAccount": {"name": SERVICE_ACCOUNT},
                 "replicas": 2,
                 # Karpenter must not run on nodes it manages.
-                "nodeSelector": {"sdfleet.dev/pool": "system"},
+                "nodeSelector": dict(SYSTEM_SELECTOR),
                 # CoreDNS may itself wait for nodes Karpenter has to make.
                 "dnsPolicy": "Default",
                 "controller": {"resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
                                              "limits": {"memory": "1Gi"}}},
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=k8s,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s,
                                         depends_on=[self.identity, node_access]))
-        after_crds = pulumi.ResourceOptions(parent=self, provider=k8s, depends_on=[self.release])
+        after_crds = pulumi.ResourceOptions(parent=self, provider=args.k8s, depends_on=[self.release])
 
         node_class_spec = {
             "role": self.node_role.name,
             "amiSelectorTerms": [{"alias": BOTTLEROCKET_ALIAS}],
-            "subnetSelectorTerms": [{"id": s.id} for s in network.private_subnets],
-            "securityGroupSelectorTerms": [{"id": cluster.security_group_id}],
+            "subnetSelectorTerms": [{"id": s.id} for s in args.network.private_subnets],
+            "securityGroupSelectorTerms": [{"id": args.cluster.security_group_id}],
             "metadataOptions": {"httpEndpoint": "enabled", "httpTokens": "required",
                                 # Pods reach AWS through Pod Identity, never the node's IMDS.
                                 "httpPutResponseHopLimit": 1},
@@ -187,7 +203,7 @@ class Karpenter(pulumi.ComponentResource):
                 {"deviceName": "/dev/xvdb", "ebs": {"volumeSize": f"{DATA_VOLUME_GB}Gi",
                                                     "volumeType": "gp3", "encrypted": True,
                                                     "throughput": 250}}],
-            "tags": tags_for(labels, f"{cluster_name}-gpu"),
+            "tags": tags_for(args.labels, f"{cluster_name}-gpu"),
         }
         self.node_class = KubeObject(
             f"{name}-gpu-class", "karpenter.k8s.aws/v1", "EC2NodeClass", metadata=meta(NODE_POOL),
@@ -203,20 +219,20 @@ class Karpenter(pulumi.ComponentResource):
                                          "name": NODE_POOL},
                         "requirements": [
                             {"key": "karpenter.k8s.aws/instance-family", "operator": "In",
-                             "values": list(config.gpu_families)},
+                             "values": list(args.gpu.families)},
                             # Both allowed: Spot while there is capacity, On-Demand otherwise.
                             {"key": "karpenter.sh/capacity-type", "operator": "In",
                              "values": ["spot", "on-demand"]},
                             {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
                             {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
                         ],
-                        "taints": [GPU_TAINT],
+                        "taints": [GPU_TAINT.manifest()],
                         # Draining waits this long for a job to finish before the node goes.
-                        "terminationGracePeriod": f"{job_grace_seconds}s",
+                        "terminationGracePeriod": f"{args.job_grace_seconds}s",
                         "expireAfter": "720h",
                     },
                 },
-                "limits": {"nvidia.com/gpu": str(config.gpu_limit)},
+                "limits": {GPU_RESOURCE: str(args.gpu.limit)},
                 "disruption": {
                     "consolidationPolicy": "WhenEmptyOrUnderutilized",
                     "consolidateAfter": "5m",
@@ -226,6 +242,6 @@ class Karpenter(pulumi.ComponentResource):
                 },
                 "weight": 10,
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=k8s,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s,
                                         depends_on=[self.release, self.node_class]))
         self.register_outputs({"queue": self.queue.name})

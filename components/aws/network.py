@@ -15,7 +15,7 @@ import pulumi_aws as aws
 
 from components.aws.raw import AwsResource
 from components.aws.tags import tags_for
-from components.config import AwsConfig
+from components.config import AwsNetworkConfig
 
 
 def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
@@ -33,7 +33,7 @@ def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
 class Network(pulumi.ComponentResource):
     """`sdfleet:aws:Network`: VPC, subnets, internet and NAT gateways, routes, S3 endpoint."""
 
-    def __init__(self, name: str, config: AwsConfig, region: str, cluster_name: str,
+    def __init__(self, name: str, config: AwsNetworkConfig, region: str, cluster_name: str,
                  labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:aws:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)

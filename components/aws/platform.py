@@ -11,11 +11,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws.api import JobApi
+from components.aws.api import JobApi, JobApiArgs
 from components.aws.cluster import SYSTEM_LABELS, EksCluster
-from components.aws.identity import WorkloadIdentity
-from components.aws.images import ImageBuilds
-from components.aws.karpenter import DO_NOT_DISRUPT, GPU_POOL_LABEL, GPU_TOLERATIONS, Karpenter
+from components.aws.identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.aws.images import ImageBuilds, ImageBuildsArgs
+from components.aws.karpenter import GPU_PLACEMENT, Karpenter, KarpenterArgs
 from components.aws.network import Network
 from components.aws.queues import JobQueues, visibility_timeout
 from components.aws.storage import RESULTS_PREFIX, UPLOADS_PREFIX, ModelStore, ResultsBucket
@@ -55,8 +55,8 @@ class AwsPlatform(pulumi.ComponentResource):
         account = aws.get_caller_identity_output().account_id
         cluster_name = f"{name}-eks"
 
-        self.network = Network(name, config, region, cluster_name, labels, opts=child)
-        self.cluster = EksCluster(cluster_name, config, self.network, region, labels, opts=child)
+        self.network = Network(name, config.network, region, cluster_name, labels, opts=child)
+        self.cluster = EksCluster(cluster_name, config.cluster, self.network, region, labels, opts=child)
         self.k8s = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.cluster.kubeconfig, enable_server_side_apply=True,
             delete_unreachable=False,
@@ -64,27 +64,32 @@ class AwsPlatform(pulumi.ComponentResource):
         on_cluster = pulumi.ResourceOptions(parent=self, provider=self.k8s)
 
         # Images first: every workload below takes its reference from a finished build.
-        self.images = ImageBuilds(f"{name}", needed_images(config), dict(p.images.prebuilt),
-                                  region, account, labels, opts=child)
+        self.images = ImageBuilds(f"{name}", ImageBuildsArgs(
+            needed=needed_images(config), prebuilt=dict(p.images.prebuilt), region=region,
+            account=account, labels=labels), opts=child)
         image = self.images.references
 
         self.queues = JobQueues(f"{name}", config, labels, opts=child)
-        self.results = ResultsBucket(f"{name}-results", config, labels, opts=child)
-        self.models = ModelStore(f"{name}-models", self.network, config.vpc_cidr, labels,
+        self.results = ResultsBucket(f"{name}-results", config.jobs, labels, opts=child)
+        self.models = ModelStore(f"{name}-models", self.network, config.network.vpc_cidr, labels,
                                  opts=child)
-        self.api = JobApi(name, config, p.models, region, self.queues.jobs_topic.arn,
-                          self.results.name, self.results.arn, labels, opts=child)
+        self.api = JobApi(name, JobApiArgs(
+            config=config, models=p.models, jobs_topic_arn=self.queues.jobs_topic.arn,
+            results_bucket=self.results.name, results_arn=self.results.arn, labels=labels),
+            opts=child)
 
-        self.karpenter = Karpenter(
-            f"{name}-karpenter", config, self.cluster, self.network, region, account, labels,
-            self.k8s, job_grace_seconds=visibility_timeout(config), opts=child)
+        self.karpenter = Karpenter(f"{name}-karpenter", KarpenterArgs(
+            gpu=config.gpu, cluster=self.cluster, network=self.network, region=region,
+            account=account, labels=labels, k8s=self.k8s,
+            job_grace_seconds=visibility_timeout(config.jobs)), opts=child)
 
         # KEDA reads queue depth and nothing else.
-        self.keda_identity = WorkloadIdentity(
-            f"{name}-keda", self.cluster.cluster.name, KEDA_NAMESPACE, KEDA_SERVICE_ACCOUNT,
-            [allow(["sqs:GetQueueAttributes"],
-                   [q.queue.arn for q in self.queues.runtimes.values()])],
-            tags_for(labels, f"{name}-keda"), opts=child)
+        self.keda_identity = WorkloadIdentity(f"{name}-keda", WorkloadIdentityArgs(
+            cluster_name=self.cluster.cluster.name, namespace=KEDA_NAMESPACE,
+            service_account=KEDA_SERVICE_ACCOUNT,
+            statements=[allow(["sqs:GetQueueAttributes"],
+                              [q.queue.arn for q in self.queues.runtimes.values()])],
+            tags=tags_for(labels, f"{name}-keda")), opts=child)
         self.keda = Keda(f"{name}-keda", SYSTEM_LABELS,
                          opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
                                                      depends_on=[self.keda_identity]))
@@ -106,7 +111,6 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
                                         depends_on=[namespace, self.cluster.efs_csi,
                                                     *self.models.mount_targets]))
-        secrets = pulumi.Config("sdfleet")
         # The sync runs on a GPU node: the system nodes' disk is too small for a multi-GB
         # WebUI image, a GPU node has DATA_VOLUME_GB for it (components/aws/karpenter.py), and
         # the first worker on that node then finds the image already pulled. It requests no GPU,
@@ -115,43 +119,42 @@ class AwsPlatform(pulumi.ComponentResource):
             models=p.models, namespace=BATCH_NAMESPACE,
             image=image[webui_image_name(config.runtimes[0].framework)],
             claim=self.model_volume.claim_name, sub_path=None,
-            node_selector=GPU_POOL_LABEL, tolerations=GPU_TOLERATIONS,
-            pod_annotations=DO_NOT_DISRUPT,
-            civitai_token=secrets.get_secret("civitaiToken"),
-            huggingface_token=secrets.get_secret("huggingfaceToken")),
+            placement=GPU_PLACEMENT,
+            civitai_token=stack.secrets.civitai_token,
+            huggingface_token=stack.secrets.huggingface_token),
             opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
                                         depends_on=[self.model_volume, self.karpenter.node_pool]))
 
         self.runtimes = {}
         for rt in config.runtimes:
             queue = self.queues.runtimes[rt.name]
-            WorkloadIdentity(
-                f"{name}-agent-{rt.name}", self.cluster.cluster.name, BATCH_NAMESPACE,
-                agent_service_account(rt.name),
-                [allow(["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
-                        "sqs:GetQueueAttributes"], [queue.queue.arn]),
-                 allow(["sqs:SendMessage"], [queue.dead_letter.arn]),
-                 allow(["s3:PutObject"],
-                       [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*")]),
-                 # Results (idempotent reruns) and clients' init images (their uploads).
-                 allow(["s3:GetObject"],
-                       [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*"),
-                        pulumi.Output.concat(self.results.arn, f"/{UPLOADS_PREFIX}*")]),
-                 # So a missing result.json reads as 404 (not yet written), not 403.
-                 allow(["s3:ListBucket"], [self.results.arn]),
-                 allow(["sns:Publish"], [self.queues.completions_topic.arn])],
-                tags_for(labels, f"{name}-agent-{rt.name}"), opts=child)
+            WorkloadIdentity(f"{name}-agent-{rt.name}", WorkloadIdentityArgs(
+                cluster_name=self.cluster.cluster.name, namespace=BATCH_NAMESPACE,
+                service_account=agent_service_account(rt.name),
+                statements=[
+                    allow(["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility",
+                           "sqs:DeleteMessage", "sqs:GetQueueAttributes"], [queue.queue.arn]),
+                    allow(["sqs:SendMessage"], [queue.dead_letter.arn]),
+                    allow(["s3:PutObject"],
+                          [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*")]),
+                    # Results (idempotent reruns) and clients' init images (their uploads).
+                    allow(["s3:GetObject"],
+                          [pulumi.Output.concat(self.results.arn, f"/{RESULTS_PREFIX}*"),
+                           pulumi.Output.concat(self.results.arn, f"/{UPLOADS_PREFIX}*")]),
+                    # So a missing result.json reads as 404 (not yet written), not 403.
+                    allow(["s3:ListBucket"], [self.results.arn]),
+                    allow(["sns:Publish"], [self.queues.completions_topic.arn])],
+                tags=tags_for(labels, f"{name}-agent-{rt.name}")), opts=child)
             self.runtimes[rt.name] = RuntimeWorkload(f"{name}-{rt.name}", RuntimeWorkloadArgs(
                 runtime=rt, namespace=BATCH_NAMESPACE,
                 webui_image=image[webui_image_name(rt.framework)], agent_image=image[AGENT_IMAGE],
                 queue_url=queue.queue.url, dead_letter_url=queue.dead_letter.url,
                 results_bucket=self.results.name,
                 completion_topic_arn=self.queues.completions_topic.arn, region=region,
-                job_timeout_seconds=config.job_timeout_seconds,
-                max_receive_count=config.max_receive_count,
-                allowed_image_hosts=list(config.allowed_image_hosts),
-                node_selector=GPU_POOL_LABEL, tolerations=GPU_TOLERATIONS,
-                pod_annotations=DO_NOT_DISRUPT, models_claim=self.model_volume.claim_name),
+                job_timeout_seconds=config.jobs.timeout_seconds,
+                max_receive_count=config.jobs.max_receive_count,
+                allowed_image_hosts=list(config.api.allowed_image_hosts),
+                placement=GPU_PLACEMENT, models_claim=self.model_volume.claim_name),
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=self.k8s,
                     depends_on=[namespace, trigger_auth, self.model_volume,

@@ -4,7 +4,7 @@ SNS delivers a job only to the queue whose filter policy matches the message's `
 attribute (raw delivery: the queue body is the job JSON the submit Lambda built). The API
 refuses unknown runtimes, so no job is published that no queue takes.
 
-Every queue has a dead-letter queue: after `aws.maxReceiveCount` receives a message stops
+Every queue has a dead-letter queue: after `aws.jobs.maxReceiveCount` receives a message stops
 coming back and waits there for a person. A queue's visibility timeout is longer than a job
 may run, so a message never reappears (and runs twice) while its job is still working; the
 agent also extends it while it runs.
@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.tags import allow, policy_json, tags_for
-from components.config import AWS_VISIBILITY_MARGIN_SECONDS, AwsConfig
+from components.config import AWS_VISIBILITY_MARGIN_SECONDS, AwsConfig, AwsJobsConfig
 
 # The longest SQS keeps a message: a dead-lettered job stays for two weeks of inspection.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -26,8 +26,9 @@ QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
 LONG_POLL_SECONDS = 20
 
 
-def visibility_timeout(config: AwsConfig) -> int:
-    return config.job_timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS
+def visibility_timeout(jobs: AwsJobsConfig) -> int:
+    """A queue's visibility timeout: the job timeout plus the margin (within SQS's 12 hours)."""
+    return jobs.timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS
 
 
 def queue_with_dead_letter(resource_name: str, queue_name: str, *, max_receive_count: int,
@@ -67,9 +68,9 @@ class RuntimeQueue(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.runtime = runtime
         self.queue, self.dead_letter = queue_with_dead_letter(
-            name, name, max_receive_count=config.max_receive_count, labels=labels, parent=self,
+            name, name, max_receive_count=config.jobs.max_receive_count, labels=labels, parent=self,
             extra_tags={"runtime": runtime},
-            visibility_timeout_seconds=visibility_timeout(config),
+            visibility_timeout_seconds=visibility_timeout(config.jobs),
             message_retention_seconds=QUEUE_RETENTION_SECONDS,
             receive_wait_time_seconds=LONG_POLL_SECONDS)
         # Only the input topic may send to the queue.

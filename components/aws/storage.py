@@ -1,7 +1,7 @@
 """Where results and models live: an S3 bucket for results, EFS for models.
 
 Results: private (public access blocked, bucket-owner-enforced ownership, TLS-only policy),
-encrypted, and expired after `aws.resultsExpiryDays` so they never pile up unseen. Models:
+encrypted, and expired after `aws.jobs.resultsExpiryDays` so they never pile up unseen. Models:
 an encrypted EFS file system, reachable by NFS only from inside the VPC, with an access point
 that pins the POSIX owner and root folder the model sync Job and the WebUIs share.
 """
@@ -14,7 +14,7 @@ import pulumi_aws as aws
 from components.aws.network import Network
 from components.aws.raw import AwsResource
 from components.aws.tags import tags_for
-from components.config import AwsConfig
+from components.config import AwsJobsConfig
 
 # Bucket layout (functions/submit/sdfleet_submit/layout.py): results, job records, uploads.
 RESULTS_PREFIX = "results/"
@@ -31,7 +31,7 @@ MODELS_ROOT = "/models"
 class ResultsBucket(pulumi.ComponentResource):
     """`sdfleet:aws:ResultsBucket`."""
 
-    def __init__(self, name: str, config: AwsConfig, labels: dict[str, str],
+    def __init__(self, name: str, jobs: AwsJobsConfig, labels: dict[str, str],
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:aws:ResultsBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -53,11 +53,11 @@ class ResultsBucket(pulumi.ComponentResource):
             f"{name}-expiry", bucket=self.bucket.id,
             rules=[{"id": "expire-results", "status": "Enabled",
                     "filter": {"prefix": RESULTS_PREFIX},
-                    "expiration": {"days": config.results_expiry_days}},
+                    "expiration": {"days": jobs.results_expiry_days}},
                    # A record outlives nothing it describes.
                    {"id": "expire-job-records", "status": "Enabled",
                     "filter": {"prefix": JOBS_PREFIX},
-                    "expiration": {"days": config.results_expiry_days}},
+                    "expiration": {"days": jobs.results_expiry_days}},
                    {"id": "expire-uploads", "status": "Enabled",
                     "filter": {"prefix": UPLOADS_PREFIX},
                     "expiration": {"days": UPLOAD_EXPIRY_DAYS}},

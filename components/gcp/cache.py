@@ -7,6 +7,8 @@ them as Secret Manager-backed secrets. Only the listed accessors may read them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -14,26 +16,35 @@ from components.config import CacheConfig
 from components.gcp.network import Network
 
 
+@dataclass(frozen=True)
+class RoutingCacheArgs:
+    config: CacheConfig
+    network: Network
+    region: str
+    project: str
+    labels: dict[str, str]
+
+
 class RoutingCache(pulumi.ComponentResource):
     """`sdfleet:gcp:RoutingCache`: the Redis instance plus its two secrets."""
 
-    def __init__(self, name: str, config: CacheConfig, network: Network, region: str,
-                 project: str, labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: RoutingCacheArgs,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:RoutingCache", name, None, opts)
-        self.project = project
+        self.project = args.project
         self.instance = gcp.redis.Instance(
-            f"{name}-redis", name=f"{name}-redis", region=region, tier=config.tier,
-            memory_size_gb=config.memory_size_gb, redis_version=config.redis_version,
-            authorized_network=network.vpc.id, connect_mode="PRIVATE_SERVICE_ACCESS",
+            f"{name}-redis", name=f"{name}-redis", region=args.region, tier=args.config.tier,
+            memory_size_gb=args.config.memory_size_gb, redis_version=args.config.redis_version,
+            authorized_network=args.network.vpc.id, connect_mode="PRIVATE_SERVICE_ACCESS",
             auth_enabled=True, transit_encryption_mode="SERVER_AUTHENTICATION",
-            labels=labels,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[network.private_services]))
+            labels=args.labels,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.network.private_services]))
         self.host = self.instance.host
         self.port = self.instance.port
 
-        self.auth_secret = self._secret(f"{name}-redis-auth", self.instance.auth_string, labels)
+        self.auth_secret = self._secret(f"{name}-redis-auth", self.instance.auth_string, args.labels)
         ca = self.instance.server_ca_certs.apply(lambda certs: certs[0].cert if certs else "")
-        self.ca_secret = self._secret(f"{name}-redis-ca", ca, labels)
+        self.ca_secret = self._secret(f"{name}-redis-ca", ca, args.labels)
         self.register_outputs({"host": self.host, "port": self.port})
 
     def _secret(self, secret_id: str, value: pulumi.Input[str], labels: dict[str, str]):

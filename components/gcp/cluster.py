@@ -8,6 +8,8 @@ NetworkPolicies that keep WebUI pods reachable only from the router.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -15,43 +17,52 @@ from components.config import ClusterConfig, NetworkConfig
 from components.gcp.network import Network
 
 
+@dataclass(frozen=True)
+class GkeClusterArgs:
+    config: ClusterConfig
+    network_config: NetworkConfig
+    network: Network
+    project: str
+    region: str
+    bootstrap_service_account: pulumi.Input[str]
+    labels: dict[str, str]
+
+
 class GkeCluster(pulumi.ComponentResource):
     """`sdfleet:gcp:GkeCluster`."""
 
-    def __init__(self, name: str, config: ClusterConfig, network_config: NetworkConfig,
-                 network: Network, project: str, region: str,
-                 bootstrap_service_account: pulumi.Input[str], labels: dict[str, str],
+    def __init__(self, name: str, args: GkeClusterArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:GkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         # Besides the listed networks, the functions' VPC connector must reach the private
         # endpoint: with authorized networks on, only the node subnet gets in by default.
-        blocks = [(n.name, n.cidr) for n in config.authorized_networks]
-        blocks.append(("functions-vpc-connector", network_config.connector_cidr))
+        blocks = [(n.name, n.cidr) for n in args.config.authorized_networks]
+        blocks.append(("functions-vpc-connector", args.network_config.connector_cidr))
         authorized = gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
             cidr_blocks=[gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
                 cidr_block=cidr, display_name=name) for name, cidr in blocks],
             gcp_public_cidrs_access_enabled=False)
 
         self.cluster = gcp.container.Cluster(
-            name, name=name, location=region, project=project,
-            node_locations=config.zones or None,
-            network=network.vpc.id, subnetwork=network.subnet.id,
+            name, name=name, location=args.region, project=args.project,
+            node_locations=args.config.zones or None,
+            network=args.network.vpc.id, subnetwork=args.network.subnet.id,
             networking_mode="VPC_NATIVE",
             ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
                 cluster_secondary_range_name=Network.PODS_RANGE,
                 services_secondary_range_name=Network.SERVICES_RANGE),
             private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
-                enable_private_nodes=config.private_nodes,
-                enable_private_endpoint=config.private_endpoint,
-                master_ipv4_cidr_block=network_config.control_plane_cidr,
+                enable_private_nodes=args.config.private_nodes,
+                enable_private_endpoint=args.config.private_endpoint,
+                master_ipv4_cidr_block=args.network_config.control_plane_cidr,
                 master_global_access_config=gcp.container.ClusterPrivateClusterConfigMasterGlobalAccessConfigArgs(
                     enabled=False)),
             master_authorized_networks_config=authorized,
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
-                workload_pool=f"{project}.svc.id.goog"),
-            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=config.release_channel),
+                workload_pool=f"{args.project}.svc.id.goog"),
+            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.config.release_channel),
             enable_shielded_nodes=True,
             datapath_provider="ADVANCED_DATAPATH",
             node_pool_defaults=gcp.container.ClusterNodePoolDefaultsArgs(
@@ -60,7 +71,7 @@ class GkeCluster(pulumi.ComponentResource):
                         enabled=True))),
             remove_default_node_pool=True, initial_node_count=1,
             node_config=gcp.container.ClusterNodeConfigArgs(
-                service_account=bootstrap_service_account,
+                service_account=args.bootstrap_service_account,
                 oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
                 workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
                     mode="GKE_METADATA"),
@@ -78,8 +89,8 @@ class GkeCluster(pulumi.ComponentResource):
             cost_management_config=gcp.container.ClusterCostManagementConfigArgs(enabled=True),
             logging_config=gcp.container.ClusterLoggingConfigArgs(
                 enable_components=["SYSTEM_COMPONENTS", "WORKLOADS"]),
-            resource_labels=labels,
-            deletion_protection=config.deletion_protection,
+            resource_labels=args.labels,
+            deletion_protection=args.config.deletion_protection,
             opts=child)
 
         self.name = self.cluster.name

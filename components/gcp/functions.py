@@ -61,26 +61,37 @@ class FunctionSettings:
     iap_audience: pulumi.Input[str]
 
 
+@dataclass(frozen=True)
+class ControlFunctionsArgs:
+    project: str
+    region: str
+    network: Network
+    connector_cidr: str
+    cache: RoutingCache
+    culling: CullingConfig
+    settings: FunctionSettings
+    router_member: pulumi.Input[str]
+    labels: dict[str, str]
+
+
 class ControlFunctions(pulumi.ComponentResource):
     """`sdfleet:gcp:ControlFunctions`: allocator + culler + scheduler, and their identities."""
 
-    def __init__(self, name: str, project: str, region: str, network: Network,
-                 connector_cidr: str, cache: RoutingCache, culling: CullingConfig,
-                 settings: FunctionSettings, router_member: pulumi.Input[str],
-                 labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: ControlFunctionsArgs,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:ControlFunctions", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.project, self.region, self.labels = project, region, labels
+        self.project, self.region, self.labels = args.project, args.region, args.labels
 
         self.connector = gcp.vpcaccess.Connector(
-            f"{name}-connector", name=f"{name[:15]}-vpc"[:25], region=region,
+            f"{name}-connector", name=f"{name[:15]}-vpc"[:25], region=args.region,
             # The VPC's name as an output of the VPC, so the connector waits for it.
-            network=network.vpc.out("name"), ip_cidr_range=connector_cidr, machine_type="e2-micro",
+            network=args.network.vpc.out("name"), ip_cidr_range=args.connector_cidr, machine_type="e2-micro",
             min_instances=2, max_instances=3, opts=child)
         self.source_bucket = gcp.storage.Bucket(
-            f"{name}-sources", name=f"{project}-{name}-sources", location=region,
+            f"{name}-sources", name=f"{args.project}-{name}-sources", location=args.region,
             uniform_bucket_level_access=True, public_access_prevention="enforced",
-            force_destroy=True, labels=labels,
+            force_destroy=True, labels=args.labels,
             lifecycle_rules=[gcp.storage.BucketLifecycleRuleArgs(
                 action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
                 condition=gcp.storage.BucketLifecycleRuleConditionArgs(num_newer_versions=3))],
@@ -93,7 +104,7 @@ class ControlFunctions(pulumi.ComponentResource):
         # account for Cloud Build"); neither exists before the first deploy, so the grants are
         # project-level with IAM conditions on those names, not project-wide.
         self.build_account = ServiceAccount(
-            f"{name}-build", account_id(name, "fn-build"), "sdfleet function builds", project,
+            f"{name}-build", account_id(name, "fn-build"), "sdfleet function builds", args.project,
             ("roles/logging.logWriter",), opts=child)
         self.build_grants = [
             *self.build_account.bindings,
@@ -101,66 +112,66 @@ class ControlFunctions(pulumi.ComponentResource):
                 f"{name}-build-reads-sources", bucket=self.source_bucket.name,
                 role="roles/storage.objectViewer", member=self.build_account.member, opts=child),
             gcp.projects.IAMMember(
-                f"{name}-build-reads-gcf-sources", project=project,
+                f"{name}-build-reads-gcf-sources", project=args.project,
                 role="roles/storage.objectViewer", member=self.build_account.member,
                 condition=gcp.projects.IAMMemberConditionArgs(
                     title="gcf-v2-sources buckets only",
                     expression='resource.name.startsWith("projects/_/buckets/gcf-v2-sources-")'),
                 opts=child),
             gcp.projects.IAMMember(
-                f"{name}-build-pushes-gcf-artifacts", project=project,
+                f"{name}-build-pushes-gcf-artifacts", project=args.project,
                 role="roles/artifactregistry.writer", member=self.build_account.member,
                 condition=gcp.projects.IAMMemberConditionArgs(
                     title="gcf-artifacts repository only",
-                    expression=f'resource.name.startsWith("projects/{project}/locations/'
-                               f'{region}/repositories/gcf-artifacts")'),
+                    expression=f'resource.name.startsWith("projects/{args.project}/locations/'
+                               f'{args.region}/repositories/gcf-artifacts")'),
                 opts=child),
         ]
 
         # Runtime identities: authenticate to GKE (RBAC in the fleet namespace does the rest).
         self.allocator_account = ServiceAccount(
             f"{name}-allocator", account_id(name, "allocator"), "sdfleet allocator function",
-            project, ("roles/container.clusterViewer",), opts=child)
+            args.project, ("roles/container.clusterViewer",), opts=child)
         self.culler_account = ServiceAccount(
             f"{name}-culler", account_id(name, "culler"), "sdfleet culler function",
-            project, ("roles/container.clusterViewer",), opts=child)
+            args.project, ("roles/container.clusterViewer",), opts=child)
         self.scheduler_account = ServiceAccount(
             f"{name}-scheduler", account_id(name, "cull-scheduler"),
-            "sdfleet culler schedule (OIDC caller)", project, (), opts=child)
-        cache.grant_access(f"{name}-allocator", self.allocator_account.member)
-        cache.grant_access(f"{name}-culler", self.culler_account.member)
+            "sdfleet culler schedule (OIDC caller)", args.project, (), opts=child)
+        args.cache.grant_access(f"{name}-allocator", self.allocator_account.member)
+        args.cache.grant_access(f"{name}-culler", self.culler_account.member)
 
         common_env = {
-            "REDIS_HOST": cache.host,
-            "REDIS_PORT": cache.port.apply(str),
+            "REDIS_HOST": args.cache.host,
+            "REDIS_PORT": args.cache.port.apply(str),
             "REDIS_TLS": "true",
             "REDIS_CA_FILE": f"{REDIS_CA_MOUNT}/ca.pem",
             "REDIS_PREFIX": "sdfleet:",
-            "K8S_API_URL": pulumi.Output.from_input(settings.cluster_endpoint).apply(
+            "K8S_API_URL": pulumi.Output.from_input(args.settings.cluster_endpoint).apply(
                 lambda e: f"https://{e}"),
-            "K8S_CA_DATA": settings.cluster_ca,
-            "AGONES_NAMESPACE": settings.fleet_namespace,
-            "FLEET_NAME": settings.fleet_name,
-            "IAP_AUDIENCE": settings.iap_audience,
-            "IDLE_TIMEOUT_SECONDS": str(culling.idle_minutes * 60),
-            "MAX_SESSION_SECONDS": str(culling.max_session_hours * 3600),
-            "ORPHAN_GRACE_SECONDS": str(culling.orphan_grace_minutes * 60),
+            "K8S_CA_DATA": args.settings.cluster_ca,
+            "AGONES_NAMESPACE": args.settings.fleet_namespace,
+            "FLEET_NAME": args.settings.fleet_name,
+            "IAP_AUDIENCE": args.settings.iap_audience,
+            "IDLE_TIMEOUT_SECONDS": str(args.culling.idle_minutes * 60),
+            "MAX_SESSION_SECONDS": str(args.culling.max_session_hours * 3600),
+            "ORPHAN_GRACE_SECONDS": str(args.culling.orphan_grace_minutes * 60),
         }
         self.allocator = self._function(
-            f"{name}-allocator", "allocator", "allocate", self.allocator_account, cache,
+            f"{name}-allocator", "allocator", "allocate", self.allocator_account, args.cache,
             common_env, min_instances=1, timeout=60)
         self.culler = self._function(
-            f"{name}-culler", "culler", "cull", self.culler_account, cache,
+            f"{name}-culler", "culler", "cull", self.culler_account, args.cache,
             {**common_env, "CULL_INVOKER_EMAILS": self.scheduler_account.email},
             min_instances=0, timeout=120, audience_env="CULL_INVOKER_AUDIENCE")
 
         # gen2 functions are Cloud Run services: invoking them is run.invoker on the service.
-        self._invoker(f"{name}-router-invokes-allocator", self.allocator, router_member)
+        self._invoker(f"{name}-router-invokes-allocator", self.allocator, args.router_member)
         self._invoker(f"{name}-scheduler-invokes-culler", self.culler, self.scheduler_account.member)
 
         self.cull_schedule = gcp.cloudscheduler.Job(
-            f"{name}-cull-schedule", name=f"{name}-cull", region=region, project=project,
-            schedule=culling.schedule, time_zone="Etc/UTC", attempt_deadline="180s",
+            f"{name}-cull-schedule", name=f"{name}-cull", region=args.region, project=args.project,
+            schedule=args.culling.schedule, time_zone="Etc/UTC", attempt_deadline="180s",
             description="One culling pass: idle and over-age sessions, stale mappings, orphans",
             retry_config=gcp.cloudscheduler.JobRetryConfigArgs(retry_count=0),
             http_target=gcp.cloudscheduler.JobHttpTargetArgs(

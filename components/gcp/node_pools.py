@@ -8,15 +8,26 @@ as its own service account with only the node roles.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_gcp as gcp
 
 from components.config import GpuPoolConfig, SystemPoolConfig
 from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
+from components.k8s.pods import GPU_RESOURCE, POOL_LABEL, SYSTEM_POOL, NodePlacement, Taint
 
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
-POOL_LABEL = "sdfleet.dev/pool"
-SYSTEM_POOL_NAME = "system"
+# The GPU taint, set on every GPU pool. GKE puts key `nvidia.com/gpu`, effect NoSchedule on GPU
+# nodes itself when the cluster also has non-GPU pools (GKE docs, "Run GPUs in GKE Standard node
+# pools": "GKE automatically taints the GPU nodes"; its nodes show `nvidia.com/gpu=present`);
+# setting it explicitly keeps the value we tolerate the one the nodes carry.
+GPU_TAINT = Taint(GPU_RESOURCE, "present", "NoSchedule")
+SYSTEM_POOL_NAME = SYSTEM_POOL
+
+
+def gpu_placement(pool: str) -> NodePlacement:
+    """Where a pod that asks for a GPU of `pool` runs: its label, and the GPU taint tolerated."""
+    return NodePlacement.on(pool, GPU_TAINT)
 
 
 def _hardened_node_config(machine_type: str, disk_size_gb: int, disk_type: str, spot: bool,
@@ -35,67 +46,84 @@ def _hardened_node_config(machine_type: str, disk_size_gb: int, disk_type: str, 
         labels=labels, resource_labels=resource_labels, **extra)
 
 
+@dataclass(frozen=True)
+class SystemNodePoolArgs:
+    config: SystemPoolConfig
+    cluster: gcp.container.Cluster
+    region: str
+    labels: dict[str, str]
+    service_account: ServiceAccount
+
+
 class SystemNodePool(pulumi.ComponentResource):
     """`sdfleet:gcp:SystemNodePool`: router, Agones controllers, system pods."""
 
-    def __init__(self, name: str, config: SystemPoolConfig, cluster: gcp.container.Cluster,
-                 project: str, region: str, prefix: str, labels: dict[str, str],
-                 service_account: ServiceAccount, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: SystemNodePoolArgs,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:SystemNodePool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # Shared with the cluster's short-lived default pool, so it is made by the platform.
-        self.service_account = service_account
+        self.service_account = args.service_account
         self.node_pool = gcp.container.NodePool(
-            f"{name}", name=SYSTEM_POOL_NAME, cluster=cluster.id, location=region,
+            f"{name}", name=SYSTEM_POOL_NAME, cluster=args.cluster.id, location=args.region,
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
-                total_min_node_count=config.min_nodes, total_max_node_count=config.max_nodes,
+                total_min_node_count=args.config.min_nodes, total_max_node_count=args.config.max_nodes,
                 location_policy="BALANCED"),
             management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
             node_config=_hardened_node_config(
-                config.machine_type, config.disk_size_gb, config.disk_type, config.spot,
-                self.service_account.email, {POOL_LABEL: SYSTEM_POOL_NAME}, labels),
+                args.config.machine_type, args.config.disk_size_gb, args.config.disk_type, args.config.spot,
+                self.service_account.email, {POOL_LABEL: SYSTEM_POOL}, args.labels),
             opts=child)
         self.register_outputs({"name": self.node_pool.name})
+
+
+@dataclass(frozen=True)
+class GpuNodePoolArgs:
+    config: GpuPoolConfig
+    cluster: gcp.container.Cluster
+    project: str
+    region: str
+    prefix: str
+    labels: dict[str, str]
 
 
 class GpuNodePool(pulumi.ComponentResource):
     """`sdfleet:gcp:GpuNodePool`: one GPU type, tainted, autoscaled, driver installed."""
 
-    def __init__(self, name: str, config: GpuPoolConfig, cluster: gcp.container.Cluster,
-                 project: str, region: str, prefix: str, labels: dict[str, str],
+    def __init__(self, name: str, args: GpuNodePoolArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:GpuNodePool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.config = config
+        self.config = args.config
         self.service_account = ServiceAccount(
-            f"{name}-nodes", account_id(prefix, f"gpu-{config.name}"),
-            f"sdfleet GPU node pool {config.name}", project, NODE_ROLES, opts=child)
+            f"{name}-nodes", account_id(args.prefix, f"gpu-{args.config.name}"),
+            f"sdfleet GPU node pool {args.config.name}", args.project, NODE_ROLES, opts=child)
 
         sharing = None
-        if config.time_sharing_clients:
+        if args.config.time_sharing_clients:
             sharing = gcp.container.NodePoolNodeConfigGuestAcceleratorGpuSharingConfigArgs(
                 gpu_sharing_strategy="TIME_SHARING",
-                max_shared_clients_per_gpu=config.time_sharing_clients)
+                max_shared_clients_per_gpu=args.config.time_sharing_clients)
         accelerator = gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
-            type=config.accelerator, count=config.accelerator_count,
+            type=args.config.accelerator, count=args.config.accelerator_count,
             gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
-                gpu_driver_version=config.driver_version),
+                gpu_driver_version=args.config.driver_version),
             gpu_sharing_config=sharing)
 
-        node_labels = {POOL_LABEL: config.name, "sdfleet.dev/gpu": "true",
-                       "sdfleet.dev/accelerator": config.accelerator}
+        node_labels = {POOL_LABEL: args.config.name, "sdfleet.dev/gpu": "true",
+                       "sdfleet.dev/accelerator": args.config.accelerator}
         self.node_pool = gcp.container.NodePool(
-            f"{name}", name=f"gpu-{config.name}", cluster=cluster.id, location=region,
-            node_locations=config.zones or None,
+            f"{name}", name=f"gpu-{args.config.name}", cluster=args.cluster.id, location=args.region,
+            node_locations=args.config.zones or None,
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
-                total_min_node_count=config.min_nodes, total_max_node_count=config.max_nodes,
+                total_min_node_count=args.config.min_nodes, total_max_node_count=args.config.max_nodes,
                 # ANY finds capacity in whichever zone has GPUs (and Spot) available.
                 location_policy="ANY"),
             management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
             node_config=_hardened_node_config(
-                config.machine_type, config.disk_size_gb, config.disk_type, config.spot,
-                self.service_account.email, node_labels, labels,
+                args.config.machine_type, args.config.disk_size_gb, args.config.disk_type, args.config.spot,
+                self.service_account.email, node_labels, args.labels,
                 guest_accelerators=[accelerator],
-                taints=[gcp.container.NodePoolNodeConfigTaintArgs(**GPU_TAINT)]),
+                taints=[gcp.container.NodePoolNodeConfigTaintArgs(**GPU_TAINT.gke())]),
             opts=child)
         self.register_outputs({"name": self.node_pool.name})

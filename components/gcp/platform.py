@@ -13,25 +13,27 @@ import pulumi_gcp as gcp
 
 from components.config import StackConfig
 from components.gcp.apis import ProjectApis
-from components.gcp.cache import RoutingCache
-from components.gcp.cluster import GkeCluster
-from components.gcp.functions import ControlFunctions, FunctionSettings
+from components.gcp.cache import RoutingCache, RoutingCacheArgs
+from components.gcp.cluster import GkeCluster, GkeClusterArgs
+from components.gcp.functions import ControlFunctions, ControlFunctionsArgs, FunctionSettings
 from components.gcp.image_builds import ImageBuildArgs, ImageBuilds
 from components.gcp.kubernetes import ClusterProvider
 from components.gcp.load_balancer import IapLoadBalancer, LoadBalancerArgs
 from components.gcp.network import Network
-from components.gcp.node_pools import POOL_LABEL, SYSTEM_POOL_NAME, GpuNodePool, SystemNodePool
+from components.gcp.node_pools import (GpuNodePool, GpuNodePoolArgs, SystemNodePool,
+                                       SystemNodePoolArgs, gpu_placement)
 from components.gcp.registry import ImageRegistry
 from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
-from components.gcp.storage import SharedStore
-from components.gcp.workload_identity import WorkloadIdentity
+from components.gcp.storage import SharedStore, SharedStoreArgs
+from components.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.images import webui_image as webui_image_name
-from components.k8s.agones import Agones
-from components.k8s.fleet import FleetAccess, WebuiFleet
+from components.k8s.agones import Agones, AgonesArgs
+from components.k8s.fleet import FleetAccess, FleetAccessArgs, WebuiFleet, WebuiFleetArgs
 from components.k8s.model_sync import ModelSync, ModelSyncArgs
 from components.k8s.namespaces import Namespaces
+from components.k8s.pods import SYSTEM_PLACEMENT
 from components.k8s.router import Router, RouterSettings
-from components.k8s.shared_volume import SharedVolume
+from components.k8s.shared_volume import SharedVolume, SharedVolumeArgs
 
 ROUTER_NAMESPACE = "sdfleet-system"
 ROUTER_KSA = "sdfleet-router"
@@ -75,24 +77,29 @@ class GcpPlatform(pulumi.ComponentResource):
         # The router runs on the system pool: its port admits the load balancer only.
         self.router_firewall = self.network.only_load_balancer_to_router(
             f"{name}-deny-internal-to-router", system_sa.email)
-        self.cluster = GkeCluster(f"{name}-gke", p.cluster, p.network, self.network, project,
-                                  region, system_sa.email, labels, opts=after_apis)
-        self.system_pool = SystemNodePool(f"{name}-system-pool", p.system_pool,
-                                          self.cluster.cluster, project, region, name, labels,
-                                          system_sa, opts=child)
+        self.cluster = GkeCluster(f"{name}-gke", GkeClusterArgs(
+            config=p.cluster, network_config=p.network, network=self.network, project=project,
+            region=region, bootstrap_service_account=system_sa.email, labels=labels),
+            opts=after_apis)
+        self.system_pool = SystemNodePool(f"{name}-system-pool", SystemNodePoolArgs(
+            config=p.system_pool, cluster=self.cluster.cluster, region=region, labels=labels,
+            service_account=system_sa), opts=child)
         self.gpu_pools = {
-            pool.name: GpuNodePool(f"{name}-gpu-{pool.name}", pool, self.cluster.cluster, project,
-                                   region, name, labels, opts=child)
+            pool.name: GpuNodePool(f"{name}-gpu-{pool.name}", GpuNodePoolArgs(
+                config=pool, cluster=self.cluster.cluster, project=project, region=region,
+                prefix=name, labels=labels), opts=child)
             for pool in p.gpu_pools
         }
         self.k8s = ClusterProvider(f"{name}-cluster", self.cluster, opts=child)
 
         # --- Google Cloud: storage, cache, registry ------------------------------------------
         zone = (p.cluster.zones or [f"{region}-a"])[0]
-        self.store = SharedStore(f"{name}", p.storage, self.network, region, zone, labels,
-                                 opts=after_apis)
-        self.cache = RoutingCache(f"{name}", p.cache, self.network, region, project, labels,
-                                  opts=after_apis)
+        self.store = SharedStore(f"{name}", SharedStoreArgs(
+            config=p.storage, network=self.network, region=region, zone=zone, labels=labels),
+            opts=after_apis)
+        self.cache = RoutingCache(f"{name}", RoutingCacheArgs(
+            config=p.cache, network=self.network, region=region, project=project, labels=labels),
+            opts=after_apis)
         node_members = [system_sa.member] + [g.service_account.member for g in self.gpu_pools.values()]
         self.registry = ImageRegistry(f"{name}", project, region, labels, node_members,
                                       opts=after_apis)
@@ -112,10 +119,9 @@ class GcpPlatform(pulumi.ComponentResource):
         # The audience comes from the load balancer's backend service, which is built on the
         # router Service's NEGs: resolved below, once the load balancer exists.
         self.iap_audience, resolve_audience = pulumi.deferred_output()
-        self.router_identity = WorkloadIdentity(f"{name}-router", name, "router", project,
-                                                ROUTER_NAMESPACE, ROUTER_KSA,
-                                                workload_pool=self.cluster.workload_pool,
-                                                opts=child)
+        self.router_identity = WorkloadIdentity(f"{name}-router", WorkloadIdentityArgs(
+            prefix=name, purpose="router", project=project, namespace=ROUTER_NAMESPACE,
+            ksa_name=ROUTER_KSA, workload_pool=self.cluster.workload_pool), opts=child)
         self.cache.grant_access(f"{name}-router", self.router_identity.member)
 
         # --- Kubernetes ---------------------------------------------------------------------
@@ -125,46 +131,50 @@ class GcpPlatform(pulumi.ComponentResource):
                                                     p.fleet.namespace: "baseline"}, opts=kube)
         in_namespaces = pulumi.ResourceOptions.merge(kube, pulumi.ResourceOptions(
             depends_on=list(self.namespaces.namespaces.values())))
-        self.agones = Agones(f"{name}-agones", p.fleet.namespace, p.fleet.peak_hours is not None,
-                             opts=in_namespaces)
-        self.shared_volume = SharedVolume(f"{name}-shared", p.fleet.namespace,
-                                          self.store.ip_address, p.storage.share_name,
-                                          p.storage.capacity_gb, webui_image,
-                                          {POOL_LABEL: SYSTEM_POOL_NAME}, opts=in_namespaces)
+        self.agones = Agones(f"{name}-agones", AgonesArgs(
+            fleet_namespace=p.fleet.namespace, scheduled_autoscaler=p.fleet.peak_hours is not None,
+            system=SYSTEM_PLACEMENT), opts=in_namespaces)
+        self.shared_volume = SharedVolume(f"{name}-shared", SharedVolumeArgs(
+            namespace=p.fleet.namespace, server=self.store.ip_address, share=p.storage.share_name,
+            capacity_gb=p.storage.capacity_gb, image=webui_image, placement=SYSTEM_PLACEMENT),
+            opts=in_namespaces)
         # Whatever mounts a folder of the share takes the claim once the folders exist.
-        self.fleet = WebuiFleet(f"{name}-webui", p.fleet, p.fleet_pool, p.webui, webui_image,
-                                self.shared_volume.ready_claim, ROUTER_NAMESPACE,
-                                self.agones.release, opts=in_namespaces)
-        secrets = pulumi.Config("sdfleet")
+        self.fleet = WebuiFleet(f"{name}-webui", WebuiFleetArgs(
+            fleet=p.fleet, pool=p.fleet_pool, webui=p.webui, image=webui_image,
+            claim=self.shared_volume.ready_claim, router_namespace=ROUTER_NAMESPACE,
+            agones_release=self.agones.release, placement=gpu_placement(p.fleet_pool.name)),
+            opts=in_namespaces)
         self.model_sync = ModelSync(f"{name}-model-sync", ModelSyncArgs(
             models=p.models, namespace=p.fleet.namespace, image=webui_image,
             claim=self.shared_volume.ready_claim, sub_path="models",
-            node_selector={POOL_LABEL: SYSTEM_POOL_NAME},
-            civitai_token=secrets.get_secret("civitaiToken"),
-            huggingface_token=secrets.get_secret("huggingfaceToken")), opts=in_namespaces)
+            placement=SYSTEM_PLACEMENT,
+            civitai_token=stack.secrets.civitai_token,
+            huggingface_token=stack.secrets.huggingface_token), opts=in_namespaces)
 
         # --- Functions: allocator and culler --------------------------------------------------
-        self.functions = ControlFunctions(
-            f"{name}-fn", project, region, self.network, p.network.connector_cidr, self.cache,
-            p.culling, FunctionSettings(
+        self.functions = ControlFunctions(f"{name}-fn", ControlFunctionsArgs(
+            project=project, region=region, network=self.network,
+            connector_cidr=p.network.connector_cidr, cache=self.cache, culling=p.culling,
+            settings=FunctionSettings(
                 fleet_name=self.fleet.fleet_name, fleet_namespace=p.fleet.namespace,
                 cluster_endpoint=self.cluster.private_endpoint,
                 cluster_ca=self.cluster.ca_certificate, iap_audience=self.iap_audience),
-            self.router_identity.member, labels, opts=after_apis)
-        self.fleet_access = FleetAccess(f"{name}-fleet-access", p.fleet.namespace,
-                                        self.functions.allocator_account.email,
-                                        self.functions.culler_account.email, opts=in_namespaces)
+            router_member=self.router_identity.member, labels=labels), opts=after_apis)
+        self.fleet_access = FleetAccess(f"{name}-fleet-access", FleetAccessArgs(
+            namespace=p.fleet.namespace, allocator_user=self.functions.allocator_account.email,
+            culler_user=self.functions.culler_account.email), opts=in_namespaces)
 
         # --- Router and the load balancer with IAP -----------------------------------------
         neg_name = f"{name}-router"
-        self.router = Router(f"{name}-router", p.webui, RouterSettings(
-            image=router_image, namespace=ROUTER_NAMESPACE, ksa_name=ROUTER_KSA,
+        self.router = Router(f"{name}-router", RouterSettings(
+            webui=p.webui, placement=SYSTEM_PLACEMENT, image=router_image, namespace=ROUTER_NAMESPACE, ksa_name=ROUTER_KSA,
             gsa_annotation=self.router_identity.annotation,
             redis_host=self.cache.host, redis_port=self.cache.port,
             redis_auth_secret=self.cache.auth_secret.name, redis_ca_secret=self.cache.ca_secret.name,
             allocator_url=self.functions.allocator_url, iap_audience=self.iap_audience,
             neg_name=neg_name), opts=in_namespaces)
-        oauth_secret = (secrets.require_secret("iapOauthClientSecret")
+        # Present whenever oauthClientId is set (components/config/loader.py checks it).
+        oauth_secret = (stack.secrets.iap_oauth_client_secret
                         if p.access.oauth_client_id is not None else None)
         self.load_balancer = IapLoadBalancer(f"{name}-lb", LoadBalancerArgs(
             access=p.access, webui=p.webui, project=project, project_number=project_number,

@@ -2,10 +2,12 @@
 
 Layout on the share: `models/` (filled by the model sync Job, mounted read-only by WebUI
 containers) and `users/<id>/` (touched only by the trusted sync sidecar of the pod allocated
-to that person). Capacity is validated against the tier's minimum in components/config.py.
+to that person). Capacity is validated against the tier's minimum in components/config/rules.py.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
@@ -33,23 +35,32 @@ def share_export(nodes_cidr: str) -> gcp.filestore.InstanceFileSharesNfsExportOp
         ip_ranges=[nodes_cidr], access_mode="READ_WRITE", squash_mode="NO_ROOT_SQUASH")
 
 
+@dataclass(frozen=True)
+class SharedStoreArgs:
+    config: StorageConfig
+    network: Network
+    region: str
+    zone: str
+    labels: dict[str, str]
+
+
 class SharedStore(pulumi.ComponentResource):
     """`sdfleet:gcp:SharedStore`."""
 
-    def __init__(self, name: str, config: StorageConfig, network: Network, region: str,
-                 zone: str, labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: SharedStoreArgs,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:SharedStore", name, None, opts)
-        self.share_name = config.share_name
+        self.share_name = args.config.share_name
         self.instance = gcp.filestore.Instance(
-            f"{name}-filestore", name=f"{name}-filestore", tier=config.tier,
-            location=zone if config.tier in ZONAL_TIERS else region,
+            f"{name}-filestore", name=f"{name}-filestore", tier=args.config.tier,
+            location=args.zone if args.config.tier in ZONAL_TIERS else args.region,
             file_shares=gcp.filestore.InstanceFileSharesArgs(
-                name=config.share_name, capacity_gb=config.capacity_gb,
-                nfs_export_options=[share_export(network.config.nodes_cidr)]),
+                name=args.config.share_name, capacity_gb=args.config.capacity_gb,
+                nfs_export_options=[share_export(args.network.config.nodes_cidr)]),
             networks=[gcp.filestore.InstanceNetworkArgs(
-                network=network.vpc_name, modes=["MODE_IPV4"],
+                network=args.network.vpc_name, modes=["MODE_IPV4"],
                 connect_mode="PRIVATE_SERVICE_ACCESS")],
-            labels=labels,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[network.private_services]))
+            labels=args.labels,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.network.private_services]))
         self.ip_address = self.instance.networks.apply(lambda nets: nets[0].ip_addresses[0])
         self.register_outputs({"ipAddress": self.ip_address})

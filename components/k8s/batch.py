@@ -25,6 +25,8 @@ from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 
 from components.config import AwsRuntimeConfig
 from components.k8s.objects import KubeObject, meta
+from components.k8s.pods import (GPU_RESOURCE, LOOPBACK, RUNTIME_LABEL, WEBUI_PORT, NodePlacement,
+                                 env_list, restricted_container)
 
 KEDA_CHART = "keda"
 KEDA_REPOSITORY = "https://kedacore.github.io/charts"
@@ -32,10 +34,9 @@ KEDA_VERSION = "2.17.2"
 KEDA_NAMESPACE = "keda"
 KEDA_SERVICE_ACCOUNT = "keda-operator"
 TRIGGER_AUTH = "keda-aws"
-WEBUI_PORT = 7860
-# The WebUI answers on the pod's loopback only: the agent is in the same pod, nothing else
-# may drive the GPU (and the namespace's NetworkPolicy refuses all ingress besides).
-WEBUI_HOST = "127.0.0.1"
+# The WebUI (pods.WEBUI_PORT) answers on the pod's loopback only: the agent is in the same
+# pod, nothing else may drive the GPU (and the namespace's NetworkPolicy refuses all ingress).
+WEBUI_HOST = LOOPBACK
 MODELS_MOUNT = "/models"
 SCRATCH_MOUNT = "/scratch"
 MODELS_CLAIM = "models"
@@ -150,9 +151,8 @@ class RuntimeWorkloadArgs:
     region: str
     job_timeout_seconds: int
     max_receive_count: int
-    node_selector: dict[str, str]
-    tolerations: list[dict]
-    pod_annotations: dict[str, str]
+    # The GPU nodes, as the cloud layer labels and taints them (and what keeps a node up).
+    placement: NodePlacement
     allowed_image_hosts: list[str] = field(default_factory=list)
     models_claim: str = MODELS_CLAIM
 
@@ -224,7 +224,7 @@ class RuntimeWorkload(pulumi.ComponentResource):
         runtime, namespace = args.runtime, args.namespace
         job_mode = runtime.mode == "scaledjob"
         app = f"sdfleet-{runtime.name}"
-        labels = {"app.kubernetes.io/name": app, "sdfleet.dev/runtime": runtime.name}
+        labels = {"app.kubernetes.io/name": app, RUNTIME_LABEL: runtime.name}
         service_account = agent_service_account(runtime.name)
         self.service_account = KubeObject(
             f"{name}-sa", "v1", "ServiceAccount", metadata=meta(service_account, namespace),
@@ -233,35 +233,29 @@ class RuntimeWorkload(pulumi.ComponentResource):
         models_read_only = {"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}
         agent = {
             "name": "agent", "image": args.agent_image,
-            "env": [{"name": k, "value": v} for k, v in agent_environment(args).items()],
+            "env": env_list(agent_environment(args)),
             "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
                           "limits": {"memory": "512Mi"}},
             # The agent reads the models manifest (config name -> file) from the store.
             "volumeMounts": [models_read_only],
-            "securityContext": {"allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                                "readOnlyRootFilesystem": True},
+            "securityContext": restricted_container(seccomp=True, read_only_root=True),
         }
         webui = {
             "name": "webui", "image": args.webui_image,
             # A native sidecar: stopped only after the agent (module docstring).
             "restartPolicy": "Always",
-            "env": [{"name": k, "value": v} for k, v in webui_environment(args).items()],
+            "env": env_list(webui_environment(args)),
             "resources": {"requests": {"cpu": runtime.cpu, "memory": runtime.memory,
-                                       "nvidia.com/gpu": "1"},
-                          "limits": {"memory": runtime.memory, "nvidia.com/gpu": "1"}},
+                                       GPU_RESOURCE: "1"},
+                          "limits": {"memory": runtime.memory, GPU_RESOURCE: "1"}},
             "volumeMounts": [models_read_only,
                              {"name": "scratch", "mountPath": SCRATCH_MOUNT}],
             # The runtime image chooses its user; it still gets no extra privileges.
-            "securityContext": {"allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": restricted_container(non_root=False, seccomp=True),
         }
         pod_spec: dict[str, Any] = {
             "serviceAccountName": service_account,
-            "nodeSelector": args.node_selector,
-            "tolerations": list(args.tolerations),
+            **args.placement.pod_fields(),
             "terminationGracePeriodSeconds": POD_TERMINATION_GRACE_SECONDS,
             "initContainers": [webui],
             "containers": [agent],
@@ -272,7 +266,7 @@ class RuntimeWorkload(pulumi.ComponentResource):
         }
         if job_mode:
             pod_spec["restartPolicy"] = "Never"
-        template = {"metadata": {"labels": labels, "annotations": dict(args.pod_annotations)},
+        template = {"metadata": {"labels": labels, "annotations": dict(args.placement.annotations)},
                     "spec": pod_spec}
         trigger = {"type": "aws-sqs-queue", "authenticationRef": {"name": TRIGGER_AUTH},
                    "metadata": trigger_metadata(args)}

@@ -18,29 +18,28 @@ from __future__ import annotations
 
 import pulumi
 
+from dataclasses import dataclass
+from typing import Optional
+
 from components.config import FleetConfig, GpuPoolConfig, WebuiConfig
-from components.gcp.node_pools import GPU_TAINT, POOL_LABEL
 from components.k8s.image_env import WEBUI as WEBUI_ENV
 from components.k8s.objects import KubeObject, meta
+from components.k8s.pods import (APP_LABEL, FRAMEWORK_PORT, GPU_RESOURCE, IMAGE_PYTHON, LOOPBACK,
+                                 SUPERVISOR_PORT, WEBUI_GID, WEBUI_PORT, WEBUI_UID, NodePlacement,
+                                 env_list, pod_security, pool_selector, restricted_container)
 
-WEBUI_PORT = 7860  # the game server port: the trusted front in `user-sync` listens here
-FRAMEWORK_PORT = 7870  # the WebUI itself, on loopback only (images/webui front.py)
-SUPERVISOR_PORT = 7861
+# WEBUI_PORT (pods.py) is the game server port: the trusted front in `user-sync` listens
+# there; FRAMEWORK_PORT is the WebUI itself, on loopback only.
+__all__ = ["APP_LABEL", "FRAMEWORK_PORT", "IMAGE_PYTHON", "SUPERVISOR_PORT", "WEBUI_PORT",
+           "FleetAccess", "FleetAccessArgs", "WebuiFleet", "WebuiFleetArgs", "webui_pod_spec"]
 # The first start may load a model for minutes. One budget for the startup probe and the
 # supervisor (it restarts a start that overruns it, and pings Agones Health until then).
 STARTUP_PROBE_PERIOD = 10
 STARTUP_BUDGET_SECONDS = 1200
-APP_LABEL = "sdfleet.dev/app"
-GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
-                  "effect": "NoSchedule"}
 PLACEHOLDER_PRIORITY = -10
 WEBUI_PRIORITY = 1000
 # A pause container: requests a GPU and does nothing else, so it holds a node warm.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
-
-
-# The image's own interpreter (images/webui: ENTRYPOINT is `<venv>/bin/python -m`).
-IMAGE_PYTHON = "/opt/sdfleet/venv/bin/python"
 
 # Container names, and which one Agones treats as the game server. Agones v1.50.0
 # pkg/apis/agones/v1/gameserver.go, `(*GameServerSpec).Validate`: with more than one
@@ -63,31 +62,23 @@ def gpu_limit(pool: GpuPoolConfig) -> str:
     return str(pool.accelerator_count)
 
 
-def _env(values: dict[str, str]) -> list[dict]:
-    return [{"name": name, "value": value} for name, value in values.items()]
-
-
 def _probe(kind: str, period: int, failures: int, timeout: int = 5) -> dict:
     # Probes only read (images/webui: sdfleet_webui.probe): they never touch WebUI state.
     return {"exec": {"command": [IMAGE_PYTHON, "-m", "sdfleet_webui.probe", kind]},
             "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": timeout}
 
 
-def _restricted() -> dict:
-    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True}
-
-
 def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
-                   image: str, claim: pulumi.Input[str]) -> dict:
-    """The pod template of every WebUI game server."""
+                   image: str, claim: pulumi.Input[str],
+                   placement: Optional[NodePlacement] = None) -> dict:
+    """The pod template of every WebUI game server; `placement` (from the cloud layer: the GPU
+    pool's selector and the toleration of its taint) defaults to the pool's selector alone."""
+    placement = placement or NodePlacement(pool_selector(pool.name))
     return {
         "priorityClassName": "sdfleet-webui",
-        "nodeSelector": {POOL_LABEL: pool.name},
-        "tolerations": [GPU_TOLERATION],
+        **placement.pod_fields(),
         "terminationGracePeriodSeconds": 60,
-        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
-                            "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": pod_security(WEBUI_UID, WEBUI_GID),
         "containers": [
             {
                 "name": WEBUI_CONTAINER,
@@ -97,16 +88,16 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                 # the image uses its baked models when it has them, else the shared store at
                 # /models (images/webui README, "Baked models"). The default checkpoint is the
                 # model store's manifest's (written by the model sync Job).
-                "env": _env({
+                "env": env_list({
                     WEBUI_ENV.FRAMEWORK: webui.framework,
                     WEBUI_ENV.SCRATCH: SCRATCH_MOUNT,
                     WEBUI_ENV.WEBUI_PORT: str(FRAMEWORK_PORT),
-                    WEBUI_ENV.LISTEN_HOST: "127.0.0.1",
+                    WEBUI_ENV.LISTEN_HOST: LOOPBACK,
                     WEBUI_ENV.START_TIMEOUT_SECONDS: str(STARTUP_BUDGET_SECONDS),
                 }),
                 "resources": {
                     "requests": {"cpu": fleet.cpu, "memory": fleet.memory},
-                    "limits": {"memory": fleet.memory, "nvidia.com/gpu": gpu_limit(pool)},
+                    "limits": {"memory": fleet.memory, GPU_RESOURCE: gpu_limit(pool)},
                 },
                 "volumeMounts": [
                     {"name": "shared", "mountPath": MODELS_MOUNT, "subPath": "models",
@@ -118,7 +109,7 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                                        STARTUP_BUDGET_SECONDS // STARTUP_PROBE_PERIOD),
                 "readinessProbe": _probe("readiness", 10, 3),
                 "livenessProbe": _probe("liveness", 30, 4, timeout=10),
-                "securityContext": _restricted(),
+                "securityContext": restricted_container(),
             },
             {
                 "name": SYNC_CONTAINER,
@@ -127,16 +118,16 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                 # refuses anyone but the allocated person with 421) and the user sync.
                 "args": ["sdfleet_webui.trusted"],
                 "ports": [{"name": "webui", "containerPort": WEBUI_PORT}],
-                "env": _env({WEBUI_ENV.SCRATCH: SCRATCH_MOUNT, WEBUI_ENV.USERS_ROOT: USERS_MOUNT,
+                "env": env_list({WEBUI_ENV.SCRATCH: SCRATCH_MOUNT, WEBUI_ENV.USERS_ROOT: USERS_MOUNT,
                              WEBUI_ENV.FRONT_PORT: str(WEBUI_PORT),
-                             WEBUI_ENV.FRONT_UPSTREAM: f"http://127.0.0.1:{FRAMEWORK_PORT}"}),
+                             WEBUI_ENV.FRONT_UPSTREAM: f"http://{LOOPBACK}:{FRAMEWORK_PORT}"}),
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                               "limits": {"memory": "512Mi"}},
                 "volumeMounts": [
                     {"name": "shared", "mountPath": USERS_MOUNT, "subPath": "users"},
                     {"name": "scratch", "mountPath": SCRATCH_MOUNT},
                 ],
-                "securityContext": _restricted(),
+                "securityContext": restricted_container(),
             },
         ],
         "volumes": [
@@ -187,14 +178,28 @@ def webui_egress_policy(pod_labels: dict) -> dict:
                                   {"protocol": "TCP", "port": 53}]}]}
 
 
+@dataclass(frozen=True)
+class WebuiFleetArgs:
+    fleet: FleetConfig
+    pool: GpuPoolConfig
+    webui: WebuiConfig
+    image: pulumi.Input[str]
+    # The shared volume's claim, as an output of its prepare Job (folders exist).
+    claim: pulumi.Input[str]
+    router_namespace: str
+    agones_release: pulumi.Resource
+    # The GPU pool's nodes, as the cloud layer labels and taints them.
+    placement: NodePlacement
+
+
 class WebuiFleet(pulumi.ComponentResource):
     """`sdfleet:k8s:WebuiFleet`: Fleet, FleetAutoscaler, priorities, placeholders, policy."""
 
-    def __init__(self, name: str, fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
-                 image: str, claim: pulumi.Input[str], router_namespace: str,
-                 agones_release: pulumi.Resource, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: WebuiFleetArgs,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:k8s:WebuiFleet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        fleet, pool, agones_release = args.fleet, args.pool, args.agones_release
         ns = fleet.namespace
         self.fleet_name = f"{name}"
         self.namespace = ns
@@ -231,7 +236,8 @@ class WebuiFleet(pulumi.ComponentResource):
                                    "periodSeconds": 15, "failureThreshold": 4},
                         "sdkServer": {"logLevel": "Info"},
                         "template": {"metadata": {"labels": labels},
-                                     "spec": webui_pod_spec(fleet, pool, webui, image, claim)},
+                                     "spec": webui_pod_spec(fleet, pool, args.webui, args.image,
+                                                             args.claim, args.placement)},
                     },
                 },
             },
@@ -258,13 +264,12 @@ class WebuiFleet(pulumi.ComponentResource):
                   "template": {"metadata": {"labels": {APP_LABEL: "placeholder"}}, "spec": {
                       "priorityClassName": "sdfleet-placeholder",
                       "terminationGracePeriodSeconds": 0,
-                      "nodeSelector": {POOL_LABEL: pool.name},
-                      "tolerations": [GPU_TOLERATION],
+                      **args.placement.pod_fields(),
                       "automountServiceAccountToken": False,
                       "containers": [{"name": "pause", "image": PAUSE_IMAGE,
-                                      "resources": {"limits": {"nvidia.com/gpu": gpu_limit(pool)},
+                                      "resources": {"limits": {GPU_RESOURCE: gpu_limit(pool)},
                                                     "requests": {"cpu": "10m", "memory": "16Mi"}},
-                                      "securityContext": _restricted()}]}}},
+                                      "securityContext": restricted_container()}]}}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.placeholder_priority]))
 
         # Only router pods may open the WebUI port; nothing else reaches people's pods.
@@ -273,7 +278,7 @@ class WebuiFleet(pulumi.ComponentResource):
             metadata=meta(f"{name}-only-router", ns),
             spec={"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress"],
                   "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
-                                             "kubernetes.io/metadata.name": router_namespace}},
+                                             "kubernetes.io/metadata.name": args.router_namespace}},
                                          "podSelector": {"matchLabels": {APP_LABEL: "router"}}}],
                                "ports": [{"protocol": "TCP", "port": WEBUI_PORT}]}]},
             opts=child)
@@ -281,6 +286,14 @@ class WebuiFleet(pulumi.ComponentResource):
             f"{name}-egress", "networking.k8s.io/v1", "NetworkPolicy",
             metadata=meta(f"{name}-egress", ns), spec=webui_egress_policy(labels), opts=child)
         self.register_outputs({"fleet": self.fleet_name, "namespace": ns})
+
+
+@dataclass(frozen=True)
+class FleetAccessArgs:
+    namespace: str
+    # The functions' Google service accounts (GKE maps each to the Kubernetes user of its email).
+    allocator_user: pulumi.Input[str]
+    culler_user: pulumi.Input[str]
 
 
 class FleetAccess(pulumi.ComponentResource):
@@ -300,11 +313,12 @@ class FleetAccess(pulumi.ComponentResource):
          "verbs": ["get", "list", "delete", "deletecollection"]},
     ]
 
-    def __init__(self, name: str, namespace: str, allocator_user: pulumi.Input[str],
-                 culler_user: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: FleetAccessArgs,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:k8s:FleetAccess", name, None, opts)
-        for who, user, rules in (("allocator", allocator_user, self.ALLOCATOR_RULES),
-                                 ("culler", culler_user, self.CULLER_RULES)):
+        namespace = args.namespace
+        for who, user, rules in (("allocator", args.allocator_user, self.ALLOCATOR_RULES),
+                                 ("culler", args.culler_user, self.CULLER_RULES)):
             role = KubeObject(f"{name}-{who}", "rbac.authorization.k8s.io/v1", "Role",
                               metadata=meta(f"sdfleet-{who}", namespace), rules=rules,
                               opts=pulumi.ResourceOptions(parent=self))

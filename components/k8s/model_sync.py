@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
 
 from components.config import ModelsConfig, ModelSpec
 from components.k8s.objects import KubeObject, meta
+from components.k8s.pods import (APP_LABEL, IMAGE_PYTHON, WEBUI_GID, WEBUI_UID, NodePlacement,
+                                 pod_security, restricted_container)
 
 MODELS_FILE = "/etc/sdfleet/models.json"
 MODELS_MOUNT = "/models"
@@ -37,11 +39,8 @@ TOKENS_DIR = "/var/run/sdfleet"
 # File names the fetcher reads under TOKENS_DIR (images/webui/sdfleet_webui/fetch.py,
 # FetchSettings.from_env: read_secret(..., "/var/run/sdfleet/civitai-token" / "hf-token")).
 TOKEN_FILES = {"civitai": "civitai-token", "huggingface": "hf-token"}
-# The WebUI image's own interpreter: its programs live in a venv that is not on PATH
-# (images/webui/Dockerfile: `python3.10 -m venv /opt/sdfleet/venv`, ENTRYPOINT
-# `<venv>/bin/python -m`). Called by absolute path, so the command resolves whatever the
-# image's ENTRYPOINT becomes.
-WEBUI_PYTHON = "/opt/sdfleet/venv/bin/python"
+# The fetcher runs with the WebUI image's own interpreter (pods.IMAGE_PYTHON), called by
+# absolute path, so the command resolves whatever the image's ENTRYPOINT becomes.
 FETCH_MODULE = "sdfleet_webui.fetch"
 PROGRESS_SECONDS = 30
 
@@ -88,10 +87,9 @@ class ModelSyncArgs:
     # The store's folder for models inside the claim ("models" on a shared Filestore share;
     # None where the volume is already the models folder, e.g. an EFS access point).
     sub_path: Optional[str]
-    # Nodes with room for the WebUI image (multi-GB) and its unpacked layers.
-    node_selector: dict[str, str]
-    tolerations: list[dict] = field(default_factory=list)
-    pod_annotations: dict[str, str] = field(default_factory=dict)
+    # Nodes with room for the WebUI image (multi-GB) and its unpacked layers, as the cloud
+    # layer labels and taints them (and what keeps such a node up during the download).
+    placement: NodePlacement
     civitai_token: Optional[pulumi.Input[str]] = None
     huggingface_token: Optional[pulumi.Input[str]] = None
 
@@ -133,14 +131,12 @@ class ModelSync(pulumi.ComponentResource):
 
         pod_spec: dict[str, Any] = {
             "restartPolicy": "OnFailure",
-            "nodeSelector": args.node_selector,
+            **args.placement.pod_fields(),
             "automountServiceAccountToken": False,
-            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
-                                "runAsNonRoot": True,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": pod_security(WEBUI_UID, WEBUI_GID),
             "containers": [{
                 "name": "fetch", "image": args.image,
-                "command": [WEBUI_PYTHON, "-m", FETCH_MODULE,
+                "command": [IMAGE_PYTHON, "-m", FETCH_MODULE,
                             "--models-file", MODELS_FILE, "--root", MODELS_MOUNT],
                 "env": [{"name": "SDFLEET_FETCH_PROGRESS_SECONDS",
                          "value": str(PROGRESS_SECONDS)}],
@@ -150,17 +146,14 @@ class ModelSync(pulumi.ComponentResource):
                                  {"name": "models-list", "mountPath": "/etc/sdfleet",
                                   "readOnly": True},
                                  *token_mounts],
-                "securityContext": {"allowPrivilegeEscalation": False,
-                                    "capabilities": {"drop": ["ALL"]}}}],
+                "securityContext": restricted_container()}],
             "volumes": [{"name": "store", "persistentVolumeClaim": {"claimName": args.claim}},
                         {"name": "models-list", "configMap": {"name": versioned}},
                         *token_volumes],
         }
-        if args.tolerations:
-            pod_spec["tolerations"] = list(args.tolerations)
-        template_meta: dict[str, Any] = {"labels": {"sdfleet.dev/app": "model-sync"}}
-        if args.pod_annotations:
-            template_meta["annotations"] = dict(args.pod_annotations)
+        template_meta: dict[str, Any] = {"labels": {APP_LABEL: "model-sync"}}
+        if args.placement.annotations:
+            template_meta["annotations"] = dict(args.placement.annotations)
         self.job = KubeObject(
             versioned, "batch/v1", "Job",
             metadata=meta(versioned, args.namespace, {"sdfleet.dev/models-digest": self.digest},

@@ -14,18 +14,16 @@ from dataclasses import dataclass
 import pulumi
 
 from components.config import WebuiConfig
-from components.gcp.node_pools import POOL_LABEL, SYSTEM_POOL_NAME
 from components.k8s.image_env import ROUTER as ROUTER_ENV
 from components.k8s.objects import KubeObject, meta
+from components.k8s.pods import (APP_LABEL, IMAGE_PYTHON, LOOPBACK, ROUTER_PORT, ROUTER_UID,
+                                 VERIFIER_PORT, NodePlacement, env_list, pod_security,
+                                 restricted_container)
 
-ROUTER_PORT = 8080
-VERIFIER_PORT = 8081
 SECRETS_DIR = "/var/run/sdfleet/redis"
-APP = {"sdfleet.dev/app": "router"}
-# The image's own interpreter: the verifier's libraries live in the image's virtualenv only
-# (images/router/Dockerfile: `python3 -m venv /opt/sdfleet/venv`, pip into it); the system
-# `python3` of the OpenResty base image has none of them.
-IMAGE_PYTHON = "/opt/sdfleet/venv/bin/python"
+APP = {APP_LABEL: "router"}
+# The verifier runs with the image's own interpreter (pods.IMAGE_PYTHON): its libraries live in
+# the image's virtualenv only; the system `python3` of the OpenResty base image has none.
 # GKE's Secret Manager add-on: the SecretProviderClass is the Secrets Store CSI driver's own
 # resource (`secrets-store.csi.x-k8s.io/v1`, `provider: gke`); only the pod's CSI volume
 # names the add-on's driver. Google Cloud docs, "Use Secret Manager add-on with GKE"
@@ -55,6 +53,10 @@ TMP_SIZE_MIB = 64
 
 @dataclass(frozen=True)
 class RouterSettings:
+    """Everything the router takes: the WebUI settings it proxies for, where it runs, and the
+    addresses of what it talks to."""
+
+    webui: WebuiConfig
     image: str
     namespace: str
     ksa_name: str
@@ -66,14 +68,17 @@ class RouterSettings:
     allocator_url: pulumi.Input[str]
     iap_audience: pulumi.Input[str]
     neg_name: str  # the standalone NEG of the router Service (components/gcp/load_balancer.py)
+    # The system nodes, as the cloud layer labels them.
+    placement: NodePlacement
 
 
 class Router(pulumi.ComponentResource):
     """`sdfleet:k8s:Router`."""
 
-    def __init__(self, name: str, webui: WebuiConfig, s: RouterSettings,
+    def __init__(self, name: str, s: RouterSettings,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:k8s:Router", name, None, opts)
+        webui = s.webui
         child = pulumi.ResourceOptions(parent=self)
         ns = s.namespace
         self.service_name = name
@@ -102,13 +107,12 @@ class Router(pulumi.ComponentResource):
             # The function's route, and its base URL as the OIDC audience (Cloud Run checks it).
             e.ALLOCATOR_URL: pulumi.Output.from_input(s.allocator_url).apply(lambda u: f"{u}/allocate"),
             e.ALLOCATOR_AUDIENCE: s.allocator_url,
-            e.VERIFIER_ADDR: f"127.0.0.1:{VERIFIER_PORT}",
+            e.VERIFIER_ADDR: f"{LOOPBACK}:{VERIFIER_PORT}",
             e.PROXY_READ_TIMEOUT: f"{webui.request_timeout_seconds}s",
             e.PROXY_SEND_TIMEOUT: f"{webui.request_timeout_seconds}s",
             e.CLIENT_MAX_BODY_SIZE: f"{webui.max_upload_mb}m",
         }
-        restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                      "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
+        restricted = restricted_container(read_only_root=True)
         self.deployment = KubeObject(
             f"{name}", "apps/v1", "Deployment", metadata=meta(name, ns, APP),
             spec={
@@ -118,17 +122,15 @@ class Router(pulumi.ComponentResource):
                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
                 "template": {"metadata": {"labels": APP}, "spec": {
                     "serviceAccountName": s.ksa_name,
-                    "nodeSelector": {POOL_LABEL: SYSTEM_POOL_NAME},
+                    **s.placement.pod_fields(),
                     "topologySpreadConstraints": [{
                         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                         "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": APP}}],
-                    # `nobody` in the OpenResty image (images/router README).
-                    "securityContext": {"runAsUser": 65534, "runAsGroup": 65534, "runAsNonRoot": True,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": pod_security(ROUTER_UID, ROUTER_UID, fs_group=False),
                     "containers": [
                         {"name": "router", "image": s.image,
                          "ports": [{"name": "http", "containerPort": ROUTER_PORT}],
-                         "env": [{"name": k, "value": v} for k, v in env.items()],
+                         "env": env_list(env),
                          "readinessProbe": {"httpGet": {"path": "/healthz", "port": ROUTER_PORT},
                                             "periodSeconds": 5},
                          "livenessProbe": {"httpGet": {"path": "/healthz", "port": ROUTER_PORT},
@@ -142,7 +144,7 @@ class Router(pulumi.ComponentResource):
                         {"name": "verifier", "image": s.image,
                          "command": [IMAGE_PYTHON, "-m", "sdfleet_router.verifier"],
                          "env": [{"name": e.IAP_AUDIENCE, "value": s.iap_audience},
-                                 {"name": e.VERIFIER_HOST, "value": "127.0.0.1"},
+                                 {"name": e.VERIFIER_HOST, "value": LOOPBACK},
                                  {"name": e.VERIFIER_PORT, "value": str(VERIFIER_PORT)}],
                          "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
                                        "limits": {"memory": "256Mi"}},

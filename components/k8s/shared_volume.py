@@ -14,15 +14,30 @@ from __future__ import annotations
 
 import pulumi
 
-from components.k8s.objects import KubeObject, meta
+from dataclasses import dataclass
 
-OWNER_UID = 1000
-OWNER_GID = 1000
+from components.k8s.objects import KubeObject, meta
+from components.k8s.pods import (APP_LABEL, DEFAULT_SECCOMP, IMAGE_PYTHON, WEBUI_GID, WEBUI_UID,
+                                 NodePlacement, restricted_container)
+
+# The folders belong to the user the WebUI image runs as.
+OWNER_UID = WEBUI_UID
+OWNER_GID = WEBUI_GID
 SHARE_MOUNT = "/share"
 # folder -> mode: models are read by every pod; people's folders only by their owner uid.
 TOP_FOLDERS = {"models": 0o755, "users": 0o700}
-# The image's own interpreter (images/webui Dockerfile: the venv at /opt/sdfleet/venv).
-IMAGE_PYTHON = "/opt/sdfleet/venv/bin/python"
+
+
+@dataclass(frozen=True)
+class SharedVolumeArgs:
+    namespace: pulumi.Input[str]
+    # The NFS export: the Filestore instance's address and share name, and its size.
+    server: pulumi.Input[str]
+    share: str
+    capacity_gb: int
+    # Runs the prepare Job (the WebUI image: it has the interpreter and the owner uid).
+    image: pulumi.Input[str]
+    placement: NodePlacement
 
 
 def prepare_script(folders: dict[str, int], uid: int, gid: int) -> str:
@@ -41,18 +56,18 @@ def prepare_script(folders: dict[str, int], uid: int, gid: int) -> str:
 class SharedVolume(pulumi.ComponentResource):
     """`sdfleet:k8s:SharedVolume`: PersistentVolume (NFS), its claim, the folder-making Job."""
 
-    def __init__(self, name: str, namespace: pulumi.Input[str], server: pulumi.Input[str],
-                 share: str, capacity_gb: int, image: pulumi.Input[str], node_selector: dict,
+    def __init__(self, name: str, args: SharedVolumeArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:k8s:SharedVolume", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        storage = f"{capacity_gb}Gi"
+        namespace, image = args.namespace, args.image
+        storage = f"{args.capacity_gb}Gi"
         self.volume = KubeObject(
             f"{name}-pv", "v1", "PersistentVolume", metadata=meta(f"{name}"),
             spec={"capacity": {"storage": storage}, "accessModes": ["ReadWriteMany"],
                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
                   "mountOptions": ["hard", "nfsvers=3"],
-                  "nfs": {"server": server, "path": f"/{share}"}},
+                  "nfs": {"server": args.server, "path": f"/{args.share}"}},
             opts=child)
         self.claim_name = name
         self.claim = KubeObject(
@@ -64,13 +79,13 @@ class SharedVolume(pulumi.ComponentResource):
         # FOWNER to set modes on a rerun): allowed by the namespace's `baseline` level.
         self.prepare = KubeObject(
             f"{name}-prepare", "batch/v1", "Job",
-            metadata=meta(f"{name}-prepare", namespace, {"sdfleet.dev/app": "share-prepare"}),
+            metadata=meta(f"{name}-prepare", namespace, {APP_LABEL: "share-prepare"}),
             spec={"backoffLimit": 6, "activeDeadlineSeconds": 900, "template": {
-                "metadata": {"labels": {"sdfleet.dev/app": "share-prepare"}},
+                "metadata": {"labels": {APP_LABEL: "share-prepare"}},
                 "spec": {
-                    "restartPolicy": "OnFailure", "nodeSelector": node_selector,
+                    "restartPolicy": "OnFailure", **args.placement.pod_fields(),
                     "automountServiceAccountToken": False,
-                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": dict(DEFAULT_SECCOMP),
                     "containers": [{
                         "name": "prepare", "image": image,
                         "command": [IMAGE_PYTHON, "-c",
@@ -80,9 +95,8 @@ class SharedVolume(pulumi.ComponentResource):
                                       "limits": {"memory": "128Mi"}},
                         "securityContext": {"runAsUser": 0, "runAsGroup": 0,
                                             "runAsNonRoot": False,
-                                            "allowPrivilegeEscalation": False,
-                                            "capabilities": {"drop": ["ALL"],
-                                                             "add": ["CHOWN", "FOWNER"]}},
+                                            **restricted_container(non_root=False,
+                                                                   add=("CHOWN", "FOWNER"))},
                         "volumeMounts": [{"name": "share", "mountPath": SHARE_MOUNT}]}],
                     "volumes": [{"name": "share",
                                  "persistentVolumeClaim": {"claimName": name}}]}}},

@@ -33,7 +33,8 @@ def _check_eks_endpoint(type_: str, props: Any, args: ResourceValidationArgs) ->
         if is_internet(cidr):
             yield f"public EKS API endpoint allows {cidr}"
     allowed = setting(args.get_config(), "allowedCidrs",
-                       lambda p: (p.get("aws") or {}).get("publicAccessCidrs"), None)
+                       lambda p: ((p.get("aws") or {}).get("cluster") or {}).get("publicAccessCidrs"),
+                       None)
     if allowed is not None:
         for cidr in cidrs:
             if cidr not in allowed:
@@ -156,5 +157,5 @@ POLICIES = [
         config_schema=PolicyConfigSchema(properties={
             "allowedCidrs": {"type": "array", "items": {"type": "string"},
                              "description": "CIDRs the public endpoint may allow (default: the "
-                                            "stack's sdfleet:platform.aws.publicAccessCidrs)"}})),
+                                            "stack's sdfleet:platform.aws.cluster.publicAccessCidrs)"}})),
 ]

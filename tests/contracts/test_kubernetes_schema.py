@@ -25,7 +25,7 @@ GKE_VERSIONS = ("1.33", "1.35")
 
 
 def eks_versions() -> tuple[str, ...]:
-    return (read_stack_config("aws-dev")["sdfleet:platform"]["aws"]["kubernetesVersion"],)
+    return (read_stack_config("aws-dev")["sdfleet:platform"]["aws"]["cluster"]["kubernetesVersion"],)
 
 
 def _pod_template(template: dict) -> dict:

@@ -281,7 +281,7 @@ def test_aws_estimate_has_every_standing_cost(plan_of):
         size * (prices["instanceTypes"][instance]["perHour"] * HOURS
                 + prices["ebs"]["gp3PerGbMonth"] * cost.EKS_NODE_GROUP_DEFAULT_DISK_GB), abs=0.01)
     gateways = len(plan.of_type("aws:ec2/natGateway:NatGateway"))
-    assert gateways == stack_config.platform.aws.zone_count
+    assert gateways == stack_config.platform.aws.network.zone_count
     assert _line(estimate, f"NAT gateways: {gateways}")["monthlyUsd"] == pytest.approx(
         gateways * HOURS * prices["nat"]["perGatewayHour"], abs=0.01)
     assert _line(estimate, f"public IPv4 addresses: {gateways}")["monthlyUsd"] == pytest.approx(

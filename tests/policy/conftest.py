@@ -24,7 +24,7 @@ def stack_config_of() -> Callable[..., StackConfig]:
     def make(**platform) -> StackConfig:
         raw = {**GCP_PLATFORM, **platform}
         if raw["cloud"] == "aws":
-            # GCP sections in an AWS stack are refused (components/config.py GCP_SECTIONS)
+            # GCP sections in an AWS stack are refused (components/config/models.py GCP_SECTIONS)
             raw.pop("access", None)
             raw.pop("gpuPools", None)
             raw.setdefault("aws", {})

@@ -241,7 +241,7 @@ def test_unknown_values_are_reported_as_unevaluable_not_as_passing():
 
 
 def test_eks_public_cidrs_must_be_the_listed_ones(stack_config_of):
-    config = stack_config_of(cloud="aws", aws={"publicAccessCidrs": ["203.0.113.0/24"]})
+    config = stack_config_of(cloud="aws", aws={"cluster": {"publicAccessCidrs": ["203.0.113.0/24"]}})
     cluster = changed(changed(EKS_OK, "vpcConfig.endpointPublicAccess", True),
                       "vpcConfig.publicAccessCidrs", ["198.51.100.0/24"])
     found = violations("eks-endpoint-restricted", res("aws:eks/cluster:Cluster", "eks", cluster),

@@ -46,8 +46,8 @@ def test_runtime_queues_outlast_the_job(aws_plan):
 
 def test_visibility_and_receive_count_follow_config(plan, aws_config_of):
     def longer(p):
-        p["aws"]["jobTimeoutSeconds"] = 3600
-        p["aws"]["maxReceiveCount"] = 5
+        p["aws"]["jobs"]["timeoutSeconds"] = 3600
+        p["aws"]["jobs"]["maxReceiveCount"] = 5
     result = plan(aws_config_of(longer), preview=False, stack=STACK)
     q = next(q for q in result.of_type(QUEUE) if q.inputs["name"] == "sdbatch-sdwebui").inputs
     assert q["visibilityTimeoutSeconds"] > 3600
@@ -206,8 +206,8 @@ def test_node_class_is_bottlerocket_in_private_subnets(aws_update):
 
 def test_gpu_settings_follow_config(plan, aws_config_of):
     def tune(p):
-        p["aws"]["gpuFamilies"] = ["g4dn"]
-        p["aws"]["gpuLimit"] = 2
+        p["aws"]["gpu"]["families"] = ["g4dn"]
+        p["aws"]["gpu"]["limit"] = 2
     result = plan(aws_config_of(tune), preview=True, stack=STACK)
     pool = result.one(NODE_POOL).inputs["spec"]
     reqs = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}

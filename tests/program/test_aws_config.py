@@ -36,24 +36,24 @@ def test_aws_stack_needs_region_and_section():
 
 
 def test_public_endpoint_is_never_open_to_the_internet():
-    lines = _problems({"cloud": "aws", "aws": {"publicAccessCidrs": ["203.0.113.0/24",
-                                                                     "0.0.0.0/0"]}})
+    lines = _problems({"cloud": "aws", "aws": {"cluster": {"publicAccessCidrs": ["203.0.113.0/24",
+                                                                     "0.0.0.0/0"]}}})
     assert lines == [
-        "sdfleet:platform.aws.publicAccessCidrs[1]: '0.0.0.0/0' is not allowed; the EKS API is "
+        "sdfleet:platform.aws.cluster.publicAccessCidrs[1]: '0.0.0.0/0' is not allowed; the EKS API is "
         "opened only to known networks (a /8 or narrower), e.g. 203.0.113.0/24; leave the list "
         "empty for a private endpoint"]
 
 
 def test_job_timeout_must_leave_room_for_the_visibility_margin():
-    (line,) = _problems({"cloud": "aws", "aws": {"jobTimeoutSeconds": 43000}})
-    assert line.startswith("sdfleet:platform.aws.jobTimeoutSeconds: 43000 is not allowed; at most "
+    (line,) = _problems({"cloud": "aws", "aws": {"jobs": {"timeoutSeconds": 43000}}})
+    assert line.startswith("sdfleet:platform.aws.jobs.timeoutSeconds: 43000 is not allowed; at most "
                            "42900 s")
-    assert _parse({"cloud": "aws", "aws": {"jobTimeoutSeconds": 42900}})
+    assert _parse({"cloud": "aws", "aws": {"jobs": {"timeoutSeconds": 42900}}})
 
 
 def test_vpc_must_hold_six_subnets():
-    (line,) = _problems({"cloud": "aws", "aws": {"vpcCidr": "10.40.0.0/24"}})
-    assert line.startswith("sdfleet:platform.aws.vpcCidr: the VPC needs at least a /20")
+    (line,) = _problems({"cloud": "aws", "aws": {"network": {"vpcCidr": "10.40.0.0/24"}}})
+    assert line.startswith("sdfleet:platform.aws.network.vpcCidr: the VPC needs at least a /20")
 
 
 def test_runtime_names_unique_and_unknown_keys_named():
@@ -90,3 +90,21 @@ def test_json_plan_lists_the_batch_platform():
     assert len(by_type["aws:efs/fileSystem:FileSystem"]) == 1
     assert doc["policies"] == []  # no policy violation
     assert not [r for r in doc["resources"] if r["type"].startswith("gcp:")]
+
+
+def test_flat_aws_keys_of_the_old_layout_name_where_they_moved():
+    """The aws section is split into sections (issue 17.6): a stack file of the old, flat
+    layout gets one line that names each old key and its new place, not a silent default."""
+    (line,) = _problems({"cloud": "aws", "aws": {"jobTimeoutSeconds": 900, "gpuLimit": 4}})
+    assert line.startswith("sdfleet:platform.aws: the aws section is split")
+    assert "aws.jobTimeoutSeconds to aws.jobs.timeoutSeconds" in line
+    assert "aws.gpuLimit to aws.gpu.limit" in line
+
+
+def test_every_old_aws_key_maps_to_a_field_that_exists():
+    from components.config import AWS_MOVED_KEYS, AwsConfig
+
+    for old, new in AWS_MOVED_KEYS.items():
+        section, key = new.split(".")
+        fields = AwsConfig.model_fields[section].annotation.model_fields
+        assert key in {f.alias for f in fields.values()}, (old, new)

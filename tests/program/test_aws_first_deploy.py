@@ -224,11 +224,11 @@ def test_workers_have_scratch_space(aws_update):
 
 def test_time_slicing_is_refused_with_a_clear_error(plan, aws_config_of):
     from components.config import ConfigError, parse_platform
-    config = aws_config_of(lambda p: p["aws"].update(timeSlicingReplicas=4))
+    config = aws_config_of(lambda p: p["aws"]["gpu"].update(timeSlicingReplicas=4))
     with pytest.raises(ConfigError) as error:
         parse_platform(config["sdfleet:platform"], stack=STACK, aws_region="us-east-1")
     (line,) = error.value.lines
-    assert line.startswith("sdfleet:platform.aws.timeSlicingReplicas: 4 is not allowed")
+    assert line.startswith("sdfleet:platform.aws.gpu.timeSlicingReplicas: 4 is not allowed")
     assert "Karpenter" in line
 
 

@@ -156,7 +156,7 @@ def test_bucket_policy_refuses_plain_http(aws_update):
 
 def test_expiry_follows_config(plan, aws_config_of):
     def shorter(p):
-        p["aws"]["resultsExpiryDays"] = 7
+        p["aws"]["jobs"]["resultsExpiryDays"] = 7
     result = plan(aws_config_of(shorter), preview=True, stack=STACK)
     rules = result.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "results").inputs
     assert rules["rules"][0]["expiration"]["days"] == 7
@@ -180,7 +180,7 @@ def test_cluster_endpoint_is_private_or_restricted_and_secrets_encrypted(aws_pla
 
 def test_no_public_cidrs_means_a_private_endpoint(plan, aws_config_of):
     def private(p):
-        p["aws"]["publicAccessCidrs"] = []
+        p["aws"]["cluster"]["publicAccessCidrs"] = []
     c = plan(aws_config_of(private), preview=True, stack=STACK).one("aws:eks/cluster:Cluster")
     assert c.inputs["vpcConfig"]["endpointPublicAccess"] is False
     assert "publicAccessCidrs" not in c.inputs["vpcConfig"]

@@ -5,7 +5,7 @@ or Pulumi.aws-dev.yaml) and names the key its error must start with. Every case 
 through the real loader (`parse_stack_config`, what `make plan` calls); a sample also runs
 `python -m tools.plan` as a user would, for exit status 2 and no traceback. Each of these
 configs passed silently, or crashed later (the cost estimator on `61 25 * * 9`), before the
-rules in components/config.py.
+rules in components/config/.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ CASES = [
     ("private-nodes-string", _gcp(_set("cluster.privateNodes", "true")),
      f"{P}.cluster.privateNodes"),
     ("router-replicas-true", _gcp(_set("webui.routerReplicas", True)), f"{P}.webui.routerReplicas"),
-    ("system-nodes-true", _aws(_set("aws.systemNodes", True)), f"{P}.aws.systemNodes"),
+    ("system-nodes-true", _aws(_set("aws.cluster.systemNodes", True)), f"{P}.aws.cluster.systemNodes"),
     ("required-string", _gcp(_set("models.items.1.required", "no")),
      f"{P}.models.items[1].required"),
     # --- time zone ----------------------------------------------------------------------------
@@ -172,7 +172,7 @@ CASES = [
         "domain": "sd.example.com", "members": ["user:a@example.com"]})), f"{P}.access"),
     ("aws-with-culling", _aws(lambda p: p.update(culling={"idleMinutes": 30})), f"{P}.culling"),
     ("aws-with-cache", _aws(lambda p: p.update(cache={"tier": "BASIC"})), f"{P}.cache"),
-    ("gcp-with-aws", _gcp(lambda p: p.update(aws={"vpcCidr": "10.40.0.0/16"})), f"{P}.aws"),
+    ("gcp-with-aws", _gcp(lambda p: p.update(aws={"network": {"vpcCidr": "10.40.0.0/16"}})), f"{P}.aws"),
     # --- machine types ------------------------------------------------------------------------
     ("gpu-machine-unknown-family", _gcp(_set("gpuPools.0.machineType", "q9-standard-8")),
      f"{P}.gpuPools[0].machineType"),
@@ -182,8 +182,8 @@ CASES = [
      f"{P}.systemPool.machineType"),
     ("system-machine-aws-name", _gcp(_set("systemPool.machineType", "m6i.large")),
      f"{P}.systemPool.machineType"),
-    ("aws-instance-gcp-name", _aws(_set("aws.systemInstanceType", "e2-standard-4")),
-     f"{P}.aws.systemInstanceType"),
+    ("aws-instance-gcp-name", _aws(_set("aws.cluster.systemInstanceType", "e2-standard-4")),
+     f"{P}.aws.cluster.systemInstanceType"),
     # --- image references ---------------------------------------------------------------------
     ("webui-image-space", _gcp(_set("images.prebuilt.webui-automatic1111", "us-docker.pkg.dev/p/r/webui :v1")),
      f"{P}.images.prebuilt.webui-automatic1111"),
@@ -202,17 +202,17 @@ CASES = [
     ("aws-model-sync-image-tag-space", _aws(_set("images.prebuilt.webui-automatic1111", "sync:v 1")),
      f"{P}.images.prebuilt.webui-automatic1111"),
     # --- image hosts --------------------------------------------------------------------------
-    ("hosts-star", _aws(_set("aws.allowedImageHosts", ["*"])), f"{P}.aws.allowedImageHosts[0]"),
-    ("hosts-wildcard-domain", _aws(_set("aws.allowedImageHosts", ["*.example.com"])),
-     f"{P}.aws.allowedImageHosts[0]"),
-    ("hosts-http", _aws(_set("aws.allowedImageHosts", ["http://images.example.com"])),
-     f"{P}.aws.allowedImageHosts[0]"),
-    ("hosts-https", _aws(_set("aws.allowedImageHosts", ["images.example.com", "https://x.org"])),
-     f"{P}.aws.allowedImageHosts[1]"),
-    ("hosts-path", _aws(_set("aws.allowedImageHosts", ["images.example.com/in"])),
-     f"{P}.aws.allowedImageHosts[0]"),
-    ("hosts-port", _aws(_set("aws.allowedImageHosts", ["images.example.com:8443"])),
-     f"{P}.aws.allowedImageHosts[0]"),
+    ("hosts-star", _aws(_set("aws.api.allowedImageHosts", ["*"])), f"{P}.aws.api.allowedImageHosts[0]"),
+    ("hosts-wildcard-domain", _aws(_set("aws.api.allowedImageHosts", ["*.example.com"])),
+     f"{P}.aws.api.allowedImageHosts[0]"),
+    ("hosts-http", _aws(_set("aws.api.allowedImageHosts", ["http://images.example.com"])),
+     f"{P}.aws.api.allowedImageHosts[0]"),
+    ("hosts-https", _aws(_set("aws.api.allowedImageHosts", ["images.example.com", "https://x.org"])),
+     f"{P}.aws.api.allowedImageHosts[1]"),
+    ("hosts-path", _aws(_set("aws.api.allowedImageHosts", ["images.example.com/in"])),
+     f"{P}.aws.api.allowedImageHosts[0]"),
+    ("hosts-port", _aws(_set("aws.api.allowedImageHosts", ["images.example.com:8443"])),
+     f"{P}.aws.api.allowedImageHosts[0]"),
 ]
 
 # Duplicate keys: (id, stack file text edit, key path). The edit works on the raw YAML text,
