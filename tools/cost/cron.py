@@ -1,6 +1,6 @@
 """Cron arithmetic: how many hours a week a peak window covers, how often a job runs.
 
-The expressions come from the validated config (components/config.py checks them); this only
+The expressions come from the validated config (components/config/ checks them); this only
 counts the times they name, and raises ValueError for one it cannot count."""
 
 from __future__ import annotations
