@@ -78,7 +78,8 @@ def test_identity_header_families_never_reach_the_pod(platform, alice):
                       and k not in ("x-sdfleet-identity",))}
         assert leaked == {}
         assert seen["x-sdfleet-identity"] == ALICE_ID
-        assert seen["x-sdfleet-email"] == "alice@example.com"
+        # only the id: the email is in the game server's annotation (issue 18 item 2)
+        assert "x-sdfleet-email" not in seen
 
 
 def test_what_the_pod_legitimately_needs_still_passes(platform, alice):

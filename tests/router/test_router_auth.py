@@ -76,7 +76,7 @@ def test_pod_receives_only_trusted_identity_headers(platform, alice_pod):
     assert reply.status == 200, reply.text
     seen = reply.json()["headers"]
     assert seen["x-sdfleet-identity"] == "g-100000000000000000001"
-    assert seen["x-sdfleet-email"] == "alice@example.com"
+    assert "x-sdfleet-email" not in seen  # only the id (issue 18 item 2), forged one cleared
     leaked = {k: v for k, v in seen.items()
               if "bob" in v or k.startswith(("x-forwarded-user", "x-goog", "x-auth", "remote-"))
               or k.replace("_", "-") == "x-sdfleet-identity" and k != "x-sdfleet-identity"
@@ -86,9 +86,36 @@ def test_pod_receives_only_trusted_identity_headers(platform, alice_pod):
     assert "x-goog-iap-jwt-assertion" not in seen
 
 
+def test_each_raw_cookie_header_gets_its_own_filtered_value(platform, alice_pod):
+    # The filter's result is cached per worker by the exact raw header: two people with the
+    # same IAP cookie layout, and one person whose cookies change, each get exactly their own
+    # cookies, on the deciding path and then the hot path.
+    bob_pod = platform.backend("bob-pod")
+    platform.allocator.give(BOB, bob_pod.target)
+    alice, bob = platform.iap.mint(sub=ALICE), platform.iap.mint(sub=BOB)
+    sends = [
+        (alice, "GCP_IAP_UID=1; __Host-GCP_IAP_AUTH_TOKEN_A=alice-secret; s=alice", "s=alice"),
+        (bob, "GCP_IAP_UID=1; __Host-GCP_IAP_AUTH_TOKEN_A=bob-secret; s=bob", "s=bob"),
+        (alice, "GCP_IAP_UID=1; __Host-GCP_IAP_AUTH_TOKEN_A=alice-secret; s=alicf", "s=alicf"),
+        (bob, "GCP_IAP_UID=1; __Host-GCP_IAP_AUTH_TOKEN_A=bob-secret; s=bob; t=1", "s=bob; t=1"),
+    ]
+    for _ in range(3):
+        for token, cookie, reaches_pod in sends:
+            reply = request(platform.port, "/whoami", token=token, headers=[("Cookie", cookie)])
+            assert reply.status == 200, reply.text
+            assert reply.json()["headers"].get("cookie") == reaches_pod
+    assert not any("secret" in str(r["headers"]) for r in alice_pod.requests + bob_pod.requests)
+
+
 def test_status_endpoint_is_per_person(platform, alice_pod):
-    token = platform.iap.mint(sub=ALICE)
-    assert request(platform.port, "/_sdfleet/status", token=token).json()["status"] == "ready"
+    token = platform.iap.mint(sub=ALICE, email="alice@example.com")
+    reply = request(platform.port, "/_sdfleet/status", token=token,
+                    headers=[("Cookie", "GCP_IAP_UID=1; sd_theme=dark")])
+    assert reply.json()["status"] == "ready"
+    # the probe asked the pod as the person: the id only, nothing else of theirs
+    (probe,) = [r for r in alice_pod.requests if r["method"] == "HEAD"]
+    assert probe["headers"]["x-sdfleet-identity"] == "g-100000000000000000001"
+    assert not {"x-sdfleet-email", "cookie", "x-goog-iap-jwt-assertion"} & set(probe["headers"])
     bob = platform.iap.mint(sub=BOB)
     assert request(platform.port, "/_sdfleet/status", token=bob).json()["status"] == "pending"
 

@@ -12,33 +12,9 @@ local tokens = ngx.shared.sdfleet_tokens   -- per replica: the verifier is asked
 local verdicts = ttlcache.new(10000)         -- per worker: no lock, no copy on the hot path
 local ID_PATTERN = "^[bg]%-[0-9a-v]+$"
 
--- IAP's own cookies (its session, `__Host-GCP_IAP_AUTH_TOKEN_*`, and `GCP_IAP_UID`,
--- `GCP_IAP_XSRF_NONCE_*`) never reach the pod: code running there (any WebUI extension)
--- could replay the session as the person, like the assertion the router also keeps back.
--- Returns the Cookie header for the pod, or nil when the request carries none of them.
-local IAP_COOKIE = "GCP_IAP"
-local find, sub, gmatch = string.find, string.sub, string.gmatch
+local find = string.find
 
-local function is_iap_cookie(name)
-    return sub(name, 1, 7) == IAP_COOKIE or sub(name, 1, 14) == "__Host-GCP_IAP"
-end
-
-function _M.pod_cookie(cookie)
-    if not cookie or not find(cookie, IAP_COOKIE, 1, true) then
-        return nil
-    end
-    local kept, n = {}, 0
-    for pair in gmatch(cookie, "[^;]+") do
-        local name = pair:match("^%s*([^=%s]*)")
-        if not is_iap_cookie(name) then
-            n = n + 1
-            kept[n] = pair:match("^%s*(.-)%s*$")
-        end
-    end
-    return table.concat(kept, "; ")
-end
-
--- Only printable ASCII reaches a header sent to the pod.
+-- Only printable ASCII is kept of the email: no tab can break the shared dict's entry.
 local function header_safe(value)
     if type(value) ~= "string" or value:find("[^\32-\126]") then
         return ""

@@ -2,6 +2,7 @@
 -- activity and pages.
 local activity = require("sdfleet.activity")
 local identity = require("sdfleet.identity")
+local pod_cookie = require("sdfleet.pod_cookie")
 local pages = require("sdfleet.pages")
 local routing = require("sdfleet.routing")
 
@@ -39,13 +40,15 @@ local function verified_person()
     return nil
 end
 
--- What the pod gets: the verified identity, and the person's cookies without IAP's own.
+-- What the pod gets: the verified identity (only the id: the pod's front checks it against
+-- its game server's label, and the email is in the game server's annotation), and the
+-- person's cookies without IAP's own. A variable left unset reads as "" (the pod gets no
+-- such header): no cookie header reaches the pod unless it went through pod_cookie.
 local function tell_pod(person)
     ngx.var.sdfleet_id = person.id
-    ngx.var.sdfleet_email = person.email
-    local cookie = identity.pod_cookie(ngx.var.http_cookie)
+    local cookie = ngx.var.http_cookie
     if cookie then
-        ngx.var.sdfleet_cookie = cookie
+        ngx.var.sdfleet_cookie = pod_cookie.for_pod(cookie)
     end
 end
 
@@ -119,7 +122,7 @@ end
 -- Does the person's WebUI at this target answer? "up", "someone-else" (421) or "down".
 local function probe(person, target)
     local res = ngx.location.capture("/_sdfleet/probe", { vars = {
-        sdfleet_target = target, sdfleet_id = person.id, sdfleet_email = person.email } })
+        sdfleet_target = target, sdfleet_id = person.id } })
     if res.status == 421 then
         return "someone-else"
     elseif res.status == 0 or (res.status >= 502 and res.status <= 504) then
@@ -171,7 +174,7 @@ local function pod_failed()
         return pages.pod_error(status)
     end
     ngx.log(ngx.WARN, "pod ", target, " of ", id, " unreachable (", status, ")")
-    local decision = routing.after_failure({ id = id, email = ngx.var.sdfleet_email }, target,
+    local decision = routing.after_failure({ id = id }, target,
                                            status == 421, may_allocate())
     if decision.action ~= "proxy" then
         return respond(decision)
@@ -186,7 +189,7 @@ local function pod_failed_again()
     if not unreachable then
         return pages.pod_error(status)
     end
-    local decision = routing.after_failure({ id = id, email = ngx.var.sdfleet_email }, target,
+    local decision = routing.after_failure({ id = id }, target,
                                            status == 421, false)
     if decision.action == "proxy" then  -- yet another pod: the waiting page moves on to it
         decision = { action = "wait", phase = "starting",
@@ -203,7 +206,7 @@ local function stream_failed()
         return pages.pod_error(status)
     end
     ngx.log(ngx.WARN, "pod ", target, " of ", id, " unreachable (", status, ") under an upload")
-    local decision = routing.after_failure({ id = id, email = ngx.var.sdfleet_email }, target,
+    local decision = routing.after_failure({ id = id }, target,
                                            status == 421, false)
     return pages.upload_lost(decision)
 end
