@@ -28,7 +28,7 @@ def _load(path: Path, name: str):
     return module
 
 
-FUNCTIONS = _load(ROOT / "functions/shared/identity.py", "contract_functions_identity")
+FUNCTIONS = _load(ROOT / "functions/shared/identity_id.py", "contract_functions_identity")
 ROUTER = _load(ROOT / "images/router/sdfleet_router/identity.py", "contract_router_identity")
 
 
