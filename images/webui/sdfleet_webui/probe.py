@@ -54,13 +54,12 @@ def main(argv: list[str] | None = None) -> int:
               f"got {argv!r}", file=sys.stderr)
         return 2
     try:
-        port = st.env_int("SDFLEET_SUPERVISOR_PORT", 7861, minimum=1, maximum=65535)
-        webui_port = st.env_int("SDFLEET_WEBUI_PORT", 7860, minimum=1, maximum=65535)
-        timeout = st.env_float("SDFLEET_PROBE_TIMEOUT_SECONDS", 2.0, 0.05)
-        oom_limit = st.env_int("SDFLEET_LIVENESS_OOM_LIMIT", 3, minimum=1)
+        settings = st.ProbeSettings.from_env()
     except st.SettingError as exc:
         print(f"probe misconfigured: {exc}")
         return 1
+    port, webui_port, timeout = settings.supervisor_port, settings.webui_port, settings.timeout
+    oom_limit = settings.oom_limit
     try:
         info = requests.get(f"http://127.0.0.1:{port}/info", timeout=timeout).json()
     except (requests.RequestException, ValueError):

@@ -61,55 +61,35 @@ class SupervisorConfig:
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "SupervisorConfig":
-        e = dict(os.environ) if env is None else env
-        scratch = Path(st.env_str("SDFLEET_SCRATCH", "/scratch", e))
-        models_root = Path(st.env_str("SDFLEET_MODELS_ROOT", "", e) or default_models_root(e))
-        default_ckpt = st.env_str("SDFLEET_DEFAULT_CHECKPOINT_PATH", "", e) or \
-            Manifest(models_root).default_checkpoint_path()
+        """From the environment (names, defaults and limits: settings.SupervisorSettings)."""
+        s = st.SupervisorSettings.from_env(env)
+        models_root = s.models_root or default_models_root(s.baked_models)
         launch = fw.LaunchSettings(
-            frameworks_root=Path(st.env_str("SDFLEET_FRAMEWORKS_ROOT", "/opt/sdfleet/frameworks", e)),
-            models_root=models_root, scratch=scratch,
-            port=st.env_int("SDFLEET_WEBUI_PORT", 7860, minimum=1, maximum=65535, env=e),
-            listen_host=st.env_str("SDFLEET_LISTEN_HOST", "127.0.0.1", e),
-            insecure_extension_access=st.env_bool("SDFLEET_INSECURE_EXTENSION_ACCESS", False, e),
-            extra_args=tuple(shlex.split(st.env_str("CLI_ARGS", "", e))),
-            command_override=st.env_str("SDFLEET_WEBUI_COMMAND", "", e) or None,
-            default_checkpoint=default_ckpt)
+            frameworks_root=s.frameworks_root, models_root=models_root, scratch=s.scratch,
+            port=s.webui_port, listen_host=s.listen_host,
+            insecure_extension_access=s.insecure_extension_access,
+            extra_args=tuple(shlex.split(s.cli_args)), command_override=s.webui_command,
+            default_checkpoint=(s.default_checkpoint_path
+                                or Manifest(models_root).default_checkpoint_path()))
         policy = RestartPolicy(
-            start_timeout=st.env_float("SDFLEET_START_TIMEOUT_SECONDS", 900.0, 0.1, e),
-            hang_timeout=st.env_float("SDFLEET_HANG_SECONDS", 120.0, 0.1, e),
-            backoff_base=st.env_float("SDFLEET_BACKOFF_SECONDS", 2.0, 0.0, e),
-            backoff_max=st.env_float("SDFLEET_BACKOFF_MAX_SECONDS", 120.0, 0.0, e),
-            backoff_reset=st.env_float("SDFLEET_BACKOFF_RESET_SECONDS", 300.0, 0.0, e),
-            max_restarts=st.env_int("SDFLEET_MAX_RESTARTS", 10, minimum=0, env=e),
-            restart_window=st.env_float("SDFLEET_RESTART_WINDOW_SECONDS", 1800.0, 1.0, e))
-        agones_mode = st.env_choice("SDFLEET_AGONES", "auto", ("auto", "true", "false"), e)
-        agones_port = st.env_int("AGONES_SDK_HTTP_PORT", 9358, minimum=1, maximum=65535, env=e)
-        use_agones = agones_mode == "true" or (agones_mode == "auto" and "AGONES_SDK_HTTP_PORT" in e)
+            start_timeout=s.start_timeout, hang_timeout=s.hang_timeout,
+            backoff_base=s.backoff_base, backoff_max=s.backoff_max,
+            backoff_reset=s.backoff_reset, max_restarts=s.max_restarts,
+            restart_window=s.restart_window)
         return cls(
-            framework=st.env_choice("SDFLEET_FRAMEWORK", "automatic1111", fw.FRAMEWORKS, e),
-            launch=launch, policy=policy,
-            api_host=st.env_str("SDFLEET_SUPERVISOR_HOST", "127.0.0.1", e),
-            api_port=st.env_int("SDFLEET_SUPERVISOR_PORT", 7861, minimum=1, maximum=65535, env=e),
-            poll_seconds=st.env_float("SDFLEET_POLL_SECONDS", 2.0, 0.01, e),
-            check_timeout=st.env_float("SDFLEET_CHECK_TIMEOUT_SECONDS", 5.0, 0.05, e),
-            stop_grace=st.env_float("SDFLEET_STOP_GRACE_SECONDS", 20.0, 0.0, e),
-            log_lines=st.env_int("SDFLEET_LOG_LINES", 2000, minimum=10, env=e),
-            log_file=scratch / "logs" / "webui.log",
-            log_file_bytes=st.env_int("SDFLEET_LOG_FILE_BYTES", 10 * 1024 * 1024, minimum=1024, env=e),
-            log_files=st.env_int("SDFLEET_LOG_FILES", 3, minimum=1, env=e),
-            oom_window=st.env_float("SDFLEET_OOM_WINDOW_SECONDS", 300.0, 1.0, e),
-            oom_event_gap=st.env_float("SDFLEET_OOM_EVENT_GAP_SECONDS", 10.0, 0.0, e),
-            agones_port=agones_port if use_agones else None,
-            agones_health_seconds=st.env_float("SDFLEET_AGONES_HEALTH_SECONDS", 5.0, 0.05, e),
-            agones_grace=st.env_float("SDFLEET_AGONES_GRACE_SECONDS", 300.0, 0.0, e))
+            framework=s.framework, launch=launch, policy=policy,
+            api_host=s.api_host, api_port=s.api_port, poll_seconds=s.poll_seconds,
+            check_timeout=s.check_timeout, stop_grace=s.stop_grace, log_lines=s.log_lines,
+            log_file=s.scratch / "logs" / "webui.log", log_file_bytes=s.log_file_bytes,
+            log_files=s.log_files, oom_window=s.oom_window, oom_event_gap=s.oom_event_gap,
+            agones_port=s.agones_sdk_port, agones_health_seconds=s.agones_health_seconds,
+            agones_grace=s.agones_grace)
 
 
-def default_models_root(env: dict) -> str:
+def default_models_root(baked: Path) -> Path:
     """The image's baked models when it has them (their manifest is there), else the shared
     store at /models. A fleet of a baked image then needs no model store mount."""
-    baked = Path(st.env_str("SDFLEET_BAKED_MODELS", "/opt/sdfleet/baked-models", env))
-    return str(baked) if (baked / MANIFEST_NAME).is_file() else "/models"
+    return baked if (baked / MANIFEST_NAME).is_file() else Path("/models")
 
 
 class Supervisor:
