@@ -75,11 +75,10 @@ class ImageSettings(BaseSettings):
 def describe(error: ValidationError, settings_cls: type[BaseSettings],
              environ: Mapping[str, str]) -> str:
     """``NAME='value': what is allowed`` for each bad variable, from pydantic's errors."""
-    aliases = {name: f.validation_alias for name, f in settings_cls.model_fields.items()}
     problems = []
     for item in error.errors(include_url=False):
-        field = str(item["loc"][0]) if item["loc"] else ""
-        variable = aliases.get(field, field)
+        # pydantic reports a field by the name it was given: its variable (validation_alias).
+        variable = str(item["loc"][0]) if item["loc"] else settings_cls.__name__
         allowed = item["msg"].removeprefix("Value error, ")
         if item["type"] == "bool_parsing":
             allowed += " (expected one of true/false, 1/0, yes/no, on/off)"
