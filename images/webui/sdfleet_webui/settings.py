@@ -160,6 +160,9 @@ class ProbeSettings(ImageSettings):
     webui_port: int = env_field(env.WEBUI_PORT, 7860, **PORT)
     timeout: float = env_field("SDFLEET_PROBE_TIMEOUT_SECONDS", 2.0, ge=0.05)
     oom_limit: int = env_field("SDFLEET_LIVENESS_OOM_LIMIT", 3, ge=1)
+    # Longer than the longest tick that is not a fault: a stop (SDFLEET_STOP_GRACE_SECONDS,
+    # 20) plus the wait for the port (5) plus a health check (SDFLEET_CHECK_TIMEOUT_SECONDS, 5).
+    stall_limit: float = env_field("SDFLEET_LIVENESS_STALL_SECONDS", 300.0, ge=1.0)
 
 
 class FetcherSettings(ImageSettings):

@@ -114,6 +114,10 @@ class Supervisor:
         self.last_answer_at: float | None = None  # this start
         self.ever_answered_at: float | None = None  # whole pod life
         self.ready_since: float | None = None
+        # When the monitor loop last finished a tick: a loop stuck somewhere (a stop that
+        # never returns, a deadlock) would leave every other field stale and "fine"; the
+        # liveness probe fails on this instead (probe.liveness_verdict).
+        self.last_tick_at = time.time()
         self.session = requests.Session()
         self.lifecycle: AgonesLifecycle | None = None
 
@@ -225,6 +229,8 @@ class Supervisor:
                 "webuiPort": self.config.launch.port,
                 "healthPath": fw.HEALTH_PATHS[self.framework],
                 "agones": self.lifecycle.status() if self.lifecycle else None,
+                "lastTickAt": self.last_tick_at,
+                "monitorStalledSeconds": round(max(0.0, now - self.last_tick_at), 3),
             }
 
     def run(self) -> None:
@@ -240,6 +246,7 @@ class Supervisor:
         try:
             while not self.stop_event.is_set():
                 self.tick()
+                self.last_tick_at = time.time()
                 self.stop_event.wait(self.config.poll_seconds)
         finally:
             with self.lock:
