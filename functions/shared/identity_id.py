@@ -25,7 +25,7 @@ MAX_OTHER_SUBJECT_BYTES = 37
 LABEL_VALUE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
-class SubjectNotEncodable(ValueError):
+class SubjectNotSupported(ValueError):
     """A verified subject that has no collision-free label-safe id (refused, never truncated)."""
 
     reason = "subject-not-supported"
@@ -38,7 +38,7 @@ def identity_id(sub: str) -> str:
         return f"g-{m.group(1)}"
     raw = sub.encode("utf-8")
     if not raw or len(raw) > MAX_OTHER_SUBJECT_BYTES:
-        raise SubjectNotEncodable(f"the identity's subject ({len(raw)} bytes) cannot be encoded "
+        raise SubjectNotSupported(f"the identity's subject ({len(raw)} bytes) cannot be encoded "
                                   f"as a label: expected 1 to {MAX_OTHER_SUBJECT_BYTES} bytes, or "
                                   f"accounts.google.com:<digits>")
     return "b-" + base64.b32hexencode(raw).decode().rstrip("=").lower()

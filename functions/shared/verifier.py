@@ -27,7 +27,7 @@ from jwt.api_jwk import PyJWKSet
 from jwt.exceptions import PyJWKError, PyJWKSetError
 from cryptography.hazmat.primitives import serialization
 
-from .identity_id import SubjectNotEncodable, identity_id
+from .identity_id import SubjectNotSupported, identity_id
 
 IAP_ISSUER = "https://cloud.google.com/iap"
 IAP_JWT_HEADER = "x-goog-iap-jwt-assertion"
@@ -165,6 +165,6 @@ class IapAuthenticator:
         email = claims.get("email") if isinstance(claims.get("email"), str) else ""
         try:
             id_ = identity_id(claims["sub"])
-        except SubjectNotEncodable as error:
+        except SubjectNotSupported as error:
             raise Unauthenticated(error.reason, str(error)) from None
         return Identity(id=id_, sub=claims["sub"], email=email)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.functions import conftest  # noqa: F401  (puts functions/ on sys.path)
 from shared.config import ConfigError, RedisSettings, AllocatorSettings
-from shared.identity_id import SubjectNotEncodable, identity_id, subject_of
+from shared.identity_id import SubjectNotSupported, identity_id, subject_of
 from shared.verifier import IAP_ISSUER, IapAuthenticator, JwtVerifier, Unauthenticated, require_safe_url
 
 LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -37,10 +37,10 @@ def test_encoding_is_injective_where_the_reference_collided():
 
 
 def test_subjects_that_cannot_be_encoded_are_refused_not_truncated():
-    with pytest.raises(SubjectNotEncodable, match="38 bytes") as e:
+    with pytest.raises(SubjectNotSupported, match="38 bytes") as e:
         identity_id("x" * 38)
     assert e.value.reason == "subject-not-supported"
-    with pytest.raises(SubjectNotEncodable):
+    with pytest.raises(SubjectNotSupported):
         identity_id("")
 
 
