@@ -42,7 +42,7 @@ from tests.router.resp import Resp
 
 SUB, ID = "accounts.google.com:100000000000000000001", "g-100000000000000000001"
 # What a browser behind IAP also sends on every request: IAP's own cookies (the names the
-# router filters out, images/router/lua/sdfleet/identity.lua; the session token's size is
+# router filters out, images/router/lua/sdfleet/pod_cookie.lua; the session token's size is
 # assumed, about 1 KB) beside the app's own.
 BROWSER_COOKIE = ("GCP_IAP_UID=100000000000000000001; __Host-GCP_IAP_AUTH_TOKEN_3F2A9C4B7D1E6F08="
                   + "".join(chr(97 + (i * 7) % 26) for i in range(1024))

@@ -35,7 +35,7 @@ import time
 from shared.agones import (AgonesClient, AllocationOutcomeUnknown, Allocation, GameServer,
                            KubernetesUnavailable)
 from shared.config import AllocatorSettings
-from shared.identity import Identity
+from shared.verifier import Identity
 from shared.responses import log
 from shared.state import CorruptRecord, Mapping, RedisUnavailable, SessionStore
 

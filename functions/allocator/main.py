@@ -18,7 +18,7 @@ from __future__ import annotations
 from allocation import Allocator
 from shared.agones import AgonesClient, KubernetesError, KubernetesUnavailable
 from shared.config import AllocatorSettings, KubernetesSettings, RedisSettings
-from shared.identity import IapAuthenticator, KeysUnavailable, Unauthenticated
+from shared.verifier import IapAuthenticator, KeysUnavailable, Unauthenticated
 from shared.responses import error_response, json_response, log
 from shared.state import RedisUnavailable, SessionStore, connect
 

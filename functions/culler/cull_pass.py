@@ -46,7 +46,7 @@ from rules import Action, Limits, SessionView, decide
 from shared.agones import (FLEET_LABEL, IDENTITY_LABEL, AgonesClient, GameServer,
                            KubernetesError, KubernetesUnavailable)
 from shared.config import CullerSettings
-from shared.identity import is_identity_id
+from shared.identity_id import is_identity_id
 from shared.responses import log
 from shared.state import CorruptRecord, Mapping, RecordError, SessionStore
 

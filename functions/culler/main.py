@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from cull_pass import CullPass
 from shared.agones import AgonesClient, KubernetesUnavailable
 from shared.config import CullerSettings, KubernetesSettings, RedisSettings
-from shared.identity import JwtVerifier, KeysUnavailable, Unauthenticated
+from shared.verifier import JwtVerifier, KeysUnavailable, Unauthenticated
 from shared.responses import error_response, json_response, log
 from shared.state import RedisUnavailable, SessionStore, connect
 

@@ -44,7 +44,7 @@ from urllib.parse import quote, urlencode
 import urllib3
 
 from .config import KubernetesSettings
-from .identity import require_safe_url
+from .verifier import require_safe_url
 
 FLEET_LABEL = "agones.dev/fleet"
 IDENTITY_LABEL = "sdfleet.dev/identity"

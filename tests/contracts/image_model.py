@@ -321,12 +321,27 @@ def _module_file(image: Image, search: list[str], module: str) -> Path | None:
     return None
 
 
-def env_reads_of(tree: ast.AST) -> set[str]:
-    """Env names a module reads: `<anything env/get>("NAME", ...)`, `x["NAME"]`, and the
-    keys of a module-level dict whose name says ENV (a name -> field table)."""
+def env_module_names(path: Path) -> dict[str, str]:
+    """An image's env-name module (`<package>/env.py`): constant -> env name."""
+    if not path.is_file():
+        return {}
+    return {t.id: n.value.value for n in ast.parse(path.read_text()).body
+            if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+            and isinstance(n.value.value, str) for t in n.targets if isinstance(t, ast.Name)}
+
+
+def env_reads_of(tree: ast.AST, env_names: dict[str, str] | None = None) -> set[str]:
+    """Env names a module reads: `<anything env/get>("NAME", ...)`, the same with the name
+    taken from the package's env module (`env.CONSTANT`, resolved through `env_names`),
+    `x["NAME"]`, and the keys of a module-level dict whose name says ENV."""
     names = set()
+    env_names = env_names or {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Attribute) \
+                and isinstance(node.args[0].value, ast.Name) and node.args[0].value.id == "env" \
+                and node.args[0].attr in env_names:
+            names.add(env_names[node.args[0].attr])
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
             func = node.func
             callee = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if (callee in ("get", "getenv", "pop", "setdefault") or "env" in callee.lower()) \
@@ -367,7 +382,8 @@ def load_program(image: Image, search: list[str], module: str | None,
                 return f"module {name!r} is not in the image on the interpreter's path {search}"
             files[name] = source
             tree = ast.parse(source.read_text())
-        env |= env_reads_of(tree)
+        source = files.get(name)
+        env |= env_reads_of(tree, env_module_names(source.parent / "env.py") if source else None)
         package = name if files.get(name, Path()).name == "__init__.py" else name.rpartition(".")[0]
         for node in ast.walk(tree):
             targets = []

@@ -28,8 +28,8 @@ def _load(path: Path, name: str):
     return module
 
 
-FUNCTIONS = _load(ROOT / "functions/shared/identity.py", "contract_functions_identity")
-ROUTER = _load(ROOT / "images/router/sdfleet_router/identity.py", "contract_router_identity")
+FUNCTIONS = _load(ROOT / "functions/shared/identity_id.py", "contract_functions_identity")
+ROUTER = _load(ROOT / "images/router/sdfleet_router/identity_id.py", "contract_router_identity")
 
 
 def _documented(sub: str) -> str | None:

@@ -15,7 +15,7 @@ import pytest
 from allocation import Allocator
 from shared.agones import AgonesClient, AllocationOutcomeUnknown, KubernetesUnavailable
 from shared.config import AllocatorSettings, KubernetesSettings
-from shared.identity import Identity
+from shared.verifier import Identity
 from shared.state import Mapping, SessionStore
 from tests.functions.conftest import FLEET
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests.functions import conftest  # noqa: F401  (puts functions/ on sys.path)
 from shared.config import ConfigError, RedisSettings, AllocatorSettings
-from shared.identity import (IAP_ISSUER, JwtVerifier, Unauthenticated, identity_id,
-                             require_safe_url, subject_of)
+from shared.identity_id import SubjectNotSupported, identity_id, subject_of
+from shared.verifier import IAP_ISSUER, IapAuthenticator, JwtVerifier, Unauthenticated, require_safe_url
 
 LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -37,11 +37,19 @@ def test_encoding_is_injective_where_the_reference_collided():
 
 
 def test_subjects_that_cannot_be_encoded_are_refused_not_truncated():
-    with pytest.raises(Unauthenticated) as e:
+    with pytest.raises(SubjectNotSupported, match="38 bytes") as e:
         identity_id("x" * 38)
     assert e.value.reason == "subject-not-supported"
-    with pytest.raises(Unauthenticated):
+    with pytest.raises(SubjectNotSupported):
         identity_id("")
+
+
+def test_a_verified_subject_without_an_id_is_unauthenticated(iap):
+    """The verifier turns the encoder's refusal into a 401-style refusal with its reason."""
+    authenticator = IapAuthenticator(iap.audience, iap.url)
+    with pytest.raises(Unauthenticated) as e:
+        authenticator.identify({"x-goog-iap-jwt-assertion": iap.mint(sub="x" * 38)})
+    assert e.value.reason == "subject-not-supported"
 
 
 def test_keys_are_cached_and_refetched_for_an_unknown_kid(iap):

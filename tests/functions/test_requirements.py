@@ -3,7 +3,7 @@ requirements.txt (functions/requirements.txt, packaged by components/gcp/functio
 
 The tests run with the whole dev venv, where a module pulled in for another area imports
 fine; the deployed function has only what its requirements.txt installs. `jwt` (PyJWT) was
-imported by functions/shared/identity.py and installed by nothing the functions pin: both
+imported by functions/shared/verifier.py and installed by nothing the functions pin: both
 functions would have failed at cold start.
 """
 

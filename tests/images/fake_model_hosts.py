@@ -7,7 +7,9 @@ so tokens must not follow redirects to the file host):
 - api:   ``GET /api/v1/model-versions/<id>``, ``GET /api/download/models/<id>`` -> 302
 - files: ``GET|HEAD /files/<name>`` with Range / If-Range, ETag
 - hf:    ``HEAD|GET /<org>/<repo>/resolve/<rev>/<file>`` -> 302 to files, with
-         ``X-Linked-Etag`` (the SHA-256) and ``X-Linked-Size``
+         ``X-Linked-Etag`` (the SHA-256), ``X-Linked-Size`` and ``X-Repo-Commit``, as the Hub
+         answers an LFS file (huggingface_hub file_download.py ``get_hf_file_metadata`` reads
+         these; ``HF_ENDPOINT`` points huggingface_hub here)
 
 Faults per file: answer statuses first (429 with Retry-After, 503...), cut the connection
 after N bytes, publish a wrong hash, need a token (401), ignore Range.
@@ -34,6 +36,7 @@ class HostedFile:
     needs_token: str | None = None
     statuses_first: list = field(default_factory=list)  # e.g. [(429, {"Retry-After": "1"})]
     cut_after: int | None = None  # first full GET closes the connection after this many bytes
+    statuses_after_cut: list = field(default_factory=list)  # answered to the requests after the cut
     ignore_range: bool = False
     content_disposition: str | None = None
     chunk_delay: float = 0.0
@@ -113,7 +116,9 @@ class FakeModelHosts:
     def _record(self, role: str, handler, head: bool) -> None:
         with self.lock:
             self.requests.append({"server": role, "method": "HEAD" if head else "GET",
-                                  "path": handler.path, "headers": dict(handler.headers.items()),
+                                  "path": handler.path,
+                                  # HTTP names are case-insensitive (httpx sends lower case)
+                                  "headers": {k.title(): v for k, v in handler.headers.items()},
                                   "at": time.monotonic()})
 
     def _handle(self, role: str, h: BaseHTTPRequestHandler, head: bool) -> None:
@@ -179,7 +184,8 @@ class FakeModelHosts:
         return self._send(h, 302, b"", {
             "Location": self.url("files", f"/files/{hosted.name}?X-Amz-Signature=cdn-secret"),
             "X-Linked-Etag": f'"{hosted.published_sha256 or hosted.sha256}"',
-            "X-Linked-Size": str(len(hosted.data)), "ETag": '"abc123-git-oid"'}, head=head)
+            "X-Linked-Size": str(len(hosted.data)), "ETag": '"abc123-git-oid"',
+            "X-Repo-Commit": "0123456789abcdef0123456789abcdef01234567"}, head=head)
 
     def _file(self, h, head: bool) -> None:
         name = h.path.split("?", 1)[0].removeprefix("/files/")
@@ -213,6 +219,7 @@ class FakeModelHosts:
         limit = len(data)
         if hosted.cut_after is not None and status == 200:
             limit, hosted.cut_after = hosted.cut_after, None
+            hosted.statuses_first.extend(hosted.statuses_after_cut)
             h.close_connection = True
         step = 64 * 1024
         for offset in range(0, limit, step):

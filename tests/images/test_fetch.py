@@ -249,3 +249,79 @@ def test_cli_rejects_a_bad_model_list_naming_field_and_value(tmp_path):
     assert result.returncode == 2
     assert "models.0.kind" in result.stderr and "'lorra'" in result.stderr and "'lora'" in result.stderr
     assert "model 'x'" in result.stderr
+
+
+# --- Hugging Face through huggingface_hub (issue 17 item 12) --------------------------------
+# huggingface_hub reads the body in 10 MiB chunks (constants.DOWNLOAD_CHUNK_SIZE): what a cut
+# leaves on disk is whole chunks, so these files are larger than one chunk.
+MIB = 1024 * 1024
+
+def _hf_spec(hosted, name="hf-model", **extra):
+    return {"name": name, "kind": "checkpoint", "source": "huggingface", "repo": "org/repo",
+            "file": hosted.name, **extra}
+
+
+def test_huggingface_download_resumes_across_runs_with_range(hosts, tmp_path):
+    """A run that gives up mid-file leaves its partial; the next run asks the CDN for the rest
+    only (huggingface_hub's http_get with resume_size), and the result is verified."""
+    big = hosts.add(HostedFile("hf-big.safetensors", blob(24 * MIB, 11), cut_after=21 * MIB,
+                               statuses_after_cut=[(503, {})] * 8))
+    one_try = RetryPolicy(attempts=1, backoff_seconds=0.01, connect_timeout=2, read_timeout=5)
+    first = fetcher(hosts, tmp_path, policy=one_try).run(models(_hf_spec(big)))
+    assert not first.ok and "'hf-model'" in first.problems[0]
+    part = tmp_path / "Stable-diffusion" / ".hf-model.sdfleet-part"
+    have = part.stat().st_size
+    assert 10 * MIB <= have <= 21 * MIB
+    big.statuses_first.clear()
+
+    second = fetcher(hosts, tmp_path).run(models(_hf_spec(big)))
+    assert second.ok, second.problems
+    assert (tmp_path / "Stable-diffusion" / big.name).read_bytes() == big.data
+    assert hosts.seen("files")[-1]["headers"].get("Range") == f"bytes={have}-"
+    assert not part.exists()
+    # The metadata request is huggingface_hub's (its user agent), against HF_ENDPOINT's host.
+    assert all("hf_hub/" in r["headers"].get("User-Agent", "") for r in hosts.seen("hf"))
+
+
+def test_huggingface_interruption_within_a_run_resumes_from_where_it_stopped(hosts, tmp_path):
+    big = hosts.add(HostedFile("hf-big2.safetensors", blob(24 * MIB, 12), cut_after=15 * MIB))
+    report = fetcher(hosts, tmp_path).run(models(_hf_spec(big)))
+    assert report.ok, report.problems
+    ranges = [r["headers"].get("Range") for r in hosts.seen("files")]
+    assert ranges[0] is None and len(ranges) == 2
+    assert 10 * MIB <= int(ranges[1].removeprefix("bytes=").rstrip("-")) <= 15 * MIB
+
+
+def test_huggingface_partial_of_another_etag_is_discarded_not_spliced(hosts, tmp_path):
+    """The file changed on the Hub (new etag) after a partial download: start over."""
+    hosted = hosts.add(HostedFile("hf-changing.safetensors", blob(16 * MIB, 13), cut_after=12 * MIB,
+                                  statuses_after_cut=[(503, {})] * 8))
+    one_try = RetryPolicy(attempts=1, backoff_seconds=0.01, connect_timeout=2, read_timeout=5)
+    assert not fetcher(hosts, tmp_path, policy=one_try).run(models(_hf_spec(hosted))).ok
+    assert (tmp_path / "Stable-diffusion" / ".hf-model.sdfleet-part").stat().st_size > 0
+    hosted.statuses_first.clear()
+    hosted.data = blob(16 * MIB, 14)   # a new revision: new SHA-256, so a new X-Linked-Etag
+
+    report = fetcher(hosts, tmp_path).run(models(_hf_spec(hosted)))
+    assert report.ok, report.problems
+    assert (tmp_path / "Stable-diffusion" / hosted.name).read_bytes() == hosted.data
+    assert hosts.seen("files")[-1]["headers"].get("Range") is None
+    manifest = json.loads((tmp_path / ".sdfleet-manifest.json").read_text())
+    assert manifest["models"]["hf-model"]["sha256"] == hosted.sha256
+
+
+def test_huggingface_gated_file_names_the_model_and_the_token(hosts, tmp_path):
+    gated = hosts.add(HostedFile("gated.safetensors", blob(1_000, 15), needs_token="hf-right"))
+    report = fetcher(hosts, tmp_path).run(models(_hf_spec(gated, name="gated")))
+    assert not report.ok
+    assert "'gated'" in report.problems[0] and "401" in report.problems[0]
+    assert "HF_TOKEN" in report.problems[0]
+    assert not hosts.seen("files")    # refused at the metadata request: no download tried
+
+
+def test_huggingface_verified_file_is_not_downloaded_again(hosts, tmp_path):
+    hosted = hosts.add(HostedFile("hf-once.safetensors", blob(50_000, 16)))
+    assert fetcher(hosts, tmp_path).run(models(_hf_spec(hosted))).ok
+    before = len(hosts.seen())
+    assert fetcher(hosts, tmp_path).run(models(_hf_spec(hosted))).ok
+    assert len(hosts.seen()) == before   # the manifest says verified: no request at all

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,3 +60,19 @@ def test_liveness_fails_when_the_supervisor_gave_up_or_is_gone(tmp_path):
         assert probe("readiness", sup).returncode == 1
     gone = probe("liveness", sup)
     assert gone.returncode == 1 and "supervisor not answering" in gone.stdout
+
+
+def test_liveness_fails_while_the_monitor_loop_is_stuck(tmp_path):
+    """The supervisor's API answers, but its monitor loop is stuck (here: stopping a hung WebUI
+    that ignores SIGTERM, with a long grace). Nothing would notice a hung WebUI then, and the
+    Fleet's Agones health check cannot run beside this probe, so liveness must fail."""
+    sup = SupervisorUnderTest(tmp_path, [{"hang_after": 0.3, "ignore_sigterm": True}],
+                              SDFLEET_STOP_GRACE_SECONDS="20")
+    with sup:
+        pid = sup.wait_for(lambda i: i["state"] == "ready", what="ready")["pid"]
+        sup.wait_for(lambda i: i["monitorStalledSeconds"] > 3, what="the loop stuck in the stop")
+        stuck = probe("liveness", sup, SDFLEET_LIVENESS_STALL_SECONDS="2")
+        assert stuck.returncode == 1 and "monitor loop has not run" in stuck.stdout
+        assert probe("liveness", sup).returncode == 0   # the default limit is far longer
+        os.kill(pid, signal.SIGKILL)   # end the stop the loop is stuck in (the stub we started)
+        sup.wait_for(lambda i: i["monitorStalledSeconds"] < 1, what="the loop running again")

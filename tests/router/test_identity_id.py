@@ -8,7 +8,7 @@ import pytest
 from tests.router.harness import ROUTER_DIR
 
 sys.path.insert(0, str(ROUTER_DIR))
-from sdfleet_router.identity import SubjectNotSupported, identity_id  # noqa: E402
+from sdfleet_router.identity_id import SubjectNotSupported, identity_id  # noqa: E402
 
 LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -43,12 +43,12 @@ def test_unencodable_subjects_are_refused_not_truncated(subject):
 
 
 def test_router_and_allocator_compute_the_same_id():
-    # The allocator (functions/shared/identity.py) writes sdfleet:map:<id>; the router reads
+    # The allocator (functions/shared/identity_id.py) writes sdfleet:map:<id>; the router reads
     # it. Both encode the contract independently, so they must agree on every subject.
     import importlib.util
     from tests.router.harness import ROOT
     spec = importlib.util.spec_from_file_location(
-        "functions_shared_identity", ROOT / "functions" / "shared" / "identity.py")
+        "functions_shared_identity", ROOT / "functions" / "shared" / "identity_id.py")
     functions_identity = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = functions_identity  # its dataclasses look themselves up there
     spec.loader.exec_module(functions_identity)

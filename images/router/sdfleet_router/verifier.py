@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 
-from sdfleet_router.identity import SubjectNotSupported, identity_id
+from sdfleet_router.identity_id import SubjectNotSupported, identity_id
 
 IAP_ISSUER = "https://cloud.google.com/iap"
 DEFAULT_CERTS_URL = "https://www.gstatic.com/iap/verify/public_key-jwk"

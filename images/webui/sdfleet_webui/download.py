@@ -125,6 +125,9 @@ def _fsync_dir(folder: Path) -> None:
 def download_file(plan: DownloadPlan, root: Path, session: requests.Session,
                   endpoints: Endpoints, policy: RetryPolicy, progress_seconds: float = 5.0,
                   sleep=time.sleep) -> VerifiedFile:
+    if plan.via == "huggingface":
+        from .hub import download_from_hub
+        return download_from_hub(plan, root, policy, progress_seconds, sleep)
     folder = root / plan.folder
     folder.mkdir(parents=True, exist_ok=True)
     part = folder / f".{plan.name}.sdfleet-part"
@@ -212,10 +215,10 @@ def download_file(plan: DownloadPlan, root: Path, session: requests.Session,
             log("download-interrupted", level="warning", model=plan.name, cause=str(exc)[:200],
                 attempt=attempt, delay=round(delay, 2))
             sleep(delay)
-    return _verify_and_place(plan, part, meta_path, state, hasher if hashed == part.stat().st_size else None)
+    return verify_and_place(plan, part, meta_path, state, hasher if hashed == part.stat().st_size else None)
 
 
-def _verify_and_place(plan: DownloadPlan, part: Path, meta_path: Path, state: PartState,
+def verify_and_place(plan: DownloadPlan, part: Path, meta_path: Path, state: PartState,
                       hasher) -> VerifiedFile:
     size = part.stat().st_size
 

@@ -42,24 +42,18 @@ class FetchSettings:
     endpoints: Endpoints = field(default_factory=Endpoints)
 
     @classmethod
-    def from_env(cls, root: Path, env: dict | None = None, **overrides) -> "FetchSettings":
-        policy = RetryPolicy(
-            attempts=st.env_int("SDFLEET_FETCH_ATTEMPTS", 5, minimum=1, env=env),
-            backoff_seconds=st.env_float("SDFLEET_FETCH_BACKOFF_SECONDS", 1.0, env=env),
-            max_backoff_seconds=st.env_float("SDFLEET_FETCH_MAX_BACKOFF_SECONDS", 60.0, env=env),
-            connect_timeout=st.env_float("SDFLEET_FETCH_CONNECT_TIMEOUT", 10.0, minimum=0.1, env=env),
-            read_timeout=st.env_float("SDFLEET_FETCH_READ_TIMEOUT", 60.0, minimum=0.1, env=env))
-        endpoints = Endpoints(
-            civitai_api_base=st.env_str("CIVITAI_API_BASE", "https://civitai.com/api", env),
-            hf_endpoint=st.env_str("HF_ENDPOINT", "https://huggingface.co", env),
-            civitai_token=st.read_secret("CIVITAI_TOKEN", "CIVITAI_TOKEN_FILE",
-                                         "/var/run/sdfleet/civitai-token", env),
-            hf_token=st.read_secret("HF_TOKEN", "HF_TOKEN_FILE", "/var/run/sdfleet/hf-token", env))
-        values = dict(
-            root=root, policy=policy, endpoints=endpoints,
-            parallel=st.env_int("SDFLEET_FETCH_PARALLEL", 2, minimum=1, maximum=16, env=env),
-            offline=st.env_bool("SDFLEET_FETCH_OFFLINE", False, env=env),
-            progress_seconds=st.env_float("SDFLEET_FETCH_PROGRESS_SECONDS", 5.0, env=env))
+    def from_env(cls, root: Path | None = None, env: dict | None = None,
+                 **overrides) -> "FetchSettings":
+        """From the environment (names, defaults and limits: settings.FetcherSettings);
+        ``root`` and keyword overrides (the command line's) win over it."""
+        s = st.FetcherSettings.from_env(env)
+        policy = RetryPolicy(attempts=s.attempts, backoff_seconds=s.backoff_seconds,
+                             max_backoff_seconds=s.max_backoff_seconds,
+                             connect_timeout=s.connect_timeout, read_timeout=s.read_timeout)
+        endpoints = Endpoints(civitai_api_base=s.civitai_api_base, hf_endpoint=s.hf_endpoint,
+                              civitai_token=s.civitai_secret(), hf_token=s.hf_secret())
+        values = dict(root=root or s.models_root, policy=policy, endpoints=endpoints,
+                      parallel=s.parallel, offline=s.offline, progress_seconds=s.progress_seconds)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -203,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-hash verified files instead of trusting size + manifest")
     args = parser.parse_args(argv)
     try:
-        root = Path(args.root or st.env_str("SDFLEET_MODELS_ROOT", "/models"))
-        fetch_settings = FetchSettings.from_env(root, parallel=args.parallel, offline=args.offline,
+        fetch_settings = FetchSettings.from_env(Path(args.root) if args.root else None, parallel=args.parallel, offline=args.offline,
                                                 verify_hashes=args.verify_hashes)
         model_list = load_model_list(args.models_file)
     except (ModelListError, st.SettingError) as exc:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -75,22 +74,12 @@ class FrontConfig:
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "FrontConfig":
-        e = dict(os.environ) if env is None else env
-        upstream = st.env_str("SDFLEET_FRONT_UPSTREAM", cls.upstream, e).rstrip("/")
-        if not upstream.startswith("http://127.0.0.1:") and not upstream.startswith("http://[::1]:"):
-            raise st.SettingError(f"SDFLEET_FRONT_UPSTREAM={upstream!r} is not allowed; expected "
-                                  "http://127.0.0.1:<port> (the WebUI listens on loopback only)")
-        return cls(
-            host=st.env_str("SDFLEET_FRONT_HOST", cls.host, e),
-            port=st.env_int("SDFLEET_FRONT_PORT", cls.port, minimum=1, maximum=65535, env=e),
-            upstream=upstream,
-            agones_port=st.env_int("AGONES_SDK_HTTP_PORT", cls.agones_port, minimum=1,
-                                   maximum=65535, env=e),
-            report_seconds=st.env_float("SDFLEET_ACTIVITY_REPORT_SECONDS", cls.report_seconds, 0.05, e),
-            allocation_wait=st.env_float("SDFLEET_FRONT_ALLOCATION_WAIT_SECONDS",
-                                         cls.allocation_wait, 0.0, e),
-            connect_timeout=st.env_float("SDFLEET_FRONT_CONNECT_TIMEOUT_SECONDS",
-                                         cls.connect_timeout, 0.05, e))
+        """From the environment (names, defaults and limits: settings.FrontSettings; the
+        upstream must be on loopback: the WebUI never listens anywhere else)."""
+        s = st.FrontSettings.from_env(env)
+        return cls(host=s.host, port=s.port, upstream=s.upstream.rstrip("/"),
+                   agones_port=s.agones_port, report_seconds=s.report_seconds,
+                   allocation_wait=s.allocation_wait, connect_timeout=s.connect_timeout)
 
 
 @dataclass

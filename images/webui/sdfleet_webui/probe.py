@@ -35,9 +35,17 @@ def readiness_verdict(info: dict | None, webui_answers: bool) -> tuple[bool, str
     return True, f"WebUI {info.get('framework')} ready"
 
 
-def liveness_verdict(info: dict | None, oom_limit: int) -> tuple[bool, str]:
+def liveness_verdict(info: dict | None, oom_limit: int,
+                     stall_limit: float | None = None) -> tuple[bool, str]:
     if info is None:
         return False, "supervisor not answering"
+    stalled = float(info.get("monitorStalledSeconds") or 0.0)
+    if stall_limit is not None and stalled > stall_limit:
+        # The API answers but the loop that watches the WebUI does not run: nothing would
+        # notice a hung WebUI. This probe is the pod's only liveness check (the Fleet's Agones
+        # health check cannot run beside it: README, "Health checks").
+        return False, (f"the supervisor's monitor loop has not run for {stalled:.0f}s "
+                       f"(limit {stall_limit:.0f}s)")
     if info.get("state") == "failed":
         return False, f"supervisor gave up restarting the WebUI ({info.get('lastRestartReason')})"
     recent = int(info.get("recentOomEvents") or 0)
@@ -54,19 +62,18 @@ def main(argv: list[str] | None = None) -> int:
               f"got {argv!r}", file=sys.stderr)
         return 2
     try:
-        port = st.env_int("SDFLEET_SUPERVISOR_PORT", 7861, minimum=1, maximum=65535)
-        webui_port = st.env_int("SDFLEET_WEBUI_PORT", 7860, minimum=1, maximum=65535)
-        timeout = st.env_float("SDFLEET_PROBE_TIMEOUT_SECONDS", 2.0, 0.05)
-        oom_limit = st.env_int("SDFLEET_LIVENESS_OOM_LIMIT", 3, minimum=1)
+        settings = st.ProbeSettings.from_env()
     except st.SettingError as exc:
         print(f"probe misconfigured: {exc}")
         return 1
+    port, webui_port, timeout = settings.supervisor_port, settings.webui_port, settings.timeout
+    oom_limit, stall_limit = settings.oom_limit, settings.stall_limit
     try:
         info = requests.get(f"http://127.0.0.1:{port}/info", timeout=timeout).json()
     except (requests.RequestException, ValueError):
         info = None
     if argv[0] == "liveness":
-        ok, why = liveness_verdict(info, oom_limit)
+        ok, why = liveness_verdict(info, oom_limit, stall_limit)
     else:
         answers = False
         if info and info.get("state") == "ready":

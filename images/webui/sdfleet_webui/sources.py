@@ -3,8 +3,8 @@
 - CivitAI: ``GET {CIVITAI_API_BASE}/v1/model-versions/<id>``; the primary file gives the
   file name, ``hashes.SHA256`` and ``downloadUrl``; the model's ``type`` decides the
   folder unless the entry names a ``kind``.
-- Hugging Face: ``{HF_ENDPOINT}/<repo>/resolve/<revision>/<file>``; an LFS file's
-  ``X-Linked-Etag`` (or ``ETag``) is its SHA-256, ``X-Linked-Size`` its size.
+- Hugging Face: through huggingface_hub (hub.py): the file's metadata (an LFS file's etag
+  is its SHA-256, plus its size and where the bytes are) and its download.
 - Plain URL: the name comes from Content-Disposition at download time; a Hugging Face
   style URL still gives its hash through the same headers.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 
@@ -62,8 +62,10 @@ class DownloadPlan:
     filename: str | None = None
     sha256: str | None = None
     size: int | None = None
-    revision: str | None = None  # extensions: the pinned commit
+    revision: str | None = None  # extensions: the pinned commit; Hugging Face: the commit
     headers: dict[str, str] = field(default_factory=dict, repr=False)
+    etag: str | None = None       # Hugging Face: the file's etag (a partial of another is dropped)
+    via: str = "http"             # "http" (download.py) or "huggingface" (hub.py)
 
     @property
     def folder(self) -> str:
@@ -90,7 +92,7 @@ def hash_from_headers(headers) -> tuple[str | None, int | None]:
             int(size) if size and size.isdigit() else None)
 
 
-def _agree(spec: ModelSpec, given: str | None) -> str | None:
+def agree(spec: ModelSpec, given: str | None) -> str | None:
     if spec.sha256 and given and spec.sha256 != given:
         raise FetchError(spec.name, f"the config's sha256 {spec.sha256} differs from the one the "
                                     f"source publishes ({given}); refusing to guess which is right")
@@ -122,7 +124,7 @@ def resolve_civitai(spec: ModelSpec, session, endpoints: Endpoints, policy: Retr
                                         f"folder; set 'kind' to one of {list(KIND_FOLDERS)}")
     sha = str((primary.get("hashes") or {}).get("SHA256") or "").lower() or None
     return DownloadPlan(name=spec.name, kind=kind, url=download_url, source_key=spec.source_key,
-                        filename=safe_filename(primary.get("name")), sha256=_agree(spec, sha),
+                        filename=safe_filename(primary.get("name")), sha256=agree(spec, sha),
                         headers=auth_headers_for(download_url, endpoints.tokens()))
 
 
@@ -138,7 +140,7 @@ def resolve_by_headers(spec: ModelSpec, url: str, session, endpoints: Endpoints,
     except FetchError:
         pass  # HEAD is only a hint; the download itself reports real failures
     return DownloadPlan(name=spec.name, kind=spec.kind, url=url, source_key=spec.source_key,
-                        filename=filename, sha256=_agree(spec, sha), size=size, headers=headers)
+                        filename=filename, sha256=agree(spec, sha), size=size, headers=headers)
 
 
 def resolve(spec: ModelSpec, session: requests.Session, endpoints: Endpoints,
@@ -146,10 +148,8 @@ def resolve(spec: ModelSpec, session: requests.Session, endpoints: Endpoints,
     if spec.source == "civitai":
         return resolve_civitai(spec, session, endpoints, policy, sleep)
     if spec.source == "huggingface":
-        url = (f"{endpoints.hf_endpoint.rstrip('/')}/{spec.repo}/resolve/"
-               f"{quote(spec.revision, safe='')}/{quote(spec.file)}")
-        return resolve_by_headers(spec, url, session, endpoints, policy, sleep,
-                                  safe_filename(spec.file))
+        from .hub import resolve_huggingface
+        return resolve_huggingface(spec, endpoints, policy)
     if spec.kind == "extension":
         return DownloadPlan(name=spec.name, kind="extension", url=spec.url,
                             source_key=spec.source_key, revision=spec.revision,

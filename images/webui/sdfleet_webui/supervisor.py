@@ -5,11 +5,9 @@
 One monitor loop (``Supervisor.tick``) polls the WebUI's API every ``SDFLEET_POLL_SECONDS``
 and applies the rules of ``policy``: restart with exponential back-off when the process
 exits, never comes up or stops answering; stop whole process trees (``proctree``); give up
-after too many restarts. A second thread (``AgonesLifecycle``) owns the Agones side:
-Ready once the API answers (once per pod), Health pings during the first start (for as
-long as it may take, ``SDFLEET_START_TIMEOUT_SECONDS``, the budget the pod's startup probe
-allows too), while the WebUI answers, and for a grace period after it last did; Shutdown
-when the supervisor gives up.
+after too many restarts. This module is process supervision only; the Agones side (Ready,
+Health, Shutdown, the loading phase) is ``agones_lifecycle.AgonesLifecycle``, a thread
+that reads the supervisor's state and never changes it.
 
 The local API (``supervisor_api``) listens on loopback ``:7861`` and only reads:
 ``GET /info``, ``GET /logs?tail=N``. One image runs one framework (no switching: another
@@ -30,13 +28,12 @@ import requests
 
 from . import frameworks as fw
 from . import settings as st
-from .agones import PHASE_KEY, AgonesSdk, AgonesUnavailable, state_of
+from .agones import AgonesSdk
+from .agones_lifecycle import AgonesLifecycle
 from .logbuffer import LogBuffer
 from .logs import log
 from .manifest import MANIFEST_NAME, Manifest
-from .policy import (Observation, RestartPolicy, backoff_delay, restart_reason,
-                     should_announce_loading, should_give_up, should_mark_ready,
-                     should_ping_health)
+from .policy import Observation, RestartPolicy, backoff_delay, restart_reason, should_give_up
 from .proctree import WebuiProcess, become_subreaper, reap_orphans, stop_tree, wait_port_free
 from .signals import on_termination
 
@@ -64,55 +61,35 @@ class SupervisorConfig:
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "SupervisorConfig":
-        e = dict(os.environ) if env is None else env
-        scratch = Path(st.env_str("SDFLEET_SCRATCH", "/scratch", e))
-        models_root = Path(st.env_str("SDFLEET_MODELS_ROOT", "", e) or default_models_root(e))
-        default_ckpt = st.env_str("SDFLEET_DEFAULT_CHECKPOINT_PATH", "", e) or \
-            Manifest(models_root).default_checkpoint_path()
+        """From the environment (names, defaults and limits: settings.SupervisorSettings)."""
+        s = st.SupervisorSettings.from_env(env)
+        models_root = s.models_root or default_models_root(s.baked_models)
         launch = fw.LaunchSettings(
-            frameworks_root=Path(st.env_str("SDFLEET_FRAMEWORKS_ROOT", "/opt/sdfleet/frameworks", e)),
-            models_root=models_root, scratch=scratch,
-            port=st.env_int("SDFLEET_WEBUI_PORT", 7860, minimum=1, maximum=65535, env=e),
-            listen_host=st.env_str("SDFLEET_LISTEN_HOST", "127.0.0.1", e),
-            insecure_extension_access=st.env_bool("SDFLEET_INSECURE_EXTENSION_ACCESS", False, e),
-            extra_args=tuple(shlex.split(st.env_str("CLI_ARGS", "", e))),
-            command_override=st.env_str("SDFLEET_WEBUI_COMMAND", "", e) or None,
-            default_checkpoint=default_ckpt)
+            frameworks_root=s.frameworks_root, models_root=models_root, scratch=s.scratch,
+            port=s.webui_port, listen_host=s.listen_host,
+            insecure_extension_access=s.insecure_extension_access,
+            extra_args=tuple(shlex.split(s.cli_args)), command_override=s.webui_command,
+            default_checkpoint=(s.default_checkpoint_path
+                                or Manifest(models_root).default_checkpoint_path()))
         policy = RestartPolicy(
-            start_timeout=st.env_float("SDFLEET_START_TIMEOUT_SECONDS", 900.0, 0.1, e),
-            hang_timeout=st.env_float("SDFLEET_HANG_SECONDS", 120.0, 0.1, e),
-            backoff_base=st.env_float("SDFLEET_BACKOFF_SECONDS", 2.0, 0.0, e),
-            backoff_max=st.env_float("SDFLEET_BACKOFF_MAX_SECONDS", 120.0, 0.0, e),
-            backoff_reset=st.env_float("SDFLEET_BACKOFF_RESET_SECONDS", 300.0, 0.0, e),
-            max_restarts=st.env_int("SDFLEET_MAX_RESTARTS", 10, minimum=0, env=e),
-            restart_window=st.env_float("SDFLEET_RESTART_WINDOW_SECONDS", 1800.0, 1.0, e))
-        agones_mode = st.env_choice("SDFLEET_AGONES", "auto", ("auto", "true", "false"), e)
-        agones_port = st.env_int("AGONES_SDK_HTTP_PORT", 9358, minimum=1, maximum=65535, env=e)
-        use_agones = agones_mode == "true" or (agones_mode == "auto" and "AGONES_SDK_HTTP_PORT" in e)
+            start_timeout=s.start_timeout, hang_timeout=s.hang_timeout,
+            backoff_base=s.backoff_base, backoff_max=s.backoff_max,
+            backoff_reset=s.backoff_reset, max_restarts=s.max_restarts,
+            restart_window=s.restart_window)
         return cls(
-            framework=st.env_choice("SDFLEET_FRAMEWORK", "automatic1111", fw.FRAMEWORKS, e),
-            launch=launch, policy=policy,
-            api_host=st.env_str("SDFLEET_SUPERVISOR_HOST", "127.0.0.1", e),
-            api_port=st.env_int("SDFLEET_SUPERVISOR_PORT", 7861, minimum=1, maximum=65535, env=e),
-            poll_seconds=st.env_float("SDFLEET_POLL_SECONDS", 2.0, 0.01, e),
-            check_timeout=st.env_float("SDFLEET_CHECK_TIMEOUT_SECONDS", 5.0, 0.05, e),
-            stop_grace=st.env_float("SDFLEET_STOP_GRACE_SECONDS", 20.0, 0.0, e),
-            log_lines=st.env_int("SDFLEET_LOG_LINES", 2000, minimum=10, env=e),
-            log_file=scratch / "logs" / "webui.log",
-            log_file_bytes=st.env_int("SDFLEET_LOG_FILE_BYTES", 10 * 1024 * 1024, minimum=1024, env=e),
-            log_files=st.env_int("SDFLEET_LOG_FILES", 3, minimum=1, env=e),
-            oom_window=st.env_float("SDFLEET_OOM_WINDOW_SECONDS", 300.0, 1.0, e),
-            oom_event_gap=st.env_float("SDFLEET_OOM_EVENT_GAP_SECONDS", 10.0, 0.0, e),
-            agones_port=agones_port if use_agones else None,
-            agones_health_seconds=st.env_float("SDFLEET_AGONES_HEALTH_SECONDS", 5.0, 0.05, e),
-            agones_grace=st.env_float("SDFLEET_AGONES_GRACE_SECONDS", 300.0, 0.0, e))
+            framework=s.framework, launch=launch, policy=policy,
+            api_host=s.api_host, api_port=s.api_port, poll_seconds=s.poll_seconds,
+            check_timeout=s.check_timeout, stop_grace=s.stop_grace, log_lines=s.log_lines,
+            log_file=s.scratch / "logs" / "webui.log", log_file_bytes=s.log_file_bytes,
+            log_files=s.log_files, oom_window=s.oom_window, oom_event_gap=s.oom_event_gap,
+            agones_port=s.agones_sdk_port, agones_health_seconds=s.agones_health_seconds,
+            agones_grace=s.agones_grace)
 
 
-def default_models_root(env: dict) -> str:
+def default_models_root(baked: Path) -> Path:
     """The image's baked models when it has them (their manifest is there), else the shared
     store at /models. A fleet of a baked image then needs no model store mount."""
-    baked = Path(st.env_str("SDFLEET_BAKED_MODELS", "/opt/sdfleet/baked-models", env))
-    return str(baked) if (baked / MANIFEST_NAME).is_file() else "/models"
+    return baked if (baked / MANIFEST_NAME).is_file() else Path("/models")
 
 
 class Supervisor:
@@ -137,6 +114,10 @@ class Supervisor:
         self.last_answer_at: float | None = None  # this start
         self.ever_answered_at: float | None = None  # whole pod life
         self.ready_since: float | None = None
+        # When the monitor loop last finished a tick: a loop stuck somewhere (a stop that
+        # never returns, a deadlock) would leave every other field stale and "fine"; the
+        # liveness probe fails on this instead (probe.liveness_verdict).
+        self.last_tick_at = time.time()
         self.session = requests.Session()
         self.lifecycle: AgonesLifecycle | None = None
 
@@ -248,6 +229,8 @@ class Supervisor:
                 "webuiPort": self.config.launch.port,
                 "healthPath": fw.HEALTH_PATHS[self.framework],
                 "agones": self.lifecycle.status() if self.lifecycle else None,
+                "lastTickAt": self.last_tick_at,
+                "monitorStalledSeconds": round(max(0.0, now - self.last_tick_at), 3),
             }
 
     def run(self) -> None:
@@ -263,6 +246,7 @@ class Supervisor:
         try:
             while not self.stop_event.is_set():
                 self.tick()
+                self.last_tick_at = time.time()
                 self.stop_event.wait(self.config.poll_seconds)
         finally:
             with self.lock:
@@ -270,64 +254,6 @@ class Supervisor:
             self.stop_webui("supervisor stopping")
             server.shutdown()
             log("supervisor-stopped")
-
-
-class AgonesLifecycle(threading.Thread):
-    """Ready / Health / Shutdown through the SDK sidecar, driven by the supervisor's state."""
-
-    def __init__(self, supervisor: Supervisor, sdk: AgonesSdk):
-        super().__init__(daemon=True, name="agones-lifecycle")
-        self.supervisor, self.sdk = supervisor, sdk
-        self.marked_ready = False
-        self.shutdown_sent = False
-        self.loading_announced = False
-        self.pinging = False
-        self.last_ping_at: float | None = None
-
-    def status(self) -> dict:
-        return {"markedReady": self.marked_ready, "pingingHealth": self.pinging,
-                "lastHealthPingAt": self.last_ping_at, "shutdownSent": self.shutdown_sent}
-
-    def step(self) -> None:
-        s = self.supervisor
-        now = time.time()
-        with s.lock:
-            answering, gave_up = s.answering, s.state == "failed"
-            webui_running = s.proc is not None
-            ever_answered_at = s.ever_answered_at
-        if gave_up and not self.shutdown_sent:
-            self.sdk.shutdown()
-            self.shutdown_sent = True
-            log("agones-shutdown", reason="gave up restarting")
-        if should_announce_loading(webui_running, answering, self.marked_ready,
-                                   self.loading_announced):
-            self.sdk.set_annotation(PHASE_KEY, "loading-model")
-            self.loading_announced = True
-            log("agones-phase", phase="loading-model")
-        if answering and not self.marked_ready:
-            gs_state = state_of(self.sdk.gameserver())
-            if should_mark_ready(answering, self.marked_ready, gs_state):
-                self.sdk.ready()
-                log("agones-ready", previous_state=gs_state)
-            else:
-                log("agones-ready-skipped", state=gs_state,
-                    cause="game server already past Ready; calling Ready would release it")
-            self.marked_ready = True
-        self.pinging = should_ping_health(now, answering, ever_answered_at, s.started_at,
-                                          gave_up or self.shutdown_sent, s.config.agones_grace,
-                                          s.config.policy.start_timeout)
-        if self.pinging:
-            self.sdk.health()
-            self.last_ping_at = now
-
-    def run(self) -> None:
-        s = self.supervisor
-        while not s.stop_event.is_set():
-            try:
-                self.step()
-            except AgonesUnavailable as exc:
-                log("agones-unavailable", level="warning", cause=str(exc))
-            s.stop_event.wait(s.config.agones_health_seconds)
 
 
 def main() -> int:

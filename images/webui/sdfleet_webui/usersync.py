@@ -45,14 +45,11 @@ class SyncConfig:
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "SyncConfig":
-        e = dict(os.environ) if env is None else env
-        return cls(
-            users_root=Path(st.env_str("SDFLEET_USERS_ROOT", "/users", e)),
-            scratch_home=Path(st.env_str("SDFLEET_SCRATCH", "/scratch", e)) / "home",
-            agones_port=st.env_int("AGONES_SDK_HTTP_PORT", 9358, minimum=1, maximum=65535, env=e),
-            interval=st.env_float("SDFLEET_SYNC_INTERVAL_SECONDS", 60.0, 0.05, e),
-            recent_seconds=st.env_float("SDFLEET_RECENT_OUTPUT_DAYS", 7.0, 0.0, e) * 86400,
-            max_file_bytes=st.env_int("SDFLEET_SYNC_MAX_FILE_BYTES", 512 * 1024 * 1024, minimum=1, env=e))
+        """From the environment (names, defaults and limits: settings.SyncSettings)."""
+        s = st.SyncSettings.from_env(env)
+        return cls(users_root=s.users_root, scratch_home=s.scratch / "home",
+                   agones_port=s.agones_port, interval=s.interval,
+                   recent_seconds=s.recent_output_days * 86400, max_file_bytes=s.max_file_bytes)
 
 
 def person_folder(users_root: Path, identity: str) -> Path:

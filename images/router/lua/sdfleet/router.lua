@@ -1,7 +1,7 @@
 -- nginx phase entry points. Each one is short: the rules live in identity, routing,
 -- activity and pages.
 local activity = require("sdfleet.activity")
-local identity = require("sdfleet.identity")
+local identity = require("sdfleet.verifier_client")
 local pod_cookie = require("sdfleet.pod_cookie")
 local pages = require("sdfleet.pages")
 local routing = require("sdfleet.routing")

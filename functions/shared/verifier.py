@@ -1,4 +1,4 @@
-"""Who is calling: the verified IAP identity and its label-safe id.
+"""Where a person's identity is verified: the IAP assertion, checked, becomes an Identity.
 
 IAP signs `x-goog-iap-jwt-assertion` with ES256 and publishes its public keys as a JWK
 set. `JwtVerifier` fetches that set (from a configurable URL, so tests serve their own),
@@ -7,19 +7,12 @@ refetches at most every 30 s when a token names an unknown key id (IAP rotates k
 The signature, `iat`/`exp` (with a small clock skew) and the audience are checked by
 google-auth (`google.auth.jwt.decode`); on top of it we pin the algorithm (never `none`
 or HS256, whatever the header says), check `nbf`, the issuer and that `sub` is present.
-
-`identity_id(sub)` turns the verified subject into the id used as a Kubernetes label
-value and a Redis key part (docs/contracts.md section 1). It is injective:
-  `accounts.google.com:<digits>`      -> `g-<digits>`
-  any other subject of <= 37 bytes    -> `b-` + base32hex(utf-8 bytes), lower case, no `=`
-  anything else                       -> refused (a hash or truncation could collide)
-The two prefixes are disjoint and each branch is reversible. 37 bytes encode to 60
-base32 characters, so with the prefix the id stays within the 63-character label limit.
+`IapAuthenticator` turns the verified subject into its id (`identity_id.py`).
 """
+
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import threading
@@ -34,11 +27,10 @@ from jwt.api_jwk import PyJWKSet
 from jwt.exceptions import PyJWKError, PyJWKSetError
 from cryptography.hazmat.primitives import serialization
 
+from .identity_id import SubjectNotSupported, identity_id
+
 IAP_ISSUER = "https://cloud.google.com/iap"
 IAP_JWT_HEADER = "x-goog-iap-jwt-assertion"
-GOOGLE_SUBJECT = re.compile(r"accounts\.google\.com:([0-9]{1,61})")  # "g-" + 61 = 63, the label limit
-MAX_OTHER_SUBJECT_BYTES = 37
-LABEL_VALUE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 class Unauthenticated(Exception):
@@ -58,37 +50,6 @@ class Identity:
     id: str
     sub: str
     email: str
-
-
-def identity_id(sub: str) -> str:
-    """The injective, label-safe id of a verified subject (see module docstring)."""
-    m = GOOGLE_SUBJECT.fullmatch(sub)
-    if m:
-        return f"g-{m.group(1)}"
-    raw = sub.encode("utf-8")
-    if not raw or len(raw) > MAX_OTHER_SUBJECT_BYTES:
-        raise Unauthenticated("subject-not-supported",
-                              "the identity's subject cannot be encoded as a label")
-    return "b-" + base64.b32hexencode(raw).decode().rstrip("=").lower()
-
-
-IDENTITY_ID = re.compile(r"g-[0-9]{1,61}|b-[0-9a-v]{1,61}")
-
-
-def is_identity_id(id_: str) -> bool:
-    """Is this what identity_id produces (and so a safe key part and label value)? Redis
-    members that are not (binary garbage, hand edits) are skipped by the culler."""
-    return isinstance(id_, str) and IDENTITY_ID.fullmatch(id_) is not None
-
-
-def subject_of(id_: str) -> str:
-    """The inverse of identity_id (used by tests and operators, proves injectivity)."""
-    if id_.startswith("g-"):
-        return f"accounts.google.com:{id_[2:]}"
-    if id_.startswith("b-"):
-        body = id_[2:].upper()
-        return base64.b32hexdecode(body + "=" * (-len(body) % 8)).decode("utf-8")
-    raise ValueError(f"not an identity id: {id_!r}")
 
 
 def require_safe_url(url: str, what: str) -> str:
@@ -202,4 +163,8 @@ class IapAuthenticator:
     def identify(self, headers) -> Identity:
         claims = self.verifier.verify(headers.get(IAP_JWT_HEADER))
         email = claims.get("email") if isinstance(claims.get("email"), str) else ""
-        return Identity(id=identity_id(claims["sub"]), sub=claims["sub"], email=email)
+        try:
+            id_ = identity_id(claims["sub"])
+        except SubjectNotSupported as error:
+            raise Unauthenticated(error.reason, str(error)) from None
+        return Identity(id=id_, sub=claims["sub"], email=email)

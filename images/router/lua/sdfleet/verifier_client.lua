@@ -1,4 +1,5 @@
--- Who is asking: the verified IAP assertion, never a plain header.
+-- Who is asking, as the loopback verifier (sdfleet_router/verifier.py) decided: this module
+-- only asks it and caches its verdicts; it verifies nothing itself. Never a plain header.
 -- The loopback verifier checks a token once; its verdict is cached here per token until
 -- the token expires (rejections for a few seconds), so steady-state requests only do one
 -- shared-dict lookup. The cache key is the whole token, so no two tokens can share a verdict.

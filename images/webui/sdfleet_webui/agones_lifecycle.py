@@ -1,0 +1,81 @@
+"""The pod's Agones lifecycle, driven by the supervisor's state (read-only).
+
+Ready once the WebUI's API answers (once per pod, never after the game server is past Ready:
+Ready on an Allocated game server would release it); Health pings during the first start
+(for as long as it may take, ``SDFLEET_START_TIMEOUT_SECONDS``, the budget the pod's startup
+probe allows too), while the WebUI answers, and for a grace period after it last did;
+Shutdown when the supervisor gives up. The rules are in ``policy``; this thread only applies
+them through the SDK sidecar (``agones.AgonesSdk``). Process supervision (starting,
+restarting, stopping the WebUI) is ``supervisor``'s job, not this module's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from .agones import PHASE_KEY, AgonesSdk, AgonesUnavailable, state_of
+from .logs import log
+from .policy import should_announce_loading, should_mark_ready, should_ping_health
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+
+class AgonesLifecycle(threading.Thread):
+    """Ready / Health / Shutdown through the SDK sidecar, driven by the supervisor's state."""
+
+    def __init__(self, supervisor: Supervisor, sdk: AgonesSdk):
+        super().__init__(daemon=True, name="agones-lifecycle")
+        self.supervisor, self.sdk = supervisor, sdk
+        self.marked_ready = False
+        self.shutdown_sent = False
+        self.loading_announced = False
+        self.pinging = False
+        self.last_ping_at: float | None = None
+
+    def status(self) -> dict:
+        return {"markedReady": self.marked_ready, "pingingHealth": self.pinging,
+                "lastHealthPingAt": self.last_ping_at, "shutdownSent": self.shutdown_sent}
+
+    def step(self) -> None:
+        s = self.supervisor
+        now = time.time()
+        with s.lock:
+            answering, gave_up = s.answering, s.state == "failed"
+            webui_running = s.proc is not None
+            ever_answered_at = s.ever_answered_at
+        if gave_up and not self.shutdown_sent:
+            self.sdk.shutdown()
+            self.shutdown_sent = True
+            log("agones-shutdown", reason="gave up restarting")
+        if should_announce_loading(webui_running, answering, self.marked_ready,
+                                   self.loading_announced):
+            self.sdk.set_annotation(PHASE_KEY, "loading-model")
+            self.loading_announced = True
+            log("agones-phase", phase="loading-model")
+        if answering and not self.marked_ready:
+            gs_state = state_of(self.sdk.gameserver())
+            if should_mark_ready(answering, self.marked_ready, gs_state):
+                self.sdk.ready()
+                log("agones-ready", previous_state=gs_state)
+            else:
+                log("agones-ready-skipped", state=gs_state,
+                    cause="game server already past Ready; calling Ready would release it")
+            self.marked_ready = True
+        self.pinging = should_ping_health(now, answering, ever_answered_at, s.started_at,
+                                          gave_up or self.shutdown_sent, s.config.agones_grace,
+                                          s.config.policy.start_timeout)
+        if self.pinging:
+            self.sdk.health()
+            self.last_ping_at = now
+
+    def run(self) -> None:
+        s = self.supervisor
+        while not s.stop_event.is_set():
+            try:
+                self.step()
+            except AgonesUnavailable as exc:
+                log("agones-unavailable", level="warning", cause=str(exc))
+            s.stop_event.wait(s.config.agones_health_seconds)
