@@ -19,8 +19,12 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 REPOSITORY = "aws:ecr/repository:Repository"
 BUILD = "command:local:Command"
 WEBUI_DOCKERFILE = ROOT / "images" / "webui" / "Dockerfile"
-SUPERVISOR = ROOT / "images" / "webui" / "sdfleet_webui" / "supervisor.py"
-FETCH = ROOT / "images" / "webui" / "sdfleet_webui" / "fetch.py"
+WEBUI_PACKAGE = ROOT / "images" / "webui" / "sdfleet_webui"
+
+
+def webui_sources() -> str:
+    """The WebUI image's programs; their env names live in settings.py (and env.py)."""
+    return "\n".join(p.read_text() for p in sorted(WEBUI_PACKAGE.glob("*.py")))
 
 
 def _pods(result):
@@ -69,7 +73,7 @@ def test_model_sync_is_awaited_as_long_as_its_downloads_take(plan, stack):
     # progress is logged while it downloads
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "SDFLEET_FETCH_PROGRESS_SECONDS" in env
-    assert "SDFLEET_FETCH_PROGRESS_SECONDS" in FETCH.read_text()
+    assert '"SDFLEET_FETCH_PROGRESS_SECONDS"' in webui_sources()
 
 
 def test_model_sync_runs_where_the_webui_image_fits(aws_update):
@@ -209,7 +213,7 @@ def test_webui_listens_on_loopback_and_nothing_reaches_the_pods(aws_update):
 
 
 def test_webui_env_names_are_ones_the_image_reads(aws_update):
-    source = SUPERVISOR.read_text()
+    source = webui_sources()
     for name, pod in _pods(aws_update):
         for variable in env_of(_container(pod, "webui")):
             assert f'"{variable}"' in source, (name, variable)
