@@ -19,8 +19,10 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 REPOSITORY = "aws:ecr/repository:Repository"
 BUILD = "command:local:Command"
 WEBUI_DOCKERFILE = ROOT / "images" / "webui" / "Dockerfile"
-SUPERVISOR = ROOT / "images" / "webui" / "sdfleet_webui" / "supervisor.py"
-FETCH = ROOT / "images" / "webui" / "sdfleet_webui" / "fetch.py"
+# The WebUI image's programs read their env through its settings module (names the platform
+# sets come from env.py): the one place a name the image reads is written.
+SETTINGS = ROOT / "images" / "webui" / "sdfleet_webui" / "settings.py"
+ENV_NAMES = ROOT / "images" / "webui" / "sdfleet_webui" / "env.py"
 
 
 def _pods(result):
@@ -69,7 +71,7 @@ def test_model_sync_is_awaited_as_long_as_its_downloads_take(plan, stack):
     # progress is logged while it downloads
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "SDFLEET_FETCH_PROGRESS_SECONDS" in env
-    assert "SDFLEET_FETCH_PROGRESS_SECONDS" in FETCH.read_text()
+    assert "SDFLEET_FETCH_PROGRESS_SECONDS" in SETTINGS.read_text()
 
 
 def test_model_sync_runs_where_the_webui_image_fits(aws_update):
@@ -209,7 +211,7 @@ def test_webui_listens_on_loopback_and_nothing_reaches_the_pods(aws_update):
 
 
 def test_webui_env_names_are_ones_the_image_reads(aws_update):
-    source = SUPERVISOR.read_text()
+    source = SETTINGS.read_text() + ENV_NAMES.read_text()
     for name, pod in _pods(aws_update):
         for variable in env_of(_container(pod, "webui")):
             assert f'"{variable}"' in source, (name, variable)
