@@ -232,8 +232,16 @@ class WebuiFleet(pulumi.ComponentResource):
                         # (default: the game server container); the front is in `user-sync`.
                         "ports": [{"name": "webui", "portPolicy": "None", "container": SYNC_CONTAINER,
                                    "containerPort": WEBUI_PORT, "protocol": "TCP"}],
-                        "health": {"disabled": False, "initialDelaySeconds": 30,
-                                   "periodSeconds": 15, "failureThreshold": 4},
+                        # Agones's SDK health check runs only through the /gshealthz liveness
+                        # probe it adds to a game server container that has none
+                        # (agones v1.50 pkg/gameservers/controller.go addGameServerHealthCheck;
+                        # pkg/sdkserver/sdkserver.go starts its health loop from that
+                        # handler). `webui` has its own liveness probe (it restarts a stalled
+                        # supervisor), so SDK health would never run: say so. A game server
+                        # container that restarts after Ready still makes the GameServer
+                        # Unhealthy (pkg/gameservers/health.go failedContainer, which does not
+                        # look at `health`).
+                        "health": {"disabled": True},
                         "sdkServer": {"logLevel": "Info"},
                         "template": {"metadata": {"labels": labels},
                                      "spec": webui_pod_spec(fleet, pool, args.webui, args.image,

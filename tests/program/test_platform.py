@@ -167,7 +167,11 @@ def test_fleet_pod_template(dev_plan):
     spec = fleet["spec"]["template"]["spec"]
     assert spec["ports"] == [{"name": "webui", "portPolicy": "None", "container": "user-sync",
                               "containerPort": 7860, "protocol": "TCP"}]
-    assert spec["health"]["disabled"] is False
+    # The game server container has its own liveness probe, so Agones's SDK health loop
+    # (started only by the /gshealthz probe Agones adds to a container without one) never
+    # runs: the Fleet must not pretend it does.
+    assert spec["health"] == {"disabled": True}
+    assert "livenessProbe" in _container(spec["template"]["spec"], spec["container"])
     pod = spec["template"]["spec"]
     assert pod["nodeSelector"] == {"sdfleet.dev/pool": "l4"}
     assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
