@@ -8,7 +8,7 @@ under mocks).
 - Access entries (API mode), no aws-auth ConfigMap.
 - A managed system node group (Bottlerocket) for the controllers; GPU nodes come from
   Karpenter and never from a node group.
-- EKS Pod Identity for every workload that calls AWS (components/aws/identity.py), including
+- EKS Pod Identity for every workload that calls AWS (components/aws/pod_identity.py), including
   the VPC CNI and the EFS CSI driver, so node roles hold no workload permissions.
 """
 
@@ -19,7 +19,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.aws.pod_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.aws.network import Network
 from components.aws.tags import (POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, allow, policy_json,
                                  tags_for, trust)

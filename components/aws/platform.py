@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws.api import JobApi, JobApiArgs
 from components.aws.cluster import SYSTEM_LABELS, EksCluster
-from components.aws.identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.aws.pod_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.aws.images import ImageBuilds, ImageBuildsArgs
 from components.aws.karpenter import GPU_PLACEMENT, Karpenter, KarpenterArgs
 from components.aws.network import Network
