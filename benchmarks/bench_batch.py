@@ -30,10 +30,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "images" / "queue-agent"))
+sys.path.insert(0, str(ROOT / "functions" / "submit"))
 
 from benchmarks.report import emit  # noqa: E402
 from sdfleet_agent.agent import Agent, JobReport, Shutdown  # noqa: E402
 from sdfleet_agent.settings import load_settings  # noqa: E402
+from sdfleet_submit.job import JobRequest  # noqa: E402
+from sdfleet_submit.message import job_message  # noqa: E402
+from sdfleet_submit.settings import load_settings as submit_settings  # noqa: E402
 from tests.batch.aws import MotoServer, create_stack  # noqa: E402
 from tests.batch.processes import StubWebUi  # noqa: E402
 
@@ -71,13 +75,18 @@ class AwsRoundTrips:
 
 def fill_queue(stack, count: int) -> None:
     sqs = stack.client("sqs")
+    settings = submit_settings({"JOBS_TOPIC_ARN": stack.jobs_topic_arn, "RUNTIMES": "sd-a",
+                                "RESULTS_BUCKET": stack.bucket})
     for start in range(0, count, 10):
         entries = []
         for i in range(start, min(count, start + 10)):
-            job = {"schema": "sdfleet.job/v1", "jobId": str(uuid.uuid4()), "runtime": "sd-a",
-                   "task": "txt2img", "model": None, "initImages": [],
-                   "params": {"prompt": f"bench {i}", "steps": 20}}
-            entries.append({"Id": str(i), "MessageBody": json.dumps(job)})
+            # The submit function's own message builder: the bench cannot drift from the
+            # contract the agent reads (it once lacked the `client` field and every job
+            # went to the dead-letter queue).
+            job = JobRequest.model_validate({"runtime": "sd-a", "prompt": f"bench {i}", "steps": 20},
+                                            context={"settings": settings, "client": "bench-client"})
+            body, _ = job_message(job, str(uuid.uuid4()), "2026-01-01T00:00:00Z", "bench-client")
+            entries.append({"Id": str(i), "MessageBody": body})
         sqs.send_message_batch(QueueUrl=stack.queue_urls["sd-a"], Entries=entries)
 
 

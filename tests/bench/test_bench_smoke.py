@@ -93,3 +93,17 @@ def test_mix_benchmark_completes_sessions_through_both_proxies(outputs):
     assert number(lines["router.mix_sessions_per_s"]) > 0
     assert number(lines["router.mix_sessions_per_s"], "baseline") > 0
     assert number(lines["router.mix_cpu_us_per_session"]) > 0
+
+
+def test_batch_benchmark_runs_jobs_the_agent_accepts():
+    """The batch benchmark builds its messages with the submit function's own builder; a job
+    the agent refuses (once: a missing `client` field sent every job to the dead-letter queue)
+    makes it exit non-zero. A tiny run: five jobs after one warm-up."""
+    code = ("import benchmarks.bench_batch as b; b.JOBS = 5; b.WARMUP = 1; "
+            "raise SystemExit(b.main())")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, text=True,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("BENCH ")}
+    assert {"name=agent.overhead_ms", "name=agent.cycle_with_aws_ms"} <= names
+    assert "dead-letter" not in proc.stderr
