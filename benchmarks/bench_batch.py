@@ -20,7 +20,6 @@ Medians over 200 jobs, after 10 warm-up jobs.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import threading
