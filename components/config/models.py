@@ -205,7 +205,23 @@ class PeakHours(Section):
 
 
 
-class FleetConfig(Section):
+class WebuiResources(Section):
+    """What one WebUI container asks of its node: the GCP fleet's pods and each batch runtime's
+    workers (one GPU each; the sidecar beside it is small)."""
+
+    cpu: Quantity = Field(
+        "4",
+        description="CPU request of the WebUI container (Kubernetes quantity).")
+    memory: Quantity = Field(
+        "16Gi",
+        description="Memory request and limit of the WebUI container (Kubernetes quantity).")
+    # The WebUI's own scratch space (/scratch: its data folder, outputs, temp files).
+    scratch_size: Quantity = Field(
+        "50Gi",
+        description="Size limit of the WebUI's scratch space (emptyDir at /scratch).")
+
+
+class FleetConfig(WebuiResources):
     namespace: DnsLabel = Field(
         "sdfleet-webui",
         description="Kubernetes namespace of the WebUI game servers.")
@@ -229,15 +245,6 @@ class FleetConfig(Section):
     placeholders: Annotated[int, Field(ge=0, le=1000)] = Field(
         0,
         description="Low-priority pods that keep GPU nodes up for the next person (0: none).")
-    cpu: Quantity = Field(
-        "4",
-        description="CPU request of the WebUI container (Kubernetes quantity).")
-    memory: Quantity = Field(
-        "16Gi",
-        description="Memory request and limit of the WebUI container (Kubernetes quantity).")
-    scratch_size: Quantity = Field(
-        "50Gi",
-        description="Size limit of the pod's own scratch space (emptyDir).")
 
 
 class CullingConfig(Section):
@@ -384,7 +391,7 @@ SQS_MAX_VISIBILITY_SECONDS = 43200
 BATCH_FRAMEWORKS = ("automatic1111", "comfyui")
 
 
-class AwsRuntimeConfig(Section):
+class AwsRuntimeConfig(WebuiResources):
     """One batch runtime: a queue, a KEDA-scaled workload and its WebUI API image."""
 
     name: DnsLabel = Field(
@@ -406,17 +413,6 @@ class AwsRuntimeConfig(Section):
     queue_length_per_replica: Annotated[int, Field(ge=1, le=1000)] = Field(
         1,
         description="Messages per worker KEDA aims for.")
-    # Requests of the WebUI container (the agent beside it is small); one GPU per pod.
-    cpu: Quantity = Field(
-        "4",
-        description="CPU request of the WebUI container (Kubernetes quantity).")
-    memory: Quantity = Field(
-        "16Gi",
-        description="Memory request and limit of the WebUI container (Kubernetes quantity).")
-    # The WebUI's own scratch space (/scratch: its data folder, outputs, temp files).
-    scratch_size: Quantity = Field(
-        "50Gi",
-        description="Size limit of the WebUI's scratch space (emptyDir at /scratch).")
 
 
 class AwsNetworkConfig(Section):

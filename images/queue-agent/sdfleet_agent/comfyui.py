@@ -30,7 +30,7 @@ import uuid
 import requests
 
 from .errors import PermanentJobError, RetryableJobError
-from .webui import CONNECT_TIMEOUT, Generation
+from .webui import CONNECT_TIMEOUT, FrameworkClient, Generation
 
 log = logging.getLogger("sdfleet.agent.comfyui")
 
@@ -106,14 +106,10 @@ def workflow(params: dict, checkpoint: str, seed: int, job_id: str,
     return graph
 
 
-class ComfyUiClient:
+class ComfyUiClient(FrameworkClient):
     def __init__(self, base_url: str, health_path: str, job_timeout: float,
                  health_timeout: float):
-        self.base_url = base_url.rstrip("/")
-        self.health_path = health_path
-        self.job_timeout = job_timeout
-        self.health_timeout = health_timeout
-        self.session = requests.Session()
+        super().__init__(base_url, health_path, job_timeout, health_timeout)
         self.client_id = str(uuid.uuid4())
         self._current: str | None = None
 

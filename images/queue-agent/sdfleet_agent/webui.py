@@ -46,7 +46,10 @@ def make_client(framework: str, base_url: str, health_path: str, job_timeout: fl
     return WebUiClient(base_url, health_path, job_timeout, health_timeout)
 
 
-class WebUiClient:
+class FrameworkClient:
+    """What every framework's client holds: where the WebUI answers, where its health route
+    is, how long a job and a health wait may take, and one kept-alive HTTP session."""
+
     def __init__(self, base_url: str, health_path: str, job_timeout: float,
                  health_timeout: float):
         self.base_url = base_url.rstrip("/")
@@ -54,6 +57,14 @@ class WebUiClient:
         self.job_timeout = job_timeout
         self.health_timeout = health_timeout
         self.session = requests.Session()
+
+
+class WebUiClient(FrameworkClient):
+    """AUTOMATIC1111's API (`/sdapi/v1/*`)."""
+
+    def __init__(self, base_url: str, health_path: str, job_timeout: float,
+                 health_timeout: float):
+        super().__init__(base_url, health_path, job_timeout, health_timeout)
         self._models: list[dict] | None = None
 
     def healthy(self) -> bool:
