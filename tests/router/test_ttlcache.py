@@ -6,15 +6,9 @@ failed expectation, so a broken rule shows up as its own message.
 
 from __future__ import annotations
 
-import os
-import tempfile
-import textwrap
-import urllib.request
-
 import pytest
 
-from tests.helpers.servers import free_port
-from tests.router.harness import ROUTER_DIR, start_nginx
+from tests.router.lua_cases import lua_case_server, run_case
 
 CASES = {
     "get_returns_what_was_set": """
@@ -61,42 +55,12 @@ CASES = {
     """,
 }
 
-LUA_RUNNER = """
-local ttlcache = require("sdfleet.ttlcache")
-local failure
-local function check(condition, message)
-    if not condition and not failure then failure = message end
-end
-local cases = {
-%s
-}
-local case = cases[ngx.var.arg_case]
-if not case then ngx.status = 404 ngx.say("no such case") return end
-case()
-ngx.say(failure or "ok")
-"""
-
-
 @pytest.fixture(scope="module")
 def nginx_with_ttlcache():
-    run_dir = tempfile.mkdtemp(prefix="sdfleet-ttlcache-")
-    lua_cases = ",\n".join(
-        f'["{name}"] = function()\n{textwrap.indent(textwrap.dedent(body), "    ")}end'
-        for name, body in CASES.items())
-    with open(os.path.join(run_dir, "runner.lua"), "w") as f:
-        f.write(LUA_RUNNER % lua_cases)
-    port = free_port()
-    process = start_nginx("ttlcache", f"""
-    lua_package_path "{ROUTER_DIR}/lua/?.lua;;";
-    server {{
-        listen 127.0.0.1:{port};
-        location = /case {{ content_by_lua_file {run_dir}/runner.lua; }}
-    }}""", port, run_dir=run_dir, error_log_level="warn")
-    yield f"http://127.0.0.1:{port}"
-    process.stop()
+    with lua_case_server("ttlcache", CASES) as server:
+        yield server
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_ttlcache(nginx_with_ttlcache, case):
-    with urllib.request.urlopen(f"{nginx_with_ttlcache}/case?case={case}", timeout=10) as r:
-        assert r.read().decode().strip() == "ok"
+    assert run_case(nginx_with_ttlcache, case) == "ok"
