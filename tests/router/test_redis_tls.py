@@ -46,17 +46,22 @@ def _write_ca(directory: Path, name: str):
 
 
 class TlsRedis:
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="sdfleet-redis-tls-"))
+    """redis-server with TLS only, its certificate issued by the test's CA (`ca.pem`; a second,
+    unrelated `other-ca.pem` beside it). `dns=None` makes a certificate that names the server
+    in its CN only, as Memorystore's does (tests/router/test_redis_tls_memorystore.py)."""
+
+    def __init__(self, server_cn: str = SERVER_NAME, dns: str | None = SERVER_NAME,
+                 log_name: str = "redis-tls"):
+        self.dir = Path(tempfile.mkdtemp(prefix=f"sdfleet-{log_name}-"))
         ca_key, ca_cert = _write_ca(self.dir, "ca")
         _write_ca(self.dir, "other-ca")
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _cert(SERVER_NAME, key, ca_cert.subject, ca_key, ca=False, dns=SERVER_NAME)
+        cert = _cert(server_cn, key, ca_cert.subject, ca_key, ca=False, dns=dns)
         (self.dir / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         (self.dir / "server.key").write_bytes(key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
-        self.password, self.port = "tls-redis-password", free_port()
+        self.password, self.port = f"{log_name}-password", free_port()
         self.process = ManagedProcess(
             [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", "0",
              "--tls-port", str(self.port), "--bind", "127.0.0.1",
@@ -64,7 +69,7 @@ class TlsRedis:
              "--tls-key-file", str(self.dir / "server.key"),
              "--tls-ca-cert-file", str(self.dir / "ca.pem"), "--tls-auth-clients", "no",
              "--requirepass", self.password, "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir)], port=self.port, log_name="redis-tls").start()
+             "--dir", str(self.dir)], port=self.port, log_name=log_name).start()
 
     def client(self) -> Resp:
         context = ssl.create_default_context(cafile=str(self.dir / "ca.pem"))

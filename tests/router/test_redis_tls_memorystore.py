@@ -12,43 +12,22 @@ accepts Memorystore's certificate by its IP, and still refuses one naming anothe
 from __future__ import annotations
 
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.helpers.servers import ManagedProcess, free_port
 from tests.router.client import request
 from tests.router.conftest import Platform
 from tests.router.resp import Resp
-from tests.router.test_redis_tls import _cert, _write_ca
+from tests.router.test_redis_tls import TlsRedis
 
 ALICE = "accounts.google.com:100000000000000000001"
 ALICE_ID = "g-100000000000000000001"
 
 
-class MemorystoreLikeRedis:
+class MemorystoreLikeRedis(TlsRedis):
     def __init__(self, server_cn: str):
         import ssl
-        self.dir = Path(tempfile.mkdtemp(prefix="sdfleet-ms-redis-"))
-        ca_key, ca_cert = _write_ca(self.dir, "ca")
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _cert(server_cn, key, ca_cert.subject, ca_key, ca=False)     # CN only, no SAN
-        (self.dir / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (self.dir / "server.key").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
-        self.password, self.port = "ms-redis-password", free_port()
-        self.process = ManagedProcess(
-            [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", "0",
-             "--tls-port", str(self.port), "--bind", "127.0.0.1",
-             "--tls-cert-file", str(self.dir / "server.pem"),
-             "--tls-key-file", str(self.dir / "server.key"),
-             "--tls-ca-cert-file", str(self.dir / "ca.pem"), "--tls-auth-clients", "no",
-             "--requirepass", self.password, "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir)], port=self.port, log_name="ms-redis").start()
+        super().__init__(server_cn, dns=None, log_name="ms-redis")     # CN only, no SAN
         context = ssl.create_default_context(cafile=str(self.dir / "ca.pem"))
         context.check_hostname = False          # the test's own seeding client only
         self._context = context
