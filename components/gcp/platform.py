@@ -142,7 +142,8 @@ class GcpPlatform(pulumi.ComponentResource):
         self.fleet = WebuiFleet(f"{name}-webui", WebuiFleetArgs(
             fleet=p.fleet, pool=p.fleet_pool, webui=p.webui, image=webui_image,
             claim=self.shared_volume.ready_claim, router_namespace=ROUTER_NAMESPACE,
-            agones_release=self.agones.release, placement=gpu_placement(p.fleet_pool.name)),
+            agones_release=self.agones.release, placement=gpu_placement(p.fleet_pool.name),
+            api_server_cidr=p.network.control_plane_cidr),
             opts=in_namespaces)
         self.model_sync = ModelSync(f"{name}-model-sync", ModelSyncArgs(
             models=p.models, namespace=p.fleet.namespace, image=webui_image,

@@ -7,7 +7,8 @@ Each game server's pod (images/webui, docs/architecture.md section 3) has two co
   new outputs back; the only container that mounts people's folders.
 No host ports (`portPolicy: None`): the router reaches the pod by its pod IP, and a
 NetworkPolicy admits only router pods to the WebUI port; another lets the pod open cluster
-DNS and nothing else (no NFS, Redis, metadata server, other pods or internet).
+DNS and the API server (for the Agones SDK sidecar) and nothing else (no NFS, Redis,
+metadata server, other pods or internet).
 
 Warm capacity: a FleetAutoscaler keeps `buffer` Ready game servers (a larger buffer in the
 configured peak hours), and low-priority placeholder pods keep GPU nodes up; any WebUI pod
@@ -162,20 +163,37 @@ CLUSTER_DNS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadat
                     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
 
 
-def webui_egress_policy(pod_labels: dict) -> dict:
-    """What a WebUI pod may open: cluster DNS, nothing else (docs/architecture.md section 3, issue 14.2).
+# The Kubernetes API server, as its clients in a pod open it: HTTPS on 443. GKE's control
+# plane answers `kubernetes.default` on 443 of its private endpoint, an address inside the
+# cluster's control-plane range (master_ipv4_cidr_block); Dataplane V2 checks egress policy
+# against that translated address, not the Service's cluster IP.
+API_SERVER_PORT = 443
 
-    Not the NFS server (a user-space NFS client in the pod would reach everyone's folders:
-    the share is mounted by the kubelet from the node, outside this policy), not Redis, not
-    the metadata server (169.254.169.254; its Workload Identity token), no other pod, no
-    internet (models come from the model sync Job, never the pod). The Agones SDK sidecar and
-    the supervisor are reached over loopback, which no NetworkPolicy filters. Enforced by
-    GKE Dataplane V2 (components/gcp/cluster.py: datapath_provider ADVANCED_DATAPATH).
+
+def webui_egress_policy(pod_labels: dict, api_server_cidr: str) -> dict:
+    """What a WebUI pod may open: cluster DNS and the Kubernetes API server, nothing else.
+
+    The API server is for the Agones SDK sidecar Agones adds to every game server pod: it is a
+    Kubernetes client (agones v1.50 cmd/sdk-server/main.go builds an in-cluster client;
+    pkg/sdkserver/sdkserver.go waits for a GameServer informer's cache and writes Ready,
+    labels and annotations as patches), so without this rule no game server becomes Ready.
+    Agones mounts an empty folder over the service account token in the game server
+    container (GameServer DisableServiceAccount), so only the sidecar holds credentials; the
+    agones-sdk role it runs as may only read and update game servers.
+    Not the pod ranges (Agones's allocation endpoint answers without RBAC, agones#4572), not
+    the NFS server (a user-space NFS client in the pod would reach everyone's folders: the
+    share is mounted by the kubelet from the node, outside this policy), not Redis, not the
+    metadata server (169.254.169.254; its Workload Identity token), no other pod, no internet
+    (models come from the model sync Job, never the pod). The supervisor and the SDK's REST
+    port are reached over loopback, which no NetworkPolicy filters. Enforced by GKE Dataplane
+    V2 (components/gcp/cluster.py: datapath_provider ADVANCED_DATAPATH).
     """
     return {"podSelector": {"matchLabels": pod_labels}, "policyTypes": ["Egress"],
             "egress": [{"to": [CLUSTER_DNS_PEER],
                         "ports": [{"protocol": "UDP", "port": 53},
-                                  {"protocol": "TCP", "port": 53}]}]}
+                                  {"protocol": "TCP", "port": 53}]},
+                       {"to": [{"ipBlock": {"cidr": api_server_cidr}}],
+                        "ports": [{"protocol": "TCP", "port": API_SERVER_PORT}]}]}
 
 
 @dataclass(frozen=True)
@@ -190,6 +208,8 @@ class WebuiFleetArgs:
     agones_release: pulumi.Resource
     # The GPU pool's nodes, as the cloud layer labels and taints them.
     placement: NodePlacement
+    # Where pods reach the Kubernetes API server (GKE: the control-plane range).
+    api_server_cidr: str
 
 
 class WebuiFleet(pulumi.ComponentResource):
@@ -292,7 +312,7 @@ class WebuiFleet(pulumi.ComponentResource):
             opts=child)
         self.egress_policy = KubeObject(
             f"{name}-egress", "networking.k8s.io/v1", "NetworkPolicy",
-            metadata=meta(f"{name}-egress", ns), spec=webui_egress_policy(labels), opts=child)
+            metadata=meta(f"{name}-egress", ns), spec=webui_egress_policy(labels, args.api_server_cidr), opts=child)
         self.register_outputs({"fleet": self.fleet_name, "namespace": ns})
 
 

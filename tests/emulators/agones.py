@@ -41,6 +41,10 @@ Python API for tests (stable; tests/router reuses it):
                    path_contains=None, delay=3.0)
     emu.after_request = callable(method, path, status)   # after the side effect, before
                                                           # the answer is written
+    # The cluster network: an SDK sidecar's Ready goes to the API server through its pod's
+    # egress policy (netpol.py); a refused connection leaves the game server where it was.
+    emu.use_network(policies, api_server=Endpoint(ip="172.16.0.2", port=443))
+    emu.sdk_ready(name, pod=Pod(namespace, labels))   # raises SdkUnreachable when refused
     emu.calls                                # Counter of (method, kind) handled
     emu.reset()                              # empty again (servers, faults, hook, calls)
     emu.stop()
@@ -59,7 +63,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from tests.emulators import agones_validation
+from tests.emulators import agones_validation, netpol
 
 # Creation of Agones objects, validated as Agones's webhook does (agones_validation.py).
 CREATE_PATH = re.compile(
@@ -71,6 +75,10 @@ GS_PATH = re.compile(r"^/apis/agones\.dev/v1/namespaces/([^/]+)/gameservers(?:/(
 GSA_PATH = re.compile(
     r"^/apis/allocation\.agones\.dev/v1/namespaces/([^/]+)/gameserverallocations$")
 FLEET_LABEL = "agones.dev/fleet"
+
+
+class SdkUnreachable(ConnectionError):
+    """The SDK sidecar could not open the API server: its pod's egress policy refuses it."""
 
 
 def _copy(obj):
@@ -255,6 +263,8 @@ class AgonesEmulator(_ValidatedCreation, FaultsAfterSideEffect):
         self.after_request = None
         self.calls: collections.Counter = collections.Counter()
         self._httpd: ThreadingHTTPServer | None = None
+        self._policies: list[dict] = []
+        self._api_server: netpol.Endpoint | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> "AgonesEmulator":
@@ -359,6 +369,26 @@ class AgonesEmulator(_ValidatedCreation, FaultsAfterSideEffect):
     def set_state(self, name: str, state: str) -> None:
         with self._lock:
             self._servers[name]["status"]["state"] = state
+
+    def use_network(self, policies: list[dict], api_server: "netpol.Endpoint") -> None:
+        """NetworkPolicies in force and where pods reach the API server."""
+        self._policies, self._api_server = list(policies), api_server
+
+    def sdk_ready(self, name: str, pod: "netpol.Pod") -> dict:
+        """What the SDK sidecar does on `Ready()`: patch the game server through the API
+        server (agones pkg/sdkserver/sdkserver.go updateState). Its informer's cache sync
+        comes first, so a sidecar that cannot reach the API server never gets that far."""
+        if self._api_server is None:
+            raise RuntimeError("use_network() first: where is the API server?")
+        if not netpol.surely_allowed(self._policies, pod, self._api_server):
+            raise SdkUnreachable(
+                f"pod {pod.namespace}/{pod.labels} may not open the API server at "
+                f"{self._api_server.ip}:{self._api_server.port} (its egress policy refuses it)")
+        with self._lock:
+            obj = self._servers[name]
+            obj["status"]["state"] = "Ready"
+            self._bump(obj)
+            return _copy(obj)
 
     def make_unhealthy(self, name: str) -> None:
         self.set_state(name, "Unhealthy")

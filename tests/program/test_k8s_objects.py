@@ -194,19 +194,22 @@ def test_prepare_script_carries_the_owner(tmp_path):
 
 # --- Issue 14 item 2: what a WebUI pod may open ---------------------------------------------------
 
-def test_webui_pods_may_open_cluster_dns_only(dev_update):
+def test_webui_pods_may_open_cluster_dns_and_the_api_server_only(dev_update, dev_config):
     policy = dev_update.one(NETWORK_POLICY, "egress").inputs
     fleet = dev_update.one("kubernetes:agones.dev/v1:Fleet").inputs
     pod_labels = fleet["spec"]["template"]["spec"]["template"]["metadata"]["labels"]
     assert policy["metadata"]["namespace"] == fleet["metadata"]["namespace"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["spec"]["policyTypes"] == ["Egress"]
-    (rule,) = policy["spec"]["egress"]
-    assert {(p["protocol"], p["port"]) for p in rule["ports"]} == {("UDP", 53), ("TCP", 53)}
-    (peer,) = rule["to"]
+    dns, api = policy["spec"]["egress"]
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    (peer,) = dns["to"]
     assert "ipBlock" not in peer   # no address range: not the NFS server, Redis or metadata
     assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}
     assert peer["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    # The Agones SDK sidecar's API server: the control-plane range, HTTPS only.
+    assert api == {"to": [{"ipBlock": {"cidr": dev_config["sdfleet:platform"]["network"]["controlPlaneCidr"]}}],
+                   "ports": [{"protocol": "TCP", "port": 443}]}
 
 
 def test_nfs_redis_and_metadata_are_unreachable_from_webui_pods(dev_update):
