@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from components.config.versions import AGONES_CHART_VERSION, AGONES_KUBERNETES_MINORS
 from components.config.fields import (Accelerator, Cidr, Cron, DnsLabel, Ec2InstanceType,
                                       GceMachineType, ImageHost, Quantity, Section, Timezone,
                                       _download_url, _gpu_count, _hf_repo_id, _member,
@@ -62,7 +63,24 @@ class AuthorizedNetwork(Section):
 class ClusterConfig(Section):
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = Field(
         "REGULAR",
-        description="GKE release channel; it decides the Kubernetes version and upgrades.")
+        description="GKE release channel: patch upgrades come from it; minor upgrades are held "
+                    "(see kubernetesVersion).")
+    kubernetes_version: str = Field(
+        AGONES_KUBERNETES_MINORS[-1],
+        description=("Kubernetes minor of the control plane and nodes, one the pinned Agones "
+                     f"{AGONES_CHART_VERSION} supports ({', '.join(AGONES_KUBERNETES_MINORS)}). "
+                     "GKE's automatic minor upgrades are excluded until the minor's end of "
+                     "support, so Agones and Kubernetes move together, by config."))
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _agones_supports_it(cls, value: str) -> str:
+        if value not in AGONES_KUBERNETES_MINORS:
+            raise ValueError(
+                f"{value!r}: Agones {AGONES_CHART_VERSION} supports Kubernetes "
+                f"{', '.join(AGONES_KUBERNETES_MINORS)} only (a minor, e.g. "
+                f"{AGONES_KUBERNETES_MINORS[-1]!r}); moving past it needs a newer Agones")
+        return value
     # Node locations; empty means the region's default zones.
     zones: list[str] = Field(
         default_factory=list,

@@ -16,6 +16,10 @@ import pulumi_gcp as gcp
 from components.config import ClusterConfig, NetworkConfig
 from components.gcp.network import Network
 
+# A fixed start keeps the exclusion from changing on every `pulumi up`; it only has to lie
+# before the cluster exists.
+MINOR_HOLD_START = "2026-01-01T00:00:00Z"
+
 
 @dataclass(frozen=True)
 class GkeClusterArgs:
@@ -63,6 +67,16 @@ class GkeCluster(pulumi.ComponentResource):
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=f"{args.project}.svc.id.goog"),
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.config.release_channel),
+            # The minor Agones supports, held there: the channel still brings patches, but
+            # its minor upgrades are excluded until that minor's end of support (GKE
+            # "maintenance exclusions": NO_MINOR_UPGRADES with UNTIL_END_OF_SUPPORT).
+            min_master_version=args.config.kubernetes_version,
+            maintenance_policy=gcp.container.ClusterMaintenancePolicyArgs(
+                maintenance_exclusions=[gcp.container.ClusterMaintenancePolicyMaintenanceExclusionArgs(
+                    exclusion_name="sdfleet-agones-supported-minor",
+                    start_time=MINOR_HOLD_START,
+                    exclusion_options=gcp.container.ClusterMaintenancePolicyMaintenanceExclusionExclusionOptionsArgs(
+                        scope="NO_MINOR_UPGRADES", end_time_behavior="UNTIL_END_OF_SUPPORT"))]),
             enable_shielded_nodes=True,
             datapath_provider="ADVANCED_DATAPATH",
             node_pool_defaults=gcp.container.ClusterNodePoolDefaultsArgs(

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_kubernetes.helm import v3 as helm
 
+from components.config.versions import AGONES_CHART_VERSION
 from components.k8s.pods import NodePlacement
 
-AGONES_CHART_VERSION = "1.50.0"
 AGONES_REPOSITORY = "https://agones.dev/chart/stable"
 AGONES_NAMESPACE = "agones-system"
 

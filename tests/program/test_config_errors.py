@@ -67,6 +67,11 @@ URL = dict(name="extra", kind="lora", source="url")
 
 # (id, (stack, edit), key path the error line must start with)
 CASES = [
+    # --- a Kubernetes minor the pinned Agones does not support ---------------------------------
+    ("k8s-minor-unsupported", _gcp(_set("cluster.kubernetesVersion", "1.35")),
+     f"{P}.cluster.kubernetesVersion"),
+    ("k8s-patch-not-minor", _gcp(_set("cluster.kubernetesVersion", "1.33.5-gke.100")),
+     f"{P}.cluster.kubernetesVersion"),
     # --- cron: semantically invalid, and not a cron at all ------------------------------------
     ("cron-61-25-9", _gcp(_set("culling.schedule", "61 25 * * 9")), f"{P}.culling.schedule"),
     ("cron-minute-60", _gcp(_set("culling.schedule", "60 * * * *")), f"{P}.culling.schedule"),

@@ -194,3 +194,19 @@ def test_project_number_is_read_after_the_resource_manager_api_is_on(monkeypatch
     preview.run_program(dev_config, preview=False)
     lookup = events.index("invoke gcp:organizations/getProject:getProject")
     assert events.index("resource sdfleet-apis-cloudresourcemanager") < lookup
+
+
+def test_cluster_runs_a_kubernetes_minor_its_agones_release_supports(dev_update):
+    """Reads both pins from the plan: the Agones chart installed and the cluster's minor."""
+    from components.config.versions import SUPPORTED_KUBERNETES_BY_AGONES
+    agones = next(r.inputs for r in dev_update.of_type("kubernetes:helm.sh/v3:Release")
+                  if r.inputs["chart"] == "agones")
+    cluster = dev_update.one("gcp:container/cluster:Cluster").inputs
+    assert agones["version"] in SUPPORTED_KUBERNETES_BY_AGONES, \
+        f"Agones {agones['version']} has no supported-Kubernetes row in components/config/versions.py"
+    assert cluster["minMasterVersion"] in SUPPORTED_KUBERNETES_BY_AGONES[agones["version"]]
+    # The release channel would move the minor on its own: minor upgrades are held.
+    (exclusion,) = cluster["maintenancePolicy"]["maintenanceExclusions"]
+    assert exclusion["exclusionOptions"] == {"scope": "NO_MINOR_UPGRADES",
+                                             "endTimeBehavior": "UNTIL_END_OF_SUPPORT"}
+    assert "endTime" not in exclusion   # exactly one of endTime / endTimeBehavior
