@@ -14,11 +14,15 @@ import threading
 from typing import Iterator
 
 import requests
+import urllib3
 
 IDENTITY_LABEL = "sdfleet.dev/identity"
 # The allocator reads it (as agones.dev/sdk-sdfleet-phase) to tell a waiting person what
 # the pod that will be theirs is doing.
 PHASE_KEY = "sdfleet-phase"
+# How long an open watch may stay quiet before it is re-opened (and /gameserver re-read, so
+# a change made while reconnecting is never missed). Quiet is normal: nothing changed.
+WATCH_SILENCE = 30.0
 
 
 class AgonesUnavailable(Exception):
@@ -65,8 +69,11 @@ class AgonesSdk:
         except (requests.RequestException, ValueError) as exc:
             raise AgonesUnavailable(f"GET /gameserver: {type(exc).__name__}") from None
 
-    def watch(self, stop: threading.Event, read_timeout: float = 30.0) -> Iterator[dict]:
-        """GameServer updates until the stream ends (then the caller reconnects)."""
+    def watch(self, stop: threading.Event, read_timeout: float = WATCH_SILENCE) -> Iterator[dict]:
+        """GameServer updates until the stream ends or stays quiet for `read_timeout`; then
+        the caller re-reads `/gameserver` and reconnects. A quiet stream is normal (the SDK
+        writes only on change), so silence ends it without an error; a refused or broken
+        connection raises AgonesUnavailable."""
         try:
             with requests.get(self.base + "/watch/gameserver", stream=True,
                               timeout=(self.timeout, read_timeout)) as response:
@@ -80,7 +87,23 @@ class AgonesSdk:
                     if isinstance(message, dict) and isinstance(message.get("result"), dict):
                         yield message["result"]
         except (requests.RequestException, ValueError) as exc:
+            if quiet(exc):
+                return
             raise AgonesUnavailable(f"GET /watch/gameserver: {type(exc).__name__}") from None
+
+
+def quiet(exc: BaseException) -> bool:
+    """A read that timed out on an open stream (requests raises ReadTimeout, or
+    ConnectionError around urllib3's ReadTimeoutError while streaming): silence, not failure."""
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, urllib3.exceptions.ReadTimeoutError):
+            return True
+        seen = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) \
+            else seen.__context__
+    return False
 
 
 def state_of(gameserver: dict) -> str:

@@ -42,6 +42,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from . import settings as st
+from .agones import WATCH_SILENCE
 from .frontrules import ACTIVITY_KEY, IDENTITY_HEADER, Allocation, admission, should_report
 from .logs import log
 
@@ -170,15 +171,22 @@ class Front:
         while True:
             await self.refresh_allocation()
             try:
-                async with self.sdk.get(self.sdk_base + "/watch/gameserver") as response:
+                # Quiet is normal (the SDK writes only on change): after WATCH_SILENCE the
+                # watch is re-opened, after a fresh read above, without a warning.
+                async with self.sdk.get(self.sdk_base + "/watch/gameserver", timeout=aiohttp.ClientTimeout(
+                        total=None, sock_connect=3, sock_read=WATCH_SILENCE)) as response:
                     response.raise_for_status()
                     async for line in response.content:
                         if line.strip():
                             message = json.loads(line)
                             if isinstance(message, dict) and isinstance(message.get("result"), dict):
                                 self._observe(message["result"])
-                                delay = 0.2
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                delay = 0.2
+                continue
+            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+                delay = 0.2
+                continue
+            except (aiohttp.ClientError, ValueError) as exc:
                 log("agones-unavailable", level="warning",
                     cause=f"GET /watch/gameserver: {type(exc).__name__}")
             await asyncio.sleep(delay)

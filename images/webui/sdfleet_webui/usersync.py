@@ -175,14 +175,18 @@ class UserSync:
         self.halted = False  # after a conflict or refusal nothing is copied any more
 
     def watch(self) -> None:
+        """Follow the game server: read it whole, then its changes; a quiet watch ends
+        without error and is re-opened at once (after a fresh read); only a failure backs off."""
         delay = 0.2
         while not self.stop.is_set():
             try:
                 self.latest = self.sdk.gameserver()
                 self.wake.set()
                 for gameserver in self.sdk.watch(self.stop):
-                    self.latest, delay = gameserver, 0.2
+                    self.latest = gameserver
                     self.wake.set()
+                delay = 0.2
+                continue
             except AgonesUnavailable as exc:
                 log("agones-unavailable", level="warning", cause=str(exc))
             self.stop.wait(delay)
