@@ -49,7 +49,7 @@ phases:
   build:
     on-failure: ABORT
     commands:
-      - docker build --file "$DOCKERFILE" $BUILD_ARGS --tag "$IMAGE_URI" .
+      - DOCKER_BUILDKIT=1 docker build --file "$DOCKERFILE" $BUILD_ARGS --tag "$IMAGE_URI" .
   post_build:
     commands:
       - docker push "$IMAGE_URI"

@@ -64,7 +64,10 @@ def build_config(image: str, name: str) -> dict:
     for key, value in sorted(source.build_args.items()):
         args += ["--build-arg", f"{key}={value}"]
     return {
-        "steps": [{"name": BUILDER, "args": [*args, "."]}],
+        # The Dockerfiles use BuildKit (`RUN --mount=type=secret`, stages built only when
+        # the target needs them); the docker builder's classic builder is its default
+        # (docker/cli#4319), so BuildKit is asked for.
+        "steps": [{"name": BUILDER, "args": [*args, "."], "env": ["DOCKER_BUILDKIT=1"]}],
         "images": [image],
         "timeout": f"{BUILD_TIMEOUT_SECONDS}s",
         "options": {"machineType": BUILD_MACHINE, "diskSizeGb": BUILD_DISK_GB,

@@ -201,3 +201,17 @@ def test_old_webui_image_keys_say_where_they_moved(key, target):
     with pytest.raises(ConfigError) as err:
         _parse({**_base(), "webui": {key: "r.io/p/x:1"}})
     assert f"webui.{key} moved: set {target}" in "\n".join(err.value.lines)
+
+
+def test_every_docker_build_uses_buildkit():
+    """The WebUI Dockerfile needs BuildKit (`RUN --mount=type=secret`); Cloud Build's docker
+    builder uses the classic builder unless asked (docker/cli#4319), and so may CodeBuild's."""
+    from components.aws.images import BUILDSPEC
+    from components.gcp.image_builds import build_config
+    from components.images import IMAGES
+    for name in IMAGES:
+        steps = build_config(f"example/{name}:x", name)["steps"]
+        builds = [s for s in steps if s["args"][:1] == ["build"]]
+        assert builds and all("DOCKER_BUILDKIT=1" in s.get("env", []) for s in builds), name
+    build_lines = [line for line in BUILDSPEC.splitlines() if "docker build" in line]
+    assert build_lines and all("DOCKER_BUILDKIT=1 docker build" in line for line in build_lines)
