@@ -13,11 +13,19 @@ STACK  ?= dev
 FORMAT ?= text
 PYTEST_ARGS ?=
 
-DEV_REQUIREMENTS := requirements-dev.txt $(shell sed -n 's/^-r //p' requirements-dev.txt)
+DEV_REQUIREMENTS := requirements-dev.txt $(shell sed -n 's/^-r //p' requirements-dev.txt) \
+                    tests/requirements-runner.txt
+
+# The WebUI image's programs are tested on the image's own Python (ARG PYTHON_VERSION in its
+# Dockerfile), from pyenv or PATH, with the image's own pins.
+WEBUI_PYTHON_VERSION := $(shell sed -n 's/^ARG PYTHON_VERSION=//p' images/webui/Dockerfile | head -1)
+WEBUI_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/$(WEBUI_PYTHON_VERSION).*/bin/python$(WEBUI_PYTHON_VERSION)) \
+                  $(shell PATH=$$(echo "$$PATH" | tr ':' '\n' | grep -v /shims | paste -sd:) command -v python$(WEBUI_PYTHON_VERSION)))
+WEBUI_VENV := .venvs/webui
 
 LAMBDA_VENDOR := functions/submit/vendor
 
-.PHONY: help plan test bench venv debian-packages lambda clean
+.PHONY: help plan test bench venv webui-env debian-packages lambda clean
 
 help:
 	@sed -n '2,6p' Makefile | sed 's/^# *//'
@@ -36,6 +44,14 @@ $(VENV)/.dev-installed: $(DEV_REQUIREMENTS) $(VENV)/.core-installed
 
 venv: $(VENV)/.core-installed
 
+$(WEBUI_VENV)/.installed: images/webui/requirements.txt tests/requirements-runner.txt
+	@test -n "$(WEBUI_PYTHON)" || { echo "make test needs python$(WEBUI_PYTHON_VERSION), the WebUI image's Python (images/webui/Dockerfile ARG PYTHON_VERSION): install it with pyenv (pyenv install $(WEBUI_PYTHON_VERSION)) or put python$(WEBUI_PYTHON_VERSION) on PATH" >&2; exit 1; }
+	$(WEBUI_PYTHON) -m venv --clear $(WEBUI_VENV)
+	$(WEBUI_VENV)/bin/python -m pip install -q -r images/webui/requirements.txt -r tests/requirements-runner.txt
+	@touch $@
+
+webui-env: $(WEBUI_VENV)/.installed
+
 debian-packages:
 	@tools/ensure_debian_packages.sh tests/debian-packages.txt
 
@@ -51,8 +67,14 @@ $(CHP_DIR)/node_modules/.installed: $(CHP_DIR)/package.json $(CHP_DIR)/package-l
 	npm ci --prefix $(CHP_DIR) --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: $(VENV)/.dev-installed debian-packages $(CHP_DIR)/node_modules/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Two runs: everything but the WebUI image's programs in the dev venv, then those on the
+# image's Python; both always run, and either failing fails the target.
+test: $(VENV)/.dev-installed $(WEBUI_VENV)/.installed debian-packages $(CHP_DIR)/node_modules/.installed
+	@status=0; \
+	$(PY) -m pytest --ignore=tests/images $(PYTEST_ARGS) || status=$$?; \
+	echo "== tests/images on the WebUI image's Python ($$($(WEBUI_VENV)/bin/python -V))"; \
+	$(WEBUI_VENV)/bin/python -m pytest tests/images $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 bench: $(VENV)/.dev-installed debian-packages $(CHP_DIR)/node_modules/.installed
 	@$(PY) -m benchmarks.run
@@ -67,4 +89,4 @@ lambda: $(VENV)/bin/python
 	@echo "vendored into $(LAMBDA_VENDOR)"
 
 clean:
-	rm -rf $(VENV) .pytest_cache $(LAMBDA_VENDOR)
+	rm -rf $(VENV) .venvs .pytest_cache $(LAMBDA_VENDOR)

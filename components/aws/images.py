@@ -141,6 +141,9 @@ class ImageBuilds(pulumi.ComponentResource):
                        "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], repository_arns),
                 allow(["s3:GetObject", "s3:GetObjectVersion"],
                       [pulumi.Output.concat(sources.arn, "/*")]),
+                # CodeBuild's minimum for an S3 source (CodeBuild docs, "Allow CodeBuild to
+                # interact with other AWS services"): it reads the bucket's ACL and location.
+                allow(["s3:GetBucketAcl", "s3:GetBucketLocation"], [sources.arn]),
                 allow(["logs:CreateLogStream", "logs:PutLogEvents"],
                       [pulumi.Output.concat(log_group.arn, ":*")]),
             ]), opts=child)

@@ -98,7 +98,8 @@ class ControlFunctions(pulumi.ComponentResource):
             opts=child)
         # Builds run as their own account, with what a gen2 build needs (Cloud Run docs,
         # "Configure the build service account": logs writer, Artifact Registry writer, and
-        # read access to the function source in Cloud Storage). A gen2 deploy copies the source
+        # Storage Object Admin on the function sources: the build reads the source and writes
+        # its own objects beside it). A gen2 deploy copies the source
         # into the Google-made bucket `gcf-v2-sources-<number>-<region>` and pushes the image
         # to the Google-made repository `gcf-artifacts` (Cloud Functions docs, "Custom service
         # account for Cloud Build"); neither exists before the first deploy, so the grants are
@@ -110,10 +111,10 @@ class ControlFunctions(pulumi.ComponentResource):
             *self.build_account.bindings,
             gcp.storage.BucketIAMMember(
                 f"{name}-build-reads-sources", bucket=self.source_bucket.name,
-                role="roles/storage.objectViewer", member=self.build_account.member, opts=child),
+                role="roles/storage.objectAdmin", member=self.build_account.member, opts=child),
             gcp.projects.IAMMember(
                 f"{name}-build-reads-gcf-sources", project=args.project,
-                role="roles/storage.objectViewer", member=self.build_account.member,
+                role="roles/storage.objectAdmin", member=self.build_account.member,
                 condition=gcp.projects.IAMMemberConditionArgs(
                     title="gcf-v2-sources buckets only",
                     expression='resource.name.startsWith("projects/_/buckets/gcf-v2-sources-")'),

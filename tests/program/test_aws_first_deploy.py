@@ -260,3 +260,16 @@ def test_an_unknown_prebuilt_image_name_is_refused(aws_config_of):
     (line,) = error.value.lines
     assert line.startswith("sdfleet:platform.images.prebuilt.webui: unknown image 'webui'")
     assert "webui-automatic1111" in line and "queue-agent" in line
+
+
+def test_codebuild_role_has_the_minimum_an_s3_source_needs(aws_update):
+    """CodeBuild's documented minimum for an S3 source: the objects, and the bucket's ACL and
+    location (without them the build stops before it starts)."""
+    import json
+    (policy,) = [r for r in aws_update.of_type("aws:iam/rolePolicy:RolePolicy")
+                 if r.name.endswith("-builder")]
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    actions = {a for s in statements for a in s["Action"]}
+    assert {"s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketAcl", "s3:GetBucketLocation"} <= actions
+    bucket_level = next(s for s in statements if "s3:GetBucketAcl" in s["Action"])
+    assert all(not r.endswith("/*") and r != "*" for r in bucket_level["Resource"])

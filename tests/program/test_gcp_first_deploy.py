@@ -43,11 +43,12 @@ def test_function_builds_have_their_roles_before_they_run(dev_update):
     build_sa = "serviceAccount:sdfleet-fn-fn-build@example-sdfleet-project.iam.gserviceaccount.com"
     grants = [m for m in dev_update.of_type(IAM_MEMBER) if m.inputs["member"] == build_sa]
     by_role = {m.inputs["role"]: m for m in grants}
-    assert set(by_role) == {"roles/logging.logWriter", "roles/storage.objectViewer",
+    # Cloud Run "Configure the build service account" lists Storage Object Admin.
+    assert set(by_role) == {"roles/logging.logWriter", "roles/storage.objectAdmin",
                             "roles/artifactregistry.writer"}
     # Bounded to the Google-made source bucket and image repository of gen2 builds.
     assert "condition" not in by_role["roles/logging.logWriter"].inputs
-    assert by_role["roles/storage.objectViewer"].inputs["condition"]["expression"] == \
+    assert by_role["roles/storage.objectAdmin"].inputs["condition"]["expression"] == \
         'resource.name.startsWith("projects/_/buckets/gcf-v2-sources-")'
     assert by_role["roles/artifactregistry.writer"].inputs["condition"]["expression"] == (
         'resource.name.startsWith("projects/example-sdfleet-project/locations/us-central1/'
