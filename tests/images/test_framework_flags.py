@@ -227,3 +227,19 @@ def test_sdnext_loads_the_images_installed_extensions(tmp_path):
     argv = started("sdnext", settings, record)["argv"]
     parsed, _ = upstream_parser(SDNEXT_FLAGS).parse_known_args(argv[1:])
     assert parsed.extensions_dir == str(settings.frameworks_root / "sdnext" / "extensions")
+
+
+def test_comfyui_database_is_a_file_in_a_folder_that_exists_in_scratch(tmp_path):
+    """ComfyUI logs "unable to open database file" on every start when its database folder
+    does not exist; it is put in scratch, in a folder prepare() makes, and SQLite can open it."""
+    import sqlite3
+    s = fw.LaunchSettings(frameworks_root=tmp_path / "frameworks", scratch=tmp_path / "scratch",
+                          models_root=tmp_path / "models")
+    fw.prepare("comfyui", s)
+    argv, _ = fw.launch_command("comfyui", s)
+    url = argv[argv.index("--database-url") + 1]
+    assert url.startswith("sqlite:////") and str(tmp_path / "scratch") in url
+    path = Path(url[len("sqlite:///"):])
+    assert path.parent.is_dir()
+    sqlite3.connect(path).execute("create table t (x)").connection.close()
+    assert path.is_file()

@@ -88,6 +88,11 @@ def prepare(framework: str, s: LaunchSettings) -> None:
             "  controlnet: ControlNet\n  embeddings: embeddings\n  upscale_models: ESRGAN\n")
 
 
+def comfyui_database_url(framework: str, s: LaunchSettings) -> str:
+    """SQLAlchemy URL of ComfyUI's database: a file in the person's scratch user folder."""
+    return f"sqlite:///{data_dir(framework, s) / 'user' / 'comfyui.db'}"
+
+
 def listen_args(framework: str, host: str) -> list[str]:
     """A1111 and SD.Next: ``--listen`` means 0.0.0.0; any other address is ``--server-name``.
     ComfyUI: ``--listen <address>`` (comfy/cli_args.py)."""
@@ -132,7 +137,11 @@ def launch_command(framework: str, s: LaunchSettings) -> tuple[list[str], Path]:
         argv = [python, "main.py", *listen, "--port", str(s.port),
                 "--output-directory", str(home / "outputs"), "--user-directory", str(home / "user"),
                 "--input-directory", str(home / "input"), "--temp-directory", str(home / "temp"),
-                "--extra-model-paths-config", str(s.scratch / "run" / "extra_model_paths.yaml")]
+                "--extra-model-paths-config", str(s.scratch / "run" / "extra_model_paths.yaml"),
+                # Its database defaults to a folder of the read-only checkout that never
+                # exists here (comfy/cli_args.py --database-url); it belongs in scratch, in
+                # the user folder prepare() makes.
+                "--database-url", comfyui_database_url(framework, s)]
     else:
         raise ValueError(f"framework {framework!r} is not supported; expected one of {list(FRAMEWORKS)}")
     return argv + list(s.extra_args), workdir
