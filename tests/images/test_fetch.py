@@ -325,3 +325,22 @@ def test_huggingface_verified_file_is_not_downloaded_again(hosts, tmp_path):
     before = len(hosts.seen())
     assert fetcher(hosts, tmp_path).run(models(_hf_spec(hosted))).ok
     assert len(hosts.seen()) == before   # the manifest says verified: no request at all
+
+
+def test_every_kinds_folder_exists_after_a_sync_even_without_a_model_of_that_kind(hosts, tmp_path):
+    """Pods see the store read-only; A1111's Lora extension makes --lora-dir at start and
+    fails on a missing one. The sync makes every kind's folder, as the frameworks are told."""
+    from sdfleet_webui import frameworks
+    from sdfleet_webui.modellist import KIND_FOLDERS
+    hosts.add(HostedFile("only.safetensors", blob(1000, 3), "Checkpoint", 90))
+    report = fetcher(hosts, tmp_path).run(models(
+        {"name": "only", "source": "civitai", "civitaiVersionId": 90}))
+    assert report.ok, report.problems
+    for folder in KIND_FOLDERS.values():
+        assert (tmp_path / folder).is_dir(), folder
+    # every models folder a framework is pointed at is one of them
+    s = frameworks.LaunchSettings(frameworks_root=tmp_path / "fw", scratch=tmp_path / "scratch",
+                                  models_root=tmp_path)
+    argv, _ = frameworks.launch_command("automatic1111", s)
+    pointed = [Path(a) for a in argv if a.startswith(str(tmp_path)) and "scratch" not in a]
+    assert pointed and all(p.is_dir() for p in pointed), pointed

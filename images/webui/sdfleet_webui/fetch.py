@@ -27,7 +27,7 @@ from .download import adopt_existing, clone_extension, download_file, sha256_of
 from .httpclient import FetchError, RetryPolicy
 from .logs import log
 from .manifest import Manifest, verified_entry
-from .modellist import ModelList, ModelListError, ModelSpec, load_model_list
+from .modellist import KIND_FOLDERS, ModelList, ModelListError, ModelSpec, load_model_list
 from .sources import Endpoints, resolve
 
 
@@ -146,6 +146,11 @@ class Fetcher:
                                    f"two models cannot share one file")
 
     def run(self, model_list: ModelList) -> Report:
+        # Every kind's folder exists, empty or not: the pods see the store read-only, and a
+        # framework that makes its folder at start (A1111's Lora extension: os.makedirs of
+        # --lora-dir) fails there when the folder is missing.
+        for folder in KIND_FOLDERS.values():
+            (self.settings.root / folder).mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(max_workers=self.settings.parallel,
                                 thread_name_prefix="fetch") as pool:
             outcomes = list(pool.map(self.fetch_one, model_list.models))
