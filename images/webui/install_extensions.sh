@@ -10,6 +10,8 @@ grep -v '^[[:space:]]*#' "$list" | grep -v '^[[:space:]]*$' | while read -r name
   esac
   [ "${#commit}" -eq 40 ] || { echo "extension $name: commit '$commit' is not 40 hex digits" >&2; exit 1; }
   git clone --quiet "$url" "$dest/$name"
-  git -C "$dest/$name" checkout --quiet --detach "$commit"
+  # A named branch at the pinned commit, not a detached head: A1111 reads each extension's
+  # branch at start and logs a traceback for a detached one.
+  git -C "$dest/$name" checkout --quiet -B sdfleet-pinned "$commit"
   git -C "$dest/$name" submodule update --init --recursive --quiet
 done

@@ -182,7 +182,7 @@ def test_extensions_are_pinned_and_installed_where_the_framework_loads_them(fram
     assert any(f"install_extensions.sh /opt/sdfleet/extensions.txt {folder}" in r
                for r in runs_of(STAGES[framework]))
     script = (WEBUI / "install_extensions.sh").read_text()
-    assert "checkout --quiet --detach" in script and "40" in script
+    assert "checkout --quiet -B sdfleet-pinned" in script and "40" in script
 
 
 def test_a1111_has_the_extension_that_defines_controlnet_dir():
@@ -316,3 +316,31 @@ def test_install_extensions_clones_each_at_its_commit_and_refuses_an_unpinned_on
                             text=True, timeout=60)
     assert result.returncode != 0 and "'main' is not a 40-hex commit" in result.stderr
     assert not (tmp_path / "out2" / "other").exists()
+
+
+def test_extensions_are_checked_out_on_a_named_branch_at_the_pinned_commit(tmp_path):
+    """The script runs for real against a local repository: the pinned (older) commit is
+    checked out, on a branch (A1111 logs a traceback reading a detached extension's branch)."""
+    import subprocess
+    repo = tmp_path / "upstream"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "install.py").write_text("print('v1')\n")
+    subprocess.run([*git, "-C", str(repo), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(repo), "commit", "-qm", "v1"], check=True)
+    pinned = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    (repo / "install.py").write_text("print('v2')\n")
+    subprocess.run([*git, "-C", str(repo), "commit", "-qam", "v2"], check=True)
+    listing = tmp_path / "extensions.txt"
+    listing.write_text(f"# test\nsome-extension file://{repo} {pinned}\n")
+    subprocess.run(["sh", str(WEBUI / "install_extensions.sh"), str(listing), str(tmp_path / "out")],
+                   check=True, capture_output=True)
+    clone = tmp_path / "out" / "some-extension"
+    head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    branch = subprocess.run(["git", "-C", str(clone), "symbolic-ref", "--short", "HEAD"],
+                            capture_output=True, text=True)
+    assert head == pinned
+    assert branch.returncode == 0 and branch.stdout.strip(), "detached HEAD"
+    assert (clone / "install.py").read_text() == "print('v1')\n"
