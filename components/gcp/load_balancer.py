@@ -25,8 +25,9 @@ URL map -> proxy -> forwarding rule in one run. The Service itself is not awaite
 (`pulumi.com/skipAwait`): pulumi-kubernetes would wait for Ready endpoints (its Service await
 logic: "there are no 'not ready' endpoints"), but the router's pods need the IAP audience,
 which exists only once the backend service does. A zone that gets its first system node only
-later gets its NEG then; it joins the backend service when the wait runs again (`pulumi up
---replace <urn of sdfleet-lb-negs>`); until then the other zones serve.
+could be left out, so the system pool starts with a node in every zone it spans and the wait
+takes one NEG per zone of that pool (its `node_locations`); the controller keeps a zone's NEG
+when the autoscaler later empties that zone.
 
 Which backend kind: EXTERNAL_MANAGED (the global external Application Load Balancer) supports
 IAP with zonal NEGs (IAP docs, "Enable IAP for load balancers": instance groups, zonal NEGs,
@@ -54,15 +55,20 @@ NEG_WAIT_MINUTES = 20
 NEG_WAIT_SCRIPT = """set -eu
 deadline=$(( $(date +%s) + SDFLEET_WAIT_SECONDS ))
 while :; do
-  links=$(gcloud compute network-endpoint-groups list --project="$SDFLEET_PROJECT" \
+  found=$(gcloud compute network-endpoint-groups list --project="$SDFLEET_PROJECT" \
     --filter="name=$SDFLEET_NEG_NAME" --format='value(selfLink)')
-  if [ -n "$links" ]; then printf '%s\\n' "$links"; exit 0; fi
+  missing=""
+  for zone in $(echo "$SDFLEET_ZONES" | tr ',' ' '); do
+    case "$found" in */zones/$zone/*) ;; *) missing="$missing $zone" ;; esac
+  done
+  if [ -n "$found" ] && [ -z "$missing" ]; then printf '%s\\n' "$found"; exit 0; fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "sdfleet: no NEG named $SDFLEET_NEG_NAME after $SDFLEET_WAIT_SECONDS s; check the router \
-Service's cloud.google.com/neg-status annotation (kubectl -n $SDFLEET_NAMESPACE describe service)" >&2
+    echo "sdfleet: no NEG named $SDFLEET_NEG_NAME in zone(s)${missing:- $SDFLEET_ZONES} after \
+$SDFLEET_WAIT_SECONDS s; check the router Service's cloud.google.com/neg-status annotation \
+(kubectl -n $SDFLEET_NAMESPACE describe service) and that the system pool has a node there" >&2
     exit 1
   fi
-  echo "sdfleet: waiting for GKE's NEG controller to create $SDFLEET_NEG_NAME" >&2
+  echo "sdfleet: waiting for GKE's NEG controller to create $SDFLEET_NEG_NAME in:${missing:- $SDFLEET_ZONES}" >&2
   sleep 10
 done
 """.replace("SDFLEET_WAIT_SECONDS ))", f"{NEG_WAIT_MINUTES * 60} ))").replace(
@@ -88,6 +94,8 @@ class LoadBalancerArgs:
     neg_name: str                       # the router Service's standalone NEG
     router_namespace: str
     router_service: pulumi.Resource     # the NEGs exist only after it
+    # Zones of the nodes the router runs on (the system pool's node_locations): one NEG each.
+    zones: pulumi.Input[list]
     oauth_client_secret: pulumi.Input[str] | None = None  # with access.oauthClientId only
 
 
@@ -113,8 +121,10 @@ class IapLoadBalancer(pulumi.ComponentResource):
         self.negs = local.Command(
             f"{name}-negs", create=NEG_WAIT_SCRIPT, logging="stderr",
             environment={"SDFLEET_PROJECT": project, "SDFLEET_NEG_NAME": neg_name,
-                         "SDFLEET_NAMESPACE": args.router_namespace},
-            triggers=[neg_name],
+                         "SDFLEET_NAMESPACE": args.router_namespace,
+                         "SDFLEET_ZONES": pulumi.Output.from_input(args.zones).apply(
+                             lambda zones: ",".join(zones or []))},
+            triggers=[neg_name, args.zones],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.router_service],
                                         custom_timeouts=pulumi.CustomTimeouts(
                                             create=f"{NEG_WAIT_MINUTES + 5}m")))

@@ -8,7 +8,7 @@ as its own service account with only the node roles.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
@@ -53,6 +53,7 @@ class SystemNodePoolArgs:
     region: str
     labels: dict[str, str]
     service_account: ServiceAccount
+    zones: list[str] = field(default_factory=list)   # empty: the cluster's zones
 
 
 class SystemNodePool(pulumi.ComponentResource):
@@ -66,6 +67,11 @@ class SystemNodePool(pulumi.ComponentResource):
         self.service_account = args.service_account
         self.node_pool = gcp.container.NodePool(
             f"{name}", name=SYSTEM_POOL_NAME, cluster=args.cluster.id, location=args.region,
+            node_locations=list(args.zones) or None,
+            # A node in every zone from the start (the count is per zone): GKE's NEG
+            # controller makes a zone's NEG only once a node is there, and the load balancer
+            # takes one NEG per zone (components/gcp/load_balancer.py).
+            initial_node_count=1,
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
                 total_min_node_count=args.config.min_nodes, total_max_node_count=args.config.max_nodes,
                 location_policy="BALANCED"),

@@ -83,7 +83,7 @@ class GcpPlatform(pulumi.ComponentResource):
             opts=after_apis)
         self.system_pool = SystemNodePool(f"{name}-system-pool", SystemNodePoolArgs(
             config=p.system_pool, cluster=self.cluster.cluster, region=region, labels=labels,
-            service_account=system_sa), opts=child)
+            service_account=system_sa, zones=p.cluster.zones), opts=child)
         self.gpu_pools = {
             pool.name: GpuNodePool(f"{name}-gpu-{pool.name}", GpuNodePoolArgs(
                 config=pool, cluster=self.cluster.cluster, project=project, region=region,
@@ -180,7 +180,8 @@ class GcpPlatform(pulumi.ComponentResource):
         self.load_balancer = IapLoadBalancer(f"{name}-lb", LoadBalancerArgs(
             access=p.access, webui=p.webui, project=project, project_number=project_number,
             labels=labels, neg_name=neg_name, router_namespace=ROUTER_NAMESPACE,
-            router_service=self.router.service, oauth_client_secret=oauth_secret), opts=after_apis)
+            router_service=self.router.service, oauth_client_secret=oauth_secret,
+            zones=self.system_pool.node_pool.node_locations), opts=after_apis)
         resolve_audience(self.load_balancer.audience)
 
         self.outputs = {

@@ -99,26 +99,54 @@ def test_neg_backends_parse_the_wait_commands_output():
     assert neg_backends("") == []
 
 
-def test_neg_wait_script_polls_until_the_neg_exists_then_prints_links(tmp_path):
-    """Run the real script with a fake `gcloud` that finds the NEG on its third call."""
+def _run_neg_wait(tmp_path, answers: list[str], zones: str):
+    """The real script with a fake `gcloud` that answers `answers[n]` on its n-th call."""
     fake = tmp_path / "gcloud"
     count = tmp_path / "calls"
+    for i, answer in enumerate(answers):
+        (tmp_path / f"answer{i + 1}").write_text(answer)
     fake.write_text(f"""#!/bin/sh
 n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}
 echo "$@" >> {tmp_path}/args
-if [ $n -ge 3 ]; then echo https://x/zones/z-a/networkEndpointGroups/neg1; fi
+[ -f {tmp_path}/answer$n ] && cat {tmp_path}/answer$n || cat {tmp_path}/answer{len(answers)}
 """)
     fake.chmod(0o755)
     script = NEG_WAIT_SCRIPT.replace("sleep 10", "sleep 0")
-    proc = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=30,
+    return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=30,
                           env={"PATH": f"{tmp_path}:/usr/bin:/bin", "SDFLEET_PROJECT": "p1",
-                               "SDFLEET_NEG_NAME": "neg1", "SDFLEET_NAMESPACE": "ns"})
+                               "SDFLEET_NEG_NAME": "neg1", "SDFLEET_NAMESPACE": "ns",
+                               "SDFLEET_ZONES": zones})
+
+
+A = "https://x/zones/z-a/networkEndpointGroups/neg1\n"
+B = "https://x/zones/z-b/networkEndpointGroups/neg1\n"
+
+
+def test_neg_wait_script_polls_until_the_neg_exists_then_prints_links(tmp_path):
+    proc = _run_neg_wait(tmp_path, ["", "", A], zones="z-a")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "https://x/zones/z-a/networkEndpointGroups/neg1\n"
+    assert proc.stdout == A
     assert proc.stderr.count("waiting for GKE's NEG controller") == 2
     args = (tmp_path / "args").read_text().splitlines()
     assert args[0].split() == ["compute", "network-endpoint-groups", "list", "--project=p1",
                                "--filter=name=neg1", "--format=value(selfLink)"]
+
+
+def test_neg_wait_takes_one_neg_per_zone_of_the_router_nodes(tmp_path):
+    """The first zone's NEG alone is not enough: the wait goes on until every zone has one."""
+    proc = _run_neg_wait(tmp_path, ["", A, A, A + B], zones="z-a,z-b")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == A + B
+    assert "in: z-b" in proc.stderr
+
+
+def test_system_pool_starts_in_every_zone_and_the_wait_knows_them(dev_update, dev_config):
+    zones = dev_config["sdfleet:platform"]["cluster"]["zones"]
+    pool = next(r.inputs for r in dev_update.of_type("gcp:container/nodePool:NodePool")
+                if r.inputs["name"] == "system")
+    assert pool["nodeLocations"] == zones and pool["initialNodeCount"] == 1   # per zone
+    wait = dev_update.one("command:local:Command", "-negs").inputs
+    assert wait["environment"]["SDFLEET_ZONES"] == ",".join(zones)
 
 
 def test_iap_audience_is_this_runs_backend_service(dev_update):
