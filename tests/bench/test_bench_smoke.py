@@ -28,23 +28,18 @@ TINY = {"benchmarks.bench_router": ["--rounds", "1", "--seconds", "1", "--warmup
 
 @pytest.fixture(scope="module")
 def outputs() -> dict[str, dict[str, dict[str, str]]]:
-    """module -> BENCH name -> fields, from both benchmarks run side by side."""
+    """module -> BENCH name -> fields, from both benchmarks."""
     if not CHP_BIN.exists():  # the same install step as `make bench` (npm ci, locked version)
         subprocess.run(["make", "-s", (CHP_BIN.parent.parent / ".installed").relative_to(ROOT).as_posix()], cwd=ROOT,
                        check=True, timeout=300)
-    procs = {module: subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
-                                      text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for module, args in TINY.items()}
+    # One after the other: each benchmark starts its own routers, verifiers and key servers
+    # on free ports, and two processes choosing ports at once can pick the same one.
     results = {}
-    for module, proc in procs.items():
-        try:
-            stdout, stderr = proc.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            for p in procs.values():
-                p.kill()
-            raise
-        assert proc.returncode == 0, f"{module} failed:\n{stderr[-3000:]}"
-        results[module] = parse(stdout, stderr)
+    for module, args in TINY.items():
+        proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, text=True,
+                              capture_output=True, timeout=120)
+        assert proc.returncode == 0, f"{module} failed:\n{proc.stderr[-3000:]}"
+        results[module] = parse(proc.stdout, proc.stderr)
     return results
 
 

@@ -188,7 +188,10 @@ def parse_image(dockerfile_path: str, build_args: tuple = ()) -> Image:
         values = {"PATH": DEFAULT_PATH, **global_args, **image.args, **image.env}
         if cmd == "ARG":
             for item in command.value:
-                name, _, default = item.partition("=")
+                name, has_default, default = item.partition("=")
+                if not has_default and image.base and name in global_args:
+                    # `ARG NAME` in a stage takes the global ARG's value (Dockerfile reference).
+                    default = global_args[name]
                 value = overrides.get(name, _expand(default, values))
                 (image.args if image.base else global_args)[name] = value
         elif cmd == "FROM":
@@ -245,7 +248,7 @@ def parse_image(dockerfile_path: str, build_args: tuple = ()) -> Image:
                     image.copies[target] = local
         elif cmd == "RUN":
             run = _expand(" ".join(command.value), values)
-            for m in re.finditer(r"(\S*python[0-9.]*)\s+-m\s+(?:venv|virtualenv)\s+"
+            for m in re.finditer(r"[\"']?(\S*?python[0-9.]*)[\"']?\s+-m\s+(?:venv|virtualenv)\s+"
                                  r"(?:--?\S+\s+)*(\S+)", run):
                 image.venvs.add(posixpath.normpath(m.group(2)))
             for m in re.finditer(r"apt-get\s+install\b([^;&|]*)", run):

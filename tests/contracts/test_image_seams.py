@@ -214,7 +214,7 @@ def test_the_model_catches_the_faults_it_guards():
     image lacks the verifier's libraries, and a misspelt env name is refused."""
     router = im.parse_image(str(DOCKERFILES["router"]))
     with pytest.raises(AssertionError, match="lacks"):
-        resolve(["python3", "-m", "sdfleet_router.verifier"], {}, router)
+        resolve(["python3.11", "-m", "sdfleet_router.verifier"], {}, router)
     webui = im.parse_image(str(DOCKERFILES["webui"]))
     # (The image's venv is first on its PATH now, so `python` resolves; a program the image
     # never installs does not.)
