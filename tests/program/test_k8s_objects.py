@@ -219,19 +219,12 @@ def test_nfs_redis_and_metadata_are_unreachable_from_webui_pods(dev_update):
                 and "Egress" in r.inputs["spec"]["policyTypes"]]
     assert policies, "no egress policy selects WebUI pods: everything is open"
 
+    from tests.emulators.netpol import Endpoint, Pod, possibly_allowed
+    fleet = dev_update.one("kubernetes:agones.dev/v1:Fleet").inputs
+    pod = Pod("sdfleet-webui", fleet["spec"]["template"]["spec"]["template"]["metadata"]["labels"])
+
     def allowed(ip: str, port: int, protocol: str = "TCP") -> bool:
-        for policy in policies:
-            for rule in policy["spec"].get("egress") or []:
-                ports_ok = any(p["port"] == port and p["protocol"] == protocol
-                               for p in rule.get("ports") or []) or not rule.get("ports")
-                for peer in rule.get("to") or [{}]:
-                    block = peer.get("ipBlock")
-                    if ports_ok and block and ipaddress.ip_address(ip) in \
-                            ipaddress.ip_network(block["cidr"]):
-                        return True
-                    if ports_ok and not peer:
-                        return True
-        return False
+        return possibly_allowed(policies, pod, Endpoint(ip=ip, port=port, protocol=protocol))
 
     assert not allowed("169.254.169.254", 80)            # metadata server
     assert not allowed("169.254.169.252", 988)           # GKE metadata server (WI)
