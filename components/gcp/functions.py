@@ -5,7 +5,8 @@ Each function's archive is its folder plus `functions/shared/` as the package `s
 carries a hash of the files, so a code change deploys a new revision and nothing else does.
 
 Both functions accept internal traffic only and run as their own service accounts; the
-allocator may be invoked only by the router's account, the culler only by the scheduler's.
+allocator may be invoked only by the router's account, the culler only by the scheduler's,
+which calls the culler's run.app URL (where a scheduler call counts as internal traffic).
 They reach Redis and the cluster's private endpoint through a Serverless VPC Access
 connector; the Redis AUTH string arrives as a Secret Manager secret, the CA as a mounted file.
 """
@@ -64,6 +65,7 @@ class FunctionSettings:
 @dataclass(frozen=True)
 class ControlFunctionsArgs:
     project: str
+    project_number: pulumi.Input[str]
     region: str
     network: Network
     connector_cidr: str
@@ -82,6 +84,7 @@ class ControlFunctions(pulumi.ComponentResource):
         super().__init__("sdfleet:gcp:ControlFunctions", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.project, self.region, self.labels = args.project, args.region, args.labels
+        self.project_number = pulumi.Output.from_input(args.project_number)
 
         self.connector = gcp.vpcaccess.Connector(
             f"{name}-connector", name=f"{name[:15]}-vpc"[:25], region=args.region,
@@ -176,10 +179,10 @@ class ControlFunctions(pulumi.ComponentResource):
             description="One culling pass: idle and over-age sessions, stale mappings, orphans",
             retry_config=gcp.cloudscheduler.JobRetryConfigArgs(retry_count=0),
             http_target=gcp.cloudscheduler.JobHttpTargetArgs(
-                http_method="POST", uri=f"{self.function_url(f'{name}-culler')}/cull",
+                http_method="POST", uri=self.service_url(f"{name}-culler").apply(lambda u: f"{u}/cull"),
                 oidc_token=gcp.cloudscheduler.JobHttpTargetOidcTokenArgs(
                     service_account_email=self.scheduler_account.email,
-                    audience=self.function_url(f"{name}-culler"))),
+                    audience=self.service_url(f"{name}-culler"))),
             opts=child)
 
         self.allocator_url = self.allocator.url
@@ -197,7 +200,7 @@ class ControlFunctions(pulumi.ComponentResource):
         if audience_env:
             # The culler checks the scheduler's OIDC audience against its own URL; a
             # function's URL is known only after it exists, so it is computed from the name.
-            env[audience_env] = self.function_url(name)
+            env[audience_env] = self.service_url(name)
         return gcp.cloudfunctionsv2.Function(
             name, name=name, location=self.region, project=self.project, labels=self.labels,
             description=f"sdfleet {folder}",
@@ -228,9 +231,15 @@ class ControlFunctions(pulumi.ComponentResource):
             # The build runs as build_account: it must hold its roles before the first build.
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.build_grants))
 
-    def function_url(self, name: str) -> str:
-        """The stable URL of a gen2 function (also the audience its callers use)."""
-        return f"https://{self.region}-{self.project}.cloudfunctions.net/{name}"
+    def service_url(self, name: str) -> pulumi.Output[str]:
+        """The deterministic run.app URL of a gen2 function's Cloud Run service.
+
+        The scheduler calls this URL, not the cloudfunctions.net one: Cloud Run counts a
+        Cloud Scheduler call as internal only on the service's own run.app URL, and the
+        function takes internal traffic only (docs/decisions/2026-12-culler-trigger.md).
+        """
+        return self.project_number.apply(
+            lambda number: f"https://{name}-{number}.{self.region}.run.app")
 
     def _invoker(self, name: str, function: gcp.cloudfunctionsv2.Function,
                  member: pulumi.Input[str]) -> None:

@@ -154,7 +154,7 @@ class GcpPlatform(pulumi.ComponentResource):
 
         # --- Functions: allocator and culler --------------------------------------------------
         self.functions = ControlFunctions(f"{name}-fn", ControlFunctionsArgs(
-            project=project, region=region, network=self.network,
+            project=project, project_number=project_number, region=region, network=self.network,
             connector_cidr=p.network.connector_cidr, cache=self.cache, culling=p.culling,
             settings=FunctionSettings(
                 fleet_name=self.fleet.fleet_name, fleet_namespace=p.fleet.namespace,

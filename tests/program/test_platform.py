@@ -9,6 +9,7 @@ import pytest
 from tests.program.conftest import assert_all_resolved
 from components.images import content_hash
 from tools.preview import PlanResult
+from tools.preview_data import PROJECT_NUMBER
 
 HELM = "kubernetes:helm.sh/v3:Release"
 FLEET = "kubernetes:agones.dev/v1:Fleet"
@@ -337,7 +338,10 @@ def test_scheduler_calls_culler_every_minute_with_oidc(dev_update):
     job = dev_update.one("gcp:cloudscheduler/job:Job").inputs
     assert job["schedule"] == "* * * * *"
     target = job["httpTarget"]
-    url = "https://us-central1-example-sdfleet-project.cloudfunctions.net/sdfleet-fn-culler"
+    # Cloud Run's deterministic service URL (SERVICE-PROJECT_NUMBER.REGION.run.app): Cloud
+    # Scheduler's calls count as internal traffic only on a run.app URL, and the culler takes
+    # internal traffic only.
+    url = f"https://sdfleet-fn-culler-{PROJECT_NUMBER}.us-central1.run.app"
     assert target["uri"] == f"{url}/cull" and target["httpMethod"] == "POST"
     assert target["oidcToken"] == {"serviceAccountEmail":
                                    "sdfleet-fn-cull-scheduler@example-sdfleet-project.iam.gserviceaccount.com",
@@ -346,6 +350,8 @@ def test_scheduler_calls_culler_every_minute_with_oidc(dev_update):
         "serviceConfig"]["environmentVariables"]
     assert env["CULL_INVOKER_AUDIENCE"] == url
     assert env["CULL_INVOKER_EMAILS"] == target["oidcToken"]["serviceAccountEmail"]
+    culler = next(f for f in dev_update.of_type(FUNCTION) if f.name.endswith("culler")).inputs
+    assert culler["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
 
 
 def test_function_archive_has_shared_code():
