@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_gcp as gcp
+from pulumi_command import local
 
 from components.config import CullingConfig
 from components.gcp.cache import RoutingCache
@@ -28,6 +29,14 @@ from components.gcp.service_account import ServiceAccount, account_id
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 RUNTIME = "python311"
 REDIS_CA_MOUNT = "/etc/sdfleet/redis-ca"
+# Google: a grant usually applies within 2 minutes, sometimes 7 or more. A function's build
+# starts the moment the function is created, as the build account, and stops on the first
+# permission error; so new grants get this long before the first deploy.
+IAM_SETTLE_SECONDS = 180
+IAM_SETTLE_SCRIPT = (
+    'echo "sdfleet: waiting $SDFLEET_SETTLE_SECONDS s for the function build account\'s new IAM '
+    'grants to apply before the first function deploy (only when the grants change)"\n'
+    'sleep "$SDFLEET_SETTLE_SECONDS"\n')
 
 
 def _source_files(name: str) -> dict[str, Path]:
@@ -132,6 +141,13 @@ class ControlFunctions(pulumi.ComponentResource):
                 opts=child),
         ]
 
+        # Runs once per set of grants (a replaced grant has a new id and waits again).
+        self.iam_settle = local.Command(
+            f"{name}-iam-settle", create=IAM_SETTLE_SCRIPT, logging="stdoutAndStderr",
+            environment={"SDFLEET_SETTLE_SECONDS": str(IAM_SETTLE_SECONDS)},
+            triggers=[grant.id for grant in self.build_grants],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.build_grants))
+
         # Runtime identities: authenticate to GKE (RBAC in the fleet namespace does the rest).
         self.allocator_account = ServiceAccount(
             f"{name}-allocator", account_id(name, "allocator"), "sdfleet allocator function",
@@ -228,8 +244,8 @@ class ControlFunctions(pulumi.ComponentResource):
                     secret=cache.ca_secret.secret_id,
                     versions=[gcp.cloudfunctionsv2.FunctionServiceConfigSecretVolumeVersionArgs(
                         path="ca.pem", version="latest")])]),
-            # The build runs as build_account: it must hold its roles before the first build.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.build_grants))
+            # The build runs as build_account: its roles must apply before the first build.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.build_grants, self.iam_settle]))
 
     def service_url(self, name: str) -> pulumi.Output[str]:
         """The deterministic run.app URL of a gen2 function's Cloud Run service.

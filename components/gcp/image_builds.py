@@ -40,6 +40,9 @@ BUILD_TIMEOUT_SECONDS = 2 * 3600
 BUILD_MACHINE = "E2_HIGHCPU_8"
 BUILD_DISK_GB = 200
 BUILDER = "gcr.io/cloud-builders/docker"
+# What gcloud and Cloud Build print when a grant has not reached them yet (an extended regex).
+PERMISSION_ERRORS = ("PERMISSION_DENIED|does not have [a-z.]+ access|caller does not have permission"
+                     "|Permission '[a-zA-Z.]+' denied|does not have permission")
 
 # Runs in the project's root (where Pulumi.yaml is) with the values below in its environment.
 BUILD_SCRIPT = """set -eu
@@ -48,12 +51,34 @@ if [ ! -d "$SDFLEET_CONTEXT" ]; then
   exit 1
 fi
 config=$(mktemp)
-trap 'rm -f "$config"' EXIT
+log=$(mktemp)
+trap 'rm -f "$config" "$log" "$log.rc"' EXIT
 printf '%s' "$SDFLEET_BUILD_CONFIG" > "$config"
-echo "sdfleet: building $SDFLEET_IMAGE from $SDFLEET_CONTEXT with Cloud Build (logs follow)"
-gcloud builds submit "$SDFLEET_CONTEXT" --project="$SDFLEET_PROJECT" --region="$SDFLEET_REGION" \
-  --config="$config" --service-account="$SDFLEET_BUILD_ACCOUNT" \
-  --gcs-source-staging-dir="gs://$SDFLEET_BUCKET/sources" --gcs-log-dir="gs://$SDFLEET_BUCKET/logs"
+# The build account's grants are made in the same `pulumi up`; IAM takes about 2 minutes to
+# apply them, sometimes 7 or more. A permission error before then is retried, nothing else is.
+wait_seconds=${SDFLEET_IAM_WAIT_SECONDS:-600}
+pause=${SDFLEET_IAM_RETRY_PAUSE:-30}
+deadline=$(( $(date +%s) + wait_seconds ))
+attempt=1
+while :; do
+  echo "sdfleet: building $SDFLEET_IMAGE from $SDFLEET_CONTEXT with Cloud Build (logs follow)"
+  rm -f "$log.rc"
+  { gcloud builds submit "$SDFLEET_CONTEXT" --project="$SDFLEET_PROJECT" --region="$SDFLEET_REGION" \
+      --config="$config" --service-account="$SDFLEET_BUILD_ACCOUNT" \
+      --gcs-source-staging-dir="gs://$SDFLEET_BUCKET/sources" \
+      --gcs-log-dir="gs://$SDFLEET_BUCKET/logs" 2>&1 || echo "$?" > "$log.rc"; } | tee "$log"
+  [ -f "$log.rc" ] || exit 0
+  if ! grep -Eiq "$SDFLEET_PERMISSION_ERRORS" "$log"; then
+    exit "$(cat "$log.rc")"
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "sdfleet: Cloud Build still reports a permission error after $wait_seconds s; check that $SDFLEET_BUILD_ACCOUNT holds Storage Admin on gs://$SDFLEET_BUCKET and Artifact Registry Writer on the platform's repository, and that you may act as it (iam.serviceAccounts.actAs)" >&2
+    exit "$(cat "$log.rc")"
+  fi
+  echo "sdfleet: permission denied (attempt $attempt): IAM grants made in this pulumi up take about 2 minutes to apply, sometimes more; retrying in $pause s (gives up after $wait_seconds s)" >&2
+  attempt=$((attempt + 1))
+  sleep "$pause"
+done
 """
 
 
@@ -147,6 +172,7 @@ class ImageBuilds(pulumi.ComponentResource):
                     "SDFLEET_IMAGE": reference, "SDFLEET_CONTEXT": IMAGES[image].context,
                     "SDFLEET_PROJECT": project, "SDFLEET_REGION": region,
                     "SDFLEET_BUCKET": self.bucket.name,
+                    "SDFLEET_PERMISSION_ERRORS": PERMISSION_ERRORS,
                     "SDFLEET_BUILD_ACCOUNT": self.account.account.name,
                     "SDFLEET_BUILD_CONFIG": json.dumps(build_config(reference, image),
                                                        sort_keys=True)},

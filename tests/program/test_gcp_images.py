@@ -215,3 +215,54 @@ def test_every_docker_build_uses_buildkit():
         assert builds and all("DOCKER_BUILDKIT=1" in s.get("env", []) for s in builds), name
     build_lines = [line for line in BUILDSPEC.splitlines() if "docker build" in line]
     assert build_lines and all("DOCKER_BUILDKIT=1 docker build" in line for line in build_lines)
+
+
+def _retrying_gcloud(tmp_path, failures: int, message: str):
+    """A fake gcloud that fails `failures` times with `message`, then succeeds."""
+    fake = tmp_path / "gcloud"
+    fake.write_text(f'#!/bin/sh\nn=$(cat {tmp_path}/calls 2>/dev/null || echo 0)\n'
+                    f'echo $((n + 1)) > {tmp_path}/calls\n'
+                    f'if [ "$n" -lt {failures} ]; then echo "{message}" >&2; exit 1; fi\n'
+                    'echo "DONE"\n')
+    fake.chmod(0o755)
+    from components.gcp.image_builds import PERMISSION_ERRORS
+    return {"PATH": f"{tmp_path}:/usr/bin:/bin", "SDFLEET_IMAGE": "r/i:1",
+            "SDFLEET_CONTEXT": "images/router", "SDFLEET_PROJECT": "p1",
+            "SDFLEET_REGION": "us-central1", "SDFLEET_BUCKET": "b1",
+            "SDFLEET_BUILD_ACCOUNT": "projects/p1/serviceAccounts/sa@p1.iam.gserviceaccount.com",
+            "SDFLEET_BUILD_CONFIG": "{}", "SDFLEET_PERMISSION_ERRORS": PERMISSION_ERRORS,
+            "SDFLEET_IAM_RETRY_PAUSE": "0", "SDFLEET_IAM_WAIT_SECONDS": "30"}
+
+
+@pytest.mark.parametrize("message", [
+    # gcloud's own refusal to stage the source, and the build's refusal to push.
+    "ERROR: (gcloud.builds.submit) PERMISSION_DENIED: The caller does not have permission",
+    "sa@p1.iam.gserviceaccount.com does not have storage.objects.get access to the Google Cloud "
+    "Storage object.",
+    "denied: Permission 'artifactregistry.repositories.uploadArtifacts' denied on resource",
+])
+def test_build_waits_out_iam_propagation(tmp_path, message):
+    env = _retrying_gcloud(tmp_path, 2, message)
+    proc = subprocess.run(["/bin/sh", "-c", BUILD_SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "calls").read_text().strip() == "3"
+    assert "IAM grants made in this pulumi up take about 2 minutes" in proc.stderr
+    assert "DONE" in proc.stdout
+
+
+def test_build_fails_at_once_on_other_errors(tmp_path):
+    env = _retrying_gcloud(tmp_path, 5, "ERROR: build step 0 failed: exit status 1")
+    proc = subprocess.run(["/bin/sh", "-c", BUILD_SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 1 and (tmp_path / "calls").read_text().strip() == "1"
+    assert "retrying" not in proc.stderr
+
+
+def test_build_gives_up_on_a_lasting_permission_error_with_what_to_check(tmp_path):
+    env = {**_retrying_gcloud(tmp_path, 99, "PERMISSION_DENIED: no"), "SDFLEET_IAM_WAIT_SECONDS": "0"}
+    proc = subprocess.run(["/bin/sh", "-c", BUILD_SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 1 and (tmp_path / "calls").read_text().strip() == "1"
+    assert "still reports a permission error" in proc.stderr
+    assert "Artifact Registry Writer" in proc.stderr and "iam.serviceAccounts.actAs" in proc.stderr

@@ -410,3 +410,22 @@ def test_every_kubernetes_resource_uses_the_cluster_provider(dev_update):
 @pytest.mark.parametrize("key", ["url", "clusterName", "registry", "kubeconfig"])
 def test_required_outputs_present_in_preview(dev_plan, key):
     assert key in dev_plan.outputs
+
+
+def test_functions_wait_for_their_build_grants_to_apply(dev_update):
+    """A gen2 build starts as the function is created; fresh grants need time to apply."""
+    import subprocess
+    from components.gcp.functions import IAM_SETTLE_SCRIPT, IAM_SETTLE_SECONDS
+    settle = dev_update.one("command:local:Command", "fn-iam-settle")
+    grants = [r for r in dev_update.resources
+              if "fn-build" in r.name and r.type.endswith("IAMMember") and r.custom]
+    assert len(grants) >= 4
+    # Keyed by the grants: it runs again only when a grant is replaced.
+    assert len(settle.inputs["triggers"]) == len(grants)
+    assert all(isinstance(t, str) and t for t in settle.inputs["triggers"])
+    assert IAM_SETTLE_SECONDS >= 120   # Google: "typically 2 minutes"
+    for fn in dev_update.of_type(FUNCTION):
+        assert settle.urn in fn.dependencies, fn.name
+    proc = subprocess.run(["/bin/sh", "-c", IAM_SETTLE_SCRIPT], capture_output=True, text=True,
+                          env={"SDFLEET_SETTLE_SECONDS": "0", "PATH": "/usr/bin:/bin"}, timeout=10)
+    assert proc.returncode == 0 and "new IAM grants to apply" in proc.stdout
