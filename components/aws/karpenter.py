@@ -7,8 +7,10 @@
   AWS takes it away instead of losing the job mid-generation.
 - One NodePool for GPU work: the configured instance families, both capacity types (Karpenter
   launches Spot while it is available and falls back to On-Demand), a GPU taint so only GPU
-  workloads land there, a cap on GPUs, consolidation with disruption budgets. Job pods carry
-  `karpenter.sh/do-not-disrupt`, so consolidation and drift never stop a running job.
+  workloads land there, a cap on GPUs. Only empty nodes are consolidated, so consolidation
+  never stops a running job; drift, expiry and Spot interruptions drain the node, the agent
+  gets SIGTERM, finishes what fits in the grace and puts the rest back without spending a
+  try (images/queue-agent/sdfleet_agent/decision.py).
 - The EC2NodeClass uses the Bottlerocket alias: Karpenter picks the NVIDIA variant for GPU
   instance types, which brings the driver and the NVIDIA device plugin. GPU time-slicing is
   refused by the config (Karpenter sizes nodes by physical GPUs, kubernetes-sigs/karpenter#729).
@@ -47,12 +49,12 @@ BOTTLEROCKET_ALIAS = "bottlerocket@latest"
 GPU_TAINT = Taint(GPU_RESOURCE, "true", "NoSchedule")
 NODE_POOL = "gpu"
 GPU_POOL_LABEL = pool_selector(NODE_POOL)
-# On a pod, blocks consolidation of its node, and drift until the NodePool's
-# terminationGracePeriod (set below) runs out; not expiry or a Spot interruption (Karpenter docs,
-# "Well-Known Annotations": karpenter.sh/do-not-disrupt; "Disruption": "Pod-Level Controls").
-DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
-# What a GPU pod of the batch variant gets: the pool, the taint tolerated, no disruption.
-GPU_PLACEMENT = NodePlacement.on(NODE_POOL, GPU_TAINT, annotations=DO_NOT_DISRUPT)
+# What a GPU pod of the batch variant gets: the pool and the taint tolerated. No
+# `karpenter.sh/do-not-disrupt`: Karpenter's drain skips such pods, also when a Spot
+# interruption deletes the node (Karpenter docs, "Disruption": "Pod-Level Controls"), so
+# the agent would never get its SIGTERM and the job would wait out its lease. Running jobs
+# are kept from consolidation by the NodePool instead (WhenEmpty, below).
+GPU_PLACEMENT = NodePlacement.on(NODE_POOL, GPU_TAINT)
 # Images of Stable Diffusion WebUIs are large: room for two of them plus the runtime cache.
 DATA_VOLUME_GB = 200
 INTERRUPTION_EVENTS = {
@@ -234,11 +236,12 @@ class Karpenter(pulumi.ComponentResource):
                 },
                 "limits": {GPU_RESOURCE: str(args.gpu.limit)},
                 "disruption": {
-                    "consolidationPolicy": "WhenEmptyOrUnderutilized",
+                    # A node with a running job is not empty: never consolidated under it.
+                    "consolidationPolicy": "WhenEmpty",
                     "consolidateAfter": "5m",
                     "budgets": [{"nodes": "10%"},
-                                # Never replace nodes for drift or expiry all at once.
-                                {"nodes": "1", "reasons": ["Drifted", "Underutilized"]}],
+                                # Never replace nodes for drift all at once.
+                                {"nodes": "1", "reasons": ["Drifted"]}],
                 },
                 "weight": 10,
             },

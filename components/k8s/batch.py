@@ -5,8 +5,9 @@ listening on loopback only) and the queue agent (images/queue-agent) that takes 
 runtime's queue, drives the WebUI on 127.0.0.1, writes results to S3 and publishes the
 completion notice. KEDA scales them from the queue: a ScaledJob (default: one job per message,
 the pod ends when its job is done) or a ScaledObject over a Deployment of long-running agents.
-Pods are annotated `karpenter.sh/do-not-disrupt`, so no consolidation or drift stops a
-generation; a Spot interruption still does, which is what the shutdown arithmetic is for.
+The GPU NodePool consolidates only empty nodes, so consolidation never stops a generation;
+drift, expiry and Spot interruptions drain the node, which is what the shutdown arithmetic
+is for: the agent gets SIGTERM, finishes what fits and puts the rest back.
 
 The WebUI is a native sidecar (an init container with `restartPolicy: Always`) in both modes:
 on pod termination the kubelet stops the regular containers (the agent) first and the sidecars

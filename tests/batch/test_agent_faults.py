@@ -72,10 +72,15 @@ def test_sigterm_releases_a_job_that_outlasts_the_grace_period(stack, webui, sta
     agent.terminate()
     assert agent.wait(timeout=10) == 0, agent.log()
     assert time.monotonic() - signalled < 5
-    # released: visible again at once, not after the 60 s lease
+    # requeued: visible again at once, not after the 60 s lease, as a new message whose
+    # receive count starts again (the interruption spends none of maxReceiveCount's tries)
     [message] = stack.receive_all(stack.queue_urls["sd-a"], wait=0.5, delete=False)
     assert json.loads(message["Body"])["jobId"] == job_id
-    assert message["Attributes"]["ApproximateReceiveCount"] == "2"
+    assert message["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert message["MessageAttributes"]["sdfleet-interruptions"]["StringValue"] == "1"
+    from sdfleet_agent.layout import status_key
+    status = json.loads(stack.read(status_key(job_id)))
+    assert status["status"] == "retrying" and "requeued" in status["error"]
     assert webui.state()["interrupts"] == 1  # asked the WebUI to stop the abandoned work
     assert stack.result(job_id) is None
 
@@ -148,3 +153,23 @@ def test_sigterm_releases_at_once_a_job_the_webui_says_cannot_fit(stack, webui, 
     assert webui.state()["interrupts"] == 1
     assert "the job needs about" in agent.log()
     assert stack.result(job_id) is None
+
+
+def test_three_spot_interruptions_do_not_send_a_good_job_to_the_dead_letter_queue(
+        stack, webui, start_agent):
+    """maxReceiveCount is 3 here: with interruptions counted as tries, the third one would
+    dead-letter a job that never failed."""
+    webui.configure(mode="hang")
+    job_id = submit(stack)
+    for interruption in range(1, 4):
+        agent = start_agent(SHUTDOWN_GRACE_SECONDS="0.5", HEARTBEAT_SECONDS="1")
+        wait_until(lambda: webui.generation_count() == interruption, 20,
+                   what=f"generation {interruption} to start")
+        agent.terminate()
+        assert agent.wait(timeout=10) == 0, agent.log()
+    assert stack.counts(stack.dlq_urls["sd-a"]) == (0, 0)
+    webui.configure(mode="success")
+    start_agent()
+    result = wait_until(lambda: stack.result(job_id), 30, what="result.json")
+    assert result["status"] == "succeeded"
+    assert stack.counts(stack.dlq_urls["sd-a"]) == (0, 0)

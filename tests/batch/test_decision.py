@@ -29,6 +29,17 @@ def test_poison_goes_to_dead_letter_queue_or_is_left_to_redrive():
     assert left == Disposition(Action.RELEASE, 0)
 
 
-def test_abandoned_job_is_released_at_once():
-    assert decide(Outcome.ABANDONED, 4, has_dead_letter_queue=True, **RULE) == \
-        Disposition(Action.RELEASE, 0)
+def test_abandoned_job_is_requeued_without_spending_a_try():
+    """A Spot interruption or drain is not the job's fault: it must not count towards
+    maxReceiveCount (three interruptions would otherwise send a good job to the DLQ)."""
+    for receives in (1, 2, 3):
+        assert decide(Outcome.ABANDONED, receives, has_dead_letter_queue=True,
+                      max_receive_count=3, **RULE) == Disposition(Action.REQUEUE)
+
+
+def test_a_job_interrupted_too_often_is_released_and_counted():
+    from sdfleet_agent.decision import MAX_INTERRUPTIONS
+    assert decide(Outcome.ABANDONED, 1, has_dead_letter_queue=True, max_receive_count=3,
+                  interruptions=MAX_INTERRUPTIONS - 1, **RULE).action is Action.REQUEUE
+    assert decide(Outcome.ABANDONED, 1, has_dead_letter_queue=True, max_receive_count=3,
+                  interruptions=MAX_INTERRUPTIONS, **RULE) == Disposition(Action.RELEASE, 0)

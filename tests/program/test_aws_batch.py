@@ -114,10 +114,14 @@ def test_keda_trigger_reads_the_runtime_queue_with_scale_on_in_flight(aws_update
     assert obj["scaleTargetRef"] == {"name": "sdfleet-comfyui"}
 
 
-def test_worker_pods_are_never_disrupted_and_land_on_gpu_nodes(aws_update):
+def test_worker_pods_get_their_sigterm_on_disruption_and_land_on_gpu_nodes(aws_update):
+    """Karpenter's drain skips `do-not-disrupt` pods, also on a Spot interruption: the agent
+    would never get its SIGTERM. Consolidation is kept off running jobs by the NodePool."""
     job = aws_update.one(SCALED_JOB).inputs["spec"]["jobTargetRef"]
     template = job["template"]
-    assert template["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+    assert "karpenter.sh/do-not-disrupt" not in (template["metadata"].get("annotations") or {})
+    disruption = aws_update.one(NODE_POOL).inputs["spec"]["disruption"]
+    assert disruption["consolidationPolicy"] == "WhenEmpty"
     spec = template["spec"]
     assert spec["nodeSelector"] == {"sdfleet.dev/pool": "gpu"}
     pool = aws_update.one(NODE_POOL).inputs["spec"]["template"]["spec"]
@@ -146,8 +150,8 @@ def test_worker_pods_are_never_disrupted_and_land_on_gpu_nodes(aws_update):
     assert job["backoffLimit"] == 0  # retries are the queue's, counted by maxReceiveCount
 
     deployment = aws_update.one("kubernetes:apps/v1:Deployment", "comfyui").inputs["spec"]
-    assert deployment["template"]["metadata"]["annotations"] == {
-        "karpenter.sh/do-not-disrupt": "true"}
+    assert "karpenter.sh/do-not-disrupt" not in (
+        deployment["template"]["metadata"].get("annotations") or {})
     pod = deployment["template"]["spec"]
     # a native sidecar there too: the WebUI outlives the agent on termination
     assert [c["name"] for c in pod["initContainers"]] == ["webui"]
@@ -186,7 +190,7 @@ def test_karpenter_node_pool_allows_spot_and_on_demand_gpus(aws_plan):
         "group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"}
     assert pool["limits"] == {"nvidia.com/gpu": "8"}
     disruption = pool["disruption"]
-    assert disruption["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
+    assert disruption["consolidationPolicy"] == "WhenEmpty"  # never under a running job
     assert disruption["budgets"] and all("nodes" in b for b in disruption["budgets"])
     # draining waits at least as long as a job may run
     grace = int(pool["template"]["spec"]["terminationGracePeriod"].rstrip("s"))

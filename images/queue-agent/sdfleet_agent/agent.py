@@ -4,8 +4,8 @@ The job runs in a worker thread while the main thread supervises it: it extends 
 every HEARTBEAT seconds. After SIGTERM (a Spot interruption leaves about two minutes) it lets
 the job finish only if it fits in SHUTDOWN_GRACE seconds: as soon as the WebUI's own estimate
 of the time left exceeds what remains of the grace, or when the grace is over, it interrupts
-the generation and releases the message (visibility 0) so another agent takes it at once,
-instead of letting it wait out its lease.
+the generation and puts the job back (a new message, so the interruption does not spend one
+of its tries) for another agent to take at once, instead of letting it wait out its lease.
 What then happens to the message is decided in one place, decision.decide().
 """
 
@@ -128,8 +128,10 @@ class Agent:
                     return 0
                 continue
             if self.shutdown.requested.is_set():
-                Lease.from_message(self.sqs, s.queue_url, message, 0).release(0)
-                log.info("message %s released: shutting down", message["MessageId"])
+                # Taken as the node went away: put back untouched, not counted as a try.
+                lease = Lease.from_message(self.sqs, s.queue_url, message, 0)
+                action = self._apply(Action.REQUEUE, 0, lease, "shutting down")
+                log.info("message %s %s: shutting down", message["MessageId"], action.value)
                 break
             self.handle(message)
             if s.mode == "job":
@@ -174,14 +176,18 @@ class Agent:
             outcome, reason = Outcome.POISON, str(poison)
         else:
             log.info("job %s: attempt %d (%s)", job.job_id, lease.receive_count, job.task)
-            worker = JobRun(lambda: self._process(job, lease.receive_count, webui_time))
+            # A requeued copy may follow an attempt that finished (its delete lost).
+            redelivered = lease.receive_count > 1 or lease.interruptions > 0
+            worker = JobRun(lambda: self._process(job, lease.receive_count, webui_time,
+                                                  redelivered))
             worker.start()
             outcome, reason = self._supervise(worker, lease)
         s = self.settings
         disposition = decide(outcome, lease.receive_count, backoff_base=s.retry_backoff_base_seconds,
                              backoff_cap=s.retry_backoff_max_seconds,
                              has_dead_letter_queue=s.dead_letter_queue_url is not None,
-                             max_receive_count=s.max_receive_count)
+                             max_receive_count=s.max_receive_count,
+                             interruptions=lease.interruptions)
         if job is not None and outcome in (Outcome.FAILED_RETRYABLE, Outcome.ABANDONED):
             reason = self._record_attempt(job, lease.receive_count, disposition.action, reason)
         action = self._apply(disposition.action, disposition.visible_after_seconds, lease, reason)
@@ -224,7 +230,10 @@ class Agent:
         """What the client sees of an attempt that did not finish: retrying, or (the last try)
         a failed result.json before the message goes to the dead-letter queue."""
         try:
-            if action is Action.DEAD_LETTER:
+            if action is Action.REQUEUE:
+                reason = f"{reason}; requeued (an interruption does not count as a try)"
+                self.results.write_status(job, "retrying", attempt, now(), reason)
+            elif action is Action.DEAD_LETTER:
                 reason = (f"gave up after {attempt} attempts (the job is in the dead-letter "
                           f"queue): {reason}")
                 result = self.results.write_failure(job, reason, attempt, now())
@@ -235,12 +244,13 @@ class Agent:
             log.warning("job %s: attempt not recorded: %s", job.job_id, error)
         return reason
 
-    def _process(self, job: Job, attempt: int, webui_time: list) -> tuple[Outcome, str | None]:
+    def _process(self, job: Job, attempt: int, webui_time: list,
+                 redelivered: bool) -> tuple[Outcome, str | None]:
         started_at = now()
         try:
             # A redelivered message may belong to a job that already finished (the delete
             # was lost): then only the notice is repeated. A first delivery skips the check.
-            finished = self.results.finished_result(job.job_id) if attempt > 1 else None
+            finished = self.results.finished_result(job.job_id) if redelivered else None
             if finished:
                 log.info("job %s already succeeded; sending its notice again", job.job_id)
                 self.results.notify(finished)
@@ -296,6 +306,14 @@ class Agent:
                     return Action.RELEASE
                 log.error("message %s sent to the dead-letter queue: %s", lease.message_id, reason)
                 lease.delete()
+            elif action is Action.REQUEUE:
+                try:
+                    lease.requeue()
+                except (BotoCoreError, ClientError) as error:
+                    log.error("message %s: not requeued (%s); released instead",
+                              lease.message_id, error)
+                    lease.release(0)
+                    return Action.RELEASE
             elif action is Action.DELETE:
                 lease.delete()
             else:
