@@ -21,6 +21,7 @@ from components.aws.queues import JobQueues, visibility_timeout
 from components.aws.storage import RESULTS_PREFIX, UPLOADS_PREFIX, ModelStore, ResultsBucket
 from components.aws.tags import allow, tags_for
 from components.config import StackConfig
+from components.config.aws_instances import default_worker
 from components.k8s.batch import (KEDA_NAMESPACE, KEDA_SERVICE_ACCOUNT, TRIGGER_AUTH,
                                   BatchNetworkPolicy, Keda, ModelVolume, RuntimeWorkload,
                                   RuntimeWorkloadArgs, agent_service_account)
@@ -126,6 +127,7 @@ class AwsPlatform(pulumi.ComponentResource):
                                         depends_on=[self.model_volume, self.karpenter.node_pool]))
 
         self.runtimes = {}
+        default_cpu, default_memory = default_worker(list(config.gpu.families))
         for rt in config.runtimes:
             queue = self.queues.runtimes[rt.name]
             WorkloadIdentity(f"{name}-agent-{rt.name}", WorkloadIdentityArgs(
@@ -154,7 +156,8 @@ class AwsPlatform(pulumi.ComponentResource):
                 job_timeout_seconds=config.jobs.timeout_seconds,
                 max_receive_count=config.jobs.max_receive_count,
                 allowed_image_hosts=list(config.api.allowed_image_hosts),
-                placement=GPU_PLACEMENT, models_claim=self.model_volume.claim_name),
+                placement=GPU_PLACEMENT, models_claim=self.model_volume.claim_name,
+                cpu=rt.cpu or default_cpu, memory=rt.memory or default_memory),
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=self.k8s,
                     depends_on=[namespace, trigger_auth, self.model_volume,

@@ -414,6 +414,16 @@ class AwsRuntimeConfig(WebuiResources):
 
     name: DnsLabel = Field(
         description="The runtime's name (a DNS label): its queue, workload and the `runtime` of a job.")
+    # Unset: sized to fill one GPU of the smallest node of every gpu.families entry
+    # (components/config/aws_instances.py); asking more makes Karpenter launch a bigger node.
+    cpu: Optional[Quantity] = Field(
+        None,
+        description=("CPU request of the WebUI container; default: what the smallest node of each "
+                     "gpu.families entry leaves after the system's and the agent's share."))
+    memory: Optional[Quantity] = Field(
+        None,
+        description=("Memory request and limit of the WebUI container; default: what the smallest "
+                     "node of each gpu.families entry leaves after the system's and the agent's share."))
     # Which WebUI runs beside the agent: decides the image and the API the agent speaks.
     framework: Literal["automatic1111", "comfyui"] = Field(
         "automatic1111",

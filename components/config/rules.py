@@ -166,6 +166,23 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
                 "GPU time-slicing is not supported with Karpenter, which sizes nodes by physical "
                 "GPUs and ignores time-slicing replicas (kubernetes-sigs/karpenter#729); leave "
                 "it unset (one pod per GPU)")
+        # A worker that fits no allowed node is never scheduled; one that fits only a bigger
+        # node than the family's smallest pays for it on every job.
+        from components.config.aws_instances import fitting_types, for_one_gpu_pod, types_of
+        families = list(p.aws.gpu.families)
+        for i, rt in enumerate(p.aws.runtimes):
+            cpu, memory = rt.cpu, rt.memory
+            if cpu is None and memory is None:
+                continue
+            if not fitting_types(families, cpu or "1m", memory or "1Mi"):
+                largest = max(types_of(families), key=lambda t: for_one_gpu_pod(t)[1])
+                room_cpu, room_mem = for_one_gpu_pod(largest)
+                key = "memory" if memory is not None else "cpu"
+                bad(("aws", "runtimes", i, key), memory if key == "memory" else cpu,
+                    f"no node of gpu.families ({', '.join(families)}) can hold it; the most a "
+                    f"worker may ask for is {room_cpu}m CPU and {room_mem}Mi memory ({largest}, "
+                    f"after the system's and the queue agent's share); leave cpu and memory "
+                    f"unset to fill the smallest node")
         # SQS caps a visibility timeout at 12 hours, and it must outlast the job.
         if p.aws.jobs.timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS > SQS_MAX_VISIBILITY_SECONDS:
             bad(("aws", "jobs", "timeoutSeconds"), p.aws.jobs.timeout_seconds,

@@ -199,7 +199,8 @@ class ControlFunctions(pulumi.ComponentResource):
                 oidc_token=gcp.cloudscheduler.JobHttpTargetOidcTokenArgs(
                     service_account_email=self.scheduler_account.email,
                     audience=self.service_url(f"{name}-culler"))),
-            opts=child)
+            # No call before the culler exists (and its caller may invoke it).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.culler]))
 
         self.allocator_url = self.allocator.url
         self.register_outputs({"allocatorUrl": self.allocator.url, "cullerUrl": self.culler.url})

@@ -25,6 +25,7 @@ import pulumi
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 
 from components.config import AwsRuntimeConfig
+from components.config.aws_instances import AGENT_MEMORY_LIMIT_MIB, AGENT_REQUESTS
 from components.k8s.objects import KubeObject, meta
 from components.k8s.pods import (GPU_RESOURCE, LOOPBACK, RUNTIME_LABEL, WEBUI_PORT, NodePlacement,
                                  env_list, restricted_container)
@@ -154,6 +155,9 @@ class RuntimeWorkloadArgs:
     max_receive_count: int
     # The GPU nodes, as the cloud layer labels and taints them (and what keeps a node up).
     placement: NodePlacement
+    # The WebUI container's requests (the runtime's, or sized from the node: aws_instances).
+    cpu: str
+    memory: str
     allowed_image_hosts: list[str] = field(default_factory=list)
     models_claim: str = MODELS_CLAIM
 
@@ -235,8 +239,9 @@ class RuntimeWorkload(pulumi.ComponentResource):
         agent = {
             "name": "agent", "image": args.agent_image,
             "env": env_list(agent_environment(args)),
-            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
-                          "limits": {"memory": "512Mi"}},
+            "resources": {"requests": {"cpu": f"{AGENT_REQUESTS[0]}m",
+                                       "memory": f"{AGENT_REQUESTS[1]}Mi"},
+                          "limits": {"memory": f"{AGENT_MEMORY_LIMIT_MIB}Mi"}},
             # The agent reads the models manifest (config name -> file) from the store.
             "volumeMounts": [models_read_only],
             "securityContext": restricted_container(seccomp=True, read_only_root=True),
@@ -246,9 +251,9 @@ class RuntimeWorkload(pulumi.ComponentResource):
             # A native sidecar: stopped only after the agent (module docstring).
             "restartPolicy": "Always",
             "env": env_list(webui_environment(args)),
-            "resources": {"requests": {"cpu": runtime.cpu, "memory": runtime.memory,
+            "resources": {"requests": {"cpu": args.cpu, "memory": args.memory,
                                        GPU_RESOURCE: "1"},
-                          "limits": {"memory": runtime.memory, GPU_RESOURCE: "1"}},
+                          "limits": {"memory": args.memory, GPU_RESOURCE: "1"}},
             "volumeMounts": [models_read_only,
                              {"name": "scratch", "mountPath": SCRATCH_MOUNT}],
             # The runtime image chooses its user; it still gets no extra privileges.

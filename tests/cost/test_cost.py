@@ -289,9 +289,20 @@ def test_aws_estimate_has_every_standing_cost(plan_of):
     assert _line(estimate, "KMS keys: 1")["monthlyUsd"] == prices["kms"]["perKeyMonth"]
     for starts in ("EFS", "API Gateway", "SQS", "GPU nodes"):
         _line(estimate, starts)
-    # Karpenter picks the cheapest fitting type: g6.xlarge is cheaper per GPU than g5.xlarge.
+    # Karpenter picks the cheapest type the worker fits: the default worker fits a g6.xlarge,
+    # cheaper per GPU than a g5.xlarge.
     assert estimate["gpuHourUsd"] == prices["instanceTypes"]["g6.xlarge"]["perHour"]
     assert estimate["missing"] == []
+
+
+def test_a_worker_asking_for_a_whole_xlarge_is_priced_on_the_2xlarge_karpenter_launches(plan_of):
+    def ask_16gi(platform):
+        for runtime in platform["aws"]["runtimes"]:
+            runtime.update(cpu="4", memory="16Gi")
+    plan, stack_config = plan_of("aws-dev", ask_16gi)
+    estimate = cost.estimate(plan, stack_config)
+    assert estimate["gpuHourUsd"] == _aws_prices()["instanceTypes"]["g6.2xlarge"]["perHour"]
+    assert "g6.2xlarge" in _line(estimate, "GPU nodes")["note"]
 
 
 def test_queue_polling_follows_the_scalers_polling_interval(plan_of):

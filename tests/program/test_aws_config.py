@@ -26,7 +26,8 @@ def _problems(platform: dict, region: str | None = "us-east-1") -> list[str]:
 def test_the_example_stack_is_valid(aws_config):
     stack = _parse(aws_config["sdfleet:platform"], aws_config["aws:region"])
     assert stack.platform.aws.runtimes[1].mode == "scaledobject"
-    assert stack.platform.aws.runtimes[1].memory == "16Gi"  # default
+    # Unset: sized from the smallest node of gpu.families (components/config/aws_instances.py).
+    assert stack.platform.aws.runtimes[1].memory is None
 
 
 def test_aws_stack_needs_region_and_section():
@@ -108,3 +109,29 @@ def test_every_old_aws_key_maps_to_a_field_that_exists():
         section, key = new.split(".")
         fields = AwsConfig.model_fields[section].annotation.model_fields
         assert key in {f.alias for f in fields.values()}, (old, new)
+
+
+# --- worker sizing: what a g5/g6.xlarge can hold, as Karpenter computes it ------------------
+
+def test_default_worker_fits_the_smallest_node_of_each_family():
+    """4 CPU + 16 GiB (the old default) plus the agent fit no xlarge: every job paid for a
+    2xlarge. The default now fills the xlarge after Karpenter's own reservations."""
+    from components.config.aws_instances import (allocatable, default_worker, fitting_types,
+                                                 kube_reserved_cpu_millis)
+    # Karpenter's arithmetic for a g5.xlarge: 16384 MiB - 7.5 % VM overhead (1229) - kube-reserved
+    # (11 MiB x 58 pods + 255) - eviction (100); CPU 4000m - (60 + 10 + 5 + 5)m.
+    assert kube_reserved_cpu_millis(4) == 80
+    assert allocatable("g5.xlarge") == (3920, 16384 - 1229 - (11 * 58 + 255) - 100)
+    assert not fitting_types(["g5", "g6"], "4", "16Gi") or \
+        "g5.xlarge" not in fitting_types(["g5", "g6"], "4", "16Gi")
+    cpu, memory = default_worker(["g5", "g6"])
+    assert set(fitting_types(["g5", "g6"], cpu, memory)) >= {"g5.xlarge", "g6.xlarge"}
+    assert 3000 <= int(cpu.rstrip("m")) < 4000 and 12 * 1024 <= int(memory.rstrip("Mi")) < 16 * 1024
+
+
+def test_a_worker_no_allowed_node_can_hold_is_refused_naming_the_key():
+    lines = _problems({"cloud": "aws", "aws": {"gpu": {"families": ["g5"]}, "runtimes": [
+        {"name": "big", "memory": "200Gi"}]}})
+    (line,) = [l for l in lines if "runtimes[0].memory" in l]
+    assert "'200Gi'" in line and "no node of gpu.families (g5)" in line
+    assert "leave cpu and memory unset" in line

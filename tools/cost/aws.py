@@ -8,25 +8,48 @@ from .assumptions import (DAYS_PER_MONTH, EKS_NODE_GROUP_DEFAULT_DISK_GB, KEDA_D
                           LAMBDA_DEFAULT_MEMORY_MB, LAMBDA_SECONDS_PER_JOB, MODEL_STORE_GB,
                           SNS_PUBLISHES_PER_JOB, WEEKS_PER_MONTH)
 from .sheet import Plan, Sheet, number, read
+from components.config.aws_instances import family, fitting_types
+
+def _worker_requests(plan: Plan) -> list[tuple[str, str, str]]:
+    """(workload, cpu, memory) of the WebUI container of each GPU worker in the plan."""
+    found = []
+    for r in plan.of("kubernetes:keda.sh/v1alpha1:ScaledJob") + plan.of("kubernetes:apps/v1:Deployment"):
+        spec = (read(r.inputs, "spec", "jobTargetRef", "template", "spec")
+                or read(r.inputs, "spec", "template", "spec") or {})
+        for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+            requests = read(c, "resources", "requests", default={}) or {}
+            if "nvidia.com/gpu" in requests:
+                found.append((read(r.inputs, "metadata", "name", default=r.name),
+                              str(requests.get("cpu", "1m")), str(requests.get("memory", "1Mi"))))
+    return found
+
 
 def _karpenter_gpu_hour(plan: Plan, prices: dict, sheet: Sheet) -> Optional[tuple[str, float]]:
-    """The cheapest GPU-hour a Karpenter NodePool may launch (instance families or types it allows)."""
-    cheapest = None
+    """The GPU-hour of the node Karpenter would launch for a worker: the cheapest instance type
+    of the NodePool's families whose allocatable holds the worker's requests (per GPU)."""
+    families: list[str] = []
     for r in plan.of("kubernetes:karpenter.sh/v1:NodePool"):
         for req in read(r.inputs, "spec", "template", "spec", "requirements", default=[]):
-            key, values = read(req, "key"), read(req, "values", default=[])
-            if read(req, "operator") != "In" or key not in ("karpenter.k8s.aws/instance-family",
-                                                              "node.kubernetes.io/instance-type"):
-                continue
-            for value in values:
-                found = [(t, p) for t, p in prices["instanceTypes"].items() if p.get("gpus")
-                         and (t == value or t.split(".")[0] == value)]
-                if not found:
-                    sheet.miss(f"aws instance {'family' if 'family' in key else 'type'} {value}")
-                for typ, price in found:
-                    per_gpu = price["perHour"] / price["gpus"]
-                    if cheapest is None or per_gpu < cheapest[1]:
-                        cheapest = (typ, per_gpu)
+            if read(req, "operator") == "In" and read(req, "key") in (
+                    "karpenter.k8s.aws/instance-family", "node.kubernetes.io/instance-type"):
+                families += [family(v) for v in read(req, "values", default=[])]
+    if not families:
+        return None
+    priced = {t: p for t, p in prices["instanceTypes"].items() if p.get("gpus")}
+    for fam in dict.fromkeys(families):
+        if not any(family(t) == fam for t in priced):
+            sheet.miss(f"aws instance family {fam}")
+    workers = _worker_requests(plan) or [("any worker", "1m", "1Mi")]
+    cheapest = None
+    for workload, cpu, memory in workers:
+        fitting = [t for t in fitting_types(families, cpu, memory) if t in priced]
+        if not fitting:
+            sheet.miss(f"aws instance type for {workload} ({cpu} CPU, {memory}) in {', '.join(families)}")
+            continue
+        typ = min(fitting, key=lambda t: priced[t]["perHour"] / priced[t]["gpus"])
+        per_gpu = priced[typ]["perHour"] / priced[typ]["gpus"]
+        if cheapest is None or per_gpu > cheapest[1]:
+            cheapest = (typ, per_gpu)   # the dearest worker's node: no estimate below it
     return cheapest
 
 

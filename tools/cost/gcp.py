@@ -251,7 +251,11 @@ def _functions(plan: Plan, prices: dict, sheet: Sheet) -> None:
         runs, schedules = 0.0, []
         for job in jobs:
             uri = str(read(job.inputs, "httpTarget", "uri", default=""))
-            if re.search(rf"/{re.escape(name)}(/|$)", uri):
+            # The cloudfunctions.net path, or the Cloud Run service host (name-number.region.run.app).
+            # The URL names the function, or (unknown in a preview) the job depends on it.
+            calls = re.search(rf"(/{re.escape(name)}(/|$))|(^https://{re.escape(name)}-[0-9]+"
+                              rf"\.[a-z0-9-]+\.run\.app(/|$))", uri)
+            if calls or r.urn in (getattr(job, "dependencies", None) or []):
                 schedule = read(job.inputs, "schedule", default="")
                 try:
                     runs += runs_per_month(schedule)
