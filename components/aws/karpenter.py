@@ -71,29 +71,51 @@ INTERRUPTION_EVENTS = {
 def controller_statements(region: str, account: pulumi.Input[str], cluster_arn: pulumi.Input[str],
                           cluster_name: str, node_role_arn: pulumi.Input[str],
                           queue_arn: pulumi.Input[str]) -> list[dict]:
+    """The controller's policy, statement by statement as Karpenter v1.8.1's getting-started
+    CloudFormation template scopes it (docs/decisions/2026-12-karpenter-controller-policy.md):
+    what it creates must carry the cluster's tags in the request, what it uses, tags or
+    deletes must carry them already, and instance profiles are its own (tagged) ones."""
     ec2 = pulumi.Output.format("arn:aws:ec2:{0}:{1}", region, account)
+    cluster_tag = f"kubernetes.io/cluster/{cluster_name}"
     in_region = {"StringEquals": {"aws:RequestedRegion": region}}
-    owned = {"StringEquals": {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"},
-             "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}
-    launch_resources = [pulumi.Output.format("{0}:{1}/*", ec2, kind) for kind in (
+    resource_owned = {"StringEquals": {f"aws:ResourceTag/{cluster_tag}": "owned"},
+                      "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}
+    request_owned = {f"aws:RequestTag/{cluster_tag}": "owned",
+                     "aws:RequestTag/eks:eks-cluster-name": cluster_name}
+    created = [pulumi.Output.format("{0}:{1}/*", ec2, kind) for kind in (
         "fleet", "instance", "volume", "network-interface", "launch-template",
-        "spot-instances-request", "capacity-reservation")]
-    shared_resources = [pulumi.Output.format("arn:aws:ec2:{0}::{1}/*", region, kind)
-                        for kind in ("image", "snapshot")] + [
-        pulumi.Output.format("{0}:{1}/*", ec2, kind)
-        for kind in ("security-group", "subnet", "launch-template", "capacity-reservation")]
+        "spot-instances-request")]
     profiles = pulumi.Output.format("arn:aws:iam::{0}:instance-profile/*", account)
+    profile_owned = {f"aws:ResourceTag/{cluster_tag}": "owned",
+                     "aws:ResourceTag/topology.kubernetes.io/region": region}
     return [
-        allow(["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
-              launch_resources + shared_resources, **in_region),
-        allow(["ec2:CreateTags"], launch_resources,
-              StringEquals={"aws:RequestedRegion": region,
+        # Launch from shared inputs: images, snapshots, security groups, subnets, reservations.
+        allow(["ec2:RunInstances", "ec2:CreateFleet"],
+              [pulumi.Output.format("arn:aws:ec2:{0}::{1}/*", region, kind)
+               for kind in ("image", "snapshot")]
+              + [pulumi.Output.format("{0}:{1}/*", ec2, kind)
+                 for kind in ("security-group", "subnet", "capacity-reservation")]),
+        # Launch from its own launch templates only.
+        allow(["ec2:RunInstances", "ec2:CreateFleet"],
+              [pulumi.Output.format("{0}:launch-template/*", ec2)], **resource_owned),
+        # Create only what is tagged for this cluster in the same request.
+        allow(["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"], created,
+              StringEquals=request_owned,
+              StringLike={"aws:RequestTag/karpenter.sh/nodepool": "*"}),
+        allow(["ec2:CreateTags"], created,
+              StringEquals={**request_owned,
                             "ec2:CreateAction": ["RunInstances", "CreateFleet",
-                                                 "CreateLaunchTemplate"]}),
+                                                 "CreateLaunchTemplate"]},
+              StringLike={"aws:RequestTag/karpenter.sh/nodepool": "*"}),
+        # Later tags on its own instances: the node claim and name only.
+        allow(["ec2:CreateTags"], [pulumi.Output.format("{0}:instance/*", ec2)],
+              **resource_owned,
+              StringEqualsIfExists={"aws:RequestTag/eks:eks-cluster-name": cluster_name},
+              **{"ForAllValues:StringEquals": {
+                  "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]}}),
         allow(["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
               [pulumi.Output.format("{0}:instance/*", ec2),
-               pulumi.Output.format("{0}:launch-template/*", ec2)], **owned),
-        allow(["ec2:CreateTags"], [pulumi.Output.format("{0}:instance/*", ec2)], **owned),
+               pulumi.Output.format("{0}:launch-template/*", ec2)], **resource_owned),
         # Describe calls have no resource-level permissions; they are read-only and regional.
         allow(["ec2:DescribeAvailabilityZones", "ec2:DescribeImages", "ec2:DescribeInstances",
                "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
@@ -108,10 +130,22 @@ def controller_statements(region: str, account: pulumi.Input[str], cluster_arn: 
         allow(["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"], [queue_arn]),
         allow(["iam:PassRole"], [node_role_arn],
               StringEquals={"iam:PassedToService": ["ec2.amazonaws.com"]}),
-        allow(["iam:CreateInstanceProfile", "iam:TagInstanceProfile",
-               "iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile",
-               "iam:DeleteInstanceProfile", "iam:GetInstanceProfile",
-               "iam:ListInstanceProfiles"], [profiles]),
+        # Instance profiles: only ones it creates with the cluster's and the node class's tags.
+        allow(["iam:CreateInstanceProfile"], [profiles],
+              StringEquals={**request_owned,
+                            "aws:RequestTag/topology.kubernetes.io/region": region},
+              StringLike={"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}),
+        allow(["iam:TagInstanceProfile"], [profiles],
+              StringEquals={**profile_owned, **request_owned,
+                            "aws:RequestTag/topology.kubernetes.io/region": region},
+              StringLike={"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                          "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}),
+        allow(["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile",
+               "iam:DeleteInstanceProfile"], [profiles],
+              StringEquals=profile_owned,
+              StringLike={"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"}),
+        # Reading and listing (to garbage-collect its own) within this account's profiles.
+        allow(["iam:GetInstanceProfile", "iam:ListInstanceProfiles"], [profiles]),
         allow(["eks:DescribeCluster"], [cluster_arn]),
     ]
 

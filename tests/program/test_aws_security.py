@@ -124,7 +124,52 @@ def test_karpenter_controller_is_scoped(aws_update):
         "arn:aws:sqs:us-east-1:123456789012:sdbatch-eks-karpenter"]
     assert by_action["eks:DescribeCluster"]["Resource"] == [
         "arn:aws:eks:us-east-1:123456789012:cluster/sdbatch-eks"]
-    assert all(r.startswith("arn:aws:ec2:us-east-1:") for r in by_action["ec2:RunInstances"]["Resource"])
+    assert all(r.startswith("arn:aws:ec2:us-east-1:")
+               for st in doc["Statement"] if "ec2:RunInstances" in as_list(st["Action"])
+               for r in st["Resource"])
+
+
+def test_karpenter_controller_policy_has_upstreams_tag_scoping(aws_update):
+    """Karpenter v1.8.1's CloudFormation: creation needs the cluster's tags in the request,
+    use/tag/delete needs them on the resource, instance profiles are its own tagged ones."""
+    doc = json.loads(aws_update.one(ROLE_POLICY, "sdbatch-karpenter-controller-policy")
+                     .inputs["policy"])
+    cluster = "kubernetes.io/cluster/sdbatch-eks"
+    statements = doc["Statement"]
+
+    def with_action(action):
+        return [st for st in statements if action in as_list(st["Action"])]
+
+    def tagged(st, kind):  # kind: RequestTag or ResourceTag
+        return st.get("Condition", {}).get("StringEquals", {}).get(f"aws:{kind}/{cluster}") == "owned"
+
+    # Created resources (instances, volumes, fleets, templates) only with the request tags.
+    for action in ("ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"):
+        for st in with_action(action):
+            created = [r for r in st["Resource"] if any(
+                f":{kind}/" in r for kind in ("instance", "volume", "fleet", "network-interface",
+                                             "spot-instances-request"))]
+            if created:
+                assert tagged(st, "RequestTag"), (action, st)
+            if any(":launch-template/" in r for r in st["Resource"]) and action != "ec2:CreateLaunchTemplate":
+                assert tagged(st, "ResourceTag") or tagged(st, "RequestTag"), (action, st)
+    for action in ("ec2:TerminateInstances", "ec2:DeleteLaunchTemplate",
+                   "iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile",
+                   "iam:DeleteInstanceProfile", "iam:TagInstanceProfile"):
+        (st,) = with_action(action)
+        assert tagged(st, "ResourceTag"), action
+    (create_profile,) = with_action("iam:CreateInstanceProfile")
+    assert tagged(create_profile, "RequestTag")
+    assert create_profile["Condition"]["StringLike"] == {
+        "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}
+    # Tags added later to its instances: only these keys.
+    later = [st for st in with_action("ec2:CreateTags") if tagged(st, "ResourceTag")]
+    assert [st["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"] for st in later] == [
+        ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]]
+    # Unscoped ("*") only where AWS has no resource-level permission.
+    unscoped = {a for st in statements if st["Resource"] == ["*"] for a in as_list(st["Action"])}
+    assert unscoped <= {"pricing:GetProducts"} | {
+        a for a in unscoped if a.startswith("ec2:Describe")}
 
 
 def test_results_bucket_is_private_encrypted_tls_only_and_expires(aws_plan):
