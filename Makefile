@@ -25,7 +25,7 @@ WEBUI_VENV := .venvs/webui
 
 LAMBDA_VENDOR := functions/submit/vendor
 
-.PHONY: help plan test bench venv webui-env debian-packages lambda clean
+.PHONY: help plan preflight test bench venv webui-env debian-packages lambda clean
 
 help:
 	@sed -n '2,6p' Makefile | sed 's/^# *//'
@@ -57,6 +57,10 @@ debian-packages:
 
 plan: $(VENV)/.core-installed
 	@$(PY) -m tools.plan --stack $(STACK) --format $(FORMAT)
+
+# Read-only checks of the cloud account with your own credentials (exit 2 on any ✗).
+preflight: $(VENV)/.core-installed
+	@$(PY) -m tools.preflight --stack $(STACK)
 
 # configurable-http-proxy (the peer bench_router measures), from npm at the locked version,
 # into benchmarks/chp/node_modules; needs the machine's Node.js >= 20 and npm.

@@ -10,6 +10,12 @@ except ConfigError as exc:
     # One line per problem, before any resource is registered.
     raise pulumi.RunError(str(exc)) from None
 
+if stack.platform.preflight:
+    from components.preflight import start_with_preflight
+
+    start_with_preflight(f"{stack.platform.name_prefix}-preflight", stack.stack,
+                         stack.platform.model_dump(mode="json"))
+
 if stack.platform.cloud == "gcp":
     from components.gcp.platform import GcpPlatform as Platform
 else:

@@ -576,6 +576,10 @@ class ImagesConfig(Section):
 class PlatformConfig(Section):
     cloud: Literal["gcp", "aws"] = Field(
         description="gcp: the interactive platform on GKE; aws: the EKS batch variant.")
+    preflight: bool = Field(
+        True,
+        description=("Run `make preflight`'s checks (GPU quota, machine types, APIs, Spot role, ...) as "
+                     "the first step of `pulumi up`; false skips them."))
     name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$")] = Field(
         "sdfleet",
         description="Prefix of resource names.")
