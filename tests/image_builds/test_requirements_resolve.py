@@ -158,3 +158,23 @@ def test_the_webui_image_runs_python_3_10_and_the_replay_refuses_a_3_11_only_pin
     assert webui.python == "3.10"
     result = resolve(interpreter("3.10"), "pydantic-settings==2.16.3\n")
     assert not result["ok"]
+
+
+# What sd-webui-controlnet 1.1.455's install.py installs one by one (its requirements), after
+# A1111's own requirements; with PIP_CONSTRAINT in force each must stay at the held version.
+CONTROLNET_INSTALLS = ("mediapipe", "svglib", "fvcore", "addict", "yapf", "albumentations",
+                       "matplotlib", "opencv-python", "opencv-contrib-python", "scikit-image",
+                       "numpy", "protobuf")
+
+
+def test_a1111_constraints_hold_numpy_1_through_controlnets_installs():
+    """Unheld, ControlNet's installs brought numpy 2 and scikit-image 0.21 failed at import."""
+    held = (ROOT / "images/webui/constraints/automatic1111.txt").read_text()
+    text = held + "\n" + "\n".join(CONTROLNET_INSTALLS) + "\n"
+    webui = next(d for d in DEPLOYABLES if d.name == "webui")
+    result = resolve(interpreter(webui.python), text)
+    assert result["ok"], result.get("error")
+    resolved = {k.replace("_", "-"): v for k, v in result["resolved"].items()}
+    assert resolved["numpy"].startswith("1.") and resolved["protobuf"].startswith("3.")
+    for name, version in pins("images/webui/constraints/automatic1111.txt").items():
+        assert resolved.get(name) == version, (name, version, resolved.get(name))
