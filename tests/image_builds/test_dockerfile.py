@@ -390,3 +390,13 @@ def test_an_a1111_installer_failure_fails_the_build():
     assert '&& ! grep -E "$SDFLEET_INSTALL_FAILURES" /tmp/a1111-install.log' in run
     assert any(line.startswith("SHELL") and "pipefail" in line for line in stage)
     assert "import numpy, skimage, cv2, mediapipe.python.solutions.hands" in run
+
+
+def test_no_stage_installs_xformers():
+    """xformers was pinned but never installed (A1111 installs it only with --xformers): the
+    images use PyTorch's SDP attention, and A1111 is told so; the constraint is a hold."""
+    for run in runs_of(COMMANDS):
+        assert "xformers" not in run.replace("--opt-sdp-attention", ""), run
+    assert "--xformers" not in (WEBUI / "sdfleet_webui" / "frameworks.py").read_text()
+    for framework in ("automatic1111", "sdnext", "comfyui"):
+        assert "xformers" in constraints(framework)   # held at the torch build's version

@@ -85,6 +85,8 @@ def test_framework_commands_listen_on_loopback_with_api_on_and_no_insecure_exten
     assert "--listen" not in a1111 and a1111[a1111.index("--server-name") + 1] == "127.0.0.1"
     assert a1111[a1111.index("--ckpt") + 1] == "/models/Stable-diffusion/x.safetensors"
     assert a1111[a1111.index("--port") + 1] == "7860"
+    # the image has no xformers: A1111 is told to use PyTorch's SDP attention
+    assert "--opt-sdp-attention" in a1111 and "--xformers" not in a1111
     sdnext, _ = fw.launch_command("sdnext", s)
     assert sdnext[sdnext.index("--models-dir") + 1] == "/models" and "--insecure" not in sdnext
     comfy, _ = fw.launch_command("comfyui", s)

@@ -121,7 +121,10 @@ def launch_command(framework: str, s: LaunchSettings) -> tuple[list[str], Path]:
                 "--vae-dir", str(models / "VAE"), "--lora-dir", str(models / "Lora"),
                 "--controlnet-dir", str(models / "ControlNet"),
                 "--embeddings-dir", str(models / "embeddings"),
-                "--esrgan-models-path", str(models / "ESRGAN"), "--no-download-sd-model", *ckpt]
+                "--esrgan-models-path", str(models / "ESRGAN"), "--no-download-sd-model",
+                # PyTorch's scaled-dot-product attention (torch 2.1): the image installs no
+                # xformers (images/webui/README.md, "Attention").
+                "--opt-sdp-attention", *ckpt]
         if s.insecure_extension_access:
             argv.append("--enable-insecure-extension-access")
     elif framework == "sdnext":
