@@ -400,3 +400,12 @@ def test_no_stage_installs_xformers():
     assert "--xformers" not in (WEBUI / "sdfleet_webui" / "frameworks.py").read_text()
     for framework in ("automatic1111", "sdnext", "comfyui"):
         assert "xformers" in constraints(framework)   # held at the torch build's version
+
+
+def test_a1111_build_tools_are_pinned_before_its_installer_runs():
+    """CLIP's setup.py imports pkg_resources: it builds only while setuptools keeps it, so pip,
+    setuptools and wheel are held, and installed at those versions before launch.py runs."""
+    held = constraints("automatic1111")
+    assert held["setuptools"] == "69.5.1" and "pip" in held and "wheel" in held
+    run = _a1111_install_run()
+    assert run.index("venv/bin/python -m pip install pip setuptools wheel") < run.index("launch.py")

@@ -164,7 +164,7 @@ def test_the_webui_image_runs_python_3_10_and_the_replay_refuses_a_3_11_only_pin
 # A1111's own requirements; with PIP_CONSTRAINT in force each must stay at the held version.
 CONTROLNET_INSTALLS = ("mediapipe", "svglib", "fvcore", "addict", "yapf", "albumentations",
                        "matplotlib", "opencv-python", "opencv-contrib-python", "scikit-image",
-                       "numpy", "protobuf")
+                       "numpy", "protobuf", "pip", "setuptools", "wheel")
 
 
 def test_a1111_constraints_hold_numpy_1_through_controlnets_installs():
