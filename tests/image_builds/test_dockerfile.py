@@ -409,3 +409,23 @@ def test_a1111_build_tools_are_pinned_before_its_installer_runs():
     assert held["setuptools"] == "69.5.1" and "pip" in held and "wheel" in held
     run = _a1111_install_run()
     assert run.index("venv/bin/python -m pip install pip setuptools wheel") < run.index("launch.py")
+
+
+def test_a1111_bakes_what_it_fetches_from_the_hub_and_runs_offline():
+    """A1111's first checkpoint load fetched openai/clip-vit-large-patch14's tokenizer and
+    config from the Hub; WebUI pods reach DNS only, so generation failed."""
+    stage = STAGES_TEXT()["automatic1111"]
+    env = env_of(STAGES["automatic1111"])
+    assert env["HF_HOME"] == "/opt/sdfleet/hf-home"
+    assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1"
+    bake = next(line for line in stage if "bake_hub_files.py download openai/clip-vit-large-patch14" in line)
+    # Proven offline in the build, and readable (and lock-writable) by the pod's user.
+    assert ("HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 venv/bin/python /opt/sdfleet/bake_hub_files.py "
+            "verify openai/clip-vit-large-patch14") in bake
+    assert "chown -R sdfleet:sdfleet /opt/sdfleet/hf-home" in bake
+    script = (WEBUI / "bake_hub_files.py").read_text()
+    assert "CLIPTokenizer.from_pretrained(repo)" in script and "CLIPTextConfig.from_pretrained(repo)" in script
+    # Offline only after the bake: the installer and the bake itself need the network.
+    offline_at = next(i for i, line in enumerate(stage) if "HF_HUB_OFFLINE=1 TRANSFORMERS" in line
+                      and line.startswith("ENV"))
+    assert offline_at > stage.index(bake) > stage.index(_a1111_install_run())
