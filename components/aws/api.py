@@ -1,7 +1,9 @@
-"""The job API: API Gateway (REST) with API keys and a usage plan, in front of the submit Lambda.
+"""The job API: API Gateway (REST) with IAM authentication and API keys, in front of the submit Lambda.
 
-Every request needs an API key (`x-api-key`); the usage plan throttles each key (rate, burst)
-and caps it per day, all from config. Routes (functions/submit/sdfleet_submit/app.py):
+Every request is signed with AWS SigV4 (`AWS_IAM`): the caller is an IAM principal allowed
+`execute-api:Invoke` on this API (the stack's client policy, `apiClientPolicyArn`), and jobs
+belong to that principal. Every request also needs an API key (`x-api-key`), which only
+meters: the usage plan throttles each key (rate, burst) and caps it per day, from config. Routes (functions/submit/sdfleet_submit/app.py):
 `POST /jobs`, `GET /jobs`, `GET /jobs/{id}`, `POST /uploads`. The Lambda validates a job,
 refuses unknown runtimes and models, records it under the caller's key id and publishes it;
 it answers a job's status with presigned URLs of its images. Its role may publish to the jobs
@@ -30,6 +32,8 @@ LAMBDA_RUNTIME = "python3.11"
 STAGE = "v1"
 JOBS_PATH = "jobs"
 UPLOADS_PATH = "uploads"
+# SigV4-signed by an IAM principal: the identity (AWS advises against API keys for it).
+AUTHORIZATION = "AWS_IAM"
 # (method, resource path) of every route; all need an API key.
 ROUTES = (("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{id}"), ("POST", "/uploads"))
 LOG_RETENTION_DAYS = 30
@@ -164,7 +168,7 @@ class JobApi(pulumi.ComponentResource):
             key = f"{name}-{path.strip('/').replace('/{id}', '-id')}-{method.lower()}"
             route = aws.apigateway.Method(
                 key, rest_api=self.rest_api.id, resource_id=resources[path].id,
-                http_method=method, authorization="NONE", api_key_required=True, opts=child)
+                http_method=method, authorization=AUTHORIZATION, api_key_required=True, opts=child)
             integrations.append(aws.apigateway.Integration(
                 key, rest_api=self.rest_api.id, resource_id=resources[path].id,
                 http_method=route.http_method, type="AWS_PROXY", integration_http_method="POST",
@@ -179,7 +183,8 @@ class JobApi(pulumi.ComponentResource):
         self.method = self.methods[0]
 
         # A new deployment whenever the routes change (deployments are immutable snapshots).
-        routes = json.dumps({"routes": ROUTES, "apiKey": True, "integration": "AWS_PROXY"},
+        routes = json.dumps({"routes": ROUTES, "apiKey": True, "integration": "AWS_PROXY",
+                             "authorization": AUTHORIZATION},
                             sort_keys=True)
         deployment = aws.apigateway.Deployment(
             f"{name}-deployment", rest_api=self.rest_api.id,
@@ -202,6 +207,16 @@ class JobApi(pulumi.ComponentResource):
         aws.apigateway.UsagePlanKey(
             f"{name}-key", key_id=self.api_key.id, key_type="API_KEY",
             usage_plan_id=self.usage_plan.id, opts=child)
+
+        # What a client principal needs: invoke this stage's routes, nothing else. Attach it
+        # to the users or roles that submit jobs.
+        self.client_policy = aws.iam.Policy(
+            f"{name}-client", description="sdfleet: submit and read jobs through the job API",
+            policy=policy_json([allow(["execute-api:Invoke"], [
+                pulumi.Output.concat(self.rest_api.execution_arn,
+                                     f"/{STAGE}/{method}{path.replace('{id}', '*')}")
+                for method, path in ROUTES])]),
+            tags=tags_for(args.labels, f"{name}-client"), opts=child)
 
         self.url = pulumi.Output.concat(self.stage.invoke_url, f"/{JOBS_PATH}")
         self.base_url = self.stage.invoke_url

@@ -166,6 +166,8 @@ class AwsPlatform(pulumi.ComponentResource):
         self.outputs = {
             "apiUrl": self.api.url,
             "apiKeyId": pulumi.Output.secret(self.api.api_key.id),
+            # Attach to the IAM users or roles that submit jobs (requests are SigV4-signed).
+            "apiClientPolicyArn": self.api.client_policy.arn,
             "resultsBucket": self.results.name,
             "completionTopicArn": self.queues.completions_topic.arn,
             "jobsTopicArn": self.queues.jobs_topic.arn,

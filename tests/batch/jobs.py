@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 
-from sdfleet_submit.app import SubmitApp
+from sdfleet_submit.app import SubmitApp, client_id
 from sdfleet_submit.settings import load_settings
 
+# A client is an IAM principal (SigV4); tests name them, and store under their ids.
 CLIENT = "client-a"
+
+
+def principal_arn(client: str) -> str:
+    return f"arn:aws:iam::123456789012:user/{client}"
+
+
+CLIENT_ID = client_id(principal_arn(CLIENT))
 
 
 def submit_app(stack, **env) -> SubmitApp:
@@ -19,8 +27,10 @@ def submit_app(stack, **env) -> SubmitApp:
 
 def api_event(method: str, resource: str, body=None, client: str | None = CLIENT,
               path_id: str | None = None, query: dict | None = None) -> dict:
-    """An API Gateway REST proxy event, as the stage sends it after checking the API key."""
-    identity = {"apiKeyId": client, "apiKey": "the-key-itself"} if client else {}
+    """An API Gateway REST proxy event, as the stage sends it after checking the SigV4
+    signature (AWS_IAM) and the API key."""
+    identity = {"userArn": principal_arn(client), "caller": "AIDAEXAMPLE",
+                "apiKeyId": "key-1", "apiKey": "the-key-itself"} if client else {}
     return {"resource": resource, "httpMethod": method, "headers": {},
             "pathParameters": {"id": path_id} if path_id else None,
             "queryStringParameters": query,

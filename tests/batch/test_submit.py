@@ -15,7 +15,7 @@ import pytest
 
 from sdfleet_submit.app import SubmitApp
 from sdfleet_submit.settings import load_settings
-from tests.batch.jobs import CLIENT
+from tests.batch.jobs import CLIENT, CLIENT_ID, principal_arn
 from tests.batch.processes import SUBMIT_DIR
 
 ALLOWED_HOST = "images.example.com"
@@ -40,7 +40,8 @@ def post(app, body, headers=None) -> tuple[int, dict]:
              "headers": headers or {"Content-Type": "application/json"},
              "body": body if isinstance(body, str) else json.dumps(body),
              "isBase64Encoded": False,
-             "requestContext": {"identity": {"apiKey": "k", "apiKeyId": CLIENT}}}
+             "requestContext": {"identity": {"apiKey": "k", "apiKeyId": "key-1",
+                                             "userArn": principal_arn(CLIENT)}}}
     response = app(event, None)
     return response["statusCode"], json.loads(response["body"])
 
@@ -75,7 +76,7 @@ def test_valid_job_is_published_to_its_runtime_queue_and_answered_202(app, stack
 
 
 def test_img2img_from_the_clients_uploads_and_an_allowed_host_is_accepted(app, stack):
-    links = [f"s3://{stack.bucket}/uploads/{CLIENT}/cat.png", f"https://{ALLOWED_HOST}/cat.png"]
+    links = [f"s3://{stack.bucket}/uploads/{CLIENT_ID}/cat.png", f"https://{ALLOWED_HOST}/cat.png"]
     status, body = post(app, {"runtime": "sd-a", "task": "img2img", "prompt": "a cat",
                               "init_images": links, "denoising_strength": 0.4})
     assert status == 202, body
@@ -201,9 +202,47 @@ def test_handler_module_publishes_like_the_lambda_runtime(stack):
     result = run_handler(env, {"httpMethod": "POST", "resource": "/jobs",
                                "body": json.dumps(VALID), "headers": {"x-api-key": "secret"},
                                "isBase64Encoded": False,
-                               "requestContext": {"identity": {"apiKeyId": CLIENT}}})
+                               "requestContext": {"identity": {"apiKeyId": "key-1",
+                                                               "userArn": principal_arn(CLIENT)}}})
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)
     assert response["statusCode"] == 202
     [message] = queued(stack)["sd-a"]
     assert json.loads(message["Body"])["jobId"] == json.loads(response["body"])["jobId"]
+
+
+def _as(app, client_identity: dict, method="GET", resource="/jobs") -> tuple[int, dict]:
+    event = {"resource": resource, "httpMethod": method, "headers": {}, "body": None,
+             "isBase64Encoded": False, "queryStringParameters": None,
+             "requestContext": {"identity": client_identity}}
+    response = app(event, None)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_an_api_key_alone_is_not_an_identity(app):
+    """AWS advises against API keys as authentication: a request API Gateway did not verify
+    as an IAM principal (SigV4) is refused, whatever key it carries."""
+    status, body = _as(app, {"apiKeyId": "key-1", "apiKey": "k"})
+    assert status == 403 and body["error"] == "no-identity" and "SigV4" in body["message"]
+    for bad in ("client-a", "arn:aws:iam::123:user/short-account", "arn:aws:s3:::bucket"):
+        assert _as(app, {"apiKeyId": "key-1", "userArn": bad})[0] == 403, bad
+
+
+def test_jobs_belong_to_the_principal_not_the_key(app, stack):
+    """Rotating a key orphaned its jobs when the key was the owner."""
+    code, job = post(app, VALID)
+    assert code == 202
+    rotated = {"apiKeyId": "key-2-after-rotation", "userArn": principal_arn(CLIENT)}
+    status, listing = _as(app, rotated)
+    assert status == 200 and job["jobId"] in json.dumps(listing)
+    stranger = {"apiKeyId": "key-1", "userArn": principal_arn("someone-else")}
+    status, listing = _as(app, stranger)
+    assert status == 200 and job["jobId"] not in json.dumps(listing)
+
+
+def test_an_assumed_role_session_is_a_principal():
+    from sdfleet_submit.app import client_id, client_of
+    arn = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Artists_0123/ana@example.com"
+    event = {"requestContext": {"identity": {"userArn": arn}}}
+    assert client_of(event) == client_id(arn) != client_id(principal_arn(CLIENT))
+    assert len(client_id(arn)) == 36 and client_id(arn).startswith("iam-")

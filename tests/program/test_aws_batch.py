@@ -322,6 +322,8 @@ def test_every_route_requires_a_key_and_reaches_the_lambda(aws_update):
     routes = {(m.inputs["httpMethod"], path_of(m.inputs["resourceId"])) for m in methods}
     assert routes == set(APP_ROUTES)  # the API serves exactly the routes the function handles
     assert all(m.inputs["apiKeyRequired"] is True for m in methods)
+    # The identity is the SigV4 signer (IAM), never the key: rotating a key orphans nothing.
+    assert {m.inputs["authorization"] for m in methods} == {"AWS_IAM"}
     integrations = aws_update.of_type("aws:apigateway/integration:Integration")
     assert len(integrations) == len(methods)
     for integration in integrations:
@@ -391,3 +393,16 @@ def test_model_tokens_reach_the_sync_job_only_as_files(plan, aws_config):
     assert {"name": "tokens", "secret": {"secretName": secret["metadata"]["name"],
                                          "defaultMode": 0o400}} in pod["volumes"]
     assert "offline-preview-placeholder" not in json.dumps([secret, pod])
+
+
+def test_the_client_policy_invokes_exactly_the_apis_routes(aws_update):
+    from components.aws.api import ROUTES
+    import json as _json
+    policy = aws_update.one("aws:iam/policy:Policy", "client").inputs["policy"]
+    (statement,) = _json.loads(policy)["Statement"]
+    assert statement["Action"] == ["execute-api:Invoke"]
+    resources = sorted(statement["Resource"])
+    assert len(resources) == len(ROUTES)
+    assert all(":execute-api:us-east-1:123456789012:" in r and "/v1/" in r for r in resources)
+    assert any(r.endswith("/v1/GET/jobs/*") for r in resources)
+    assert aws_update.outputs["apiClientPolicyArn"].startswith("arn:aws:iam:")

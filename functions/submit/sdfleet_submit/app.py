@@ -1,7 +1,9 @@
 """One request in, one answer out.
 
-Routes (API Gateway REST API, every method requires an API key; the client is that key's id,
-`requestContext.identity.apiKeyId`, and a request without one is refused):
+Routes (API Gateway REST API, every method signed with AWS SigV4 and carrying an API key).
+The client is the signer: the IAM principal API Gateway verified (`requestContext.identity.
+userArn`), as a stable id (`client_id`), so rotating an API key orphans no job; keys only
+meter (the usage plan's rate and quota). A request without a verified principal is refused:
 
     POST /jobs            validate, record, publish, answer 202 with the job id
     GET  /jobs/{id}       the client's job: queued / running / succeeded / failed (+ reason),
@@ -18,7 +20,9 @@ key) are never logged; only the job id, runtime and task are.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 import logging
 import uuid
 from datetime import datetime, timezone
@@ -72,12 +76,21 @@ def bad_body(message: str) -> dict:
                         "problems": [{"field": "body", "value": None, "message": message}]})
 
 
+# An IAM principal as API Gateway reports a SigV4 caller: a user, or an assumed role with its
+# session name (SSO: the person; programs: use a fixed RoleSessionName).
+PRINCIPAL_ARN = re.compile(r"arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[A-Za-z0-9+=,.@_/-]{1,512}")
+
+
+def client_id(principal_arn: str) -> str:
+    """The storage id of a principal: fixed length, safe in an S3 key, the same on every call."""
+    return "iam-" + hashlib.sha256(principal_arn.encode()).hexdigest()[:32]
+
+
 def client_of(event: dict) -> str | None:
-    """The API key's id API Gateway verified for this request (never the key itself)."""
+    """The id of the IAM principal API Gateway verified for this request (AWS_IAM)."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
-    client = identity.get("apiKeyId")
-    return client if isinstance(client, str) and client.replace("-", "").replace("_", "").isalnum() \
-        and 0 < len(client) <= 128 else None
+    arn = identity.get("userArn")
+    return client_id(arn) if isinstance(arn, str) and PRINCIPAL_ARN.fullmatch(arn) else None
 
 
 ROUTES = {("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{id}"), ("POST", "/uploads")}
@@ -101,8 +114,10 @@ class SubmitApp:
                           {"Allow": ", ".join(allowed)})
         client = client_of(event)
         if client is None:
-            return answer(403, {"error": "no-api-key",
-                                "message": "requests need an API key (x-api-key)"})
+            return answer(403, {"error": "no-identity",
+                                "message": "requests are signed with AWS SigV4 by an IAM principal "
+                                           "allowed to invoke the API (the stack's apiClientPolicyArn), "
+                                           "and carry an API key (x-api-key)"})
         if method == "GET" and resource == "/jobs/{id}":
             return self._describe(client, (event.get("pathParameters") or {}).get("id", ""))
         if method == "GET":

@@ -8,8 +8,9 @@ image cannot share a package; tests/batch/test_layout.py keeps the two the same)
     results/<jobId>/image-<n>.png     the images (agent)
     results/<jobId>/result.json       written last (agent): succeeded or failed, final
 
-A client is the API key's id (API Gateway `requestContext.identity.apiKeyId`): a client sees
-only jobs recorded under its own prefix, and names init images only under its own uploads.
+A client is the IAM principal that signed the request (SigV4; the submit function's
+`client_id` of `requestContext.identity.userArn`): a client sees only jobs recorded under its
+own prefix, and names init images only under its own uploads.
 """
 
 RESULTS_PREFIX = "results/"
