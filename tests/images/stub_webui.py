@@ -14,14 +14,21 @@ many starts happened); the last behaviour repeats. Behaviour keys:
 - ``oom_line``: print a CUDA out-of-memory line once serving
 - ``oom_traceback``: print one out-of-memory error over several lines, as frameworks do
 - ``ignore_sigterm``: survive SIGTERM (the supervisor must SIGKILL after the grace period)
+- ``cannot_generate``: answer the health paths but fail every generation as a framework does
+  after a failed model load (A1111: 500 with its error body and a log line; ComfyUI: the
+  prompt ends in an execution error)
+- ``generate_delay``: seconds a generation takes (a model loading on the first one)
 
-Every request is appended to the record file as ``<epoch> METHOD PATH``. It answers GET on the
-three frameworks' health paths with JSON.
+Every request is appended to the record file as ``<epoch> METHOD PATH``, and every POST
+body to ``<record>.bodies`` as a JSON line. It answers GET on the
+three frameworks' health paths with JSON, and generates a tiny PNG through A1111's
+``/sdapi/v1/txt2img`` and ComfyUI's ``/prompt`` + ``/history`` + ``/view``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import signal
@@ -30,11 +37,26 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import uuid
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HEALTH = {"/sdapi/v1/sd-models": [{"title": "stub.safetensors", "model_name": "stub"}],
           "/system_stats": {"system": {"os": "posix"}, "devices": []}}
+
+
+def tiny_png() -> bytes:
+    """A 1x1 grey PNG, built by hand: the stub needs no imaging library."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (len(data).to_bytes(4, "big") + kind + data
+                + zlib.crc32(kind + data).to_bytes(4, "big"))
+    header = (1).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b""))
+
+
+MODEL_ERROR = "Stable diffusion model failed to load"
 
 
 def next_behaviour(plan_path: Path) -> dict:
@@ -45,7 +67,10 @@ def next_behaviour(plan_path: Path) -> dict:
     return plan[min(starts, len(plan) - 1)]
 
 
-def serve(sock: socket.socket, framework: str, record: Path, hang: threading.Event) -> None:
+def serve(sock: socket.socket, framework: str, record: Path, hang: threading.Event,
+          behaviour: dict) -> None:
+    history: dict[str, dict] = {}
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -58,21 +83,60 @@ def serve(sock: socket.socket, framework: str, record: Path, hang: threading.Eve
             self._record()
             if hang.is_set():
                 time.sleep(3600)
-            body = HEALTH.get(self.path.split("?")[0])
-            data = json.dumps(body if body is not None else {"framework": framework}).encode()
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            path = self.path.split("?")[0]
+            if path.startswith("/history/"):
+                prompt_id = path.rsplit("/", 1)[1]
+                return self._send(200, {prompt_id: history[prompt_id]} if prompt_id in history else {})
+            if path == "/view":
+                return self._send(200, tiny_png(), "image/png")
+            if path == "/object_info/CheckpointLoaderSimple":
+                return self._send(200, {"CheckpointLoaderSimple": {"input": {"required": {
+                    "ckpt_name": [["stub.safetensors"], {}]}}}})
+            body = HEALTH.get(path)
+            self._send(200 if body is not None else 404,
+                       body if body is not None else {"framework": framework})
 
         def do_POST(self):
             self._record()
+            length = int(self.headers.get("Content-Length") or 0)
+            request = json.loads(self.rfile.read(length) or b"{}")
+            path = self.path.split("?")[0]
+            with open(record.with_suffix(".bodies"), "a") as out:
+                out.write(json.dumps({"path": path, "body": request}) + "\n")
+            if path in ("/sdapi/v1/txt2img", "/prompt"):
+                time.sleep(behaviour.get("generate_delay", 0))
+                failing = behaviour.get("cannot_generate")
+                if failing:
+                    print(f"{MODEL_ERROR}: OSError: Can't load tokenizer", flush=True)
+            if path == "/sdapi/v1/txt2img":
+                if failing:
+                    return self._send(500, {"error": "OSError", "detail": "",
+                                            "errors": "Can't load tokenizer"})
+                image = base64.b64encode(tiny_png()).decode()
+                return self._send(200, {"images": [image], "parameters": request, "info": "{}"})
+            if path == "/prompt":
+                prompt_id = str(uuid.uuid4())
+                image = {"filename": "warm.png", "subfolder": "", "type": "temp"}
+                history[prompt_id] = (
+                    {"outputs": {}, "status": {"status_str": "error", "completed": False, "messages": [
+                        ["execution_error", {"exception_message": "Can't load tokenizer"}]]}}
+                    if failing else
+                    {"outputs": {"7": {"images": [image]}},
+                     "status": {"status_str": "success", "completed": True, "messages": []}})
+                return self._send(200, {"prompt_id": prompt_id, "number": 0, "node_errors": {}})
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    server = HTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        def _send(self, status: int, body, content_type: str = "application/json"):
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
     server.socket.close()
     server.socket = sock
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -109,7 +173,7 @@ def main() -> None:
                                       pass_fds=[sock.fileno()], start_new_session=True)
         args.plan.with_suffix(".grandchild").write_text(str(grandchild.pid))
     hang = threading.Event()
-    serve(sock, args.framework, args.record, hang)
+    serve(sock, args.framework, args.record, hang, behaviour)
     print("Running on local URL: http://127.0.0.1:%d" % args.port, flush=True)
     if behaviour.get("oom_line"):
         print("torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", flush=True)

@@ -82,6 +82,11 @@ class SupervisorUnderTest:
             rows.append((float(at), method, path))
         return rows
 
+    def request_bodies(self, path: str) -> list[dict]:
+        bodies = self.record.with_suffix(".bodies")
+        rows = [json.loads(line) for line in bodies.read_text().splitlines()] if bodies.exists() else []
+        return [row["body"] for row in rows if row["path"] == path]
+
 
 def gone(pid: int) -> bool:
     """Exited and reaped (a zombie still counts as present: someone failed to reap it)."""

@@ -34,12 +34,14 @@ def wait(predicate, timeout=20.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_ready_only_after_the_webui_answers_and_only_once(tmp_path, sdk):
-    with SupervisorUnderTest(tmp_path, [{"start_delay": 1.5}], **agones_env(sdk)) as sup:
+def test_ready_only_after_the_webui_made_an_image_and_only_once(tmp_path, sdk):
+    with SupervisorUnderTest(tmp_path, [{"start_delay": 1.5, "generate_delay": 1.0}],
+                             **agones_env(sdk)) as sup:
         wait(lambda: sdk.state == "Ready", what="Ready")
-        first_answer = min(at for at, _, path in sup.recorded() if path == "/sdapi/v1/sd-models")
+        generated = min(at for at, method, path in sup.recorded() if path == "/sdapi/v1/txt2img")
         ready_calls = sdk.times("POST", "/ready")
-        assert len(ready_calls) == 1 and ready_calls[0] >= first_answer
+        # the generation took a second: Ready came after the image, not after the request
+        assert len(ready_calls) == 1 and ready_calls[0] >= generated + 1.0
         assert sdk.times("POST", "/health")  # pinging
         sup.wait_for(lambda i: i["agones"]["markedReady"] is True, what="markedReady")
 
@@ -117,3 +119,17 @@ def test_loading_model_is_announced_before_ready_and_only_once(tmp_path, sdk):
         sup.wait_for(lambda i: i["agones"]["markedReady"] is True, what="markedReady")
         announced = sdk.times("PUT", "/metadata/annotation")
         assert len(announced) == 1 and announced[0] < sdk.times("POST", "/ready")[0]
+
+
+def test_a_webui_whose_model_failed_to_load_is_never_marked_ready(tmp_path, sdk):
+    """Its API answers (A1111 lists checkpoints after a failed load) but it cannot generate:
+    no Ready, so nobody is sent to a WebUI that hangs on their first prompt; the supervisor
+    restarts it and, with every start failing, gives up and shuts the game server down."""
+    plan = [{"cannot_generate": True}]
+    with SupervisorUnderTest(tmp_path, plan, SDFLEET_MAX_RESTARTS="2",
+                             SDFLEET_RESTART_WINDOW_SECONDS="60", **agones_env(sdk)) as sup:
+        info = sup.wait_for(lambda i: i["state"] == "failed", what="giving up")
+        assert "cannot generate" in info["lastRestartReason"]
+        wait(lambda: sdk.times("POST", "/shutdown"), what="Shutdown")
+        assert sdk.times("POST", "/ready") == []
+        assert sdk.annotation("agones.dev/sdk-sdfleet-phase") == "loading-model"

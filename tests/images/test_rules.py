@@ -16,6 +16,7 @@ from sdfleet_webui.fetch import Fetcher, FetchSettings
 from sdfleet_webui.modellist import ModelListError, load_model_list, parse_model_list
 from sdfleet_webui.policy import (Observation, RestartPolicy, backoff_delay, restart_reason,
                                   should_announce_loading, should_give_up, should_mark_ready,
+                                  serving_state, last_error_line,
                                   should_ping_health)
 from sdfleet_webui.syncrules import binding_decision
 from sdfleet_webui.usersync import open_beneath
@@ -47,9 +48,23 @@ def test_agones_rules():
     assert not should_ping_health(100, True, 100, 0, True, 5)
     assert should_announce_loading(True, False, False, False)
     assert not should_announce_loading(False, False, False, False)  # no WebUI process yet
-    assert not should_announce_loading(True, True, False, False)    # already answering
+    assert not should_announce_loading(True, True, False, False)    # already serving
     assert not should_announce_loading(True, False, True, False)    # a restart after Ready
     assert not should_announce_loading(True, False, False, True)    # said once
+
+
+def test_ready_is_a_made_image_not_an_answering_api():
+    assert serving_state(True, False, "starting") == "loading-model"
+    assert serving_state(True, True, "loading-model") == "ready"
+    assert serving_state(False, False, "starting") == "starting"
+    assert serving_state(False, True, "ready") == "unresponsive"
+    assert serving_state(False, False, "loading-model") == "loading-model"
+    log = ["Loading weights [6ce0161689] from /models/Stable-diffusion/v1-5.safetensors",
+           "Stable diffusion model failed to load", "Traceback (most recent call last):",
+           "  File \"launch.py\", line 48", "OSError: Can't load tokenizer for 'openai/clip'",
+           "Running on local URL:  http://127.0.0.1:7860"]
+    assert last_error_line(log) == "OSError: Can't load tokenizer for 'openai/clip'"
+    assert last_error_line(["Running on local URL"]) is None
 
 
 def gs(state, identity=None):

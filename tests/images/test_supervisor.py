@@ -112,3 +112,49 @@ def test_a_baked_image_uses_its_own_models_and_others_the_shared_store(tmp_path)
     assert SupervisorConfig.from_env(dict(env)).launch.models_root == baked
     chosen = SupervisorConfig.from_env(dict(env, SDFLEET_MODELS_ROOT="/models"))
     assert str(chosen.launch.models_root) == "/models"  # an explicit root wins
+
+
+def test_ready_means_the_webui_made_an_image_not_that_its_api_answers(tmp_path):
+    """A1111 answers /sdapi/v1/sd-models after "Stable diffusion model failed to load": the
+    supervisor asks for one tiny image and calls the WebUI ready only when it came back."""
+    with SupervisorUnderTest(tmp_path, [{"generate_delay": 1.5}]) as sup:
+        loading = sup.wait_for(lambda i: i["state"] == "loading-model", what="loading-model")
+        assert loading["answering"] is True and loading["generated"] is None
+        info = sup.wait_for(lambda i: i["state"] == "ready", what="ready")
+        assert info["generated"] is True and info["generateSeconds"] >= 1.5
+        posts = [path for _, method, path in sup.recorded() if method == "POST"]
+        assert posts == ["/sdapi/v1/txt2img"]  # once per start, not per health check
+        assert sup.events("webui-generated")
+
+
+def test_a_failed_model_load_is_a_failed_start_with_the_webuis_words(tmp_path):
+    with SupervisorUnderTest(tmp_path, [{"cannot_generate": True}, {}]) as sup:
+        info = sup.wait_for(lambda i: i["restarts"] == 1 and i["state"] == "ready",
+                            what="restart after the failed load")
+        reason = info["lastRestartReason"]
+        assert reason.startswith("cannot generate: HTTP 500") and "Can't load tokenizer" in reason
+        assert "Stable diffusion model failed to load" in reason  # the WebUI's own log line
+        failed = sup.events("webui-cannot-generate")
+        assert failed and failed[0]["level"] == "error"
+
+
+def test_comfyui_is_ready_after_a_prompt_made_an_image(tmp_path):
+    """ComfyUI loads no checkpoint until a prompt needs it: the warm-up prompt loads the
+    default checkpoint (named as ComfyUI names it, under its checkpoints folder)."""
+    with SupervisorUnderTest(tmp_path, [{}], SDFLEET_FRAMEWORK="comfyui",
+                             SDFLEET_DEFAULT_CHECKPOINT_PATH="Stable-diffusion/sd15/base.safetensors") as sup:
+        sup.wait_for(lambda i: i["state"] == "ready", what="ready")
+        calls = [(method, path) for _, method, path in sup.recorded() if method == "POST"
+                 or path.startswith(("/history", "/view"))]
+        assert calls[0] == ("POST", "/prompt")
+        assert any(path.startswith("/history/") for _, path in calls)
+        assert any(path.startswith("/view?") for _, path in calls)
+        body = sup.request_bodies("/prompt")[0]
+        assert body["prompt"]["1"]["inputs"]["ckpt_name"] == "sd15/base.safetensors"
+
+
+def test_comfyui_whose_prompt_fails_is_restarted(tmp_path):
+    with SupervisorUnderTest(tmp_path, [{"cannot_generate": True}, {}],
+                             SDFLEET_FRAMEWORK="comfyui") as sup:
+        info = sup.wait_for(lambda i: i["restarts"] == 1 and i["state"] == "ready", what="restart")
+        assert "execution error: Can't load tokenizer" in info["lastRestartReason"]

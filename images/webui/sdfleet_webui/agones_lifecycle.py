@@ -1,6 +1,6 @@
 """The pod's Agones lifecycle, driven by the supervisor's state (read-only).
 
-Ready once the WebUI's API answers (once per pod, never after the game server is past Ready:
+Ready once the WebUI made its first image (the supervisor's "ready"; once per pod, never after the game server is past Ready:
 Ready on an Allocated game server would release it); Health pings during the first start
 (for as long as it may take, ``SDFLEET_START_TIMEOUT_SECONDS``, the budget the pod's startup
 probe allows too), while the WebUI answers, and for a grace period after it last did;
@@ -44,20 +44,21 @@ class AgonesLifecycle(threading.Thread):
         now = time.time()
         with s.lock:
             answering, gave_up = s.answering, s.state == "failed"
+            serving = s.state == "ready"
             webui_running = s.proc is not None
             ever_answered_at = s.ever_answered_at
         if gave_up and not self.shutdown_sent:
             self.sdk.shutdown()
             self.shutdown_sent = True
             log("agones-shutdown", reason="gave up restarting")
-        if should_announce_loading(webui_running, answering, self.marked_ready,
+        if should_announce_loading(webui_running, serving, self.marked_ready,
                                    self.loading_announced):
             self.sdk.set_annotation(PHASE_KEY, "loading-model")
             self.loading_announced = True
             log("agones-phase", phase="loading-model")
-        if answering and not self.marked_ready:
+        if serving and not self.marked_ready:
             gs_state = state_of(self.sdk.gameserver())
-            if should_mark_ready(answering, self.marked_ready, gs_state):
+            if should_mark_ready(serving, self.marked_ready, gs_state):
                 self.sdk.ready()
                 log("agones-ready", previous_state=gs_state)
             else:

@@ -3,7 +3,9 @@
 - ``restart_reason``     when the WebUI must be restarted (exited, never came up, hung)
 - ``backoff_delay``      how long to wait before the next start
 - ``should_give_up``     when restarting is pointless (too many restarts in a window)
-- ``should_mark_ready``  when to tell Agones "Ready": once the WebUI API answers, once per
+- ``serving_state``      what the WebUI is: starting, loading-model (its API answers but it
+                         has not yet made an image), ready (it made one), unresponsive
+- ``should_mark_ready``  when to tell Agones "Ready": once the WebUI made an image, once per
                          pod, and never when the game server is already Ready or Allocated
                          (calling Ready on an Allocated game server would hand this
                          person's pod back to the pool)
@@ -64,18 +66,35 @@ def should_give_up(restart_times: list[float], now: float, policy: RestartPolicy
     return len(recent) > policy.max_restarts
 
 
+def serving_state(answering: bool, generated: bool, previous: str) -> str:
+    """Ready means the framework generated an image since this start (warmup.generate_once),
+    not merely that its API answers: an API answers after a failed model load."""
+    if answering:
+        return "ready" if generated else "loading-model"
+    return "unresponsive" if previous == "ready" else previous
+
+
+def last_error_line(lines: list[str]) -> str | None:
+    """The WebUI's own words for a failed start: its last line that reports an error."""
+    for line in reversed(lines):
+        lowered = line.lower()
+        if any(word in lowered for word in ("error", "failed", "exception")):
+            return line.strip()[:300]
+    return None
+
+
 PRE_READY_STATES = frozenset({"", "Creating", "Starting", "Scheduled", "RequestReady", "PortAllocation"})
 
 
-def should_announce_loading(webui_running: bool, answering: bool, marked_ready: bool,
+def should_announce_loading(webui_running: bool, serving: bool, marked_ready: bool,
                             announced: bool) -> bool:
     """Tell Agones (and so the waiting page) "loading-model" once: the WebUI process runs,
-    does not answer yet, and the game server was never marked Ready."""
-    return webui_running and not answering and not marked_ready and not announced
+    has not made its first image yet, and the game server was never marked Ready."""
+    return webui_running and not serving and not marked_ready and not announced
 
 
-def should_mark_ready(webui_answering: bool, already_marked: bool, gameserver_state: str) -> bool:
-    return webui_answering and not already_marked and gameserver_state in PRE_READY_STATES
+def should_mark_ready(webui_serving: bool, already_marked: bool, gameserver_state: str) -> bool:
+    return webui_serving and not already_marked and gameserver_state in PRE_READY_STATES
 
 
 def should_ping_health(now: float, answering: bool, last_answer_at: float | None,

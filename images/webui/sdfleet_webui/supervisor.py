@@ -33,9 +33,11 @@ from .agones_lifecycle import AgonesLifecycle
 from .logbuffer import LogBuffer
 from .logs import log
 from .manifest import MANIFEST_NAME, Manifest
-from .policy import Observation, RestartPolicy, backoff_delay, restart_reason, should_give_up
+from .policy import (Observation, RestartPolicy, backoff_delay, last_error_line, restart_reason,
+                     serving_state, should_give_up)
 from .proctree import WebuiProcess, become_subreaper, reap_orphans, stop_tree, wait_port_free
 from .signals import on_termination
+from .warmup import Generated, generate_once
 
 
 @dataclass
@@ -119,6 +121,11 @@ class Supervisor:
         # liveness probe fails on this instead (probe.liveness_verdict).
         self.last_tick_at = time.time()
         self.session = requests.Session()
+        # The proof of this start that the framework generates (warmup.generate_once), made
+        # on its own thread: a first model load takes minutes and the loop must go on.
+        self.start_number = 0
+        self.generated: Generated | None = None
+        self.warmup_thread: threading.Thread | None = None
         self.lifecycle: AgonesLifecycle | None = None
 
     # --- the WebUI process -------------------------------------------------------------
@@ -131,6 +138,8 @@ class Supervisor:
             self.proc = WebuiProcess(argv, cwd, env, self.logs.add)
             self.state, self.answering = "starting", False
             self.last_answer_at, self.ready_since = None, None
+            self.start_number += 1
+            self.generated, self.warmup_thread = None, None
         log("webui-started", framework=self.framework, pid=self.proc.pid, argv=argv[:3])
 
     def stop_webui(self, why: str) -> None:
@@ -153,6 +162,25 @@ class Supervisor:
         except requests.RequestException:
             return False
 
+    def start_warmup(self) -> None:
+        """Ask the framework for one tiny image, once per start, on a thread."""
+        number, framework, launch = self.start_number, self.framework, self.config.launch
+
+        def run() -> None:
+            with requests.Session() as http:
+                result = generate_once(framework, f"http://127.0.0.1:{launch.port}",
+                                       launch.default_checkpoint, self.config.policy.start_timeout,
+                                       session=http)
+            with self.lock:
+                if number == self.start_number:
+                    self.generated = result
+            log("webui-generated" if result.ok else "webui-cannot-generate",
+                level="info" if result.ok else "error", framework=framework,
+                seconds=round(result.seconds, 2), detail=result.detail)
+
+        self.warmup_thread = threading.Thread(target=run, daemon=True, name="warmup")
+        self.warmup_thread.start()
+
     # --- the monitor loop ---------------------------------------------------------------
     def tick(self) -> None:
         now = time.time()
@@ -173,16 +201,22 @@ class Supervisor:
             self.answering = answering
             if answering:
                 self.last_answer_at = self.ever_answered_at = now
-                if self.state != "ready":
-                    self.state, self.ready_since = "ready", now
-                    log("webui-ready", framework=self.framework, pid=proc.pid,
-                        seconds_to_ready=round(now - proc.started_at, 2))
-                if now - self.ready_since >= self.config.policy.backoff_reset:
-                    self.consecutive_failures = 0
-            elif self.state == "ready":
-                self.state = "unresponsive"
+                if self.generated is None and self.warmup_thread is None:
+                    self.start_warmup()
+            generated = self.generated
+            state = serving_state(answering, bool(generated and generated.ok), self.state)
+            if state == "ready" and self.state != "ready":
+                self.ready_since = now
+                log("webui-ready", framework=self.framework, pid=proc.pid,
+                    seconds_to_ready=round(now - proc.started_at, 2))
+            self.state = state
+            if state == "ready" and now - self.ready_since >= self.config.policy.backoff_reset:
+                self.consecutive_failures = 0
         reason = restart_reason(Observation(now, exit_code, answering, proc.started_at,
                                             self.last_answer_at), self.config.policy)
+        if reason is None and generated is not None and not generated.ok:
+            said = last_error_line(self.logs.tail(200))
+            reason = f"cannot generate: {generated.detail}" + (f" (WebUI: {said})" if said else "")
         if reason:
             self._restart(reason, exit_code)
 
@@ -222,6 +256,8 @@ class Supervisor:
                 "lastExitCode": self.last_exit_code,
                 "lastRestartReason": self.last_restart_reason,
                 "answering": self.answering,
+                "generated": self.generated.ok if self.generated else None,
+                "generateSeconds": round(self.generated.seconds, 2) if self.generated else None,
                 "readySince": self.ready_since,
                 "lastAnswerAt": self.last_answer_at,
                 "recentOomEvents": self.logs.ooms_since(now - self.config.oom_window),
