@@ -3,6 +3,7 @@
 #   make plan STACK=aws-dev FORMAT=json
 #   make test                  installs test needs (Debian packages too) and runs pytest
 #   make bench                 prints one BENCH line per benchmark
+#   make demo                  the real data plane on this machine, two people in a browser
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -25,10 +26,10 @@ WEBUI_VENV := .venvs/webui
 
 LAMBDA_VENDOR := functions/submit/vendor
 
-.PHONY: help plan preflight test bench venv webui-env debian-packages lambda clean
+.PHONY: help plan preflight test bench demo venv webui-env demo-env debian-packages lambda clean
 
 help:
-	@sed -n '2,6p' Makefile | sed 's/^# *//'
+	@sed -n '2,7p' Makefile | sed 's/^# *//'
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,17 @@ $(WEBUI_VENV)/.installed: images/webui/requirements.txt tests/requirements-runne
 
 webui-env: $(WEBUI_VENV)/.installed
 
+# The demo's stand-in WebUI in its own venv on the image's Python, as a framework has its own.
+DEMO_WEBUI_VENV := .venvs/demo-webui
+
+$(DEMO_WEBUI_VENV)/.installed: tools/demo/standin-requirements.txt
+	@test -n "$(WEBUI_PYTHON)" || { echo "make demo needs python$(WEBUI_PYTHON_VERSION) (pyenv install $(WEBUI_PYTHON_VERSION))" >&2; exit 1; }
+	$(WEBUI_PYTHON) -m venv --clear $(DEMO_WEBUI_VENV)
+	$(DEMO_WEBUI_VENV)/bin/python -m pip install -q -r tools/demo/standin-requirements.txt
+	@touch $@
+
+demo-env: $(DEMO_WEBUI_VENV)/.installed
+
 debian-packages:
 	@tools/ensure_debian_packages.sh tests/debian-packages.txt
 
@@ -73,12 +85,16 @@ $(CHP_DIR)/node_modules/.installed: $(CHP_DIR)/package.json $(CHP_DIR)/package-l
 
 # Two runs: everything but the WebUI image's programs in the dev venv, then those on the
 # image's Python; both always run, and either failing fails the target.
-test: $(VENV)/.dev-installed $(WEBUI_VENV)/.installed debian-packages $(CHP_DIR)/node_modules/.installed
+test: $(VENV)/.dev-installed $(WEBUI_VENV)/.installed $(DEMO_WEBUI_VENV)/.installed debian-packages $(CHP_DIR)/node_modules/.installed
 	@status=0; \
 	$(PY) -m pytest --ignore=tests/images $(PYTEST_ARGS) || status=$$?; \
 	echo "== tests/images on the WebUI image's Python ($$($(WEBUI_VENV)/bin/python -V))"; \
 	$(WEBUI_VENV)/bin/python -m pytest tests/images $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
+
+# Everything runs on loopback; Ctrl-C stops it all (README, "See it first").
+demo: $(VENV)/.dev-installed $(WEBUI_VENV)/.installed $(DEMO_WEBUI_VENV)/.installed debian-packages
+	@$(PY) -m tools.demo --stack $(or $(DEMO_STACK),demo) $(if $(PORT),--port $(PORT))
 
 bench: $(VENV)/.dev-installed debian-packages $(CHP_DIR)/node_modules/.installed
 	@$(PY) -m benchmarks.run

@@ -390,6 +390,21 @@ class AgonesEmulator(_ValidatedCreation, FaultsAfterSideEffect):
             self._bump(obj)
             return _copy(obj)
 
+    def sdk_update(self, name: str, *, state: str | None = None,
+                   annotations: dict | None = None) -> dict | None:
+        """What a pod's SDK sidecar writes to its own game server (Ready, Shutdown,
+        SetAnnotation), without the network check of ``sdk_ready``; None once it is gone.
+        Ready on an Allocated game server returns it to the pool, as in Agones."""
+        with self._lock:
+            obj = self._servers.get(name)
+            if obj is None:
+                return None
+            if state is not None:
+                obj["status"]["state"] = state
+            obj["metadata"]["annotations"].update(annotations or {})
+            self._bump(obj)
+            return _copy(obj)
+
     def make_unhealthy(self, name: str) -> None:
         self.set_state(name, "Unhealthy")
 
