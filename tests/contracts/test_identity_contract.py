@@ -83,3 +83,18 @@ def test_ids_are_label_safe():
         value = _either(ROUTER.identity_id, sub)
         if value is not None:
             assert len(value) <= 63 and label.match(value), (sub, value)
+
+
+def test_router_reads_the_words_the_front_says_a_restart_with():
+    """The front's 503 while its WebUI restarts and the router's reading of it are one
+    contract (docs/contracts.md section 5): the same header and value on both sides."""
+    import re
+    rules = (ROOT / "images" / "webui" / "sdfleet_webui" / "frontrules.py").read_text()
+    header = re.search(r'^POD_STATUS_HEADER = "([^"]+)"', rules, re.M).group(1)
+    value = re.search(r'^POD_STATUS_RESTARTING = "([^"]+)"', rules, re.M).group(1)
+    lua = (ROOT / "images" / "router" / "lua" / "sdfleet" / "router.lua").read_text()
+    nginx_variable = "upstream_http_" + header.lower().replace("-", "_")
+    assert f"ngx.var.{nginx_variable} == POD_STATUS_RESTARTING" in lua
+    assert f'local POD_STATUS_RESTARTING = "{value}"' in lua
+    from tests.router.webui_stub import FRONT_RESTARTING, FRONT_STATUS_HEADER
+    assert (FRONT_STATUS_HEADER, FRONT_RESTARTING) == (header, value)

@@ -187,3 +187,40 @@ def test_side_requests_of_a_page_never_allocate(platform):
     assert request(platform.port, "/", token=token, html=True,
                    headers=PAGE_LOAD).json()["backend"] == "alice-pod"
     assert len(platform.allocator.calls) == 1
+
+
+def test_the_fronts_restarting_answer_becomes_the_routers_restarting_answer(platform):
+    """Right after a WebUI dies, its pod's front notices first and answers 503 with
+    X-Sdfleet-Pod-Status. Passed on, Gradio would show "This application is currently busy";
+    the router answers as it does when it notices the restart itself."""
+    pod = platform.backend("alice-pod")
+    platform.allocator.give(ALICE, pod.target)
+    token = platform.iap.mint(sub=ALICE)
+    assert request(platform.port, "/", token=token).status == 200
+    pod.webui_restarting = True
+    for method, path in [("POST", "/queue/join"), ("POST", "/run/predict")]:
+        reply = request(platform.port, path, token=token, method=method, headers=SCRIPT, body=b"{}")
+        assert reply.status == 502, (path, reply.status, reply.text[:200])
+        assert "Your WebUI is restarting" in reply.json()["detail"]
+        assert reply.json()["error"] == reply.json()["detail"]
+    page = request(platform.port, "/", token=token, html=True, headers=PAGE_LOAD)
+    assert page.status == 503 and "Your WebUI is restarting" in page.text
+    status = request(platform.port, "/_sdfleet/status", token=token).json()
+    assert (status["status"], status["phase"]) == ("pending", "restarting"), status
+    assert len(platform.allocator.calls) == 1  # a restart never asks for another pod
+    redis = Resp(platform.redis.port, platform.redis.password)
+    assert redis("HGET", f"sdfleet:map:{ALICE_ID}", "target") == pod.target
+    redis.close()
+    pod.webui_restarting = False
+    assert request(platform.port, "/_sdfleet/status", token=token).json() == {"status": "ready"}
+    assert request(platform.port, "/", token=token).json()["backend"] == "alice-pod"
+
+
+def test_a_pods_own_503_is_the_routers_pod_error_not_a_restart(platform):
+    pod = platform.backend("alice-pod")
+    platform.allocator.give(ALICE, pod.target)
+    token = platform.iap.mint(sub=ALICE)
+    assert request(platform.port, "/", token=token).status == 200
+    reply = request(platform.port, "/status/503", token=token, headers=SCRIPT)
+    assert reply.status == 503 and reply.json()["error"] == "pod-error"
+    assert request(platform.port, "/", token=token).json()["backend"] == "alice-pod"

@@ -20,6 +20,9 @@ import threading
 from tests.helpers.servers import free_port
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# The pod's front says its WebUI restarts with this (images/webui/sdfleet_webui/frontrules.py;
+# tests/contracts checks the router reads the same words).
+FRONT_STATUS_HEADER, FRONT_RESTARTING = "X-Sdfleet-Pod-Status", "webui-restarting"
 
 
 class WebUiStub:
@@ -30,6 +33,7 @@ class WebUiStub:
         self.dropped_requests = 0
         self.port = port or free_port()
         self.expected_identity = expected_identity
+        self.webui_restarting = False  # answer as the pod's front does while its WebUI restarts
         self.requests: list[dict] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -104,6 +108,10 @@ class WebUiStub:
                 ident = headers.get("x-sdfleet-identity")
                 if self.expected_identity and ident != self.expected_identity:
                     await self._send(writer, 421, {"error": "not-this-pod"})
+                elif self.webui_restarting:
+                    await self._send(writer, 503, {"error": FRONT_RESTARTING, "retryAfterSeconds": 5,
+                                                   "message": "Your WebUI is restarting."},
+                                     {"Retry-After": "5", FRONT_STATUS_HEADER: FRONT_RESTARTING})
                 elif headers.get("upgrade", "").lower() == "websocket":
                     await self._websocket(reader, writer, headers)
                     return
@@ -137,9 +145,10 @@ class WebUiStub:
             await reader.readline()
 
     @staticmethod
-    async def _send(writer, status: int, payload: dict) -> None:
+    async def _send(writer, status: int, payload: dict, headers: dict | None = None) -> None:
         data = json.dumps(payload).encode()
-        writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}"
                      f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
         await writer.drain()
 

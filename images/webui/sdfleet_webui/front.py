@@ -16,10 +16,11 @@ For each request (``frontrules.admission``):
   both directions (no buffering: a 200 MB upload is never held in memory), the Host header
   is passed as the client sent it (Gradio builds file URLs from it), content encodings
   pass untouched.
-- the WebUI not answering (restarting) gives 503 + ``Retry-After`` with a sentence, never a
-  bare connection reset.
+- the WebUI not answering (restarting) gives 503 + ``Retry-After`` + ``X-Sdfleet-Pod-Status:
+  webui-restarting``, never a bare connection reset; the router turns it into its own
+  "restarting" answer, the one it gives when it notices the restart first.
 
-Activity (issue 19 item 2): successful responses and every chunk or message that crosses
+Activity: successful responses and every chunk or message that crosses
 an open WebSocket or SSE stream mark the pod active; ``report_activity`` sends it to Agones
 as ``SetAnnotation("last-activity", "<unix seconds>")`` at most once per
 ``SDFLEET_ACTIVITY_REPORT_SECONDS`` and only when there is something new, so an idle open
@@ -43,7 +44,8 @@ from multidict import CIMultiDict
 
 from . import settings as st
 from .agones import WATCH_SILENCE
-from .frontrules import ACTIVITY_KEY, IDENTITY_HEADER, Allocation, admission, should_report
+from .frontrules import (ACTIVITY_KEY, IDENTITY_HEADER, POD_STATUS_HEADER, POD_STATUS_RESTARTING,
+                         Allocation, admission, should_report)
 from .logs import log
 
 # RFC 9110 section 7.6.1: connection-specific fields are not forwarded by a proxy.
@@ -342,10 +344,11 @@ def webui_unavailable(request: web.Request, exc: BaseException) -> web.Response:
     """The WebUI is not listening (restarting): say so, and when to try again."""
     log("webui-unreachable", level="warning", cause=type(exc).__name__, path=request.path)
     message = "Your WebUI is restarting; this page will work again in a moment."
-    headers = {"Retry-After": "5", "Cache-Control": "no-store", "X-Sdfleet-Pod-Status": "webui-restarting"}
+    headers = {"Retry-After": "5", "Cache-Control": "no-store",
+               POD_STATUS_HEADER: POD_STATUS_RESTARTING}
     if wants_html(request):
         html = (f"<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5>"
                 f"<title>Restarting</title><p>{message}</p>")
         return web.Response(status=503, text=html, content_type="text/html", headers=headers)
-    return web.json_response({"error": "webui-restarting", "message": message,
+    return web.json_response({"error": POD_STATUS_RESTARTING, "message": message,
                               "retryAfterSeconds": 5}, status=503, headers=headers)

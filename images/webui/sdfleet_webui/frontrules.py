@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from .syncrules import binding_decision
 
 IDENTITY_HEADER = "X-Sdfleet-Identity"
+# The front's 503 while the WebUI restarts carries this header; the router reads it and
+# answers with its own "restarting" answer (images/router/lua/sdfleet/router.lua).
+POD_STATUS_HEADER = "X-Sdfleet-Pod-Status"
+POD_STATUS_RESTARTING = "webui-restarting"
 # Agones stores SDK annotations with the prefix "agones.dev/sdk-" (googleforgames/agones
 # pkg/sdkserver/sdk.go, metadataPrefix, v1.56.0): the culler reads
 # "agones.dev/sdk-last-activity".

@@ -157,6 +157,9 @@ local function status()
     ngx.say(require("cjson.safe").encode(facts))
 end
 
+-- What the pod's front answers while its WebUI restarts (docs/contracts.md section 5).
+local POD_STATUS_RESTARTING = "webui-restarting"
+
 local function failed_pod()
     -- $upstream_status lists every attempt ("502, 502"); the last one is the outcome.
     local status = tonumber((ngx.var.upstream_status or ""):match("(%d+)%s*$")) or 502
@@ -165,11 +168,20 @@ local function failed_pod()
     return status, unreachable, ngx.var.sdfleet_id, ngx.var.sdfleet_target
 end
 
+-- The front answered 503 for a WebUI that is restarting: one answer for that, whoever
+-- notices it first (pages.waiting: Gradio's scripts get the sentence, not "busy").
+local function webui_restarting(status)
+    return status == 503 and ngx.var.upstream_http_x_sdfleet_pod_status == POD_STATUS_RESTARTING
+end
+
 -- error_page for the first attempt: a pod that says it is someone else's loses its
 -- mapping; a pod that does not answer is either restarting (the person waits for it) or
 -- gone (the allocator gives a new one, and the request is sent there once).
 local function pod_failed()
     local status, unreachable, id, target = failed_pod()
+    if webui_restarting(status) then
+        return respond(routing.webui_restarting(id, target))
+    end
     if not unreachable then
         return pages.pod_error(status)
     end
@@ -186,6 +198,9 @@ end
 -- error_page for the retry: the new pod failed too; let the waiting page poll.
 local function pod_failed_again()
     local status, unreachable, id, target = failed_pod()
+    if webui_restarting(status) then
+        return respond(routing.webui_restarting(id, target))
+    end
     if not unreachable then
         return pages.pod_error(status)
     end
@@ -202,6 +217,9 @@ end
 -- what happened and uploads again once their WebUI answers. Never allocates.
 local function stream_failed()
     local status, unreachable, id, target = failed_pod()
+    if webui_restarting(status) then
+        return pages.upload_lost(routing.webui_restarting(id, target))
+    end
     if not unreachable then
         return pages.pod_error(status)
     end

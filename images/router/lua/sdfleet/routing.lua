@@ -110,6 +110,15 @@ function _M.decide(person, avoid_target, may_allocate)
     return unavailable(answer.reason or "unavailable", answer.message, answer.retryAfterSeconds)
 end
 
+-- The pod's front said its WebUI is restarting (503 + X-Sdfleet-Pod-Status): the pod is
+-- the person's and alive, so the mapping stays, the allocator is not asked, and the person
+-- gets the same "restarting" answer as when the router notices it first.
+function _M.webui_restarting(id, target)
+    restarting:set(id, target, RESTART_MEMORY_SECONDS)
+    recheck_due(id)  -- starts the interval, as when the allocator confirmed the pod
+    return restarting_wait()
+end
+
 -- The WebUI at this target answered: it is no longer restarting.
 function _M.answered(id)
     if restarting:get(id) then
