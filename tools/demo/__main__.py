@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG_ERROR = 0, 1, 2
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="demo", help="reads Pulumi.<stack>.yaml (default: demo)")
     parser.add_argument("--config-file", help="a stack file to read instead of Pulumi.<stack>.yaml")
     parser.add_argument("--port", type=int, default=8080, help="where to serve it (default: 8080)")
+    parser.add_argument("--state-dir", help="where people's files are kept (default: .demo)")
     args = parser.parse_args(argv)
 
     from components.config import ConfigError
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     try:
-        demo = Demo(args.stack, port=args.port, config_file=args.config_file)
+        demo = Demo(args.stack, port=args.port, config_file=args.config_file,
+                    state_dir=Path(args.state_dir) if args.state_dir else None)
     except ConfigError as exc:
         print(f"{args.config_file or f'Pulumi.{args.stack}.yaml'}: invalid config "
               f"({len(exc.lines)} problem(s)):", file=sys.stderr)

@@ -74,7 +74,10 @@ class SdkBridge:
             version = obj["metadata"]["resourceVersion"]
             if version != seen:
                 seen = version
-                await response.write(json.dumps({"result": sdk_view(obj)}).encode() + b"\n")
+                try:
+                    await response.write(json.dumps({"result": sdk_view(obj)}).encode() + b"\n")
+                except ConnectionError:  # the program closed its watch
+                    break
             await asyncio.sleep(0.2)
         return response
 

@@ -118,12 +118,12 @@ class IapStandIn:
         response = web.HTTPFound(target)
         response.set_cookie(COOKIE, self._cookie_value(email), httponly=True, samesite="Lax",
                             path="/")
-        return response
+        raise response
 
     async def signout(self, _request: web.Request) -> web.Response:
         response = web.HTTPFound(SIGNIN)
         response.del_cookie(COOKIE, path="/")
-        return response
+        raise response
 
     # --- the proxy ----------------------------------------------------------------------
     def _upstream_headers(self, request: web.Request, email: str) -> dict[str, str]:

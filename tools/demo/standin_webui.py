@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import gradio as gr
-import uvicorn
 from fastapi import FastAPI
 from PIL import Image, ImageDraw
 from pydantic import BaseModel
@@ -67,7 +66,7 @@ def saved_pictures(outputs: Path) -> list[str]:
     return sorted((str(p) for p in outputs.glob("txt2img-images/*/*.png")), reverse=True)
 
 
-def build(data_dir: Path, step_seconds: float) -> FastAPI:
+def build(data_dir: Path, step_seconds: float) -> gr.Blocks:
     outputs = data_dir / "outputs"
     outputs.mkdir(parents=True, exist_ok=True)
 
@@ -99,20 +98,21 @@ def build(data_dir: Path, step_seconds: float) -> FastAPI:
                       upload, uploaded)
         blocks.load(lambda: saved_pictures(outputs), None, gallery)
     blocks.queue(concurrency_count=2)
+    return blocks
 
-    api = FastAPI()
 
-    @api.get("/sdapi/v1/sd-models")
+def add_api(app: FastAPI) -> None:
+    """The part of A1111's API the supervisor uses, on Gradio's own app as A1111 adds it."""
+
+    @app.get("/sdapi/v1/sd-models")
     def sd_models():
         return [{"title": "stand-in", "model_name": "stand-in", "filename": "(drawn on the CPU)"}]
 
-    @api.post("/sdapi/v1/txt2img")
+    @app.post("/sdapi/v1/txt2img")
     def txt2img(request: Txt2Img):
         buffer = io.BytesIO()
         draw(request.prompt, request.seed, max(64, min(request.width, SIZE))).save(buffer, "PNG")
         return {"images": [base64.b64encode(buffer.getvalue()).decode()], "info": "{}"}
-
-    return gr.mount_gradio_app(api, blocks, path="")
 
 
 def main() -> None:
@@ -122,9 +122,15 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--step-seconds", type=float, default=0.05)
     args = parser.parse_args()
-    app = build(args.data_dir, args.step_seconds)
-    print(f"Running on local URL:  http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    blocks = build(args.data_dir, args.step_seconds)
+    # As A1111 starts it (webui.py): launch() makes Gradio's queue call its predictions on
+    # the local URL; an app mounted by hand would call back through the public URL it first
+    # saw, which in a pod is the router behind IAP.
+    app, local_url, _ = blocks.launch(server_name=args.host, server_port=args.port,
+                                      prevent_thread_lock=True, show_api=False, quiet=True)
+    add_api(app)
+    print(f"Running on local URL:  {local_url}", flush=True)
+    blocks.block_thread()
 
 
 if __name__ == "__main__":

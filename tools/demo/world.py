@@ -115,7 +115,7 @@ class Demo:
         self.platform = platform
         self.accounts = demo_accounts(platform.access.members, self.demo)
         self.port = port or free_port()
-        self.state_dir = (state_dir or REPO / ".demo").resolve()
+        self.state_dir = Path(state_dir or REPO / ".demo").resolve()
         self.loop = asyncio.new_event_loop()
         self.loop_thread = threading.Thread(target=self.loop.run_forever, daemon=True,
                                             name="demo-loop")
