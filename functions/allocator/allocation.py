@@ -7,7 +7,8 @@
          them (bounded) and answer what they produced.
       3. under the lock, look again; drop a stale mapping (compare-and-delete on its gs)
       4. adopt an Allocated game server already labelled with this identity (an earlier
-         allocation whose mapping write was lost), else request a GameServerAllocation
+         allocation whose mapping write was lost, or a mapping Redis lost), else (unless
+         the caller asked to adopt only) request a GameServerAllocation
          (Contention retried a few times). The POST is never retried blindly: after a
          timeout, a lost answer or a 5xx it may have been applied, so the game server
          labelled with the identity is looked up first and adopted if it is there.
@@ -80,7 +81,10 @@ class Allocator:
         return pending(who, "not-allocated", "No GPU workspace is assigned to you yet.")
 
     # ---- POST /allocate --------------------------------------------------------------
-    def allocate(self, who: Identity) -> dict:
+    def allocate(self, who: Identity, adopt_only: bool = False) -> dict:
+        """``adopt_only``: find the person's game server (mapped, or Allocated and labelled
+        with their identity) but never request a new one: the router asks so for requests
+        of an open page after Redis lost the mapping."""
         deadline = time.monotonic() + self.settings.lock_wait_seconds
         while True:
             answer = self._serve_existing(who)
@@ -89,7 +93,7 @@ class Allocator:
             token = self.store.acquire_lock(who.id, self.settings.lock_seconds * 1000)
             if token is not None:
                 try:
-                    return self._allocate_locked(who, token)
+                    return self._allocate_locked(who, token, adopt_only)
                 finally:
                     self._release(who, token)
             # Someone else is allocating for this identity: wait for them to finish.
@@ -117,7 +121,7 @@ class Allocator:
         except RedisUnavailable:
             pass  # it expires by itself; the answer already reflects what happened
 
-    def _allocate_locked(self, who: Identity, token: str) -> dict:
+    def _allocate_locked(self, who: Identity, token: str, adopt_only: bool = False) -> dict:
         mapping = self._mapping(who)
         if mapping is not None:
             if is_live(self.agones.get(mapping.gs), who.id, mapping):
@@ -131,6 +135,8 @@ class Allocator:
         adopted = self._already_allocated(who, exclude)
         if adopted is not None:
             new = Mapping(adopted.name, adopted.target, adopted.allocated_at, who.sub, who.email)
+        elif adopt_only:
+            return pending(who, "not-allocated", "No GPU workspace is assigned to you yet.")
         else:
             try:
                 allocation, adopted = self._request_allocation(who, token, now, exclude)

@@ -1,6 +1,7 @@
 """Cloud Function `allocate`: the router asks it for a person's GPU workspace.
 
-    POST /allocate   find or allocate the caller's game server (see allocation.py)
+    POST /allocate   find or allocate the caller's game server (see allocation.py);
+                     body {"adoptOnly": true}: find it, never allocate
     GET  /status     the same answer shapes, never allocating
 
 The caller is identified only by the IAP assertion in `x-goog-iap-jwt-assertion`
@@ -30,7 +31,13 @@ _authenticator = IapAuthenticator(_settings.iap_audience, _settings.iap_certs_ur
                                   _settings.clock_skew_seconds)
 _allocator = Allocator(_store, AgonesClient(KubernetesSettings.from_env()), _settings)
 
-ROUTES = {"/allocate": ("POST", _allocator.allocate), "/status": ("GET", _allocator.status)}
+def _allocate(who, request):
+    body = request.get_json(silent=True)
+    return _allocator.allocate(who, adopt_only=isinstance(body, dict) and body.get("adoptOnly") is True)
+
+
+ROUTES = {"/allocate": ("POST", _allocate),
+          "/status": ("GET", lambda who, _request: _allocator.status(who))}
 
 
 def allocate(request):
@@ -50,7 +57,7 @@ def allocate(request):
         return error_response(503, "iap-keys-unavailable",
                               "The sign-in keys cannot be fetched; try again shortly.", 5)
     try:
-        return json_response(handler(who))
+        return json_response(handler(who, request))
     except RedisUnavailable as e:
         log("ERROR", "redis unavailable", id=who.id, error=type(e).__name__)
         return error_response(503, "redis-unavailable",

@@ -8,8 +8,12 @@ Work per pass is proportional to what needs doing, never to how many people are 
               - a slice of RECONCILE_MAPPINGS_PER_PASS mappings (by rank in `sessions`)
                 whose game servers are looked up (gone / unhealthy / not ours)
               - one page (RECONCILE_PAGE_SIZE) of our fleet's game servers, to find
-                Allocated ones that no mapping points to (orphans) once past the grace
-                period (`sdfleet.dev/allocated-at` annotation, else creation time)
+                Allocated ones that no mapping points to: a labelled one whose identity
+                has no mapping is a session Redis lost (`rules._unmapped`: its mapping is
+                written back, or it is culled by the ordinary rules on the pod's own
+                activity report); others are orphans, shut down after the grace period
+                (`sdfleet.dev/allocated-at` annotation, else creation time). With no
+                cursor in Redis (a flush), the whole fleet is read in that pass.
   actions     culls: claim (one batched script: activity score and gs unchanged since
               they were read, no allocation under way; takes the identity's allocation
               lock and marks the mapping `culling`), delete the game servers (one
@@ -42,11 +46,11 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from rules import Action, Limits, SessionView, decide
-from shared.agones import (FLEET_LABEL, IDENTITY_LABEL, AgonesClient, GameServer,
-                           KubernetesError, KubernetesUnavailable)
+from rules import Action, Limits, SessionView, decide, pod_reported_activity
+from shared.agones import (EMAIL_ANNOTATION, FLEET_LABEL, IDENTITY_LABEL, AgonesClient,
+                           GameServer, KubernetesError, KubernetesUnavailable)
 from shared.config import CullerSettings
-from shared.identity_id import is_identity_id
+from shared.identity_id import is_identity_id, subject_of
 from shared.responses import log
 from shared.state import CorruptRecord, Mapping, RecordError, SessionStore
 
@@ -67,7 +71,7 @@ class CullPass:
         self.deadline = started + self.settings.pass_budget_seconds
         now = self.clock()
         summary = {"examined": 0, "culled": {}, "ended": {}, "kept": {}, "skipped": 0,
-                   "indexDropped": 0, "orphansShutDown": 0, "deleteFailures": 0,
+                   "indexDropped": 0, "orphansShutDown": 0, "restored": 0, "deleteFailures": 0,
                    "reconcileErrors": [], "storeErrors": [], "truncated": False}
         self.summary = summary
 
@@ -105,6 +109,8 @@ class CullPass:
         self._cull(verdicts[Action.CULL], now, summary, lap)
         self._shutdown_orphans(verdicts[Action.SHUTDOWN_ORPHAN], now, summary)
         lap("orphans")
+        self._restore(verdicts[Action.RESTORE], now, summary)
+        lap("restore")
 
         summary["truncated"] = summary["truncated"] or self._out_of_time()
         summary["passMs"] = round((time.monotonic() - started) * 1000, 1)
@@ -161,22 +167,36 @@ class CullPass:
                     summary["reconcileErrors"].append(f"get {view.mapping.gs}: {error}")
                 else:
                     views[view.id] = _seen(view, gs)
-        # One page of the fleet: Allocated game servers nobody points to.
+        # One page of the fleet: Allocated game servers nobody points to. After Redis lost
+        # its data (no cursor), every page this pass's budget allows: those are people's
+        # sessions whose mappings are to be rebuilt.
+        pages = 10 ** 6 if self._read("reconcile", self.store.cache_was_lost, default=False) else 1
+        if pages > 1:
+            summary["fullReconcile"] = True
+        token = self._continue
+        while pages > 0:
+            pages -= 1
+            page, token = self._fleet_page(token, summary)
+            self._unmapped_views(views, page)
+            if not token or self._out_of_time():
+                break
+        if self.store.save_reconcile_cursor(token, self._next_rank):
+            self._store_error("reconcile", RecordError("cursor of the wrong type; reset"), None)
+
+    def _fleet_page(self, continue_token: str, summary: dict) -> tuple[list[GameServer], str]:
         try:
-            page, next_token = self.agones.list(f"{FLEET_LABEL}={self.agones.settings.fleet}",
-                                                limit=self.settings.reconcile_page_size,
-                                                continue_token=self._continue or None)
+            return self.agones.list(f"{FLEET_LABEL}={self.agones.settings.fleet}",
+                                    limit=self.settings.reconcile_page_size,
+                                    continue_token=continue_token or None)
         except KubernetesError as e:
             if e.status == 410:   # continue token expired: start the listing again
-                page, next_token = [], ""
-            else:
-                summary["reconcileErrors"].append(f"list: {e}")
-                page, next_token = [], self._continue
+                return [], ""
+            summary["reconcileErrors"].append(f"list: {e}")
         except KubernetesUnavailable as e:
             summary["reconcileErrors"].append(f"list: {e}")
-            page, next_token = [], self._continue
-        if self.store.save_reconcile_cursor(next_token, self._next_rank):
-            self._store_error("reconcile", RecordError("cursor of the wrong type; reset"), None)
+        return [], continue_token
+
+    def _unmapped_views(self, views: dict[str, SessionView], page: list[GameServer]) -> None:
         allocated = [gs for gs in page if gs.state == "Allocated" or gs.state in ("Unhealthy", "Error")]
         labelled = [gs for gs in allocated if gs.identity]
         mapped = self.store.mapped_game_servers([gs.identity for gs in labelled])
@@ -188,7 +208,8 @@ class CullPass:
                 elif gs.state != "Allocated" or gs.deleting:
                     broken.append(gs)     # a mapped server that went bad: read its session
             elif gs.state == "Allocated":
-                views[f"orphan:{gs.name}"] = SessionView(id=gs.identity, game_server=gs)
+                views[f"orphan:{gs.name}"] = SessionView(id=gs.identity, game_server=gs,
+                                                         mapped_elsewhere=mapped_gs is not None)
         rows = self.store.read_sessions([gs.identity for gs in broken]) if broken else []
         for gs, (fields, score) in zip(broken, rows):
             views[gs.identity] = _seen(_view(gs.identity, fields, score), gs)
@@ -310,6 +331,23 @@ class CullPass:
             return False, "pass time budget used up"
         _, error = _try(self.agones.delete, name, uid)
         return error is None, error
+
+    def _restore(self, items, now: float, summary: dict) -> None:
+        """Mappings Redis lost, written back from the game servers that are the sessions."""
+        if not items:
+            return
+        rows = []
+        for view, _ in items:
+            gs = view.game_server
+            mapping = Mapping(gs.name, gs.target, gs.allocated_at, subject_of(view.id),
+                              str(gs.annotations.get(EMAIL_ANNOTATION, "")))
+            rows.append((view.id, mapping, pod_reported_activity(gs, now)))
+        restored = self._read("restore", self.store.restore_mappings, rows, default=[])
+        summary["restored"] = sum(1 for done in restored if done)
+        for (id_, mapping, _), done in zip(rows, restored):
+            if done:
+                log("INFO", "mapping rebuilt from the cluster", id=id_, gs=mapping.gs,
+                    target=mapping.target)
 
     def _shutdown_orphans(self, items, now: float, summary: dict) -> None:
         if not items:

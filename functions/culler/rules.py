@@ -1,7 +1,9 @@
 """The culler's decision rule: what to do with one session, given what the pass saw.
 
 `decide` is the whole policy, in one place; cull_pass.py only gathers the facts and
-carries the verdicts out. A `SessionView` is what one pass knows about one identity:
+carries the verdicts out. Redis is a cache of the cluster: an Allocated game server
+labelled with an identity *is* that person's session, so one whose mapping is missing (a
+flush, a failover) gets it back and the ordinary rules apply to it (`_unmapped`). A `SessionView` is what one pass knows about one identity:
 its mapping (or why it could not be read), its last activity, and, when the pass looked
 the game server up, the game server (None = it is gone).
 """
@@ -13,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from shared.agones import LAST_ACTIVITY_ANNOTATION, GameServer
+from shared.identity_id import is_identity_id
 from shared.state import Mapping
 
 BROKEN_STATES = {"Unhealthy", "Error", "Shutdown"}
@@ -26,6 +29,7 @@ class Action(enum.Enum):
     DROP_INDEX = "drop-index"        # activity/session entries without a mapping
     SHUTDOWN_ORPHAN = "shutdown-orphan"  # an Allocated game server no mapping points to
     SKIP = "skip"                    # unreadable record: log it, touch nothing
+    RESTORE = "restore"              # a live session whose mapping Redis lost: write it back
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class SessionView:
     game_server: GameServer | None = None
     # The pass needed the pod's own activity report (idle by Redis) and could not read it.
     pod_activity_unknown: bool = False
+    # An unmapped game server whose identity has a mapping to another game server.
+    mapped_elsewhere: bool = False
 
 
 def pod_reported_activity(gs: GameServer | None, now: float) -> float | None:
@@ -76,11 +82,8 @@ def decide(view: SessionView, now: float, limits: Limits) -> Verdict:
     if mapping is None:
         if gs is None:
             return Verdict(Action.DROP_INDEX, "no-mapping")
-        # A game server of our fleet that no mapping points to.
         if gs.state == "Allocated" and not gs.deleting:
-            if now - gs.allocated_at >= limits.orphan_grace_seconds:
-                return Verdict(Action.SHUTDOWN_ORPHAN, "orphan")
-            return Verdict(Action.KEEP, "orphan-within-grace")
+            return _unmapped(view, gs, now, limits)
         return Verdict(Action.KEEP, "not-allocated")
 
     if mapping.culling is not None and now - mapping.culling < STALE_CLAIM_SECONDS:
@@ -104,3 +107,24 @@ def decide(view: SessionView, now: float, limits: Limits) -> Verdict:
             return Verdict(Action.KEEP, "pod-activity-unknown")
         return Verdict(Action.CULL, "idle")
     return Verdict(Action.KEEP, "active")
+
+
+def _unmapped(view: SessionView, gs: GameServer, now: float, limits: Limits) -> Verdict:
+    """An Allocated game server of our fleet that no mapping points to. Labelled with an
+    identity that has no other mapping, it is that person's session (Redis lost the
+    mapping): with the pod's own activity report it is judged like any session, and kept
+    ones get their mapping back. It is an orphan, shut down after the grace period, when it
+    has no identity, when its identity is mapped to another game server, or when its pod
+    never reported activity."""
+    past_grace = now - gs.allocated_at >= limits.orphan_grace_seconds
+    reported = pod_reported_activity(gs, now)
+    if (view.id is None or not is_identity_id(view.id) or view.mapped_elsewhere
+            or reported is None or gs.target is None):
+        if past_grace:
+            return Verdict(Action.SHUTDOWN_ORPHAN, "orphan")
+        return Verdict(Action.KEEP, "orphan-within-grace")
+    if now - gs.allocated_at >= limits.max_session_seconds:
+        return Verdict(Action.SHUTDOWN_ORPHAN, "max-age")
+    if now - reported >= limits.idle_seconds:
+        return Verdict(Action.SHUTDOWN_ORPHAN, "idle")
+    return Verdict(Action.RESTORE, "mapping-rebuilt")

@@ -54,7 +54,7 @@ def is_identity_id(id_: str) -> bool:
 
 
 def subject_of(id_: str) -> str:
-    """The inverse of identity_id (used by tests and operators, proves injectivity)."""
+    """The inverse of identity_id (the culler rebuilds a lost mapping's subject with it)."""
     if id_.startswith("g-"):
         return f"accounts.google.com:{id_[2:]}"
     if id_.startswith("b-"):

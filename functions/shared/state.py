@@ -151,6 +151,21 @@ end
 return out
 """
 
+# KEYS: map, lock, activity, sessions. ARGV: id, last activity, allocated_at, field pairs...
+# The culler writes back a mapping Redis lost, from the game server that is the session:
+# only while there is no mapping (the allocator may have written one meanwhile) and no
+# lock (an allocation or a cull is under way); activity only moves forward.
+_RESTORE_MAPPING = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+local seen = redis.pcall('ZSCORE', KEYS[3], ARGV[1])
+if type(seen) ~= 'table' and ((not seen) or tonumber(seen) < tonumber(ARGV[2])) then
+  redis.pcall('ZADD', KEYS[3], ARGV[2], ARGV[1])
+end
+redis.pcall('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[1])
+return 1
+"""
+
 # KEYS: map, activity, sessions. ARGV: id. Index entries whose mapping no longer exists.
 _DROP_INDEX_IF_UNMAPPED = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -271,6 +286,7 @@ class SessionStore:
         self._release_claim, self._finish_sessions = s(_RELEASE_CLAIM), s(_FINISH_SESSIONS)
         self._drop_index = s(_DROP_INDEX_IF_UNMAPPED)
         self._extend_lock = s(_EXTEND_LOCK)
+        self._restore_mapping = s(_RESTORE_MAPPING)
 
     def map_key(self, id_: str) -> str:
         return f"{self.prefix}map:{id_}"
@@ -388,6 +404,23 @@ class SessionStore:
             self._drop_index(keys=[self.map_key(id_), self.activity_key, self.sessions_key],
                              args=[id_], client=pipe)
         return sum(pipe.execute())
+
+    def restore_mappings(self, items: list[tuple[str, Mapping, float]]) -> list[bool]:
+        """Writes back (id, mapping, last activity) where Redis has no mapping and no lock."""
+        pipe = self.client.pipeline(transaction=False)
+        for id_, mapping, last_activity in items:
+            fields = ["gs", mapping.gs, "target", mapping.target,
+                      "allocated_at", repr(mapping.allocated_at), "sub", mapping.sub,
+                      "email", mapping.email]
+            self._restore_mapping(
+                keys=[self.map_key(id_), self.lock_key(id_), self.activity_key, self.sessions_key],
+                args=[id_, repr(last_activity), repr(mapping.allocated_at), *fields], client=pipe)
+        return [r == 1 for r in pipe.execute(raise_on_error=False)]
+
+    def cache_was_lost(self) -> bool:
+        """No reconcile cursor: Redis was flushed (or this is the first pass ever), so the
+        next reconcile reads the whole fleet instead of one page."""
+        return not self.client.exists(self.reconcile_key)
 
     def mapped_game_servers(self, ids: list[str]) -> list[str | None]:
         pipe = self.client.pipeline(transaction=False)

@@ -133,3 +133,11 @@ def culler(m_redis, m_iap, m_agones):
     proc = start_function("culler", "cull", base_env(m_redis, m_iap, m_agones))
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def culler_small_pages(m_redis, m_iap, m_agones):
+    proc = start_function("culler", "cull", base_env(m_redis, m_iap, m_agones,
+                                                     RECONCILE_PAGE_SIZE=5))
+    yield proc
+    proc.stop()

@@ -253,3 +253,22 @@ def test_log_never_contains_secrets(allocator, m_redis):
     for line in filter(None, log.splitlines()):
         if line.startswith("{"):
             json.loads(line)     # structured lines are valid JSON
+
+
+def test_adopt_only_finds_the_persons_labelled_pod_and_never_allocates(
+        allocator, clean, m_iap, m_agones, m_redis_client):
+    """The router's request for an open page after Redis lost the mapping."""
+    token = m_iap.mint(sub=ALICE, email="alice@example.com")
+    adopt = {**iap_headers(token), "Content-Type": "application/json"}
+    m_agones.add_ready("gs-free", port=7001)
+    status, body, _ = call("POST", allocator.url + "/allocate", adopt, b'{"adoptOnly": true}')
+    assert status == 200 and (body["status"], body["phase"]) == ("pending", "not-allocated")
+    assert m_agones.calls[("POST", "allocation")] == 0
+    assert m_agones.game_server("gs-free")["status"]["state"] == "Ready"
+    m_agones.add_game_server("gs-alice", state="Allocated", port=7002,
+                             labels={"sdfleet.dev/identity": ALICE_ID},
+                             annotations={"sdfleet.dev/allocated-at": repr(time.time() - 600)})
+    status, body, _ = call("POST", allocator.url + "/allocate", adopt, b'{"adoptOnly": true}')
+    assert status == 200 and body["status"] == "ready" and body["gameServer"] == "gs-alice"
+    assert m_redis_client.hget(f"sdfleet:map:{ALICE_ID}", "gs") == "gs-alice"
+    assert m_agones.calls[("POST", "allocation")] == 0

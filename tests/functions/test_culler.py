@@ -308,3 +308,60 @@ def test_a_report_that_cannot_be_read_keeps_the_session_this_pass(
     assert any(e.startswith("pod activity:") for e in summary["reconcileErrors"])
     assert summary["culled"] == {} and m_agones.game_server("gs-1")
     assert run_pass(culler, m_iap)["culled"] == {"idle": 1}      # next pass, API back
+
+
+def test_after_a_flush_the_culler_rebuilds_sessions_from_the_cluster(
+        culler, clean, m_iap, m_agones, m_redis_client):
+    """Redis lost everything (a Basic instance's maintenance): the cluster is the truth. A
+    labelled game server whose pod reported activity gets its mapping back; one idle by its
+    report is culled as any idle session is; one that never reported is an orphan after the
+    grace; one whose identity is mapped to another game server is a leaked duplicate."""
+    r, now = m_redis_client, time.time()
+
+    def labelled(name, identity, allocated_ago, reported_ago=None, port=7000):
+        annotations = {"sdfleet.dev/allocated-at": repr(now - allocated_ago),
+                       "sdfleet.dev/email": f"{identity}@example.com"}
+        if reported_ago is not None:
+            annotations["agones.dev/sdk-last-activity"] = repr(now - reported_ago)
+        m_agones.add_game_server(name, state="Allocated", port=port,
+                                 labels={"sdfleet.dev/identity": identity}, annotations=annotations)
+
+    labelled("gs-working", "g-11", allocated_ago=1800, reported_ago=20, port=7011)
+    labelled("gs-idle", "g-12", allocated_ago=1800, reported_ago=900)
+    labelled("gs-silent", "g-13", allocated_ago=1800)
+    seed(r, m_agones, "g-14", "gs-current", allocated_ago=60, active_ago=5)
+    labelled("gs-duplicate", "g-14", allocated_ago=1800, reported_ago=20)
+    r.delete(f"{P}reconcile")  # the flush took the cursor too (seed wrote none)
+    summary = run_pass(culler, m_iap)
+    assert summary["restored"] == 1 and summary.get("fullReconcile") is True
+    mapping = r.hgetall(f"{P}map:g-11")
+    assert mapping["gs"] == "gs-working" and mapping["target"] == "127.0.0.1:7011"
+    assert mapping["sub"] == "accounts.google.com:11" and mapping["email"] == "g-11@example.com"
+    assert abs(float(mapping["allocated_at"]) - (now - 1800)) < 1
+    assert abs(r.zscore(f"{P}activity", "g-11") - (now - 20)) < 1
+    assert m_agones.game_server("gs-working")
+    assert m_agones.game_server("gs-idle") is None
+    assert m_agones.game_server("gs-silent") is None
+    assert m_agones.game_server("gs-duplicate") is None and m_agones.game_server("gs-current")
+    reasons = sorted(u["reason"] for u in usage_entries(r))
+    assert reasons == ["idle", "orphan", "orphan"]
+    # the next pass treats the rebuilt session as any other
+    again = run_pass(culler, m_iap)
+    assert again["restored"] == 0 and m_agones.game_server("gs-working")
+    assert r.hget(f"{P}map:g-11", "gs") == "gs-working"
+
+
+def test_a_flush_is_read_in_full_in_one_pass_past_the_page_size(
+        culler_small_pages, clean, m_iap, m_agones, m_redis_client):
+    now = time.time()
+    for i in range(25):  # five pages of five
+        m_agones.add_game_server(f"gs-{i:02d}", state="Allocated", port=7100 + i,
+                                 labels={"sdfleet.dev/identity": f"g-{100 + i}"},
+                                 annotations={"sdfleet.dev/allocated-at": repr(now - 600),
+                                              "agones.dev/sdk-last-activity": repr(now - 10)})
+    summary = run_pass(culler_small_pages, m_iap)
+    assert summary["restored"] == 25
+    assert all(m_redis_client.hget(f"{P}map:g-{100 + i}", "gs") == f"gs-{i:02d}" for i in range(25))
+    # with the cursor back, passes are incremental again: one page each
+    assert m_redis_client.exists(f"{P}reconcile")
+    assert "fullReconcile" not in run_pass(culler_small_pages, m_iap)

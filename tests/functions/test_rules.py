@@ -104,3 +104,72 @@ def test_the_annotation_name_is_agones_sdk_prefix_plus_our_key():
     # stores Annotations[metadataPrefix + key]. The front calls SetAnnotation("last-activity").
     from shared.agones import LAST_ACTIVITY_ANNOTATION
     assert LAST_ACTIVITY_ANNOTATION == "agones.dev/sdk-" + "last-activity"
+
+
+def reported(gs: GameServer, ago) -> GameServer:
+    """The pod's front reported activity `ago` seconds ago (or a raw annotation value)."""
+    value = ago if isinstance(ago, str) else repr(NOW - ago)
+    return GameServer(gs.name, gs.uid, gs.state, gs.labels,
+                      {**gs.annotations, "agones.dev/sdk-last-activity": value}, gs.target,
+                      gs.created_at, gs.deleting)
+
+
+@pytest.mark.parametrize("view,expected", [
+    # Redis lost the mapping of a person who is there: it is written back, not shut down
+    (SessionView("g-1", game_server=reported(server(allocated_ago=900), 5)),
+     (Action.RESTORE, "mapping-rebuilt")),
+    (SessionView("g-1", game_server=reported(server(allocated_ago=30), 5)),
+     (Action.RESTORE, "mapping-rebuilt")),
+    # ... and the ordinary rules apply to it, on the pod's own report
+    (SessionView("g-1", game_server=reported(server(allocated_ago=900), 600)),
+     (Action.SHUTDOWN_ORPHAN, "idle")),
+    (SessionView("g-1", game_server=reported(server(allocated_ago=7200), 1)),
+     (Action.SHUTDOWN_ORPHAN, "max-age")),
+    # no report: within the grace it waits, after it it is an orphan
+    (SessionView("g-1", game_server=server(allocated_ago=900)), (Action.SHUTDOWN_ORPHAN, "orphan")),
+    (SessionView("g-1", game_server=server(allocated_ago=60)), (Action.KEEP, "orphan-within-grace")),
+    # an unreadable report counts as none
+    (SessionView("g-1", game_server=reported(server(allocated_ago=900), "soon")),
+     (Action.SHUTDOWN_ORPHAN, "orphan")),
+    # its identity is mapped to another game server: a leaked duplicate
+    (SessionView("g-1", game_server=reported(server(allocated_ago=900), 5), mapped_elsewhere=True),
+     (Action.SHUTDOWN_ORPHAN, "orphan")),
+    (SessionView("g-1", game_server=reported(server(allocated_ago=60), 5), mapped_elsewhere=True),
+     (Action.KEEP, "orphan-within-grace")),
+    # no identity label, or a label that is not an identity id
+    (SessionView(None, game_server=reported(server(identity=None, allocated_ago=900), 5)),
+     (Action.SHUTDOWN_ORPHAN, "orphan")),
+    (SessionView("x y", game_server=reported(server(identity="x y", allocated_ago=900), 5)),
+     (Action.SHUTDOWN_ORPHAN, "orphan")),
+    # being deleted, or not Allocated: not a session to rebuild
+    (SessionView("g-1", game_server=reported(server(allocated_ago=900, deleting=True), 5)),
+     (Action.KEEP, "not-allocated")),
+])
+def test_decide_without_a_mapping(view, expected):
+    verdict = decide(view, NOW, LIMITS)
+    assert (verdict.action, verdict.reason) == expected
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(labelled=st.booleans(), elsewhere=st.booleans(),
+       report=st.one_of(st.none(), st.floats(-100, 20_000), st.sampled_from(["", "nan", "x"])),
+       allocated_ago=st.floats(0, 20_000))
+def test_without_a_mapping_only_a_live_labelled_session_is_kept_past_the_grace(
+        labelled, elsewhere, report, allocated_ago):
+    gs = server(identity="g-1" if labelled else None, allocated_ago=allocated_ago)
+    if report is not None:
+        gs = reported(gs, report)
+    verdict = decide(SessionView("g-1" if labelled else None, game_server=gs,
+                                 mapped_elsewhere=elsewhere), NOW, LIMITS)
+    fresh = (isinstance(report, float) and max(report, 0) < LIMITS.idle_seconds)
+    if verdict.action == Action.RESTORE:
+        assert labelled and not elsewhere and fresh and allocated_ago < LIMITS.max_session_seconds
+    elif verdict.action == Action.KEEP:
+        assert allocated_ago < LIMITS.orphan_grace_seconds  # only the grace keeps one unmapped
+    else:
+        assert verdict.action == Action.SHUTDOWN_ORPHAN
+        # a person who is there is never shut down for a lost mapping
+        if labelled and not elsewhere and fresh:
+            assert verdict.reason == "max-age"

@@ -107,6 +107,8 @@ class AllocatorDouble:
         self.pending: dict[str, int] = {}       # id -> pending answers before ready
         self.calls: list[dict] = []
         self.gone: set[str] = set()             # targets whose game server no longer exists
+        self.labelled: dict[str, str] = {}      # id -> target of an Allocated game server
+                                                # labelled with it (what adopting finds)
         self.lock = threading.Lock()
         self._port = port
         self.path = "/allocate"
@@ -121,8 +123,8 @@ class AllocatorDouble:
 
                 def do_POST(self):  # noqa: N802
                     length = int(self.headers.get("Content-Length", "0") or 0)
-                    self.rfile.read(length)
-                    status, body = outer._allocate(self.headers)
+                    request = json.loads(self.rfile.read(length) or b"{}")
+                    status, body = outer._allocate(self.headers, request.get("adoptOnly") is True)
                     data = json.dumps(body).encode()
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -151,8 +153,9 @@ class AllocatorDouble:
         self.pending[ident] = pending
         return ident
 
-    def _allocate(self, headers) -> tuple[int, dict]:
-        call = {"bearer_ok": self.metadata.check(headers.get("Authorization", ""), self.url)}
+    def _allocate(self, headers, adopt_only: bool = False) -> tuple[int, dict]:
+        call = {"bearer_ok": self.metadata.check(headers.get("Authorization", ""), self.url),
+                "adopt_only": adopt_only}
         self.calls.append(call)
         if not call["bearer_ok"]:
             return 401, {"status": "error", "error": "unauthenticated", "message": "bad bearer"}
@@ -179,6 +182,17 @@ class AllocatorDouble:
                                  "target": existing, "allocatedAt": time.time()}
                 if existing:  # stale: its game server is gone; dropped, as the allocator does
                     redis("DEL", f"{self.prefix}map:{ident}")
+                if adopt_only:  # the real allocator's adopt step: a labelled game server only
+                    target = self.labelled.get(ident)
+                    if target is None or target in self.gone:
+                        return 200, {"status": "pending", "id": ident, "phase": "not-allocated",
+                                     "message": "No GPU workspace is assigned to you yet.",
+                                     "retryAfterSeconds": 3}
+                    call["adopted"] = target
+                    redis("HSET", f"{self.prefix}map:{ident}", "gs", "gs-" + ident, "target", target,
+                          "allocated_at", time.time(), "sub", claims["sub"], "email", "")
+                    return 200, {"status": "ready", "id": ident, "gameServer": "gs-" + ident,
+                                 "target": target, "allocatedAt": time.time()}
                 if self.pending.get(ident, 0) > 0 or not self.pods.get(ident):
                     self.pending[ident] = max(0, self.pending.get(ident, 0) - 1)
                     return 200, {"status": "pending", "id": ident, "phase": "waiting-for-gpu",
@@ -190,6 +204,7 @@ class AllocatorDouble:
                       "allocated_at", now, "sub", claims["sub"], "email", claims.get("email", ""))
                 redis("ZADD", f"{self.prefix}activity", now, ident)
                 call["allocated"] = target
+                self.labelled[ident] = target
                 return 200, {"status": "ready", "id": ident, "gameServer": "gs-" + ident,
                              "target": target, "allocatedAt": now}
         finally:

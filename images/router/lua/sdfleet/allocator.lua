@@ -49,14 +49,17 @@ end
 local ANSWERS = { ready = true, pending = true, unavailable = true }
 
 -- POST /allocate: the decoded answer, or nil, err (the allocator could not be asked).
-function _M.allocate()
+-- adopt_only: find the person's game server, never allocate one.
+function _M.allocate(adopt_only)
     local auth, err = authorization()
     if not auth then
         return nil, err
     end
     local res = ngx.location.capture("/_sdfleet/allocate",
-                                     { method = ngx.HTTP_POST, body = "{}",
-                                       vars = { sdfleet_allocator_auth = auth } })
+                                     { method = ngx.HTTP_POST,
+                                       vars = { sdfleet_allocator_auth = auth,
+                                                sdfleet_allocator_body = adopt_only
+                                                    and '{"adoptOnly":true}' or "{}" } })
     local answer = cjson.decode(res.body or "")
     if res.status == 200 and type(answer) == "table" and ANSWERS[answer.status] then
         return answer

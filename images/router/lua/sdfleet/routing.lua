@@ -15,6 +15,9 @@ local restarting = ngx.shared.sdfleet_restarting
 -- A WebUI restart (crash, model switch, out of memory) takes seconds to minutes. Past this,
 -- the allocator is asked again (the culler has dropped a pod that is really gone by then).
 local RESTART_MEMORY_SECONDS = 600
+-- How often one identity's open page may ask the allocator to adopt (never allocate) its
+-- game server after Redis lost the mapping: a tab's burst of requests asks once.
+local ADOPT_EVERY_SECONDS = 5
 local TARGET_PATTERN = "^%d+%.%d+%.%d+%.%d+:%d+$"
 
 local function proxy(id, target)
@@ -78,6 +81,17 @@ function _M.decide(person, avoid_target, may_allocate)
         end
     end
     if may_allocate == false then
+        -- An open page's request: Redis may have lost the mapping (a flush, a failover)
+        -- of a pod that is still the person's. Adopting it is a read of the cluster; a
+        -- new pod is only ever started by a page load.
+        if not stored and restarting:add("adopt:" .. id, true, ADOPT_EVERY_SECONDS) then
+            local answer = allocator.allocate(true)
+            if answer and answer.status == "ready" and answer.id == id
+                    and type(answer.target) == "string" and answer.target:match(TARGET_PATTERN)
+                    and answer.target ~= avoid_target then
+                return proxy(id, answer.target)
+            end
+        end
         return { action = "wait", phase = "not-allocated", allocate_on_reload = true,
                  retry_after = config.settings.retry_after_seconds }
     end
