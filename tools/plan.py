@@ -86,6 +86,18 @@ def example_value_warnings(stack_config) -> list[str]:
     return lines
 
 
+def reliability_notes(stack_config) -> list[str]:
+    """What the chosen tiers mean in operation, said once at plan time."""
+    cache = stack_config.platform.cache if stack_config.platform.cloud == "gcp" else None
+    if cache is None or cache.tier != "BASIC":
+        return []
+    window = cache.maintenance_window
+    return [f"cache.tier BASIC: Memorystore flushes the instance during its weekly maintenance "
+            f"({window.day.title()} {window.hour:02d}:00-{(window.hour + 1) % 24:02d}:00 UTC, "
+            "cache.maintenanceWindow); sessions and pods are kept (the culler and router rebuild "
+            "mappings from the cluster, README \"Reliability\"), people notice nothing."]
+
+
 def _policies(result, stack_config) -> tuple[list[dict], list[dict]]:
     """(violations, policies evaluated) from the policy pack, if it is present."""
     try:
@@ -196,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings only: an example stack still previews (exit status unchanged).
     for line in example_value_warnings(stack_config):
         print(f"make plan: warning: {line}", file=sys.stderr)
+    for line in reliability_notes(stack_config):
+        print(f"make plan: note: {line}", file=sys.stderr)
 
     try:
         result = run_program(config, stack=args.stack, preview=not args.update)

@@ -189,6 +189,18 @@ class StorageConfig(Section):
         description="Name of the NFS file share.")
 
 
+class MaintenanceWindow(Section):
+    """When Memorystore may do its weekly maintenance (a one-hour window, UTC). A Basic
+    instance loses its data then; sessions are rebuilt from the cluster (README, "Reliability")."""
+
+    day: Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"] = Field(
+        "SUNDAY",
+        description="Day of the week (UTC) the maintenance window starts.")
+    hour: Annotated[int, Field(ge=0, le=23)] = Field(
+        3,
+        description="Hour (UTC, 0-23) the one-hour maintenance window starts.")
+
+
 class CacheConfig(Section):
     """Memorystore Redis for routing state and activity (AUTH and TLS always on)."""
 
@@ -201,6 +213,14 @@ class CacheConfig(Section):
     redis_version: Literal["REDIS_6_X", "REDIS_7_0", "REDIS_7_2"] = Field(
         "REDIS_7_2",
         description="Redis version.")
+    maintenance_window: MaintenanceWindow = Field(
+        default_factory=MaintenanceWindow,
+        description="When Memorystore may do its weekly maintenance (default Sunday 03:00 UTC).")
+    rdb_snapshot_period: Optional[Literal["ONE_HOUR", "SIX_HOURS", "TWELVE_HOURS",
+                                          "TWENTY_FOUR_HOURS"]] = Field(
+        None,
+        description=("RDB snapshots (restored after maintenance or a failover); off by default: "
+                     "sessions are rebuilt from the cluster, and a snapshot brings back an older view."))
 
 
 # --- Fleet, culling, access, WebUI, models -------------------------------------------------------

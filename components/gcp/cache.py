@@ -38,6 +38,15 @@ class RoutingCache(pulumi.ComponentResource):
             authorized_network=args.network.vpc.id, connect_mode="PRIVATE_SERVICE_ACCESS",
             auth_enabled=True, transit_encryption_mode="SERVER_AUTHENTICATION",
             labels=args.labels,
+            # The weak moment chosen: Basic instances are flushed in maintenance.
+            maintenance_policy=gcp.redis.InstanceMaintenancePolicyArgs(
+                weekly_maintenance_windows=[gcp.redis.InstanceMaintenancePolicyWeeklyMaintenanceWindowArgs(
+                    day=args.config.maintenance_window.day,
+                    start_time=gcp.redis.InstanceMaintenancePolicyWeeklyMaintenanceWindowStartTimeArgs(
+                        hours=args.config.maintenance_window.hour, minutes=0))]),
+            persistence_config=gcp.redis.InstancePersistenceConfigArgs(
+                persistence_mode="RDB" if args.config.rdb_snapshot_period else "DISABLED",
+                rdb_snapshot_period=args.config.rdb_snapshot_period),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.network.private_services]))
         self.host = self.instance.host
         self.port = self.instance.port

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 
 import pytest
@@ -92,6 +94,40 @@ def test_redis_has_auth_tls_and_private_access(dev_plan):
     assert redis["authEnabled"] is True
     assert redis["transitEncryptionMode"] == "SERVER_AUTHENTICATION"
     assert redis["tier"] == "STANDARD_HA" and redis["connectMode"] == "PRIVATE_SERVICE_ACCESS"
+
+
+def test_redis_maintenance_is_in_the_chosen_window_and_snapshots_follow_the_config(
+        plan, platform_of):
+    def basic(p):
+        p["cache"].update(tier="BASIC", maintenanceWindow={"day": "TUESDAY", "hour": 2})
+
+    redis = plan(platform_of(basic)).one("gcp:redis/instance:Instance").inputs
+    (window,) = redis["maintenancePolicy"]["weeklyMaintenanceWindows"]
+    assert window["day"] == "TUESDAY" and window["startTime"] == {"hours": 2, "minutes": 0}
+    assert redis["persistenceConfig"] == {"persistenceMode": "DISABLED"}
+
+    def snapshots(p):
+        p["cache"]["rdbSnapshotPeriod"] = "SIX_HOURS"
+
+    redis = plan(platform_of(snapshots)).one("gcp:redis/instance:Instance").inputs
+    assert redis["persistenceConfig"] == {"persistenceMode": "RDB", "rdbSnapshotPeriod": "SIX_HOURS"}
+    default = plan(platform_of()).one("gcp:redis/instance:Instance").inputs
+    assert default["maintenancePolicy"]["weeklyMaintenanceWindows"][0]["day"] == "SUNDAY"
+
+
+def test_make_plan_says_what_a_basic_cache_means(tmp_path):
+    import subprocess
+    import sys
+    import yaml
+    config = yaml.safe_load(Path("Pulumi.dev.yaml").read_text())
+    config["config"]["sdfleet:platform"]["cache"]["tier"] = "BASIC"
+    stack = tmp_path / "Pulumi.basic.yaml"
+    stack.write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "tools.plan", "--stack", "basic",
+                           "--config-file", str(stack)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("make plan: note:")]
+    assert len(notes) == 1 and "Sunday 03:00-04:00 UTC" in notes[0] and "rebuild" in notes[0]
 
 
 def test_redis_auth_string_only_in_secret_manager(dev_update):

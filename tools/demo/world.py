@@ -234,6 +234,12 @@ class Demo:
         with urllib.request.urlopen(request, timeout=60) as answer:
             return json.loads(answer.read() or b"{}")
 
+    def redis_client(self):
+        """A client of the demo's Redis (tests and curious operators)."""
+        import redis
+        return redis.Redis(port=self.redis.port, password=self.redis.password,
+                           decode_responses=True)
+
     def pids(self) -> list[int]:
         """Every process the demo started (for the test that nothing outlives it)."""
         own = [p.proc.pid for p in self.started if isinstance(p, ManagedProcess) and p.proc]
