@@ -76,6 +76,7 @@ def constraints(framework: str) -> dict[str, str]:
 
 GLOBAL_ARGS = args_of(COMMANDS[:[c.cmd for c in COMMANDS].index("FROM")])
 STAGES = stages()
+FRAMEWORK_NAMES = frameworks.FRAMEWORKS
 
 
 def test_base_is_a_current_cuda_12_runtime_pinned_by_digest():
@@ -213,7 +214,9 @@ def test_entrypoint_and_programs_the_pods_start():
     env = env_of(STAGES["base"])
     assert env["PATH"].startswith(str(Path(fleet.IMAGE_PYTHON).parent) + ":")  # `python -m ...` too
     assert env["PYTHONPATH"] == "/opt/sdfleet/app"
-    assert ("sdfleet_webui", "/opt/sdfleet/app/sdfleet_webui") in [c.value for c in STAGES["base"] if c.cmd == "COPY"]
+    for framework in FRAMEWORK_NAMES:
+        assert ("sdfleet_webui", "/opt/sdfleet/app/sdfleet_webui") in [
+            c.value for c in STAGES[framework] if c.cmd == "COPY"], framework
     for component in ("fleet.py", "batch.py"):
         text = (ROOT / "components" / "k8s" / component).read_text()
         for module in set(re.findall(r"sdfleet_webui\.(\w+)", text)):
@@ -429,3 +432,18 @@ def test_a1111_bakes_what_it_fetches_from_the_hub_and_runs_offline():
     offline_at = next(i for i, line in enumerate(stage) if "HF_HUB_OFFLINE=1 TRANSFORMERS" in line
                       and line.startswith("ENV"))
     assert offline_at > stage.index(bake) > stage.index(_a1111_install_run())
+
+
+def test_a_change_to_the_programs_never_rebuilds_a_framework_install():
+    """Layers in the order they change: the programs (sdfleet_webui/, edited most) come after
+    every step that installs the framework, so a one-line change rebuilds one small layer."""
+    assert not [c for c in STAGES["base"] if c.cmd == "COPY" and c.value[0] == "sdfleet_webui"]
+    for framework in FRAMEWORK_NAMES:
+        commands = STAGES[framework]
+        copy_at = next(i for i, c in enumerate(commands)
+                       if c.cmd == "COPY" and c.value[0] == "sdfleet_webui")
+        installs = [i for i, c in enumerate(commands) if c.cmd == "RUN"
+                    and re.search(r"pip install|launch\.py|install_extensions|bake_hub_files", " ".join(c.value))]
+        assert installs and max(installs) < copy_at, (framework, installs, copy_at)
+        # and nothing after it but its permissions and the stage's user
+        assert [c.cmd for c in commands[copy_at + 1:]] == ["RUN", "WORKDIR", "USER"], framework

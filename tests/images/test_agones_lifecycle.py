@@ -133,3 +133,12 @@ def test_a_webui_whose_model_failed_to_load_is_never_marked_ready(tmp_path, sdk)
         wait(lambda: sdk.times("POST", "/shutdown"), what="Shutdown")
         assert sdk.times("POST", "/ready") == []
         assert sdk.annotation("agones.dev/sdk-sdfleet-phase") == "loading-model"
+
+
+def test_agones_hears_ready_as_soon_as_the_webui_is_ready_not_at_the_next_tick(tmp_path, sdk):
+    """Health ticks are seconds apart; a person on the waiting page should not wait for one."""
+    env = agones_env(sdk, SDFLEET_AGONES_HEALTH_SECONDS="8")
+    with SupervisorUnderTest(tmp_path, [{"start_delay": 1.0}], **env) as sup:
+        wait(lambda: sdk.state == "Ready", timeout=30, what="Ready")
+        became_ready = sup.events("webui-ready")[0]["ts"]
+        assert sdk.times("POST", "/ready")[0] - became_ready < 1.0

@@ -243,3 +243,15 @@ def test_comfyui_database_is_a_file_in_a_folder_that_exists_in_scratch(tmp_path)
     assert path.parent.is_dir()
     sqlite3.connect(path).execute("create table t (x)").connection.close()
     assert path.is_file()
+
+
+def test_no_framework_hashes_its_checkpoints_at_start(tmp_path):
+    """Every new pod would read each checkpoint whole from the share to hash it: A1111 runs
+    with --no-hashing (in its own parser's table above), SD.Next with SD_NOHASHING (its
+    Dockerfile stage), ComfyUI hashes nothing at load. The model sync verified each file."""
+    settings = fw.LaunchSettings(frameworks_root=tmp_path, scratch=tmp_path)
+    argv, _ = fw.launch_command("automatic1111", settings)
+    assert "--no-hashing" in argv and A1111_FLAGS["--no-hashing"] == "flag"
+    dockerfile = (Path(__file__).resolve().parents[2] / "images" / "webui" / "Dockerfile").read_text()
+    sdnext = dockerfile.split("AS sdnext", 1)[1].split("FROM base AS comfyui", 1)[0]
+    assert "SD_NOHASHING=true" in sdnext

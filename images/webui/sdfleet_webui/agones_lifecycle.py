@@ -79,4 +79,6 @@ class AgonesLifecycle(threading.Thread):
                 self.step()
             except AgonesUnavailable as exc:
                 log("agones-unavailable", level="warning", cause=str(exc))
-            s.stop_event.wait(s.config.agones_health_seconds)
+            # the next Health tick, or at once when the WebUI became ready
+            if s.became_ready.wait(s.config.agones_health_seconds):
+                s.became_ready.clear()

@@ -124,7 +124,10 @@ def launch_command(framework: str, s: LaunchSettings) -> tuple[list[str], Path]:
                 "--esrgan-models-path", str(models / "ESRGAN"), "--no-download-sd-model",
                 # PyTorch's scaled-dot-product attention (torch 2.1): the image installs no
                 # xformers (images/webui/README.md, "Attention").
-                "--opt-sdp-attention", *ckpt]
+                "--opt-sdp-attention",
+                # Hashing a checkpoint reads all of it from the share on every new pod (a
+                # minute for SDXL); the model sync verified its SHA-256 already.
+                "--no-hashing", *ckpt]
         if s.insecure_extension_access:
             argv.append("--enable-insecure-extension-access")
     elif framework == "sdnext":
