@@ -7,6 +7,7 @@ lints exactly as a developer's `ruff check .` does.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,17 @@ def test_architecture_section_references_exist():
             if int(match.group(1)) not in sections:
                 wrong.append(f"{path.relative_to(ROOT)}: section {match.group(1)}")
     assert not wrong, wrong
+
+
+def test_no_issue_numbers_in_code_or_tests():
+    """Code and tests say why in their own words; where a change came from belongs in
+    docs/decisions/ and the history, not in "(issue 13 item 4)" a reader cannot look up."""
+    pattern = re.compile(r"\b[Ii]ssue (\d+|: )")
+    found = []
+    for path in _tracked_text_files():
+        if path == Path(__file__) or path.suffix not in (".py", ".lua", ".template", "", ".sh"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if pattern.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "issue numbers in code or tests:\n" + "\n".join(found)

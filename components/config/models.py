@@ -541,7 +541,7 @@ class AwsApiConfig(Section):
         4, description="Most images one job may ask for.")
 
 
-# Keys of the flat `aws` section before it was split (issue 17.6) -> where they are now.
+# Keys of the flat `aws` section before it was split -> where they are now.
 AWS_MOVED_KEYS = {
     "vpcCidr": "network.vpcCidr", "zoneCount": "network.zoneCount",
     "kubernetesVersion": "cluster.kubernetesVersion",

@@ -40,7 +40,7 @@ LOAD_BALANCER_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
 
 
 def router_ingress_policy(pod_labels: dict, port: int) -> dict:
-    """Only the load balancer reaches the router (issue 14.3): IAP is in front of that path
+    """Only the load balancer reaches the router: IAP is in front of that path
     alone, so a pod or VM inside the VPC can never skip it. Kubelet probes come from the
     node, which GKE Dataplane V2 always admits."""
     return {"podSelector": {"matchLabels": pod_labels}, "policyTypes": ["Ingress"],

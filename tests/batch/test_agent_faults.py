@@ -136,7 +136,7 @@ def test_bad_configuration_exits_2_naming_each_variable(stack, webui):
 
 
 def test_sigterm_releases_at_once_a_job_the_webui_says_cannot_fit(stack, webui, start_agent):
-    """Issue 15.9: a Spot interruption leaves ~2 minutes. A job whose remaining time (A1111's
+    """A Spot interruption leaves ~2 minutes. A job whose remaining time (A1111's
     own eta_relative) exceeds what is left of the grace is released at once, not held until
     the grace runs out, so another agent starts it minutes earlier."""
     webui.configure(mode="slow", slowSeconds=40)

@@ -57,7 +57,7 @@ def test_img2img_reads_its_init_image_from_the_stacks_bucket(stack, webui, start
 
 def test_model_is_chosen_by_its_config_name_never_the_closest(stack, webui, start_agent):
     close_only = submit(stack, model="sdxl")       # prefix of a configured name: not a match
-    exact = submit(stack, model="sdxl-base")       # the stack config's name (issue 15.5)
+    exact = submit(stack, model="sdxl-base")       # the stack config's name
     start_agent()
     failed = wait_until(finished(stack, close_only), 20, what="failed result.json")
     assert failed["status"] == "failed"

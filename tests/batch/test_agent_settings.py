@@ -1,4 +1,4 @@
-"""The queue agent's settings (issue 17 item 3): pydantic-settings over the agent's env,
+"""The queue agent's settings: pydantic-settings over the agent's env,
 names and limits in one module, errors naming variable, value and what is allowed."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 15, done-when: a client submits one job per runtime through the API and fetches its
+"""A client submits one job per runtime through the API and fetches its
 images through `GET /jobs/{id}` and the presigned URLs, over HTTP, as a client would.
 
 Real pieces: a moto server (SNS -> filtered SQS -> S3, presigned URLs served by it), the submit

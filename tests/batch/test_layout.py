@@ -1,4 +1,4 @@
-"""Contracts two separately built programs share, kept identical (issue 17.5: the Lambda archive
+"""Contracts two separately built programs share, kept identical (the Lambda archive
 and the agent image cannot import one package)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def test_the_agent_reads_the_manifest_the_fetcher_writes():
 
 
 def test_the_agent_checks_health_where_each_framework_answers():
-    """A ComfyUI runtime whose agent polled A1111's route would never take a job (issue 15.4)."""
+    """A ComfyUI runtime whose agent polled A1111's route would never take a job."""
     from sdfleet_agent.settings import HEALTH_PATHS
     sys.path.insert(0, str(WEBUI_DIR))
     try:

@@ -5,7 +5,7 @@ names, read from that image's Dockerfile (tests/contracts/image_model.py: the fi
 ENTRYPOINT/CMD, PATH, ENV, WORKDIR, virtualenvs, COPY'd modules, pip installs per
 interpreter); every env name it sets is one that image's programs (or a library installed
 for them) read; and each image's env-name module (`<package>/env.py`, what the manifests
-take names from) names only variables the image's code reads. Issue 13 items 2 and 18.
+take names from) names only variables the image's code reads.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def test_container_runs_in_its_image(stack, container):
 
 def test_every_container_was_checked():
     names = {c["name"] for stack in ("dev", "aws-dev") for _, c in containers(stack)}
-    # the seams of issue 13 items 2 and 18 are among them
+    # the router's verifier and the model sync's fetch are among them
     assert {"webui", "user-sync", "router", "verifier", "fetch", "prepare", "agent"} <= names
 
 
@@ -210,7 +210,7 @@ def test_components_take_env_names_from_the_images():
 
 
 def test_the_model_catches_the_faults_it_guards():
-    """The check itself, on the two faults of issue 13: the system python of the router
+    """The check itself, on the two faults it was written for: the system python of the router
     image lacks the verifier's libraries, and a misspelt env name is refused."""
     router = im.parse_image(str(DOCKERFILES["router"]))
     with pytest.raises(AssertionError, match="lacks"):

@@ -125,7 +125,7 @@ def _create(emu, obj) -> tuple[int, dict]:
 
 
 def test_fleet_with_two_containers_needs_the_game_server_container(emu):
-    # agones gameserver.go (*GameServerSpec).Validate: ErrContainerRequired (issue 13 item 1).
+    # agones gameserver.go (*GameServerSpec).Validate: ErrContainerRequired.
     status, body = _create(emu, _fleet(containers=("webui", "user-sync")))
     assert status == 422 and body["reason"] == "Invalid"
     assert {"field": "spec.template.spec.container",
@@ -184,7 +184,7 @@ def test_fleet_name_and_strategy(emu):
 
 
 @pytest.mark.parametrize("policy,fragment", [
-    # agones fleetautoscaler.go (*BufferPolicy).ValidateBufferPolicy (issue 13 item 15)
+    # agones fleetautoscaler.go (*BufferPolicy).ValidateBufferPolicy
     (_buffer(0), "bufferSize: Invalid value: 0"),
     (_buffer(3, min_replicas=2), "minReplicas should be bigger than or equal to bufferSize"),
     (_buffer(9, max_replicas=8), "maxReplicas should be bigger than or equal to bufferSize"),

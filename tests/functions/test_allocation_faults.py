@@ -1,6 +1,5 @@
-"""Exactly one game server per person when the Kubernetes API fails after the side effect
-(issue 14 items 5 and 6), and the client no longer retries the allocation POST blindly
-(issue 17 item 11).
+"""Exactly one game server per person when the Kubernetes API fails after the side effect,
+and the client never retries the allocation POST blindly.
 
 In-process: the real Allocator and AgonesClient against a real redis-server and the Agones
 emulator, whose faults apply the request first and then lose, fail or delay its answer.

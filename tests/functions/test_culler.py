@@ -248,7 +248,7 @@ def test_allocator_waits_for_a_cull_in_progress_then_allocates_fresh(
     assert not r.exists(f"{P}lock:{id_}")
 
 
-# ---- the pod's own activity report (issue 19 item 2; docs/contracts.md "Activity") --------
+# ---- the pod's own activity report (docs/contracts.md "Activity") --------
 # The trusted front in the WebUI pod counts traffic, long WebSocket/SSE connections
 # included, and reports it with the Agones SDK: SetAnnotation("last-activity", "<unix s>"),
 # which Agones stores as `agones.dev/sdk-last-activity` on the GameServer.

@@ -1,4 +1,4 @@
-"""Issue 14 item 8: one bad record never stops the culler.
+"""One bad record never stops the culler.
 
 A fuzzed Redis (hypothesis, pinned in tests/requirements.txt, derandomized): next to good
 sessions, some idle and some active, each example plants bad records: keys of the wrong

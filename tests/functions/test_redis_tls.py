@@ -1,4 +1,4 @@
-"""Issue 13 item 13: the functions reach Memorystore over TLS by IP, verified correctly.
+"""The functions reach Memorystore over TLS by IP, verified correctly.
 
 A real redis-server with TLS whose certificate is shaped like Memorystore's: issued by the
 instance's own CA, naming the instance IP in the subject CN and carrying no

@@ -276,7 +276,7 @@ def test_fleet_pod_wiring_is_what_the_programs_accept():
     assert "SDFLEET_MODELS_ROOT" not in container_env(webui)
     startup = webui["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] == supervisor.policy.start_timeout
-    # no supervisor secret anywhere in the pod (issue 16 item 8)
+    # no supervisor secret anywhere in the pod
     assert all("token" not in m["mountPath"] for c in pod["containers"] for m in c["volumeMounts"])
     assert not [v for v in pod["volumes"] if "secret" in v]
     exposed = next(c for c in STAGES["base"] if c.cmd == "EXPOSE").value

@@ -96,7 +96,7 @@ def test_no_request_to_the_supervisor_can_shut_the_session_down(tmp_path, sdk):
 
 
 def test_health_pings_last_through_a_first_start_longer_than_the_grace_period(tmp_path, sdk):
-    """Issue 16 item 9: a model load may take most of the startup probe's budget; Agones
+    """A model load may take most of the startup probe's budget; Agones
     health must not lapse while it runs (it used to stop ``grace`` after the start)."""
     with SupervisorUnderTest(tmp_path, [{"start_delay": 3.5}], SDFLEET_START_TIMEOUT_SECONDS="20",
                              **agones_env(sdk)) as sup:

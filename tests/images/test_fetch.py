@@ -251,7 +251,7 @@ def test_cli_rejects_a_bad_model_list_naming_field_and_value(tmp_path):
     assert "model 'x'" in result.stderr
 
 
-# --- Hugging Face through huggingface_hub (issue 17 item 12) --------------------------------
+# --- Hugging Face through huggingface_hub --------------------------------
 # huggingface_hub reads the body in 10 MiB chunks (constants.DOWNLOAD_CHUNK_SIZE): what a cut
 # leaves on disk is whole chunks, so these files are larger than one chunk.
 MIB = 1024 * 1024

@@ -1,4 +1,4 @@
-"""Issue 17 item 7: the supervisor supervises processes; the Agones lifecycle is apart.
+"""The supervisor supervises processes; the Agones lifecycle is apart.
 
 Both read as one file before: a change to Ready/Health/Shutdown meant reading restart logic.
 These checks fail if the lifecycle (or a call into the SDK sidecar) moves back.

@@ -1,5 +1,5 @@
-"""The WebUI image's settings module: one place for env names, defaults and limits
-(issue 17 item 3), parsed by pydantic-settings, with errors naming variable, value, limit."""
+"""The WebUI image's settings module: one place for env names, defaults and limits,
+parsed by pydantic-settings, with errors naming variable, value, limit."""
 
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def test_sigterm_stops_the_whole_tree_even_a_webui_ignoring_sigterm(tmp_path):
 
 
 def test_the_supervisor_api_only_reads_no_switch_no_shutdown(tmp_path):
-    """Issue 16 items 4 and 8: no framework switching in a one-framework image, and no
+    """No framework switching in a one-framework image, and no
     POST that a WebUI extension (same container, same user) could use to end a session."""
     with SupervisorUnderTest(tmp_path, [{}]) as sup:
         sup.wait_for(lambda i: i["state"] == "ready")
@@ -76,7 +76,7 @@ def test_the_supervisor_api_only_reads_no_switch_no_shutdown(tmp_path):
 
 
 def test_one_oom_error_printed_over_many_lines_is_one_event(tmp_path):
-    """Issue 16 item 9: liveness counts OOM events; one error's traceback is one event."""
+    """Liveness counts OOM events; one error's traceback is one event."""
     with SupervisorUnderTest(tmp_path, [{"oom_traceback": True}]) as sup:
         sup.wait_for(lambda i: i["state"] == "ready")
         sup.wait_for(lambda i: "OutOfMemoryError" in requests.get(sup.url + "/logs?tail=50", timeout=5).text,
@@ -101,7 +101,7 @@ def test_logs_tail_is_bounded_and_validated(tmp_path):
 
 
 def test_a_baked_image_uses_its_own_models_and_others_the_shared_store(tmp_path):
-    """Issue 16 item 6: with no SDFLEET_MODELS_ROOT, the supervisor takes the baked models
+    """With no SDFLEET_MODELS_ROOT, the supervisor takes the baked models
     when their manifest is there (a fleet then needs no model store), else /models."""
     from sdfleet_webui.supervisor import SupervisorConfig
     baked = tmp_path / "baked"

@@ -94,7 +94,7 @@ def test_json_plan_lists_the_batch_platform():
 
 
 def test_flat_aws_keys_of_the_old_layout_name_where_they_moved():
-    """The aws section is split into sections (issue 17.6): a stack file of the old, flat
+    """The aws section is split into sections: a stack file of the old, flat
     layout gets one line that names each old key and its new place, not a silent default."""
     (line,) = _problems({"cloud": "aws", "aws": {"jobTimeoutSeconds": 900, "gpuLimit": 4}})
     assert line.startswith("sdfleet:platform.aws: the aws section is split")

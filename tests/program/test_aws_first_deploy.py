@@ -1,4 +1,4 @@
-"""Issue 15: what a first real deploy of aws-dev needs, checked on the registered resources
+"""What a first real deploy of aws-dev needs, checked on the registered resources
 against the definitions they must agree with (the WebUI image's Dockerfile and settings, the
 pulumi-kubernetes await rules, ECR, the VPC CNI add-on)."""
 

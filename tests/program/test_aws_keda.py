@@ -1,4 +1,4 @@
-"""Issue 15.8: KEDA's ScaledJob arithmetic, with the strategy and trigger the plan registers.
+"""KEDA's ScaledJob arithmetic, with the strategy and trigger the plan registers.
 
 The model below restates KEDA v2.17's scale-out rule for ScaledJobs from its source
 (kedacore/keda, pkg/scaling/executor/scale_jobs.go: `RequestJobScale`, `getRunningJobCount`,

@@ -1,5 +1,5 @@
 """docs/config.md is generated from the config models (tools/config_docs.py) and every config
-field carries a description (issue 17.9)."""
+field carries a description."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """A first `pulumi up` on an empty project: what each resource must wait for, which APIs and
-roles it needs, who may sign in, and the warnings while example values remain (issue 13
-items 7, 8, 10, 11, 12 and 16)."""
+roles it needs, who may sign in, and the warnings while example values remain."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The stack builds its own images before anything runs them (issue 13 item 4)."""
+"""The stack builds its own images before anything runs them."""
 
 from __future__ import annotations
 

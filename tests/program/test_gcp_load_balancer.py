@@ -1,5 +1,5 @@
 """The load balancer the program owns, IAP on its backend service, and the audience derived
-from this run's backend service (issue 13 items 5 and 16, issue 14 item 3)."""
+from this run's backend service."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Agones's webhook rules live in tests/emulators/agones_validation.py (written from Agones
 v1.50.0's source, function by function); the feature gates are the ones the program's Helm
-release turns on. Issue 13 items 1, 14, 15, 17.
+release turns on.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def test_config_and_agones_agree_on_buffer_rules(dev_config):
     disagreements = [case for case in GRID
                      if _config_accepts(dev_config, case) != _agones_accepts(case)]
     assert not disagreements, disagreements
-    # the grid holds both verdicts, including the two cases of issue 13 item 15
+    # the grid holds both verdicts, including the two cases of the buffer rule
     assert not _config_accepts(dev_config, {"buffer": 0, "minReplicas": 0, "maxReplicas": 4,
                                             "peakHours": None})
     assert not _config_accepts(dev_config, {"buffer": 3, "minReplicas": 2, "maxReplicas": 4,

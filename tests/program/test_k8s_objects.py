@@ -1,6 +1,6 @@
 """Hand-registered Kubernetes objects (components/k8s/objects.py `KubeObject`) register what
-the provider SDK's own classes register; and the objects of issue 13 items 3 and 6 and
-issue 14 items 2 and 3 (shared store, router secrets, network policies)."""
+the provider SDK's own classes register; and the shared store,
+the router's secrets and the network policies."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_secret_provider_class_is_the_csi_driver_resource(dev_update):
     assert spc.inputs["metadata"]["namespace"] == router["metadata"]["namespace"]
 
 
-# --- Issue 14 item 3: only the load balancer reaches the router ------------------------------------
+# --- only the load balancer reaches the router ------------------------------------
 
 # Google Cloud docs, "Firewall rules" (load-balancing/docs/firewall-rules): a global external
 # Application Load Balancer's health checks and GFE proxies (zonal NEG backends) come from these.
@@ -109,7 +109,7 @@ def test_router_admits_only_the_load_balancer(dev_update):
     assert port == {"protocol": "TCP", "port": service["spec"]["ports"][0]["targetPort"]}
 
 
-# --- Issue 14 item 2, issue 13 item 3: the shared store ------------------------------------------
+# --- the shared store ------------------------------------------
 
 def test_share_is_exported_to_the_node_range_only(dev_update, dev_config):
     network = dev_config["sdfleet:platform"]["network"]
@@ -192,7 +192,7 @@ def test_prepare_script_carries_the_owner(tmp_path):
     assert "os.chown(name, 1000, 1000)" in prepare_script(TOP_FOLDERS, OWNER_UID, OWNER_GID)
 
 
-# --- Issue 14 item 2: what a WebUI pod may open ---------------------------------------------------
+# --- what a WebUI pod may open ---------------------------------------------------
 
 def test_webui_pods_may_open_cluster_dns_and_the_api_server_only(dev_update, dev_config):
     policy = dev_update.one(NETWORK_POLICY, "egress").inputs

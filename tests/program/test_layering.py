@@ -1,5 +1,4 @@
-"""The structure of components/, checked on the source (AST), not on a plan (issue 17.1, 17.2,
-17.6): the in-cluster layer is cloud-neutral, pod conventions have one home, components take
+"""The structure of components/, checked on the source (AST), not on a plan: the in-cluster layer is cloud-neutral, pod conventions have one home, components take
 one args object each, and only the config loader reads `pulumi.Config`."""
 
 from __future__ import annotations
@@ -83,7 +82,7 @@ def test_pod_conventions_have_one_home():
                            + "\n".join(offending))
 
 
-# --- One args object per component (issue 17.6) ----------------------------------------------
+# --- One args object per component ----------------------------------------------
 MAX_PARAMS = 4
 NOT_COUNTED = {"self", "name", "resource_name", "opts"}
 

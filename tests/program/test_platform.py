@@ -1,4 +1,4 @@
-"""The GCP interactive platform on its registered inputs (issue: GCP platform)."""
+"""The GCP interactive platform on its registered inputs."""
 
 from __future__ import annotations
 

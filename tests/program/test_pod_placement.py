@@ -1,4 +1,4 @@
-"""Every pod the plan registers lands on nodes the plan makes, on both clouds (issue 17.1):
+"""Every pod the plan registers lands on nodes the plan makes, on both clouds:
 its nodeSelector matches the labels of a registered node pool, and it tolerates every taint
 that pool's nodes carry. Taints and labels are read from the registered node pools (GKE
 NodePool, EKS NodeGroup, Karpenter NodePool), tolerations from the registered pod specs, so a

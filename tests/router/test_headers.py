@@ -78,7 +78,7 @@ def test_identity_header_families_never_reach_the_pod(platform, alice):
                       and k not in ("x-sdfleet-identity",))}
         assert leaked == {}
         assert seen["x-sdfleet-identity"] == ALICE_ID
-        # only the id: the email is in the game server's annotation (issue 18 item 2)
+        # only the id: the email is in the game server's annotation
         assert "x-sdfleet-email" not in seen
 
 

@@ -1,4 +1,4 @@
-"""Issue 13 item 13, router side: the router's Lua Redis TLS against a Memorystore-shaped
+"""The router's Lua Redis TLS against a Memorystore-shaped
 certificate (the instance IP in the subject CN, no subjectAltName), reached by IP with no
 REDIS_SERVER_NAME, as the router Deployment is configured.
 

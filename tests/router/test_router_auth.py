@@ -76,7 +76,7 @@ def test_pod_receives_only_trusted_identity_headers(platform, alice_pod):
     assert reply.status == 200, reply.text
     seen = reply.json()["headers"]
     assert seen["x-sdfleet-identity"] == "g-100000000000000000001"
-    assert "x-sdfleet-email" not in seen  # only the id (issue 18 item 2), forged one cleared
+    assert "x-sdfleet-email" not in seen  # only the id, forged one cleared
     leaked = {k: v for k, v in seen.items()
               if "bob" in v or k.startswith(("x-forwarded-user", "x-goog", "x-auth", "remote-"))
               or k.replace("_", "-") == "x-sdfleet-identity" and k != "x-sdfleet-identity"

@@ -1,4 +1,4 @@
-"""Issue 14 item 7: a burst of first requests on a freshly started router.
+"""a burst of first requests on a freshly started router.
 
 100 new people (100 distinct tokens, none verified yet) send their first request at the
 same moment to a router that has just started: real nginx + Lua, the real verifier

@@ -4,7 +4,7 @@
 - ``GET /logs?tail=N``     the last N lines of the WebUI's output (text/plain)
 
 Read-only, so it needs no secret. There is deliberately no ``/switch`` and no
-``/shutdown`` (issue 16 items 4 and 8):
+``/shutdown``:
 - one image holds one framework; a person on another framework gets a pod from another
   fleet, so switching is the platform's job, not the pod's;
 - any secret this API could check would sit in the WebUI container, where third-party
