@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from components.registries.accelerators import GCE_ACCELERATORS
+
 CONFIG_KEY = "sdfleet:platform"
 
 # Secrets live in their own keys, read with `pulumi.Config("sdfleet").get_secret(...)`.
@@ -253,20 +255,11 @@ ImageHost = Annotated[str, AfterValidator(_image_host)]
 
 # --- GPUs -------------------------------------------------------------------------------------
 
-# Which machine family each accelerator attaches to (GCE docs, "GPU platforms").
+# Which machine family each accelerator attaches to, and the accepted accelerator types:
+# from the registry (components/config/accelerators.py).
 ACCELERATOR_FAMILIES: dict[str, tuple[str, ...]] = {
-    "nvidia-l4": ("g2",),
-    "nvidia-tesla-t4": ("n1",),
-    "nvidia-tesla-v100": ("n1",),
-    "nvidia-tesla-p4": ("n1",),
-    "nvidia-tesla-p100": ("n1",),
-    "nvidia-tesla-a100": ("a2",),
-    "nvidia-a100-80gb": ("a2",),
-    "nvidia-h100-80gb": ("a3",),
-}
-Accelerator = Literal["nvidia-l4", "nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p4",
-                      "nvidia-tesla-p100", "nvidia-tesla-a100", "nvidia-a100-80gb",
-                      "nvidia-h100-80gb"]
+    name: a.machine_families for name, a in GCE_ACCELERATORS.items()}
+Accelerator = Literal[tuple(GCE_ACCELERATORS)]
 
 
 

@@ -9,6 +9,7 @@ import re
 from typing import Any, Optional
 
 from components.config.errors import _path
+from components.registries.accelerators import family_rule_text
 from components.config.fields import ACCELERATOR_FAMILIES, CONFIG_KEY, member_domain
 from components.config.models import (AWS_VISIBILITY_MARGIN_SECONDS, FILESTORE_MIN_CAPACITY_GB,
                                       GCP_SECTIONS, SQS_MAX_VISIBILITY_SECONDS, AccessConfig,
@@ -82,8 +83,7 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
         if family not in families:
             bad(("gpuPools", i, "accelerator"), pool.accelerator,
                 f"it needs machine family {'/'.join(families)} "
-                f"(machineType is {pool.machine_type!r}); "
-                "L4 needs g2, A100 needs a2, T4/V100/P4/P100 need n1, H100 needs a3")
+                f"(machineType is {pool.machine_type!r}); {family_rule_text()}")
         for j, zone in enumerate(pool.zones):
             if gcp_region and not _zone_in_region(zone, gcp_region):
                 bad(("gpuPools", i, "zones", j), zone, f"zones must be in gcp:region {gcp_region!r}, "

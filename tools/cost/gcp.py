@@ -8,6 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from components.registries.accelerators import brings_its_gpus
+
 from .assumptions import (FUNCTION_DEFAULT_MEMORY_MIB, FUNCTION_DEFAULT_VCPU_BY_MIB, GKE_DEFAULT_DISK_GB,
                           GKE_DEFAULT_DISK_TYPE, GKE_DEFAULT_ZONES_PER_REGION, GPU,
                           SECONDS_PER_SCHEDULED_RUN, WEEKS_PER_MONTH)
@@ -68,7 +70,7 @@ def _node_pools(plan: Plan, prices: dict, sheet: Sheet) -> list[NodePool]:
             if accelerator and gpus and not included:
                 gpu = sheet.lookup(prices["accelerators"], accelerator, f"gcp accelerator {accelerator}")
                 node_hour = None if gpu is None else node_hour + gpu["perGpuHour"] * gpus
-        if not gpus and (included or machine.split("-")[0] in ("a2", "a3", "g2")):
+        if not gpus and (included or brings_its_gpus(machine)):
             gpus = 1  # accelerator-optimized types come with their GPU attached
         pools.append(NodePool(
             name=read(p, "name", default=r.name), machine_type=machine,
