@@ -16,13 +16,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.registries.frameworks import WEBUI_FRAMEWORKS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Files that never reach a build (caches of local test runs).
 _IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 _IGNORED_SUFFIXES = {".pyc", ".pyo"}
 
-WEBUI_FRAMEWORKS = ("automatic1111", "sdnext", "comfyui")
 
 
 @dataclass(frozen=True)

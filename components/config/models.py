@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.config.versions import AGONES_CHART_VERSION, AGONES_KUBERNETES_MINORS
+from components.registries.frameworks import BATCH_FRAMEWORKS, WEBUI_FRAMEWORKS
 from components.config.fields import (Accelerator, Cidr, Cron, DnsLabel, Ec2InstanceType,
                                       GceMachineType, ImageHost, Quantity, Section, Timezone,
                                       _download_url, _gpu_count, _hf_repo_id, _member,
@@ -338,7 +339,7 @@ class AccessConfig(Section):
 
 
 class WebuiConfig(Section):
-    framework: Literal["automatic1111", "sdnext", "comfyui"] = Field(
+    framework: Literal[WEBUI_FRAMEWORKS] = Field(
         "automatic1111",
         description="The WebUI every person's pod runs.")
     # The AWS variant's ECR tag; GCP stacks tag each image by its content hash (images.py).
@@ -426,7 +427,6 @@ SQS_MAX_VISIBILITY_SECONDS = 43200
 
 # The WebUIs a batch runtime can drive: the agent speaks A1111's /sdapi/v1 API or ComfyUI's
 # /prompt + /history + /view API (images/queue-agent/sdfleet_agent/webui.py, comfyui.py).
-BATCH_FRAMEWORKS = ("automatic1111", "comfyui")
 
 
 class AwsRuntimeConfig(WebuiResources):
@@ -445,7 +445,7 @@ class AwsRuntimeConfig(WebuiResources):
         description=("Memory request and limit of the WebUI container; default: what the smallest "
                      "node of each gpu.families entry leaves after the system's and the agent's share."))
     # Which WebUI runs beside the agent: decides the image and the API the agent speaks.
-    framework: Literal["automatic1111", "comfyui"] = Field(
+    framework: Literal[BATCH_FRAMEWORKS] = Field(
         "automatic1111",
         description="The WebUI beside the agent; decides the image and the API the agent drives.")
     mode: Literal["scaledjob", "scaledobject"] = Field(

@@ -187,20 +187,12 @@ def agent_environment(a: RuntimeWorkloadArgs) -> dict[str, pulumi.Input[str]]:
     return env
 
 
-# Extra framework arguments that bind the WebUI to loopback. The supervisor starts A1111 with
-# `--listen` (0.0.0.0) whatever SDFLEET_LISTEN_HOST says, but A1111 binds `--server-name` when
-# given, before `--listen` (AUTOMATIC1111/stable-diffusion-webui modules/initialize_util.py,
-# gradio_server_name); the supervisor appends CLI_ARGS to the command. ComfyUI is started with
-# `--listen <SDFLEET_LISTEN_HOST>` and needs nothing more.
-LOOPBACK_ARGS = {"automatic1111": f"--server-name {WEBUI_HOST}", "comfyui": ""}
-
-
 def webui_environment(a: RuntimeWorkloadArgs) -> dict[str, str]:
     """The variables the WebUI image's supervisor reads (images/webui/sdfleet_webui/
     supervisor.py, SupervisorConfig.from_env)."""
-    extra = {"CLI_ARGS": LOOPBACK_ARGS[a.runtime.framework]} \
-        if LOOPBACK_ARGS[a.runtime.framework] else {}
-    return {**extra, "SDFLEET_FRAMEWORK": a.runtime.framework,
+    # SDFLEET_LISTEN_HOST keeps every framework on loopback: the supervisor turns it into the
+    # framework's own flag (sdfleet_webui/frameworks.py listen_args).
+    return {"SDFLEET_FRAMEWORK": a.runtime.framework,
             "SDFLEET_LISTEN_HOST": WEBUI_HOST,
             "SDFLEET_WEBUI_PORT": str(WEBUI_PORT),
             "SDFLEET_MODELS_ROOT": MODELS_MOUNT,

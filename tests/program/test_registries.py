@@ -65,3 +65,30 @@ def test_every_attached_accelerator_has_a_price_and_the_policy_pack_agrees():
     finally:
         sys.path.remove(str(ROOT / "policy"))
     assert tuple(GCE_GPU_FAMILIES) == ACCELERATOR_OPTIMIZED_FAMILIES
+
+
+def test_the_programs_built_apart_list_the_registrys_frameworks():
+    """The WebUI image and the queue agent are built from their own folders and keep their
+    own list; each must equal the registry's."""
+    import ast
+    from components.registries.frameworks import BATCH_FRAMEWORKS, FRAMEWORKS, WEBUI_FRAMEWORKS
+
+    def constant(path: str, name: str):
+        for node in ast.parse((ROOT / path).read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+                return ast.literal_eval(node.value)
+        raise LookupError(f"{path}: no {name}")
+
+    image = "images/webui/sdfleet_webui/frameworks.py"
+    assert tuple(constant(image, "FRAMEWORKS")) == WEBUI_FRAMEWORKS
+    assert set(constant(image, "HEALTH_PATHS")) == set(WEBUI_FRAMEWORKS)
+    agent = "images/queue-agent/sdfleet_agent/settings.py"
+    assert set(constant(agent, "HEALTH_PATHS")) == set(BATCH_FRAMEWORKS)
+    text = (ROOT / agent).read_text()
+    assert f"Literal[{', '.join(repr(n).replace(chr(39), chr(34)) for n in BATCH_FRAMEWORKS)}]" in text
+    dockerfile = (ROOT / "images" / "webui" / "Dockerfile").read_text()
+    for name in FRAMEWORKS:
+        assert f"FROM base AS {name}\n" in dockerfile, name
+    # every Dockerfile framework stage is a registered framework
+    import re
+    assert set(re.findall(r"^FROM base AS (\w+)$", dockerfile, re.M)) == set(FRAMEWORKS)
