@@ -69,6 +69,7 @@ class FunctionSettings:
     cluster_endpoint: pulumi.Input[str]
     cluster_ca: pulumi.Input[str]
     iap_audience: pulumi.Input[str]
+    gpus_per_pod: float = 1.0  # usage is counted in GPU-seconds
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ class ControlFunctions(pulumi.ComponentResource):
             "IDLE_TIMEOUT_SECONDS": str(args.culling.idle_minutes * 60),
             "MAX_SESSION_SECONDS": str(args.culling.max_session_hours * 3600),
             "ORPHAN_GRACE_SECONDS": str(args.culling.orphan_grace_minutes * 60),
+            "GPUS_PER_POD": repr(args.settings.gpus_per_pod),
         }
         self.allocator = self._function(
             f"{name}-allocator", "allocator", "allocate", self.allocator_account, args.cache,

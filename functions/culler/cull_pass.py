@@ -46,7 +46,8 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from rules import Action, Limits, SessionView, decide, pod_reported_activity
+from rules import (Action, Limits, SessionView, decide, needs_pod_report,
+                   pod_reported_activity)
 from shared.agones import (EMAIL_ANNOTATION, FLEET_LABEL, IDENTITY_LABEL, AgonesClient,
                            GameServer, KubernetesError, KubernetesUnavailable)
 from shared.config import CullerSettings
@@ -220,12 +221,7 @@ class CullPass:
     def _pod_activity(self, views: dict[str, SessionView], now: float) -> None:
         """The game servers of sessions idle by Redis, so `decide` can read the pod's own
         activity report: one list per DELETE_BATCH identities, by fleet + identity label."""
-        idle_limit = now - self.settings.idle_seconds
-        wanted = [v for v in views.values()
-                  if v.mapping is not None and not v.corrupt and not v.game_server_seen
-                  and v.mapping.culling is None
-                  and (v.last_activity if v.last_activity is not None
-                       else v.mapping.allocated_at) <= idle_limit]
+        wanted = [v for v in views.values() if needs_pod_report(v, now, self.limits)]
         if not wanted:
             return
         batches = [wanted[i:i + DELETE_BATCH] for i in range(0, len(wanted), DELETE_BATCH)]
@@ -250,7 +246,8 @@ class CullPass:
     # ---- actions ---------------------------------------------------------------------
     def _end(self, items, now: float, summary: dict) -> None:
         """Sessions whose game server is already gone or no longer ours."""
-        ended = [(v.id, v.mapping.gs, _usage(v.id, v.mapping.gs, v.mapping.allocated_at, now, r))
+        ended = [(v.id, v.mapping.gs, _usage(v.id, v.mapping.gs, v.mapping.allocated_at, now, r,
+                                                self.settings.gpus_per_pod))
                  for v, r in items]
         for (id_, gs, usage), done in zip(ended, self.store.finish_sessions(ended) if ended else []):
             if done:
@@ -282,7 +279,8 @@ class CullPass:
                     gs=view.mapping.gs, error=errors[view.id])
         if failed:
             self.store.release_claims(failed, token)
-        ended = [(v.id, v.mapping.gs, _usage(v.id, v.mapping.gs, v.mapping.allocated_at, now, r))
+        ended = [(v.id, v.mapping.gs, _usage(v.id, v.mapping.gs, v.mapping.allocated_at, now, r,
+                                                self.settings.gpus_per_pod))
                  for v, r in to_delete if v.id not in errors]
         for (id_, gs, usage), done in zip(ended, self.store.finish_sessions(ended, token)
                                           if ended else []):
@@ -315,7 +313,8 @@ class CullPass:
             expected = {v.mapping.gs for v in batch}
             for gs in deleted:      # an orphan labelled with the same identity went too
                 if gs.name not in expected:
-                    usage = _usage(gs.identity or "", gs.name, gs.allocated_at, now, "orphan")
+                    usage = _usage(gs.identity or "", gs.name, gs.allocated_at, now, "orphan",
+                                   self.settings.gpus_per_pod)
                     self._read("usage", self.store.record_usage, usage, default=None)
                     summary["orphansShutDown"] += 1
                     log("INFO", "session ended", **usage)
@@ -360,7 +359,8 @@ class CullPass:
                 summary["deleteFailures"] += 1
                 log("ERROR", "orphan deletion failed", gs=gs.name, error=error)
                 continue
-            usage = _usage(view.id or "", gs.name, gs.allocated_at, now, reason)
+            usage = _usage(view.id or "", gs.name, gs.allocated_at, now, reason,
+                           self.settings.gpus_per_pod)
             self._read("usage", self.store.record_usage, usage, default=None)
             summary["orphansShutDown"] += 1
             log("INFO", "session ended", **usage)
@@ -392,9 +392,14 @@ def _try(fn, *args):
         return None, str(e)
 
 
-def _usage(id_: str, gs: str, start: float, end: float, reason: str) -> dict:
+def _usage(id_: str, gs: str, start: float, end: float, reason: str,
+           gpus_per_pod: float = 1.0) -> dict:
+    """One ended session: its wall-clock seconds and the GPU-seconds it held (a pod holds
+    `gpus_per_pod` GPUs: the node's accelerators shared by its time-sharing clients)."""
+    seconds = max(end - start, 0.0)
     return {"id": id_, "gs": gs, "start": round(start, 3), "end": round(end, 3),
-            "gpu_minutes": round(max(end - start, 0.0) / 60, 2), "reason": reason}
+            "seconds": round(seconds, 3), "gpu_seconds": round(seconds * gpus_per_pod, 3),
+            "reason": reason}
 
 
 def _count(counter: dict, key: str) -> None:

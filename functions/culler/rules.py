@@ -59,6 +59,15 @@ class SessionView:
     mapped_elsewhere: bool = False
 
 
+def needs_pod_report(view: SessionView, now: float, limits: Limits) -> bool:
+    """Idle by the router's record alone: `decide` needs the pod's own report before it may
+    call the session idle (the router sees a long WebSocket only at its ends)."""
+    if view.mapping is None or view.corrupt or view.game_server_seen or view.mapping.culling is not None:
+        return False
+    router_record = view.last_activity if view.last_activity is not None else view.mapping.allocated_at
+    return now - router_record >= limits.idle_seconds
+
+
 def pod_reported_activity(gs: GameServer | None, now: float) -> float | None:
     """What the pod's trusted front last reported through the Agones SDK
     (SetAnnotation("last-activity", "<unix seconds>"), stored as `agones.dev/sdk-last-activity`):

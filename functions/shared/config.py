@@ -38,6 +38,19 @@ def _int(env, name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _float(env, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
+    if not (0 < value <= 64):
+        raise ConfigError(f"environment variable {name}={raw!r} must be in (0, 64]")
+    return value
+
+
 def _bool(env, name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw in (None, ""):
@@ -125,6 +138,7 @@ class CullerSettings:
     invoker_audience: str
     invoker_emails: tuple[str, ...]
     oidc_certs_url: str
+    gpus_per_pod: float = 1.0   # what one session holds: usage is counted in GPU-seconds
 
     @classmethod
     def from_env(cls, env=os.environ) -> "CullerSettings":
@@ -138,4 +152,5 @@ class CullerSettings:
                    reconcile_mappings_per_pass=_int(env, "RECONCILE_MAPPINGS_PER_PASS", 20),
                    invoker_audience=_str(env, "CULL_INVOKER_AUDIENCE"),
                    invoker_emails=emails,
-                   oidc_certs_url=env.get("OIDC_CERTS_URL") or DEFAULT_OIDC_CERTS_URL)
+                   oidc_certs_url=env.get("OIDC_CERTS_URL") or DEFAULT_OIDC_CERTS_URL,
+                   gpus_per_pod=_float(env, "GPUS_PER_POD", 1.0))

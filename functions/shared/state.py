@@ -11,8 +11,10 @@ Schema (prefix `sdfleet:` by default, env REDIS_PREFIX; docs/contracts.md sectio
   <p>lock:<id>    string  random token, PX; per-identity lock held by the allocator while it
                           allocates and by the culler while it deletes that identity's game
                           server; released only by its holder (compare-and-delete)
-  <p>usage        stream  one entry per ended session: id, gs, start, end, gpu_minutes, reason
-                          (approximately capped at USAGE_MAXLEN entries)
+  <p>usage        stream  one entry per ended session: id, gs, start, end, seconds,
+                          gpu_seconds, reason (approximately capped at USAGE_MAXLEN entries)
+  <p>usage:<YYYY-MM>  hash  member <id> -> GPU-seconds of that person's sessions that ended in
+                          that UTC month; incremented in the same script that ends a session
   <p>reconcile    hash    continue (Kubernetes list continue token), rank (mapping slice
                           cursor): where the culler's incremental reconcile resumes
 
@@ -27,6 +29,7 @@ connection (AUTH and TLS are paid once per connection, not per request).
 from __future__ import annotations
 
 import math
+import time
 import re
 import secrets
 from dataclasses import dataclass
@@ -40,7 +43,7 @@ from .config import RedisSettings
 GAME_SERVER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 TARGET = re.compile(r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}")
 USAGE_MAXLEN = 1_000_000
-USAGE_FIELDS = ("id", "gs", "start", "end", "gpu_minutes", "reason")
+USAGE_FIELDS = ("id", "gs", "start", "end", "seconds", "gpu_seconds", "reason")
 SCRIPT_BATCH = 200      # sessions per batched script call: Redis stays responsive between
 
 RedisUnavailable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
@@ -124,16 +127,18 @@ if redis.call('HGET', KEYS[1], 'gs') == ARGV[1] then return redis.call('HDEL', K
 return 0
 """
 
-# Batched: KEYS activity, sessions, usage, then (map, lock) per session. ARGV maxlen,
-# lock token ('' if none), then (id, gs, start, end, gpu_minutes, reason) per session.
-# Drops each mapping that still points at its gs with its index entries, appends the
-# usage record, and releases the culler's lock. Answers 1/0 per session. pcall where a key
-# of the wrong type would otherwise abort the whole batch (one bad key, not the pass).
+# Batched: KEYS activity, sessions, usage, month, then (map, lock) per session. ARGV maxlen,
+# lock token ('' if none), then (id, gs, start, end, seconds, gpu_seconds, reason) per
+# session. Drops each mapping that still points at its gs with its index entries, appends
+# the usage record, adds the GPU-seconds to the person's month, and releases the culler's
+# lock: one script, so a session ends and is counted together or not at all. Answers 1/0
+# per session. pcall where a key of the wrong type would otherwise abort the whole batch
+# (one bad key, not the pass).
 _FINISH_SESSIONS = """
 local out = {}
-for i = 0, (#KEYS - 3) / 2 - 1 do
-  local map, lock = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
-  local b = 3 + 6 * i
+for i = 0, (#KEYS - 4) / 2 - 1 do
+  local map, lock = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
+  local b = 3 + 7 * i
   local id, gs = ARGV[b], ARGV[b + 1]
   if ARGV[2] ~= '' and redis.pcall('GET', lock) == ARGV[2] then redis.call('DEL', lock) end
   if redis.pcall('HGET', map, 'gs') == gs then
@@ -141,14 +146,28 @@ for i = 0, (#KEYS - 3) / 2 - 1 do
     redis.pcall('ZREM', KEYS[1], id)
     redis.pcall('ZREM', KEYS[2], id)
     redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'gs', gs,
-               'start', ARGV[b + 2], 'end', ARGV[b + 3], 'gpu_minutes', ARGV[b + 4],
-               'reason', ARGV[b + 5])
+               'start', ARGV[b + 2], 'end', ARGV[b + 3], 'seconds', ARGV[b + 4],
+               'gpu_seconds', ARGV[b + 5], 'reason', ARGV[b + 6])
+    redis.pcall('HINCRBYFLOAT', KEYS[4], id, ARGV[b + 5])
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
 return out
+"""
+
+# KEYS: usage, month. ARGV: maxlen, then the usage fields. A session that ended without a
+# mapping (an orphan): its record and, if it had an identity, its GPU-seconds, together.
+_RECORD_USAGE = """
+redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 2))
+local id, gpu_seconds = '', '0'
+for i = 2, #ARGV - 1, 2 do
+  if ARGV[i] == 'id' then id = ARGV[i + 1] end
+  if ARGV[i] == 'gpu_seconds' then gpu_seconds = ARGV[i + 1] end
+end
+if id ~= '' then redis.pcall('HINCRBYFLOAT', KEYS[2], id, gpu_seconds) end
+return 1
 """
 
 # KEYS: map, lock, activity, sessions. ARGV: id, last activity, allocated_at, field pairs...
@@ -287,6 +306,7 @@ class SessionStore:
         self._drop_index = s(_DROP_INDEX_IF_UNMAPPED)
         self._extend_lock = s(_EXTEND_LOCK)
         self._restore_mapping = s(_RESTORE_MAPPING)
+        self._record_usage = s(_RECORD_USAGE)
 
     def map_key(self, id_: str) -> str:
         return f"{self.prefix}map:{id_}"
@@ -387,7 +407,8 @@ class SessionStore:
         usage record, release the culler's lock on the identity."""
         pipe = self.client.pipeline(transaction=False)
         for chunk in _chunks(ended):
-            keys, args = [self.activity_key, self.sessions_key, self.usage_key], [USAGE_MAXLEN, token]
+            month = self.month_key(chunk[0][2]["end"])
+            keys, args = [self.activity_key, self.sessions_key, self.usage_key, month], [USAGE_MAXLEN, token]
             for id_, gs, usage in chunk:
                 keys += [self.map_key(id_), self.lock_key(id_)]
                 args += [id_, gs] + [str(usage[f]) for f in USAGE_FIELDS[2:]]
@@ -395,8 +416,17 @@ class SessionStore:
         return [code == 1 for codes in pipe.execute() for code in codes]
 
     def record_usage(self, usage: dict) -> None:
-        self.client.xadd(self.usage_key, {k: str(v) for k, v in usage.items()},
-                         maxlen=USAGE_MAXLEN, approximate=True)
+        fields = [str(x) for k in USAGE_FIELDS for x in (k, usage[k])]
+        self._record_usage(keys=[self.usage_key, self.month_key(usage["end"])],
+                           args=[USAGE_MAXLEN, *fields])
+
+    def month_key(self, end: float) -> str:
+        """The person-by-person GPU-seconds of the UTC month a session ended in."""
+        return f"{self.prefix}usage:{time.strftime('%Y-%m', time.gmtime(end))}"
+
+    def month_usage(self, month: str) -> dict[str, float]:
+        """GPU-seconds per identity for a month `YYYY-MM`."""
+        return {k: float(v) for k, v in self.client.hgetall(f"{self.prefix}usage:{month}").items()}
 
     def drop_unmapped_index(self, ids: list[str]) -> int:
         pipe = self.client.pipeline(transaction=False)

@@ -61,10 +61,15 @@ def test_idle_is_culled_active_is_kept_with_usage_record(culler, clean, m_iap, m
     [usage] = usage_entries(r)
     assert usage["id"] == "g-1" and usage["gs"] == "gs-idle" and usage["reason"] == "idle"
     assert float(usage["start"]) == pytest.approx(start, abs=0.01)
-    assert float(usage["gpu_minutes"]) == pytest.approx(50, abs=0.2)
+    assert float(usage["seconds"]) == pytest.approx(3000, abs=10)
+    assert float(usage["gpu_seconds"]) == pytest.approx(3000, abs=10)  # one GPU per pod here
     lines = [json.loads(l) for l in culler.log().splitlines() if l.startswith("{")]
     ended = [l for l in lines if l.get("message") == "session ended" and l.get("id") == "g-1"]
-    assert ended and ended[-1]["gpu_minutes"] == pytest.approx(50, abs=0.2)
+    assert ended and ended[-1]["gpu_seconds"] == pytest.approx(3000, abs=10)
+    # counted for the person's month, in the same script that ended the session
+    month = time.strftime("%Y-%m", time.gmtime())
+    assert float(r.hget(f"{P}usage:{month}", "g-1")) == pytest.approx(3000, abs=10)
+    assert r.hget(f"{P}usage:{month}", "g-2") is None
     # a second pass has nothing left to do
     again = run_pass(culler, m_iap)
     assert again["culled"] == {} and len(usage_entries(r)) == 1
@@ -365,3 +370,26 @@ def test_a_flush_is_read_in_full_in_one_pass_past_the_page_size(
     # with the cursor back, passes are incremental again: one page each
     assert m_redis_client.exists(f"{P}reconcile")
     assert "fullReconcile" not in run_pass(culler_small_pages, m_iap)
+
+
+def test_usage_is_gpu_seconds_per_person_per_month(m_redis, m_iap, m_agones, m_redis_client,
+                                                  clean):
+    """A pod on a node of 2 GPUs shared by 4 pods holds half a GPU: its hour is 1,800
+    GPU-seconds; sessions of one person add up in their month, orphans included."""
+    from tests.functions.conftest import base_env, start_function
+    culler = start_function("culler", "cull", base_env(m_redis, m_iap, m_agones, GPUS_PER_POD=0.5))
+    try:
+        r = m_redis_client
+        seed(r, m_agones, "g-5", "gs-a", allocated_ago=3600, active_ago=3000)
+        run_pass(culler, m_iap)
+        now = time.time()
+        m_agones.add_game_server("gs-orphan", state="Allocated", labels={"sdfleet.dev/identity": "g-5"},
+                                 annotations={"sdfleet.dev/allocated-at": repr(now - 1200)})
+        run_pass(culler, m_iap)
+        month = time.strftime("%Y-%m", time.gmtime())
+        assert float(r.hget(f"{P}usage:{month}", "g-5")) == pytest.approx(1800 + 600, abs=10)
+        records = {u["gs"]: u for u in usage_entries(r)}
+        assert float(records["gs-a"]["gpu_seconds"]) == pytest.approx(1800, abs=5)
+        assert float(records["gs-orphan"]["gpu_seconds"]) == pytest.approx(600, abs=5)
+    finally:
+        culler.stop()

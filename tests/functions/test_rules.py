@@ -173,3 +173,14 @@ def test_without_a_mapping_only_a_live_labelled_session_is_kept_past_the_grace(
         # a person who is there is never shut down for a lost mapping
         if labelled and not elsewhere and fresh:
             assert verdict.reason == "max-age"
+
+
+def test_the_pod_is_asked_only_for_sessions_idle_by_the_routers_record():
+    from rules import needs_pod_report
+    assert needs_pod_report(SessionView("g-1", mapping=mapping(), last_activity=NOW - 600), NOW, LIMITS)
+    assert not needs_pod_report(SessionView("g-1", mapping=mapping(), last_activity=NOW - 599), NOW, LIMITS)
+    assert needs_pod_report(SessionView("g-1", mapping=mapping(allocated_ago=700)), NOW, LIMITS)
+    assert not needs_pod_report(SessionView("g-1", mapping=mapping(culling=NOW), last_activity=0), NOW, LIMITS)
+    assert not needs_pod_report(SessionView("g-1", mapping=mapping(), last_activity=0,
+                                            game_server_seen=True, game_server=server()), NOW, LIMITS)
+    assert not needs_pod_report(SessionView("g-1", last_activity=0), NOW, LIMITS)

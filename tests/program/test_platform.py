@@ -362,6 +362,21 @@ def test_two_internal_only_functions_with_their_own_accounts(dev_update):
     assert functions["sdfleet-fn-culler"]["buildConfig"]["entryPoint"] == "cull"
 
 
+def test_the_culler_counts_usage_in_the_gpus_a_pod_holds(plan, platform_of):
+    """The culler's usage is GPU-seconds: a pod holds its node's GPUs, or their share on a
+    time-shared node (the fleet's pool)."""
+    def culler_env(config):
+        return next(f for f in plan(config).of_type(FUNCTION) if f.name.endswith("culler")).inputs[
+            "serviceConfig"]["environmentVariables"]
+
+    assert float(culler_env(platform_of())["GPUS_PER_POD"]) == 1.0
+
+    def shared(p):
+        p["fleet"]["gpuPool"] = "t4-shared"  # one T4 shared by two pods (Pulumi.dev.yaml)
+
+    assert float(culler_env(platform_of(shared))["GPUS_PER_POD"]) == 0.5
+
+
 def test_only_the_router_invokes_the_allocator_and_only_the_scheduler_the_culler(dev_update):
     invokers = {m.inputs["name"]: m.inputs["member"] for m in dev_update.of_type(
         "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")}

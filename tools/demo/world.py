@@ -145,6 +145,8 @@ class Demo:
                                         or culling.orphan_grace_minutes * 60),
             "CULL_INVOKER_AUDIENCE": CULLER_AUDIENCE, "CULL_INVOKER_EMAILS": SCHEDULER_EMAIL,
             "OIDC_CERTS_URL": self.keys.url,
+            "GPUS_PER_POD": repr(self.platform.fleet_pool.accelerator_count
+                                 / (self.platform.fleet_pool.time_sharing_clients or 1)),
         }
 
     def _function(self, name: str, target: str) -> ManagedProcess:
