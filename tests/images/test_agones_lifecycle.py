@@ -117,8 +117,11 @@ def test_loading_model_is_announced_before_ready_and_only_once(tmp_path, sdk):
         assert sdk.state == "Scheduled"  # announced while still starting
         wait(lambda: sdk.state == "Ready", what="Ready")
         sup.wait_for(lambda i: i["agones"]["markedReady"] is True, what="markedReady")
+        wait(lambda: sdk.annotation("agones.dev/sdk-sdfleet-cold-start"), what="cold start")
+        # two annotations: the phase once, before Ready; the cold start's steps, after it
         announced = sdk.times("PUT", "/metadata/annotation")
-        assert len(announced) == 1 and announced[0] < sdk.times("POST", "/ready")[0]
+        ready = sdk.times("POST", "/ready")[0]
+        assert len(announced) == 2 and announced[0] < ready <= announced[1]
 
 
 def test_a_webui_whose_model_failed_to_load_is_never_marked_ready(tmp_path, sdk):
@@ -142,3 +145,19 @@ def test_agones_hears_ready_as_soon_as_the_webui_is_ready_not_at_the_next_tick(t
         wait(lambda: sdk.state == "Ready", timeout=30, what="Ready")
         became_ready = sup.events("webui-ready")[0]["ts"]
         assert sdk.times("POST", "/ready")[0] - became_ready < 1.0
+
+
+def test_each_pod_records_its_cold_start_on_its_game_server(tmp_path, sdk):
+    """From the game server's creation (node and image pull included) to the first image:
+    every real deploy measures its own cold starts."""
+    import json
+    with SupervisorUnderTest(tmp_path, [{"start_delay": 0.5, "generate_delay": 0.5}],
+                             **agones_env(sdk)) as sup:
+        wait(lambda: sdk.annotation("agones.dev/sdk-sdfleet-cold-start"), what="cold start")
+        steps = json.loads(sdk.annotation("agones.dev/sdk-sdfleet-cold-start"))
+        order = ["gameServerCreated", "supervisorStarted", "webuiStarted", "apiAnswered", "firstImage"]
+        assert list(steps) == order
+        times = [steps[k] for k in order]
+        assert times == sorted(times)
+        assert steps["firstImage"] - steps["apiAnswered"] >= 0.5  # the warm-up image
+        assert sup.info()["coldStart"]["firstImage"] == steps["firstImage"]

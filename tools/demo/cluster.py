@@ -16,6 +16,7 @@ its game server is deleted (a cull) or shut down (its supervisor gave up).
 from __future__ import annotations
 
 import asyncio
+import calendar
 import copy
 import json
 import os
@@ -42,6 +43,9 @@ def sdk_view(obj: dict) -> dict:
     meta, status = obj["metadata"], obj["status"]
     return {"object_meta": {"name": meta["name"], "namespace": meta["namespace"],
                             "uid": meta["uid"], "resource_version": meta["resourceVersion"],
+                            # the SDK gives unix seconds; the API an RFC 3339 time
+                            "creation_timestamp": str(calendar.timegm(time.strptime(
+                                meta["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))),
                             "labels": dict(meta["labels"]),
                             "annotations": dict(meta["annotations"])},
             "status": {"state": status["state"], "address": status["address"],

@@ -20,6 +20,9 @@ IDENTITY_LABEL = "sdfleet.dev/identity"
 # The allocator reads it (as agones.dev/sdk-sdfleet-phase) to tell a waiting person what
 # the pod that will be theirs is doing.
 PHASE_KEY = "sdfleet-phase"
+# When this pod's first start reached each step it can see (JSON of unix seconds): stored on
+# the game server as agones.dev/sdk-sdfleet-cold-start, so every deploy measures its own.
+COLD_START_KEY = "sdfleet-cold-start"
 # How long an open watch may stay quiet before it is re-opened (and /gameserver re-read, so
 # a change made while reconnecting is never missed). Quiet is normal: nothing changed.
 WATCH_SILENCE = 30.0

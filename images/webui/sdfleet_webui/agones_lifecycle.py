@@ -11,11 +11,12 @@ restarting, stopping the WebUI) is ``supervisor``'s job, not this module's.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from .agones import PHASE_KEY, AgonesSdk, AgonesUnavailable, state_of
+from .agones import COLD_START_KEY, PHASE_KEY, AgonesSdk, AgonesUnavailable, state_of
 from .logs import log
 from .policy import should_announce_loading, should_mark_ready, should_ping_health
 
@@ -57,10 +58,12 @@ class AgonesLifecycle(threading.Thread):
             self.loading_announced = True
             log("agones-phase", phase="loading-model")
         if serving and not self.marked_ready:
-            gs_state = state_of(self.sdk.gameserver())
+            gameserver = self.sdk.gameserver()
+            gs_state = state_of(gameserver)
             if should_mark_ready(serving, self.marked_ready, gs_state):
                 self.sdk.ready()
                 log("agones-ready", previous_state=gs_state)
+                self._report_cold_start(gameserver)
             else:
                 log("agones-ready-skipped", state=gs_state,
                     cause="game server already past Ready; calling Ready would release it")
@@ -71,6 +74,21 @@ class AgonesLifecycle(threading.Thread):
         if self.pinging:
             self.sdk.health()
             self.last_ping_at = now
+
+    def _report_cold_start(self, gameserver: dict) -> None:
+        """The first start's steps, from the game server's creation (which includes waiting
+        for a node and pulling the image) to the first image, on the game server."""
+        with self.supervisor.lock:
+            steps = dict(self.supervisor.cold_start)
+        created = (gameserver.get("object_meta") or {}).get("creation_timestamp")
+        try:
+            steps = {"gameServerCreated": float(created), **steps}
+        except (TypeError, ValueError):
+            pass
+        self.sdk.set_annotation(COLD_START_KEY, json.dumps(steps, separators=(",", ":")))
+        first = steps.get("gameServerCreated", steps["supervisorStarted"])
+        log("cold-start", seconds_to_first_image=round(steps.get("firstImage", first) - first, 2),
+            steps=steps)
 
     def run(self) -> None:
         s = self.supervisor

@@ -119,6 +119,8 @@ class Supervisor:
         self.last_answer_at: float | None = None  # this start
         self.ever_answered_at: float | None = None  # whole pod life
         self.ready_since: float | None = None
+        # The pod's first start, step by step (the cold start a person waits through).
+        self.cold_start: dict[str, float] = {"supervisorStarted": round(self.started_at, 3)}
         # When the monitor loop last finished a tick: a loop stuck somewhere (a stop that
         # never returns, a deadlock) would leave every other field stale and "fine"; the
         # liveness probe fails on this instead (probe.liveness_verdict).
@@ -143,6 +145,7 @@ class Supervisor:
             self.last_answer_at, self.ready_since = None, None
             self.start_number += 1
             self.generated, self.warmup_thread = None, None
+            self.cold_start.setdefault("webuiStarted", round(time.time(), 3))
         log("webui-started", framework=self.framework, pid=self.proc.pid, argv=argv[:3])
 
     def stop_webui(self, why: str) -> None:
@@ -204,12 +207,14 @@ class Supervisor:
             self.answering = answering
             if answering:
                 self.last_answer_at = self.ever_answered_at = now
+                self.cold_start.setdefault("apiAnswered", round(now, 3))
                 if self.generated is None and self.warmup_thread is None:
                     self.start_warmup()
             generated = self.generated
             state = serving_state(answering, bool(generated and generated.ok), self.state)
             if state == "ready" and self.state != "ready":
                 self.ready_since = now
+                self.cold_start.setdefault("firstImage", round(now, 3))
                 self.became_ready.set()
                 log("webui-ready", framework=self.framework, pid=proc.pid,
                     seconds_to_ready=round(now - proc.started_at, 2))
@@ -263,6 +268,7 @@ class Supervisor:
                 "generated": self.generated.ok if self.generated else None,
                 "generateSeconds": round(self.generated.seconds, 2) if self.generated else None,
                 "readySince": self.ready_since,
+                "coldStart": dict(self.cold_start),
                 "lastAnswerAt": self.last_answer_at,
                 "recentOomEvents": self.logs.ooms_since(now - self.config.oom_window),
                 "oomWindowSeconds": self.config.oom_window,
