@@ -96,7 +96,7 @@ def test_architecture_section_references_exist():
 
 def test_no_issue_numbers_in_code_or_tests():
     """Code and tests say why in their own words; where a change came from belongs in
-    docs/decisions/ and the history, not in "(issue 13 item 4)" a reader cannot look up."""
+    docs/decisions/ and the history, not in a tracker number a reader cannot look up."""
     pattern = re.compile(r"\b[Ii]ssue (\d+|: )")
     found = []
     for path in _tracked_text_files():

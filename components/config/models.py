@@ -163,6 +163,12 @@ class GpuPoolConfig(Section):
         default_factory=list,
         description="Node locations for this pool; empty means the cluster's. Each must be in gcp:region.")
 
+    @property
+    def gpus_per_pod(self) -> float:
+        """What one WebUI pod holds: the node's GPUs, or their time-shared part (usage is
+        counted in GPU-seconds)."""
+        return self.accelerator_count / (self.time_sharing_clients or 1)
+
 
 # --- Storage, cache -----------------------------------------------------------------------------
 

@@ -160,8 +160,7 @@ class GcpPlatform(pulumi.ComponentResource):
                 fleet_name=self.fleet.fleet_name, fleet_namespace=p.fleet.namespace,
                 cluster_endpoint=self.cluster.private_endpoint,
                 cluster_ca=self.cluster.ca_certificate, iap_audience=self.iap_audience,
-                # a pod takes the node's GPUs; time-shared nodes split them among pods
-                gpus_per_pod=p.fleet_pool.accelerator_count / (p.fleet_pool.time_sharing_clients or 1)),
+                gpus_per_pod=p.fleet_pool.gpus_per_pod),
             router_member=self.router_identity.member, labels=labels), opts=after_apis)
         self.fleet_access = FleetAccess(f"{name}-fleet-access", FleetAccessArgs(
             namespace=p.fleet.namespace, allocator_user=self.functions.allocator_account.email,

@@ -14,6 +14,7 @@ the demo's own timings under ``sdfleet:demo`` (``DemoConfig``).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -145,8 +146,7 @@ class Demo:
                                         or culling.orphan_grace_minutes * 60),
             "CULL_INVOKER_AUDIENCE": CULLER_AUDIENCE, "CULL_INVOKER_EMAILS": SCHEDULER_EMAIL,
             "OIDC_CERTS_URL": self.keys.url,
-            "GPUS_PER_POD": repr(self.platform.fleet_pool.accelerator_count
-                                 / (self.platform.fleet_pool.time_sharing_clients or 1)),
+            "GPUS_PER_POD": repr(self.platform.fleet_pool.gpus_per_pod),
         }
 
     def _function(self, name: str, target: str) -> ManagedProcess:
@@ -216,19 +216,14 @@ class Demo:
 
     def _schedule_culls(self) -> None:
         while not self.stop_event.wait(self.demo.culler_seconds):
-            token = self.keys.mint(sub="109876543210", email=SCHEDULER_EMAIL,
-                                   audience=CULLER_AUDIENCE, issuer="https://accounts.google.com",
-                                   extra={"email_verified": True})
-            request = urllib.request.Request(f"{self.culler.url}/cull", data=b"", method="POST",
-                                             headers={"Authorization": f"Bearer {token}"})
             try:
-                urllib.request.urlopen(request, timeout=60).read()
+                self.cull_now()
             except OSError as exc:  # a failed pass is the culler's to report; the next runs
                 print(f"demo scheduler: the culler answered {exc}", flush=True)
 
     def cull_now(self) -> dict:
-        """One culler pass now (the browser tests' stand-in for waiting a minute)."""
-        import json
+        """One culler pass now, called as Cloud Scheduler calls it (an OIDC token for the
+        scheduler's account); the browser tests use it instead of waiting a minute."""
         token = self.keys.mint(sub="109876543210", email=SCHEDULER_EMAIL, audience=CULLER_AUDIENCE,
                                issuer="https://accounts.google.com", extra={"email_verified": True})
         request = urllib.request.Request(f"{self.culler.url}/cull", data=b"", method="POST",
