@@ -155,6 +155,10 @@ def render_text(result, violations: list[dict], evaluated: list[dict], cost: dic
         lines.append(f"    {'total':<52} {cost.get('totalMonthlyUsd', 0):>10.2f}")
         if cost.get("gpuHourUsd") is not None:
             lines.append(f"    one person-hour of GPU: {cost['gpuHourUsd']:.2f}")
+        profiles = {k: v for k, v in (cost.get("profileHourUsd") or {}).items()
+                    if not k.startswith("fleet ")}
+        for profile, usd in sorted(profiles.items()):
+            lines.append(f"    one person-hour on profile {profile}: {usd:.2f}")
         for missing in cost.get("missing", []):
             lines.append(f"    not priced: {missing}")
         for usage in cost.get("usageBilled", []):

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from components.config.versions import AGONES_CHART_VERSION, AGONES_KUBERNETES_MINORS
 from components.registries.frameworks import BATCH_FRAMEWORKS, WEBUI_FRAMEWORKS
+from components.config.profiles import PeakHours, ProfileConfig
 from components.config.fields import (Accelerator, Cidr, Cron, DnsLabel, Ec2InstanceType,
                                       GceMachineType, ImageHost, Quantity, Section, Timezone,
                                       _download_url, _gpu_count, _hf_repo_id, _member,
@@ -231,24 +232,6 @@ class CacheConfig(Section):
 
 
 # --- Fleet, culling, access, WebUI, models -------------------------------------------------------
-
-class PeakHours(Section):
-    """A larger warm buffer during working hours (Agones scheduled autoscaling)."""
-
-    start_cron: Cron = Field(
-        "0 8 * * 1-5",
-        description="When each peak window opens: five-field unix cron, e.g. '0 8 * * 1-5'.")
-    duration: Annotated[str, Field(pattern=r"^[0-9]+h([0-9]+m)?$")] = Field(
-        "10h",
-        description="How long each window lasts, e.g. 10h or 9h30m.")
-    timezone: Timezone = Field(
-        "Etc/UTC",
-        description="IANA time zone of start_cron, e.g. Europe/Berlin.")
-    buffer: Annotated[int, Field(ge=0, le=1000)] = Field(
-        2,
-        description="Ready WebUI pods to keep during the window.")
-
-
 
 class WebuiResources(Section):
     """What one WebUI container asks of its node: the GCP fleet's pods and each batch runtime's
@@ -639,6 +622,10 @@ class PlatformConfig(Section):
     webui: WebuiConfig = Field(
         WebuiConfig(),
         description="The WebUI framework and the router's limits.")
+    profiles: list[ProfileConfig] = Field(
+        default_factory=list,
+        description=("GCP: what people may start (a framework on a GPU pool) and who may; "
+                     "empty: one profile from webui.framework and the fleet section."))
     images: ImagesConfig = Field(
         default_factory=ImagesConfig,
         description="Container images: built by the stack unless given here.")
@@ -652,6 +639,12 @@ class PlatformConfig(Section):
 
     def gpu_pool(self, name: str) -> GpuPoolConfig:
         return next(p for p in self.gpu_pools if p.name == name)
+
+    @property
+    def effective_profiles(self):
+        """The profiles every component reads (the implicit one when none are configured)."""
+        from components.config.profiles import effective_profiles
+        return effective_profiles(self)
 
     @property
     def fleet_pool(self) -> GpuPoolConfig:
@@ -683,4 +676,4 @@ class StackConfig(BaseModel):
 
 # Sections only a GCP interactive platform reads (field names of PlatformConfig).
 GCP_SECTIONS = frozenset({"network", "cluster", "system_pool", "gpu_pools", "storage", "cache",
-                          "fleet", "culling", "access"})
+                          "fleet", "culling", "access", "profiles"})

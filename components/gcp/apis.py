@@ -29,18 +29,22 @@ SERVICES = (
     # on by default in a new project.
     "cloudresourcemanager.googleapis.com",
 )
+# The allocator checks group membership (profiles admitted by `group:`) through the Cloud
+# Identity Groups API, as its own service account.
+GROUPS_API = "cloudidentity.googleapis.com"
 
 
 class ProjectApis(pulumi.ComponentResource):
     """`sdfleet:gcp:ProjectApis`."""
 
-    def __init__(self, name: str, project: str, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, project: str, extra: tuple[str, ...] = (),
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:gcp:ProjectApis", name, None, opts)
         self.by_name = {
             svc: gcp.projects.Service(f"{name}-{svc.split('.')[0]}", project=project, service=svc,
                                       disable_on_destroy=False, disable_dependent_services=False,
                                       opts=pulumi.ResourceOptions(parent=self))
-            for svc in SERVICES
+            for svc in (*SERVICES, *extra)
         }
         self.services = list(self.by_name.values())
         self.register_outputs({})

@@ -14,7 +14,9 @@ connector; the Redis AUTH string arrives as a Secret Manager secret, the CA as a
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
+from typing import Optional
 from pathlib import Path
 
 import pulumi
@@ -22,11 +24,25 @@ import pulumi_gcp as gcp
 from pulumi_command import local
 
 from components.config import CullingConfig
+from components.config.profiles import Profile
 from components.gcp.cache import RoutingCache
 from components.gcp.network import Network
 from components.gcp.service_account import ServiceAccount, account_id
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+
+
+def _functions_env():
+    """functions/shared/env.py, by path (the functions' package is not installed here)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sdfleet_functions_env",
+                                                  FUNCTIONS_DIR / "shared" / "env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FUNCTIONS_ENV = _functions_env()
 RUNTIME = "python311"
 REDIS_CA_MOUNT = "/etc/sdfleet/redis-ca"
 # Google: a grant usually applies within 2 minutes, sometimes 7 or more. A function's build
@@ -70,6 +86,35 @@ class FunctionSettings:
     cluster_ca: pulumi.Input[str]
     iap_audience: pulumi.Input[str]
     gpus_per_pod: float = 1.0  # usage is counted in GPU-seconds
+    # The profiles as the functions read them (profile_records); None: the implicit profile
+    # only, named by fleet_name.
+    profiles: Optional[list[dict]] = None
+
+
+def profile_records(profiles: list[Profile], fleet_names: dict[str, str], platform,
+                    region: str) -> list[dict]:
+    """What the allocator and culler know of each profile (docs/contracts.md, "Profiles")."""
+    from components.registries.accelerators import GCE_ACCELERATORS
+    from components.registries.frameworks import FRAMEWORKS
+    records = []
+    for profile in profiles:
+        pool = platform.gpu_pool(profile.gpu_pool)
+        accelerator = GCE_ACCELERATORS.get(pool.accelerator)
+        records.append({
+            "name": profile.name, "displayName": profile.display_name,
+            "description": profile.description, "framework": profile.framework,
+            "frameworkLabel": FRAMEWORKS[profile.framework].label,
+            "gpu": accelerator.label if accelerator else pool.accelerator,
+            "region": region, "fleet": fleet_names[profile.name],
+            "access": list(profile.access) if profile.access is not None else None,
+            "maxSessions": profile.max_sessions, "gpusPerPod": pool.gpus_per_pod,
+            "default": profile.default})
+    return records
+
+
+def uses_groups(profiles: list[Profile]) -> bool:
+    """Whether any profile admits by group (the allocator then asks Cloud Identity)."""
+    return any(m.startswith("group:") for p in profiles for m in (p.access or ()))
 
 
 @dataclass(frozen=True)
@@ -179,6 +224,9 @@ class ControlFunctions(pulumi.ComponentResource):
             "ORPHAN_GRACE_SECONDS": str(args.culling.orphan_grace_minutes * 60),
             "GPUS_PER_POD": repr(args.settings.gpus_per_pod),
         }
+        if args.settings.profiles is not None:
+            common_env[FUNCTIONS_ENV.PROFILES] = json.dumps(args.settings.profiles,
+                                                            separators=(",", ":"))
         self.allocator = self._function(
             f"{name}-allocator", "allocator", "allocate", self.allocator_account, args.cache,
             common_env, min_instances=1, timeout=60)

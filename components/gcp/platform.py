@@ -12,10 +12,11 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.config import StackConfig
-from components.gcp.apis import ProjectApis
+from components.gcp.apis import GROUPS_API, ProjectApis
 from components.gcp.cache import RoutingCache, RoutingCacheArgs
 from components.gcp.cluster import GkeCluster, GkeClusterArgs
-from components.gcp.functions import ControlFunctions, ControlFunctionsArgs, FunctionSettings
+from components.gcp.functions import (ControlFunctions, ControlFunctionsArgs, FunctionSettings,
+                                      profile_records, uses_groups)
 from components.gcp.image_builds import ImageBuildArgs, ImageBuilds
 from components.gcp.kubernetes import ClusterProvider
 from components.gcp.load_balancer import IapLoadBalancer, LoadBalancerArgs
@@ -28,7 +29,8 @@ from components.gcp.storage import SharedStore, SharedStoreArgs
 from components.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.images import webui_image as webui_image_name
 from components.k8s.agones import Agones, AgonesArgs
-from components.k8s.fleet import FleetAccess, FleetAccessArgs, WebuiFleet, WebuiFleetArgs
+from components.k8s.fleet import (FleetAccess, FleetAccessArgs, ProfileFleet, WebuiFleet,
+                                  WebuiFleetArgs)
 from components.k8s.model_sync import ModelSync, ModelSyncArgs
 from components.k8s.namespaces import Namespaces
 from components.k8s.pods import SYSTEM_PLACEMENT
@@ -64,7 +66,10 @@ class GcpPlatform(pulumi.ComponentResource):
         labels = dict(p.labels)
 
         # --- Google Cloud: network, cluster, node pools ------------------------------------
-        self.apis = ProjectApis(f"{name}-apis", project, opts=pulumi.ResourceOptions(parent=self))
+        profiles = p.effective_profiles
+        self.apis = ProjectApis(f"{name}-apis", project,
+                                extra=(GROUPS_API,) if uses_groups(profiles) else (),
+                                opts=pulumi.ResourceOptions(parent=self))
         # Every Google Cloud resource of the platform waits for the APIs. A component's
         # `depends_on` does not reach the resources inside it (the SDK records a child's own
         # dependencies only); a transformation does: it runs for the component's children and
@@ -104,12 +109,15 @@ class GcpPlatform(pulumi.ComponentResource):
         self.registry = ImageRegistry(f"{name}", project, region, labels, node_members,
                                       opts=after_apis)
         # Built by Cloud Build before anything runs them (or taken from images.prebuilt).
-        webui_name = webui_image_name(p.webui.framework)
+        # One WebUI image per framework the profiles run.
+        webui_names = list(dict.fromkeys(webui_image_name(pr.framework) for pr in profiles))
         self.images = ImageBuilds(f"{name}-images", ImageBuildArgs(
-            images=["router", webui_name], prebuilt=dict(p.images.prebuilt), project=project,
+            images=["router", *webui_names], prebuilt=dict(p.images.prebuilt), project=project,
             region=region, registry=self.registry, labels=labels,
             depends_on=self.apis.services), opts=child)
-        webui_image = self.images.reference(webui_name)
+        # The image of the default profile runs the shared volume's and model sync's Jobs.
+        default_profile = next(pr for pr in profiles if pr.default)
+        webui_image = self.images.reference(webui_image_name(default_profile.framework))
         router_image = self.images.reference("router")
 
         # --- Identities and the IAP audience -----------------------------------------------
@@ -140,10 +148,12 @@ class GcpPlatform(pulumi.ComponentResource):
             opts=in_namespaces)
         # Whatever mounts a folder of the share takes the claim once the folders exist.
         self.fleet = WebuiFleet(f"{name}-webui", WebuiFleetArgs(
-            fleet=p.fleet, pool=p.fleet_pool, webui=p.webui, image=webui_image,
+            fleet=p.fleet, webui=p.webui, profiles=[
+                ProfileFleet(profile=pr, pool=p.gpu_pool(pr.gpu_pool),
+                             image=self.images.reference(webui_image_name(pr.framework)),
+                             placement=gpu_placement(pr.gpu_pool)) for pr in profiles],
             claim=self.shared_volume.ready_claim, router_namespace=ROUTER_NAMESPACE,
-            agones_release=self.agones.release, placement=gpu_placement(p.fleet_pool.name),
-            api_server_cidr=p.network.control_plane_cidr),
+            agones_release=self.agones.release, api_server_cidr=p.network.control_plane_cidr),
             opts=in_namespaces)
         self.model_sync = ModelSync(f"{name}-model-sync", ModelSyncArgs(
             models=p.models, namespace=p.fleet.namespace, image=webui_image,
@@ -160,7 +170,9 @@ class GcpPlatform(pulumi.ComponentResource):
                 fleet_name=self.fleet.fleet_name, fleet_namespace=p.fleet.namespace,
                 cluster_endpoint=self.cluster.private_endpoint,
                 cluster_ca=self.cluster.ca_certificate, iap_audience=self.iap_audience,
-                gpus_per_pod=p.fleet_pool.gpus_per_pod),
+                gpus_per_pod=p.gpu_pool(default_profile.gpu_pool).gpus_per_pod,
+                profiles=None if profiles[0].implicit else profile_records(
+                    profiles, self.fleet.fleet_names, p, region)),
             router_member=self.router_identity.member, labels=labels), opts=after_apis)
         self.fleet_access = FleetAccess(f"{name}-fleet-access", FleetAccessArgs(
             namespace=p.fleet.namespace, allocator_user=self.functions.allocator_account.email,
@@ -195,4 +207,10 @@ class GcpPlatform(pulumi.ComponentResource):
             "images": self.images.references,
             "gpuPools": [pool.name for pool in p.gpu_pools],
         }
+        if not profiles[0].implicit:
+            self.outputs["profiles"] = {pr.name: self.fleet.fleet_names[pr.name] for pr in profiles}
+        if uses_groups(profiles):
+            # Cloud Identity answers a group check only for an account allowed to read the
+            # group's members (README, "Profiles": grant it Groups Reader).
+            self.outputs["allocatorServiceAccount"] = self.functions.allocator_account.email
         self.register_outputs(self.outputs)

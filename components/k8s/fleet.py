@@ -23,16 +23,18 @@ from dataclasses import dataclass
 from typing import Optional
 
 from components.config import FleetConfig, GpuPoolConfig, WebuiConfig
+from components.config.profiles import PeakHours, Profile
 from components.k8s.image_env import WEBUI as WEBUI_ENV
 from components.k8s.objects import KubeObject, meta
-from components.k8s.pods import (APP_LABEL, FRAMEWORK_PORT, GPU_RESOURCE, IMAGE_PYTHON, LOOPBACK,
+from components.k8s.pods import (APP_LABEL, FRAMEWORK_PORT, GPU_RESOURCE, IMAGE_PYTHON, LOOPBACK, POOL_LABEL,
                                  SUPERVISOR_PORT, WEBUI_GID, WEBUI_PORT, WEBUI_UID, NodePlacement,
                                  env_list, pod_security, pool_selector, restricted_container)
 
 # WEBUI_PORT (pods.py) is the game server port: the trusted front in `user-sync` listens
 # there; FRAMEWORK_PORT is the WebUI itself, on loopback only.
 __all__ = ["APP_LABEL", "FRAMEWORK_PORT", "IMAGE_PYTHON", "SUPERVISOR_PORT", "WEBUI_PORT",
-           "FleetAccess", "FleetAccessArgs", "WebuiFleet", "WebuiFleetArgs", "webui_pod_spec"]
+           "FleetAccess", "FleetAccessArgs", "ProfileFleet", "WebuiFleet", "WebuiFleetArgs",
+           "webui_pod_spec"]
 # The first start may load a model for minutes. One budget for the startup probe and the
 # supervisor (it restarts a start that overruns it, and pings Agones Health until then).
 STARTUP_PROBE_PERIOD = 10
@@ -71,10 +73,13 @@ def _probe(kind: str, period: int, failures: int, timeout: int = 5) -> dict:
 
 def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                    image: str, claim: pulumi.Input[str],
-                   placement: Optional[NodePlacement] = None) -> dict:
+                   placement: Optional[NodePlacement] = None,
+                   models: Optional[tuple[str, ...]] = None) -> dict:
     """The pod template of every WebUI game server; `placement` (from the cloud layer: the GPU
-    pool's selector and the toleration of its taint) defaults to the pool's selector alone."""
+    pool's selector and the toleration of its taint) defaults to the pool's selector alone;
+    `models` limits what the WebUI offers to those names (None: every model)."""
     placement = placement or NodePlacement(pool_selector(pool.name))
+    only_models = {WEBUI_ENV.MODELS_ONLY: ",".join(models)} if models is not None else {}
     return {
         "priorityClassName": "sdfleet-webui",
         **placement.pod_fields(),
@@ -95,6 +100,7 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                     WEBUI_ENV.WEBUI_PORT: str(FRAMEWORK_PORT),
                     WEBUI_ENV.LISTEN_HOST: LOOPBACK,
                     WEBUI_ENV.START_TIMEOUT_SECONDS: str(STARTUP_BUDGET_SECONDS),
+                    **only_models,
                 }),
                 "resources": {
                     "requests": {"cpu": fleet.cpu, "memory": fleet.memory},
@@ -138,20 +144,28 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
     }
 
 
-def autoscaler_policy(fleet: FleetConfig) -> dict:
-    """Buffer policy; with peak hours, a Chain whose first link is a scheduled larger buffer."""
+def autoscaler_policy(fleet: FleetConfig | Profile) -> dict:
+    """Buffer policy; with peak hours, a Chain whose first link is a scheduled larger buffer.
+    Takes a profile (warm, maxSessions) or, as the implicit profile is made, the fleet section."""
+    if isinstance(fleet, Profile):
+        warm, low, high, peak = fleet.warm, fleet.min_replicas, fleet.max_sessions, fleet.peak_hours
+    else:
+        warm, low, high, peak = fleet.buffer, fleet.min_replicas, fleet.max_replicas, fleet.peak_hours
+    return _policy(warm, low, high, peak)
+
+
+def _policy(warm: int, low: int, high: int, peak: Optional[PeakHours]) -> dict:
     def buffer(size: int) -> dict:
-        return {"type": "Buffer", "buffer": {"bufferSize": size, "minReplicas": fleet.min_replicas,
-                                             "maxReplicas": fleet.max_replicas}}
-    if fleet.peak_hours is None:
-        return buffer(fleet.buffer)
-    peak = fleet.peak_hours
+        return {"type": "Buffer", "buffer": {"bufferSize": size, "minReplicas": low,
+                                             "maxReplicas": high}}
+    if peak is None:
+        return buffer(warm)
     return {"type": "Chain", "chain": [
         {"id": "peak-hours", "type": "Schedule", "schedule": {
             "activePeriod": {"timezone": peak.timezone, "startCron": peak.start_cron,
                              "duration": peak.duration},
             "policy": buffer(peak.buffer)}},
-        {"id": "default", **buffer(fleet.buffer)},
+        {"id": "default", **buffer(warm)},
     ]}
 
 
@@ -196,32 +210,45 @@ def webui_egress_policy(pod_labels: dict, api_server_cidr: str) -> dict:
                         "ports": [{"protocol": "TCP", "port": API_SERVER_PORT}]}]}
 
 
+# Carried by every game server pod of a configured profile (the implicit profile's pods
+# keep the labels they had before profiles existed).
+PROFILE_LABEL = "sdfleet.dev/profile"
+
+
+@dataclass(frozen=True)
+class ProfileFleet:
+    """One profile as the fleet needs it: its pool, its image and where its pods run."""
+
+    profile: Profile
+    pool: GpuPoolConfig
+    image: pulumi.Input[str]
+    # The GPU pool's nodes, as the cloud layer labels and taints them.
+    placement: NodePlacement
+
+
 @dataclass(frozen=True)
 class WebuiFleetArgs:
     fleet: FleetConfig
-    pool: GpuPoolConfig
     webui: WebuiConfig
-    image: pulumi.Input[str]
+    profiles: list[ProfileFleet]
     # The shared volume's claim, as an output of its prepare Job (folders exist).
     claim: pulumi.Input[str]
     router_namespace: str
     agones_release: pulumi.Resource
-    # The GPU pool's nodes, as the cloud layer labels and taints them.
-    placement: NodePlacement
     # Where pods reach the Kubernetes API server (GKE: the control-plane range).
     api_server_cidr: str
 
 
 class WebuiFleet(pulumi.ComponentResource):
-    """`sdfleet:k8s:WebuiFleet`: Fleet, FleetAutoscaler, priorities, placeholders, policy."""
+    """`sdfleet:k8s:WebuiFleet`: a Fleet and FleetAutoscaler per profile, placeholders per
+    GPU pool, and the priorities and network policies all WebUI pods share."""
 
     def __init__(self, name: str, args: WebuiFleetArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:k8s:WebuiFleet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        fleet, pool, agones_release = args.fleet, args.pool, args.agones_release
+        fleet, agones_release = args.fleet, args.agones_release
         ns = fleet.namespace
-        self.fleet_name = f"{name}"
         self.namespace = ns
 
         self.webui_priority = KubeObject(
@@ -229,10 +256,78 @@ class WebuiFleet(pulumi.ComponentResource):
             metadata=meta("sdfleet-webui"), value=WEBUI_PRIORITY, globalDefault=False,
             description="People's WebUI pods: preempt placeholders", opts=child)
 
-        after_agones = pulumi.ResourceOptions(parent=self, depends_on=[agones_release])
         labels = {APP_LABEL: "webui"}
-        self.fleet = KubeObject(
-            f"{name}", "agones.dev/v1", "Fleet", metadata=meta(self.fleet_name, ns, labels),
+        # Fleet name per profile: the implicit profile's is the component's own name.
+        self.fleet_names: dict[str, str] = {}
+        self.fleets: dict[str, KubeObject] = {}
+        self.autoscalers: dict[str, KubeObject] = {}
+        for entry in args.profiles:
+            profile = entry.profile
+            fleet_name = name if profile.implicit else f"{name}-{profile.name}"
+            self.fleet_names[profile.name] = fleet_name
+            self.fleets[profile.name], self.autoscalers[profile.name] = self._profile_fleet(
+                fleet_name, entry, args, labels if profile.implicit
+                else {**labels, PROFILE_LABEL: profile.name})
+        # The implicit profile's (or first profile's) fleet, for callers that want one.
+        first = args.profiles[0].profile.name
+        self.fleet_name, self.fleet = self.fleet_names[first], self.fleets[first]
+        self.autoscaler = self.autoscalers[first]
+
+        self.placeholder_priority = KubeObject(
+            f"{name}-placeholder-priority", "scheduling.k8s.io/v1", "PriorityClass",
+            metadata=meta("sdfleet-placeholder"), value=PLACEHOLDER_PRIORITY,
+            globalDefault=False, preemptionPolicy="Never",
+            description="Placeholder pods that keep GPU nodes warm; preempted by anyone",
+            opts=child)
+        # One Deployment per GPU pool that runs a profile, sized from the profiles on it.
+        by_pool: dict[str, list[ProfileFleet]] = {}
+        for entry in args.profiles:
+            by_pool.setdefault(entry.pool.name, []).append(entry)
+        self.placeholders = {}
+        for pool_name, entries in by_pool.items():
+            implicit = entries[0].profile.implicit
+            resource = f"{name}-placeholders" if implicit else f"{name}-{pool_name}-placeholders"
+            selector = ({APP_LABEL: "placeholder"} if implicit
+                        else {APP_LABEL: "placeholder", POOL_LABEL: pool_name})
+            self.placeholders[pool_name] = KubeObject(
+                resource, "apps/v1", "Deployment",
+                metadata=meta(resource, ns, {APP_LABEL: "placeholder"}),
+                spec={"replicas": sum(e.profile.placeholders for e in entries),
+                      "selector": {"matchLabels": selector},
+                      "template": {"metadata": {"labels": selector}, "spec": {
+                          "priorityClassName": "sdfleet-placeholder",
+                          "terminationGracePeriodSeconds": 0,
+                          **entries[0].placement.pod_fields(),
+                          "automountServiceAccountToken": False,
+                          "containers": [{"name": "pause", "image": PAUSE_IMAGE,
+                                          "resources": {"limits": {GPU_RESOURCE: gpu_limit(entries[0].pool)},
+                                                        "requests": {"cpu": "10m", "memory": "16Mi"}},
+                                          "securityContext": restricted_container()}]}}},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.placeholder_priority]))
+
+        # Only router pods may open the WebUI port; nothing else reaches people's pods.
+        self.network_policy = KubeObject(
+            f"{name}-only-router", "networking.k8s.io/v1", "NetworkPolicy",
+            metadata=meta(f"{name}-only-router", ns),
+            spec={"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress"],
+                  "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                                             "kubernetes.io/metadata.name": args.router_namespace}},
+                                         "podSelector": {"matchLabels": {APP_LABEL: "router"}}}],
+                               "ports": [{"protocol": "TCP", "port": WEBUI_PORT}]}]},
+            opts=child)
+        self.egress_policy = KubeObject(
+            f"{name}-egress", "networking.k8s.io/v1", "NetworkPolicy",
+            metadata=meta(f"{name}-egress", ns), spec=webui_egress_policy(labels, args.api_server_cidr), opts=child)
+        self.register_outputs({"fleets": self.fleet_names, "namespace": ns})
+
+    def _profile_fleet(self, fleet_name: str, entry: ProfileFleet, args: WebuiFleetArgs,
+                       labels: dict) -> tuple[KubeObject, KubeObject]:
+        """The Fleet and FleetAutoscaler of one profile."""
+        ns, profile = args.fleet.namespace, entry.profile
+        after_agones = pulumi.ResourceOptions(parent=self, depends_on=[args.agones_release])
+        webui = args.webui.model_copy(update={"framework": profile.framework})
+        fleet = KubeObject(
+            fleet_name, "agones.dev/v1", "Fleet", metadata=meta(fleet_name, ns, labels),
             # No `replicas`: the FleetAutoscaler owns it. Agones v1.50.0's Fleet CRD
             # (install/helm/agones/templates/crds/fleet.yaml) gives it no default, so a new
             # Fleet starts at 0 and the autoscaler raises it to the buffer on its first sync;
@@ -264,56 +359,21 @@ class WebuiFleet(pulumi.ComponentResource):
                         "health": {"disabled": True},
                         "sdkServer": {"logLevel": "Info"},
                         "template": {"metadata": {"labels": labels},
-                                     "spec": webui_pod_spec(fleet, pool, args.webui, args.image,
-                                                             args.claim, args.placement)},
+                                     "spec": webui_pod_spec(args.fleet, entry.pool, webui,
+                                                             entry.image, args.claim,
+                                                             entry.placement, profile.models)},
                     },
                 },
             },
             opts=pulumi.ResourceOptions.merge(after_agones, pulumi.ResourceOptions(
                 ignore_changes=["spec.replicas"])))
-        self.autoscaler = KubeObject(
-            f"{name}-autoscaler", "autoscaling.agones.dev/v1", "FleetAutoscaler",
-            metadata=meta(f"{name}-autoscaler", ns),
-            spec={"fleetName": self.fleet_name, "policy": autoscaler_policy(fleet),
+        autoscaler = KubeObject(
+            f"{fleet_name}-autoscaler", "autoscaling.agones.dev/v1", "FleetAutoscaler",
+            metadata=meta(f"{fleet_name}-autoscaler", ns),
+            spec={"fleetName": fleet_name, "policy": autoscaler_policy(profile),
                   "sync": {"type": "FixedInterval", "fixedInterval": {"seconds": 15}}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[agones_release, self.fleet]))
-
-        self.placeholder_priority = KubeObject(
-            f"{name}-placeholder-priority", "scheduling.k8s.io/v1", "PriorityClass",
-            metadata=meta("sdfleet-placeholder"), value=PLACEHOLDER_PRIORITY,
-            globalDefault=False, preemptionPolicy="Never",
-            description="Placeholder pods that keep GPU nodes warm; preempted by anyone",
-            opts=child)
-        self.placeholders = KubeObject(
-            f"{name}-placeholders", "apps/v1", "Deployment",
-            metadata=meta(f"{name}-placeholders", ns, {APP_LABEL: "placeholder"}),
-            spec={"replicas": fleet.placeholders,
-                  "selector": {"matchLabels": {APP_LABEL: "placeholder"}},
-                  "template": {"metadata": {"labels": {APP_LABEL: "placeholder"}}, "spec": {
-                      "priorityClassName": "sdfleet-placeholder",
-                      "terminationGracePeriodSeconds": 0,
-                      **args.placement.pod_fields(),
-                      "automountServiceAccountToken": False,
-                      "containers": [{"name": "pause", "image": PAUSE_IMAGE,
-                                      "resources": {"limits": {GPU_RESOURCE: gpu_limit(pool)},
-                                                    "requests": {"cpu": "10m", "memory": "16Mi"}},
-                                      "securityContext": restricted_container()}]}}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.placeholder_priority]))
-
-        # Only router pods may open the WebUI port; nothing else reaches people's pods.
-        self.network_policy = KubeObject(
-            f"{name}-only-router", "networking.k8s.io/v1", "NetworkPolicy",
-            metadata=meta(f"{name}-only-router", ns),
-            spec={"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress"],
-                  "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
-                                             "kubernetes.io/metadata.name": args.router_namespace}},
-                                         "podSelector": {"matchLabels": {APP_LABEL: "router"}}}],
-                               "ports": [{"protocol": "TCP", "port": WEBUI_PORT}]}]},
-            opts=child)
-        self.egress_policy = KubeObject(
-            f"{name}-egress", "networking.k8s.io/v1", "NetworkPolicy",
-            metadata=meta(f"{name}-egress", ns), spec=webui_egress_policy(labels, args.api_server_cidr), opts=child)
-        self.register_outputs({"fleet": self.fleet_name, "namespace": ns})
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.agones_release, fleet]))
+        return fleet, autoscaler
 
 
 @dataclass(frozen=True)
@@ -334,6 +394,9 @@ class FleetAccess(pulumi.ComponentResource):
         {"apiGroups": ["agones.dev"], "resources": ["gameservers"],
          "verbs": ["get", "list", "delete"]},
         {"apiGroups": ["agones.dev"], "resources": ["fleets"], "verbs": ["get"]},
+        # The cluster autoscaler's events on a pending game server pod say why no GPU node
+        # comes (quota, stock-out, pool at its maximum): the waiting page tells the person.
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
     CULLER_RULES = [
         # deletecollection: one request ends a batch of sessions (selected by identity label).

@@ -19,12 +19,15 @@ class Framework:
     label: str         # what people call it
     api: str           # "sdapi" (A1111's /sdapi/v1) or "comfyui" (/prompt, /history, /view)
     batch: bool        # the queue agent can drive it
+    # GPU memory a pod needs to generate with it in its default mode (SD 1.5, 512x512):
+    # A1111 and SD.Next document 4 GB cards; ComfyUI offloads down to 1 GB (its README).
+    min_gpu_memory_gib: float = 4
 
 
 FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
     Framework("automatic1111", "AUTOMATIC1111 Stable Diffusion WebUI", "sdapi", batch=True),
     Framework("sdnext", "SD.Next", "sdapi", batch=False),
-    Framework("comfyui", "ComfyUI", "comfyui", batch=True),
+    Framework("comfyui", "ComfyUI", "comfyui", batch=True, min_gpu_memory_gib=1),
 )}
 
 WEBUI_FRAMEWORKS = tuple(FRAMEWORKS)

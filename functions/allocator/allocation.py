@@ -26,6 +26,12 @@
          some are Scheduled/RequestReady -> `starting` (node found, image and model
          loading); otherwise -> `waiting-for-gpu` (the autoscaler needs a GPU node)
 
+    Profiles (one fleet each): the request names one (the person's choice) or not; the
+    rules (rules.py: admit, choose) say which profile it starts, whether to ask the person
+    to choose, or refuse. A person has one session at a time: asking for another profile
+    with `switch` ends the current one first (its game server deleted, its usage recorded)
+    under the same lock, then allocates in the other fleet.
+
 `is_live` is the one rule for "this mapping can be served".
 """
 
@@ -33,14 +39,20 @@ from __future__ import annotations
 
 import time
 
+from membership import GroupMembership
+from allocator_rules import Admission, admit, capacity_problem, choose
 from shared.agones import (AgonesClient, AllocationOutcomeUnknown, Allocation, GameServer,
-                           KubernetesUnavailable)
+                           KubernetesError, KubernetesUnavailable)
 from shared.config import AllocatorSettings
+from shared.profiles import Profile, load_profiles
 from shared.verifier import Identity
 from shared.responses import log
-from shared.state import CorruptRecord, Mapping, RedisUnavailable, SessionStore
+from shared.state import CorruptRecord, Mapping, RedisUnavailable, SessionStore, usage_record
 
 STARTING_STATES = {"Scheduled", "RequestReady"}
+# Game servers whose pod has no node yet: the autoscaler's events say whether one comes.
+UNSCHEDULED_STATES = {"PortAllocation", "Creating", "Starting"}
+EVENT_LOOKUPS = 3               # pending pods whose events are read per answer
 CONTENTION_RETRIES = 3
 ALLOCATION_ATTEMPTS = 3     # POSTs per call when the outcome of one is unknown
 
@@ -56,44 +68,115 @@ def is_live(gs: GameServer | None, identity_id: str, mapping: Mapping | None = N
             and (mapping is None or (mapping.culling is None and mapping.gs == gs.name)))
 
 
-def ready(who: Identity, mapping: Mapping) -> dict:
-    return {"status": "ready", "id": who.id, "gameServer": mapping.gs,
-            "target": mapping.target, "allocatedAt": mapping.allocated_at}
+def ready(who: Identity, mapping: Mapping, profile: Profile | None = None) -> dict:
+    answer = {"status": "ready", "id": who.id, "gameServer": mapping.gs,
+              "target": mapping.target, "allocatedAt": mapping.allocated_at}
+    if profile is not None:
+        answer["profile"] = profile.name
+    return answer
 
 
-def pending(who: Identity, phase: str, message: str, retry_after: int = 3) -> dict:
+def pending(who: Identity, phase: str, message: str, retry_after: int = 3, **extra) -> dict:
     return {"status": "pending", "id": who.id, "phase": phase, "message": message,
-            "retryAfterSeconds": retry_after}
+            "retryAfterSeconds": retry_after, **extra}
+
+
+def refused(who: Identity, admission: Admission, profiles: list[dict]) -> dict:
+    return {"status": "refused", "id": who.id, "reason": admission.reason,
+            "message": admission.message, "profiles": profiles}
 
 
 class Allocator:
     def __init__(self, store: SessionStore, agones: AgonesClient, settings: AllocatorSettings,
-                 clock=time.time):
+                 clock=time.time, membership: GroupMembership | None = None):
         self.store, self.agones, self.settings, self.clock = store, agones, settings, clock
+        self.profiles: list[Profile] = list(settings.profiles) or load_profiles(
+            {}, agones.settings.fleet)
+        self.by_fleet = {p.fleet: p for p in self.profiles}
+        self.membership = membership
+
+    # ---- profiles --------------------------------------------------------------------
+    def _admissions(self, who: Identity) -> dict[str, Admission]:
+        answers: dict[str, bool | None] = {}
+
+        def group_answer(group: str) -> bool | None:
+            if group not in answers:
+                answers[group] = (self.membership.is_member(group, who.email)
+                                  if self.membership is not None and who.email else None)
+            return answers[group]
+        return {p.name: admit(who.email or "", p, group_answer) for p in self.profiles}
+
+    def _offer(self, admissions: dict[str, Admission], exclude: str | None = None) -> list[dict]:
+        """The profiles a person may use, with whether one is ready now."""
+        offer = []
+        for p in self.profiles:
+            if not admissions[p.name].allowed or p.name == exclude:
+                continue
+            ready_now = any(gs.state == "Ready" for gs in
+                            self.agones.fleet_game_servers(limit=50, fleet=p.fleet))
+            offer.append({**p.public(), "readyNow": ready_now,
+                          "expectedWait": "ready now" if ready_now else "a few minutes"})
+        return offer
+
+    def profile_of(self, gs: GameServer | None) -> Profile | None:
+        return self.by_fleet.get(gs.fleet) if gs is not None else None
+
+    def profiles(self, who: Identity) -> dict:
+        """GET /profiles: what the person may choose, and their current and chosen one."""
+        admissions = self._admissions(who)
+        mapping = self._mapping(who)
+        current = None
+        if mapping is not None:
+            gs = self.agones.get(mapping.gs)
+            if is_live(gs, who.id, mapping):
+                current = self.profile_of(gs)
+        return {"status": "profiles", "id": who.id, "profiles": self._offer(admissions),
+                "current": current.name if current else None,
+                "chosen": self.store.chosen_profile(who.id)}
 
     # ---- GET /status -----------------------------------------------------------------
     def status(self, who: Identity) -> dict:
         mapping = self._mapping(who)
-        if mapping is not None and is_live(self.agones.get(mapping.gs), who.id, mapping):
-            return ready(who, mapping)
+        if mapping is not None:
+            gs = self.agones.get(mapping.gs)
+            if is_live(gs, who.id, mapping):
+                return ready(who, mapping, self.profile_of(gs))
         if self.store.lock_held(who.id):
             return pending(who, "starting", "Your GPU workspace is being assigned.", 1)
         return pending(who, "not-allocated", "No GPU workspace is assigned to you yet.")
 
     # ---- POST /allocate --------------------------------------------------------------
-    def allocate(self, who: Identity, adopt_only: bool = False) -> dict:
+    def allocate(self, who: Identity, adopt_only: bool = False, profile: str | None = None,
+                 switch: bool = False) -> dict:
         """``adopt_only``: find the person's game server (mapped, or Allocated and labelled
         with their identity) but never request a new one: the router asks so for requests
-        of an open page after Redis lost the mapping."""
+        of an open page after Redis lost the mapping. ``profile``: the person's choice;
+        with ``switch`` a session in another profile is ended for it."""
         deadline = time.monotonic() + self.settings.lock_wait_seconds
+        target: Profile | None = None
         while True:
-            answer = self._serve_existing(who)
+            answer = self._serve_existing(who, profile if switch else None)
             if answer:
                 return answer
+            if target is None and not adopt_only:
+                admissions = self._admissions(who)
+                choice = choose(self.profiles, admissions, self.store.chosen_profile(who.id),
+                                profile)
+                if choice.refused is not None:
+                    log("NOTICE", "profile refused", id=who.id, profile=profile,
+                        reason=choice.refused.reason)
+                    return refused(who, choice.refused, self._offer(admissions))
+                if choice.ask:
+                    return {"status": "choose", "id": who.id,
+                            "message": "Choose the WebUI to start.",
+                            "profiles": self._offer(admissions)}
+                target = choice.profile
+                if profile is not None:
+                    self.store.remember_profile(who.id, target.name)
             token = self.store.acquire_lock(who.id, self.settings.lock_seconds * 1000)
             if token is not None:
                 try:
-                    return self._allocate_locked(who, token, adopt_only)
+                    return self._allocate_locked(who, token, adopt_only, target, switch)
                 finally:
                     self._release(who, token)
             # Someone else is allocating for this identity: wait for them to finish.
@@ -109,11 +192,18 @@ class Allocator:
             log("WARNING", "corrupt mapping ignored", id=who.id, problem=str(e))
             return None
 
-    def _serve_existing(self, who: Identity) -> dict | None:
+    def _serve_existing(self, who: Identity, switching_to: str | None = None) -> dict | None:
+        """The person's live session; when they switch to another profile, not that one."""
         mapping = self._mapping(who)
-        if mapping is not None and is_live(self.agones.get(mapping.gs), who.id, mapping):
-            return ready(who, mapping)
-        return None
+        if mapping is None:
+            return None
+        gs = self.agones.get(mapping.gs)
+        if not is_live(gs, who.id, mapping):
+            return None
+        current = self.profile_of(gs)
+        if switching_to is not None and (current is None or current.name != switching_to):
+            return None
+        return ready(who, mapping, current)
 
     def _release(self, who: Identity, token: str) -> None:
         try:
@@ -121,25 +211,36 @@ class Allocator:
         except RedisUnavailable:
             pass  # it expires by itself; the answer already reflects what happened
 
-    def _allocate_locked(self, who: Identity, token: str, adopt_only: bool = False) -> dict:
+    def _allocate_locked(self, who: Identity, token: str, adopt_only: bool = False,
+                         target: Profile | None = None, switch: bool = False) -> dict:
+        target = target or next(p for p in self.profiles if p.default)
         mapping = self._mapping(who)
         if mapping is not None:
-            if is_live(self.agones.get(mapping.gs), who.id, mapping):
-                return ready(who, mapping)
-            if mapping.culling is None:
+            gs = self.agones.get(mapping.gs)
+            if is_live(gs, who.id, mapping):
+                current = self.profile_of(gs)
+                if not switch or (current is not None and current.name == target.name):
+                    return ready(who, mapping, current)
+                # A switch: the current session ends before the new one starts, so the
+                # person never holds two game servers.
+                self._end_for_switch(who, mapping, gs, target)
+                mapping = None
+            elif mapping.culling is None:
                 # Stale: its game server is gone or unusable. The router must stop using it.
                 if self.store.drop_mapping_if(who.id, mapping.gs, token):
                     log("INFO", "stale mapping dropped", id=who.id, gs=mapping.gs)
         now = self.clock()
         exclude = mapping.gs if mapping else None
-        adopted = self._already_allocated(who, exclude)
+        # A switch adopts only in the new profile's fleet; otherwise a labelled game server
+        # of any profile is the person's session (Redis lost its mapping).
+        adopted = self._already_allocated(who, exclude, target if switch else None)
         if adopted is not None:
             new = Mapping(adopted.name, adopted.target, adopted.allocated_at, who.sub, who.email)
         elif adopt_only:
             return pending(who, "not-allocated", "No GPU workspace is assigned to you yet.")
         else:
             try:
-                allocation, adopted = self._request_allocation(who, token, now, exclude)
+                allocation, adopted = self._request_allocation(who, token, now, exclude, target)
             except LockLost:
                 return pending(who, "starting", "Your GPU workspace is being assigned.", 1)
             if adopted is not None:
@@ -148,17 +249,30 @@ class Allocator:
             elif allocation.state == "Contention":
                 return pending(who, "starting", "Many people are starting at once; retrying.", 1)
             elif allocation.state != "Allocated" or not allocation.target:
-                return self._pending_phase(who)
+                return self._pending_phase(who, target)
             else:
                 new = Mapping(allocation.game_server, allocation.target, now, who.sub, who.email)
         if not self.store.record_allocation(who.id, token, new, now):
             return self._settle_after_lost_lock(who, new, now)
+        profile = self.by_fleet.get(adopted.fleet) if adopted is not None else target
         log("INFO", "allocated", id=who.id, gs=new.gs, target=new.target,
-            adopted=adopted is not None)
-        return ready(who, new)
+            adopted=adopted is not None, profile=profile.name if profile else None)
+        return ready(who, new, profile)
 
-    def _request_allocation(self, who: Identity, token: str, now: float,
-                            exclude: str | None) -> tuple[Allocation, GameServer | None]:
+    def _end_for_switch(self, who: Identity, mapping: Mapping, gs: GameServer,
+                        target: Profile) -> None:
+        """Delete the person's game server and end its session (usage recorded with
+        reason `switched`); the lock held by the caller keeps anything else out."""
+        self.agones.delete(gs.name, gs.uid or None)
+        now = self.clock()
+        profile = self.profile_of(gs)
+        usage = usage_record(who.id, gs.name, mapping.allocated_at, now, "switched",
+                             profile.gpus_per_pod if profile else 1.0)
+        self.store.finish_sessions([(who.id, gs.name, usage)])
+        log("INFO", "session ended", **usage, to=target.name)
+
+    def _request_allocation(self, who: Identity, token: str, now: float, exclude: str | None,
+                            target: Profile) -> tuple[Allocation, GameServer | None]:
         """POST a GameServerAllocation, under the lock, never twice blindly: (allocation,
         None), or (_, game server) when an earlier POST whose answer was lost is found
         applied. Raises LockLost, or KubernetesUnavailable when every attempt was
@@ -171,12 +285,12 @@ class Allocator:
                 log("WARNING", "allocation lock lost before allocating", id=who.id)
                 raise LockLost()
             try:
-                allocation = self.agones.allocate(who.id, who.email, now)
+                allocation = self.agones.allocate(who.id, who.email, now, target.fleet)
             except AllocationOutcomeUnknown as e:
                 unknown += 1
                 # The POST may have been applied: look for its game server before asking
                 # again, or the person would hold two.
-                found = self._already_allocated(who, exclude)
+                found = self._already_allocated(who, exclude, target)
                 log("WARNING", "allocation outcome unknown; looked up by label", id=who.id,
                     error=str(e), found=found.name if found else None, attempt=unknown)
                 if found is not None:
@@ -222,19 +336,31 @@ class Allocator:
         finally:
             self._release(who, token)
 
-    def _already_allocated(self, who: Identity, exclude: str | None) -> GameServer | None:
+    def _already_allocated(self, who: Identity, exclude: str | None,
+                           target: Profile | None = None) -> GameServer | None:
         """An Allocated game server of ours already labelled for this identity (not the
-        one of a stale or being-culled mapping)."""
+        one of a stale or being-culled mapping); of the target profile's fleet when given."""
         candidates = [gs for gs in self.agones.fleet_game_servers(
-            f"sdfleet.dev/identity={who.id}", limit=20)
+            f"sdfleet.dev/identity={who.id}", limit=20,
+            fleet=target.fleet if target is not None and len(self.profiles) > 1 else None)
             if is_live(gs, who.id) and gs.name != exclude]
         return max(candidates, key=lambda gs: gs.allocated_at) if candidates else None
 
-    def _pending_phase(self, who: Identity) -> dict:
+    def _pending_phase(self, who: Identity, target: Profile) -> dict:
         """What to tell someone no Ready game server could be found for: the furthest a
         starting game server has got (its WebUI loading the model, else the pod starting:
-        a node found, the image being pulled), else that a GPU machine is being waited for."""
-        starting = [gs for gs in self.agones.fleet_game_servers() if gs.state in STARTING_STATES]
+        a node found, the image being pulled); else why no GPU machine can come (the
+        autoscaler's verdict on the pending pods), with the other profiles they may use;
+        else that a GPU machine is being waited for."""
+        servers = self.agones.fleet_game_servers(fleet=target.fleet)
+        starting = [gs for gs in servers if gs.state in STARTING_STATES]
+        if not starting:
+            problem = self._capacity(target, [gs for gs in servers
+                                               if gs.state in UNSCHEDULED_STATES])
+            if problem is not None:
+                others = self._offer(self._admissions(who), exclude=target.name)
+                return pending(who, "no-capacity", problem.message, 10,
+                               reason=problem.kind, profile=target.name, alternatives=others)
         if any(gs.phase == "loading-model" for gs in starting):
             return pending(who, "loading-model",
                            "A GPU workspace is loading the model; this usually takes a minute.", 3)
@@ -244,6 +370,22 @@ class Allocator:
                            "is being loaded.", 3)
         return pending(who, "waiting-for-gpu",
                        "Waiting for a GPU machine to become available; this can take a few minutes.", 5)
+
+    def _capacity(self, target: Profile, unscheduled: list[GameServer]):
+        """The autoscaler's reason no node comes for this profile's pending pods, if any;
+        logged once per profile and kind for the operators."""
+        events = []
+        for gs in sorted(unscheduled, key=lambda g: g.created_at)[:EVENT_LOOKUPS]:
+            try:
+                events += self.agones.pod_events(gs.name)
+            except KubernetesError as e:
+                log("WARNING", "pod events unreadable", gs=gs.name, status=e.status)
+                return None
+        problem = capacity_problem(events, target, self.clock())
+        if problem is not None and self.store.first_report(target.name, problem.kind):
+            log("WARNING", "no GPU capacity", profile=target.name, fleet=target.fleet,
+                kind=problem.kind, event=problem.detail)
+        return problem
 
 
 __all__ = ["Allocator", "is_live", "KubernetesUnavailable", "LockLost"]

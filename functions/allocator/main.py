@@ -1,8 +1,11 @@
 """Cloud Function `allocate`: the router asks it for a person's GPU workspace.
 
     POST /allocate   find or allocate the caller's game server (see allocation.py);
-                     body {"adoptOnly": true}: find it, never allocate
+                     body {"adoptOnly": true}: find it, never allocate;
+                     {"profile": "<name>"}: the person's choice, {"switch": true} with it:
+                     end a session in another profile first
     GET  /status     the same answer shapes, never allocating
+    GET  /profiles   the profiles the caller may use, their current and chosen one
 
 The caller is identified only by the IAP assertion in `x-goog-iap-jwt-assertion`
 (verified here, on top of the platform's own check of the router's OIDC token). Bad or
@@ -16,7 +19,10 @@ cold start and reused by every request.
 
 from __future__ import annotations
 
+import re
+
 from allocation import Allocator
+from membership import GroupMembership
 from shared.agones import AgonesClient, KubernetesError, KubernetesUnavailable
 from shared.config import AllocatorSettings, KubernetesSettings, RedisSettings
 from shared.verifier import IapAuthenticator, KeysUnavailable, Unauthenticated
@@ -29,21 +35,31 @@ _store = SessionStore(connect(_redis_settings, _redis_settings.password),
                       _redis_settings.prefix)
 _authenticator = IapAuthenticator(_settings.iap_audience, _settings.iap_certs_url,
                                   _settings.clock_skew_seconds)
-_allocator = Allocator(_store, AgonesClient(KubernetesSettings.from_env()), _settings)
+_allocator = Allocator(_store, AgonesClient(KubernetesSettings.from_env()), _settings,
+                       membership=GroupMembership(_settings.groups_api_url,
+                                                  cache_seconds=_settings.group_cache_seconds))
+PROFILE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,18}[a-z0-9])?")
+
 
 def _allocate(who, request):
     body = request.get_json(silent=True)
-    return _allocator.allocate(who, adopt_only=isinstance(body, dict) and body.get("adoptOnly") is True)
+    body = body if isinstance(body, dict) else {}
+    profile = body.get("profile")
+    if profile is not None and not (isinstance(profile, str) and PROFILE_NAME.fullmatch(profile)):
+        return error_response(400, "bad-profile", "profile must be a profile's name")
+    return _allocator.allocate(who, adopt_only=body.get("adoptOnly") is True, profile=profile,
+                               switch=body.get("switch") is True)
 
 
 ROUTES = {"/allocate": ("POST", _allocate),
-          "/status": ("GET", lambda who, _request: _allocator.status(who))}
+          "/status": ("GET", lambda who, _request: _allocator.status(who)),
+          "/profiles": ("GET", lambda who, _request: _allocator.profiles(who))}
 
 
 def allocate(request):
     route = ROUTES.get(request.path.rstrip("/") or "/")
     if route is None:
-        return error_response(404, "not-found", "use POST /allocate or GET /status")
+        return error_response(404, "not-found", "use POST /allocate, GET /status or GET /profiles")
     method, handler = route
     if request.method != method:
         return error_response(405, "method-not-allowed", f"{request.path} takes {method}")
@@ -57,7 +73,8 @@ def allocate(request):
         return error_response(503, "iap-keys-unavailable",
                               "The sign-in keys cannot be fetched; try again shortly.", 5)
     try:
-        return json_response(handler(who, request))
+        answer = handler(who, request)
+        return answer if not isinstance(answer, dict) else json_response(answer)
     except RedisUnavailable as e:
         log("ERROR", "redis unavailable", id=who.id, error=type(e).__name__)
         return error_response(503, "redis-unavailable",

@@ -53,7 +53,7 @@ from shared.agones import (EMAIL_ANNOTATION, FLEET_LABEL, IDENTITY_LABEL, Agones
 from shared.config import CullerSettings
 from shared.identity_id import is_identity_id, subject_of
 from shared.responses import log
-from shared.state import CorruptRecord, Mapping, RecordError, SessionStore
+from shared.state import CorruptRecord, Mapping, RecordError, SessionStore, usage_record
 
 DELETE_BATCH = 100          # identities per deletecollection request
 LOCK_MARGIN_SECONDS = 15    # the culler's identity locks outlive the pass by this much
@@ -186,7 +186,7 @@ class CullPass:
 
     def _fleet_page(self, continue_token: str, summary: dict) -> tuple[list[GameServer], str]:
         try:
-            return self.agones.list(f"{FLEET_LABEL}={self.agones.settings.fleet}",
+            return self.agones.list(self.agones.fleet_selector,
                                     limit=self.settings.reconcile_page_size,
                                     continue_token=continue_token or None)
         except KubernetesError as e:
@@ -225,7 +225,7 @@ class CullPass:
         if not wanted:
             return
         batches = [wanted[i:i + DELETE_BATCH] for i in range(0, len(wanted), DELETE_BATCH)]
-        fleet = f"{FLEET_LABEL}={self.agones.settings.fleet}"
+        fleet = self.agones.fleet_selector
 
         def list_batch(batch):
             selector = f"{fleet},{IDENTITY_LABEL} in ({','.join(v.id for v in batch)})"
@@ -246,8 +246,8 @@ class CullPass:
     # ---- actions ---------------------------------------------------------------------
     def _end(self, items, now: float, summary: dict) -> None:
         """Sessions whose game server is already gone or no longer ours."""
-        ended = [(v.id, v.mapping.gs, _usage(v.id, v.mapping.gs, v.mapping.allocated_at, now, r,
-                                                self.settings.gpus_per_pod))
+        ended = [(v.id, v.mapping.gs, usage_record(v.id, v.mapping.gs, v.mapping.allocated_at, now, r,
+                                                self.settings.gpus_for(v.mapping.gs)))
                  for v, r in items]
         for (id_, gs, usage), done in zip(ended, self.store.finish_sessions(ended) if ended else []):
             if done:
@@ -279,8 +279,8 @@ class CullPass:
                     gs=view.mapping.gs, error=errors[view.id])
         if failed:
             self.store.release_claims(failed, token)
-        ended = [(v.id, v.mapping.gs, _usage(v.id, v.mapping.gs, v.mapping.allocated_at, now, r,
-                                                self.settings.gpus_per_pod))
+        ended = [(v.id, v.mapping.gs, usage_record(v.id, v.mapping.gs, v.mapping.allocated_at, now, r,
+                                                self.settings.gpus_for(v.mapping.gs)))
                  for v, r in to_delete if v.id not in errors]
         for (id_, gs, usage), done in zip(ended, self.store.finish_sessions(ended, token)
                                           if ended else []):
@@ -313,8 +313,8 @@ class CullPass:
             expected = {v.mapping.gs for v in batch}
             for gs in deleted:      # an orphan labelled with the same identity went too
                 if gs.name not in expected:
-                    usage = _usage(gs.identity or "", gs.name, gs.allocated_at, now, "orphan",
-                                   self.settings.gpus_per_pod)
+                    usage = usage_record(gs.identity or "", gs.name, gs.allocated_at, now,
+                                         "orphan", self.settings.gpus_for(gs.name))
                     self._read("usage", self.store.record_usage, usage, default=None)
                     summary["orphansShutDown"] += 1
                     log("INFO", "session ended", **usage)
@@ -359,8 +359,8 @@ class CullPass:
                 summary["deleteFailures"] += 1
                 log("ERROR", "orphan deletion failed", gs=gs.name, error=error)
                 continue
-            usage = _usage(view.id or "", gs.name, gs.allocated_at, now, reason,
-                           self.settings.gpus_per_pod)
+            usage = usage_record(view.id or "", gs.name, gs.allocated_at, now, reason,
+                                 self.settings.gpus_for(gs.name))
             self._read("usage", self.store.record_usage, usage, default=None)
             summary["orphansShutDown"] += 1
             log("INFO", "session ended", **usage)
@@ -390,16 +390,6 @@ def _try(fn, *args):
         return fn(*args), None
     except (KubernetesError, KubernetesUnavailable) as e:
         return None, str(e)
-
-
-def _usage(id_: str, gs: str, start: float, end: float, reason: str,
-           gpus_per_pod: float = 1.0) -> dict:
-    """One ended session: its wall-clock seconds and the GPU-seconds it held (a pod holds
-    `gpus_per_pod` GPUs: the node's accelerators shared by its time-sharing clients)."""
-    seconds = max(end - start, 0.0)
-    return {"id": id_, "gs": gs, "start": round(start, 3), "end": round(end, 3),
-            "seconds": round(seconds, 3), "gpu_seconds": round(seconds * gpus_per_pod, 3),
-            "reason": reason}
 
 
 def _count(counter: dict, key: str) -> None:

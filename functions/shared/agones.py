@@ -96,6 +96,10 @@ class GameServer:
         return self.labels.get(IDENTITY_LABEL)
 
     @property
+    def fleet(self) -> str:
+        return str(self.labels.get(FLEET_LABEL) or "")
+
+    @property
     def phase(self) -> str:
         """What the pod's supervisor says it is doing ("loading-model"), or ""."""
         return str(self.annotations.get(PHASE_ANNOTATION) or "")
@@ -135,6 +139,13 @@ def _target(status: dict, port_name: str) -> str | None:
     if port is None and ports:
         port = ports[0].get("port")
     return f"{address}:{port}" if address and port else None
+
+
+def fleet_selector(fleets) -> str:
+    fleets = list(fleets)
+    if len(fleets) == 1:
+        return f"{FLEET_LABEL}={fleets[0]}"
+    return f"{FLEET_LABEL} in ({','.join(fleets)})"
 
 
 def _parse_time(text: str | None) -> float:
@@ -184,6 +195,7 @@ class AgonesClient:
         ns = quote(settings.namespace, safe="")
         self.gs_path = f"/apis/agones.dev/v1/namespaces/{ns}/gameservers"
         self.gsa_path = f"/apis/allocation.agones.dev/v1/namespaces/{ns}/gameserverallocations"
+        self.events_path = f"/api/v1/namespaces/{ns}/events"
 
     # ---- transport -------------------------------------------------------------------
     def _request(self, method: str, path: str, body: dict | None = None,
@@ -247,9 +259,24 @@ class AgonesClient:
         items = [GameServer.from_object(o, self.settings.port_name) for o in obj.get("items") or []]
         return items, (obj.get("metadata") or {}).get("continue") or ""
 
-    def fleet_game_servers(self, extra_selector: str = "", limit: int = 500) -> list[GameServer]:
-        selector = f"{FLEET_LABEL}={self.settings.fleet}" + (f",{extra_selector}" if extra_selector else "")
+    @property
+    def fleet_selector(self) -> str:
+        """Our fleets' game servers (one fleet per profile)."""
+        return fleet_selector(self.settings.fleets)
+
+    def fleet_game_servers(self, extra_selector: str = "", limit: int = 500,
+                           fleet: str | None = None) -> list[GameServer]:
+        """Game servers of one fleet, or of all ours."""
+        base = f"{FLEET_LABEL}={fleet}" if fleet else self.fleet_selector
+        selector = base + (f",{extra_selector}" if extra_selector else "")
         return self.list(selector, limit=limit)[0]
+
+    def pod_events(self, pod: str) -> list[dict]:
+        """The events of one pod (a game server's pod has the game server's name)."""
+        query = urlencode({"fieldSelector": f"involvedObject.kind=Pod,involvedObject.name={pod}",
+                           "limit": "50"})
+        status, obj = self._request("GET", f"{self.events_path}?{query}")
+        return [] if status == 404 else list(obj.get("items") or [])
 
     def delete(self, name: str, uid: str | None = None) -> bool:
         """True if deleted now, False if it was already gone. 409: uid changed (reused name)."""
@@ -263,8 +290,7 @@ class AgonesClient:
     def delete_for_identities(self, identities: list[str]) -> list[GameServer]:
         """deletecollection of our fleet's game servers labelled with these identities;
         answers what was deleted. One request for a whole batch of culls."""
-        selector = (f"{FLEET_LABEL}={self.settings.fleet},"
-                    f"{IDENTITY_LABEL} in ({','.join(identities)})")
+        selector = f"{self.fleet_selector},{IDENTITY_LABEL} in ({','.join(identities)})"
         status, obj = self._request(
             "DELETE", f"{self.gs_path}?{urlencode({'labelSelector': selector})}",
             {"kind": "DeleteOptions", "apiVersion": "v1"}, ok=(200, 202))
@@ -273,13 +299,15 @@ class AgonesClient:
         return [GameServer.from_object(o, self.settings.port_name) for o in obj.get("items") or []]
 
     # ---- allocation ------------------------------------------------------------------
-    def allocate(self, identity: str, email: str, allocated_at: float) -> Allocation:
-        """Ask Agones for one Ready game server of our fleet, labelled with the identity.
-        Raises AllocationOutcomeUnknown when it may have been applied without an answer."""
+    def allocate(self, identity: str, email: str, allocated_at: float,
+                 fleet: str | None = None) -> Allocation:
+        """Ask Agones for one Ready game server of the fleet (default: the first of ours),
+        labelled with the identity. Raises AllocationOutcomeUnknown when it may have been
+        applied without an answer."""
         body = {
             "apiVersion": "allocation.agones.dev/v1", "kind": "GameServerAllocation",
             "spec": {
-                "selectors": [{"matchLabels": {FLEET_LABEL: self.settings.fleet},
+                "selectors": [{"matchLabels": {FLEET_LABEL: fleet or self.settings.fleet},
                                "gameServerState": "Ready"}],
                 "scheduling": "Packed",
                 "metadata": {"labels": {IDENTITY_LABEL: identity},

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .env import GROUP_CACHE_SECONDS, GROUPS_API_URL
+
 DEFAULT_IAP_CERTS_URL = "https://www.gstatic.com/iap/verify/public_key-jwk"
 DEFAULT_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
 
@@ -92,18 +94,29 @@ class KubernetesSettings:
     ca_data: str | None           # base64 PEM
     token: str | None             # tests only; production uses google-auth
     namespace: str
-    fleet: str
+    fleet: str                    # the default profile's fleet
     port_name: str                # the game server port that is the WebUI
     timeout_seconds: float
     workers: int
+    fleets: tuple[str, ...] = ()  # every profile's fleet (default: just `fleet`)
+
+    def __post_init__(self):
+        if not self.fleets:
+            object.__setattr__(self, "fleets", (self.fleet,))
 
     @classmethod
     def from_env(cls, env=os.environ) -> "KubernetesSettings":
+        from .profiles import ProfilesError, load_profiles
+        try:
+            profiles = load_profiles(env, env.get("FLEET_NAME"))
+        except ProfilesError as e:
+            raise ConfigError(str(e)) from None
+        default = next(p for p in profiles if p.default)
         return cls(api_url=_str(env, "K8S_API_URL").rstrip("/"),
                    ca_file=env.get("K8S_CA_FILE") or None, ca_data=env.get("K8S_CA_DATA") or None,
                    token=env.get("K8S_TOKEN") or None,
                    namespace=_str(env, "AGONES_NAMESPACE", "default"),
-                   fleet=_str(env, "FLEET_NAME"),
+                   fleet=default.fleet, fleets=tuple(p.fleet for p in profiles),
                    port_name=env.get("GAMESERVER_PORT_NAME", "webui"),
                    timeout_seconds=_int(env, "K8S_TIMEOUT_SECONDS", 5, 1),
                    workers=_int(env, "K8S_WORKERS", 16, 1))
@@ -116,6 +129,9 @@ class AllocatorSettings:
     clock_skew_seconds: int
     lock_seconds: int
     lock_wait_seconds: float
+    profiles: tuple = ()          # shared.profiles.Profile, the default one among them
+    groups_api_url: str = "https://cloudidentity.googleapis.com"
+    group_cache_seconds: int = 300
 
     @classmethod
     def from_env(cls, env=os.environ) -> "AllocatorSettings":
@@ -123,7 +139,18 @@ class AllocatorSettings:
                    iap_certs_url=env.get("IAP_CERTS_URL") or DEFAULT_IAP_CERTS_URL,
                    clock_skew_seconds=_int(env, "IAP_CLOCK_SKEW_SECONDS", 30),
                    lock_seconds=_int(env, "ALLOCATION_LOCK_SECONDS", 20, 5),
-                   lock_wait_seconds=_int(env, "ALLOCATION_LOCK_WAIT_MS", 8000) / 1000)
+                   lock_wait_seconds=_int(env, "ALLOCATION_LOCK_WAIT_MS", 8000) / 1000,
+                   profiles=tuple(_profiles(env)),
+                   groups_api_url=env.get(GROUPS_API_URL) or "https://cloudidentity.googleapis.com",
+                   group_cache_seconds=_int(env, GROUP_CACHE_SECONDS, 300))
+
+
+def _profiles(env):
+    from .profiles import ProfilesError, load_profiles
+    try:
+        return load_profiles(env, env.get("FLEET_NAME"), _float(env, "GPUS_PER_POD", 1.0))
+    except ProfilesError as e:
+        raise ConfigError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -139,6 +166,15 @@ class CullerSettings:
     invoker_emails: tuple[str, ...]
     oidc_certs_url: str
     gpus_per_pod: float = 1.0   # what one session holds: usage is counted in GPU-seconds
+    # Per profile's fleet, when profiles differ in GPUs (game servers are named after
+    # their fleet: <fleet>-<set>-<id>).
+    gpus_per_fleet: tuple[tuple[str, float], ...] = ()
+
+    def gpus_for(self, game_server: str) -> float:
+        """GPUs a session on this game server holds."""
+        match = max((f for f, _ in self.gpus_per_fleet if game_server.startswith(f + "-")),
+                    key=len, default=None)
+        return dict(self.gpus_per_fleet)[match] if match else self.gpus_per_pod
 
     @classmethod
     def from_env(cls, env=os.environ) -> "CullerSettings":
@@ -153,4 +189,5 @@ class CullerSettings:
                    invoker_audience=_str(env, "CULL_INVOKER_AUDIENCE"),
                    invoker_emails=emails,
                    oidc_certs_url=env.get("OIDC_CERTS_URL") or DEFAULT_OIDC_CERTS_URL,
-                   gpus_per_pod=_float(env, "GPUS_PER_POD", 1.0))
+                   gpus_per_pod=_float(env, "GPUS_PER_POD", 1.0),
+                   gpus_per_fleet=tuple((p.fleet, p.gpus_per_pod) for p in _profiles(env)))

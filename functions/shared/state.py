@@ -17,6 +17,10 @@ Schema (prefix `sdfleet:` by default, env REDIS_PREFIX; docs/contracts.md sectio
                           that UTC month; incremented in the same script that ends a session
   <p>reconcile    hash    continue (Kubernetes list continue token), rank (mapping slice
                           cursor): where the culler's incremental reconcile resumes
+  <p>profile:<id> string  the profile the person chose last (EX PROFILE_CHOICE_SECONDS);
+                          lost with a flush, the person is asked again
+  <p>capacity-logged:<profile>:<kind>  string, EX CAPACITY_LOG_SECONDS: a capacity failure
+                          is logged once per profile and kind, not once per poll
 
 Every change that touches more than one key runs as one Lua script, so a crash or a lost
 connection never leaves a mapping without its index entries or the reverse. The scripts
@@ -45,6 +49,8 @@ TARGET = re.compile(r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}")
 USAGE_MAXLEN = 1_000_000
 USAGE_FIELDS = ("id", "gs", "start", "end", "seconds", "gpu_seconds", "reason")
 SCRIPT_BATCH = 200      # sessions per batched script call: Redis stays responsive between
+PROFILE_CHOICE_SECONDS = 180 * 86400
+CAPACITY_LOG_SECONDS = 600
 
 RedisUnavailable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                     redis.exceptions.BusyLoadingError)
@@ -355,6 +361,17 @@ class SessionStore:
             keys=[self.map_key(id_), self.activity_key, self.sessions_key, self.lock_key(id_)],
             args=[id_, gs, token]))
 
+    def chosen_profile(self, id_: str) -> str | None:
+        return self.client.get(f"{self.prefix}profile:{id_}")
+
+    def remember_profile(self, id_: str, profile: str) -> None:
+        self.client.set(f"{self.prefix}profile:{id_}", profile, ex=PROFILE_CHOICE_SECONDS)
+
+    def first_report(self, profile: str, kind: str) -> bool:
+        """True once per CAPACITY_LOG_SECONDS for a profile's capacity failure of a kind."""
+        return bool(self.client.set(f"{self.prefix}capacity-logged:{profile}:{kind}", "1",
+                                    nx=True, ex=CAPACITY_LOG_SECONDS))
+
     # ---- culler ----------------------------------------------------------------------
     def idle_since(self, before: float, limit: int) -> list[tuple[str, float]]:
         return self.client.zrangebyscore(self.activity_key, "-inf", f"({before!r}",
@@ -480,3 +497,13 @@ class SessionStore:
             pipe.hset(self.reconcile_key, mapping={"continue": continue_token, "rank": rank})
             pipe.execute()
             return True
+
+
+def usage_record(id_: str, gs: str, start: float, end: float, reason: str,
+           gpus_per_pod: float = 1.0) -> dict:
+    """One ended session: its wall-clock seconds and the GPU-seconds it held (a pod holds
+    `gpus_per_pod` GPUs: the node's accelerators shared by its time-sharing clients)."""
+    seconds = max(end - start, 0.0)
+    return {"id": id_, "gs": gs, "start": round(start, 3), "end": round(end, 3),
+            "seconds": round(seconds, 3), "gpu_seconds": round(seconds * gpus_per_pod, 3),
+            "reason": reason}

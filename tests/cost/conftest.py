@@ -14,14 +14,18 @@ from typing import Any, Callable, Optional
 import pytest
 
 from tools.plan import _validate
-from tools.preview import PlanResult, read_stack_config, run_program
+from tests.helpers.stacks import stack_config as stack_file_config
+from tools.preview import PlanResult, run_program
 
 _cache: dict[str, tuple[PlanResult, Any]] = {}
 
 
-def planned(stack: str = "dev", edit: Optional[Callable[[dict], None]] = None) -> tuple[PlanResult, Any]:
-    """(plan, validated stack config) of a stack file, its platform changed by `edit`."""
-    config = copy.deepcopy(read_stack_config(stack))
+def planned(stack: str = "single-profile", edit: Optional[Callable[[dict], None]] = None
+            ) -> tuple[PlanResult, Any]:
+    """(plan, validated stack config) of a stack file, its platform changed by `edit`
+    (`single-profile`: a one-fleet stack, planned as `dev`)."""
+    config = copy.deepcopy(stack_file_config(stack))
+    stack = "dev" if stack == "single-profile" else stack
     if edit:
         edit(config["sdfleet:platform"])
     key = stack + json.dumps(config, sort_keys=True)

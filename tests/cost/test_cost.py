@@ -67,7 +67,7 @@ def test_cron_runs_per_month():
 # --- The default stacks ---------------------------------------------------------------------------
 
 def test_gcp_estimate_has_every_standing_cost(plan_of):
-    plan, stack_config = plan_of("dev")
+    plan, stack_config = plan_of("single-profile")
     estimate = cost.estimate(plan, stack_config)
     items = [line["item"] for line in estimate["lines"]]
     for starts in ("GKE cluster management fee", "node pool system", "warm GPU buffer", "placeholders",
@@ -93,7 +93,7 @@ def test_every_resource_type_of_a_default_stack_is_classified(plan_of, stack):
 
 
 def test_a_billable_type_the_estimate_does_not_know_is_reported_not_free(plan_of):
-    plan, stack_config = plan_of("dev")
+    plan, stack_config = plan_of("single-profile")
     vm = _resource("gcp:compute/instance:Instance", "bastion", {"machineType": "e2-small"})
     estimate = cost.estimate(_edited(plan, add=(vm,)), stack_config)
     assert "resource type gcp:compute/instance:Instance (1): not known to tools/cost (add it to resource_types.py)" in estimate["missing"]
@@ -103,7 +103,7 @@ def test_the_owned_load_balancer_and_image_builds_need_no_new_entries(plan_of):
     """The resources replacing the GKE Ingress (an owned load balancer with IAP) and the image
     builds are known: the load balancer's parts other than forwarding rules carry no charge,
     IAM grants none, the registry and builds are billed by use."""
-    plan, stack_config = plan_of("dev")
+    plan, stack_config = plan_of("single-profile")
     added = tuple(_resource(t, f"lb-{i}", {}) for i, t in enumerate((
         "gcp:compute/backendService:BackendService", "gcp:compute/uRLMap:URLMap",
         "gcp:compute/targetHttpsProxy:TargetHttpsProxy", "gcp:compute/targetHttpProxy:TargetHttpProxy",
@@ -121,7 +121,7 @@ def test_the_owned_load_balancer_and_image_builds_need_no_new_entries(plan_of):
 # --- Values come from the registered resources, not from a copy of their settings ------------------
 
 def test_connector_minimum_instances_and_machine_come_from_the_plan(plan_of):
-    plan, stack_config = plan_of("dev")
+    plan, stack_config = plan_of("single-profile")
     edited = _edited(plan)
     connector = _one(edited, "gcp:vpcaccess/connector:Connector")
     connector.inputs.update(minInstances=5, machineType="e2-small")
@@ -131,7 +131,7 @@ def test_connector_minimum_instances_and_machine_come_from_the_plan(plan_of):
 
 
 def test_function_memory_cpu_and_warm_instances_come_from_the_plan(plan_of):
-    plan, stack_config = plan_of("dev")
+    plan, stack_config = plan_of("single-profile")
     edited = _edited(plan)
     allocator = _one(edited, "gcp:cloudfunctionsv2/function:Function", "allocator")
     allocator.inputs["serviceConfig"].update(availableMemory="1Gi", minInstanceCount=3)
@@ -144,8 +144,8 @@ def test_function_memory_cpu_and_warm_instances_come_from_the_plan(plan_of):
 
 
 def test_scheduled_runs_follow_the_scheduler_job_that_calls_the_function(plan_of):
-    every_minute, stack_config = plan_of("dev")
-    every_five, _ = plan_of("dev", lambda p: p["culling"].update(schedule="*/5 * * * *"))
+    every_minute, stack_config = plan_of("single-profile")
+    every_five, _ = plan_of("single-profile", lambda p: p["culling"].update(schedule="*/5 * * * *"))
     assert _one(every_five, "gcp:cloudscheduler/job:Job").inputs["schedule"] == "*/5 * * * *"
     fn = _gcp_prices()["functions"]
     per_run = cost.SECONDS_PER_SCHEDULED_RUN * (0.333 * fn["perVcpuSecond"] + 0.5 * fn["perGibSecond"]) \
@@ -158,7 +158,7 @@ def test_scheduled_runs_follow_the_scheduler_job_that_calls_the_function(plan_of
 def test_a_cron_the_estimate_cannot_count_is_reported_not_raised(plan_of):
     """The config models validate crons before the program runs; should one still reach the
     estimate, `make plan` names it instead of failing with a traceback."""
-    plan, stack_config = plan_of("dev")
+    plan, stack_config = plan_of("single-profile")
     edited = _edited(plan)
     _one(edited, "gcp:cloudscheduler/job:Job").inputs["schedule"] = "61 25 * * 9"
     autoscaler = _one(edited, "kubernetes:autoscaling.agones.dev/v1:FleetAutoscaler")
@@ -173,7 +173,7 @@ def test_a_cron_the_estimate_cannot_count_is_reported_not_raised(plan_of):
 
 def test_forwarding_rules_of_an_owned_load_balancer_are_counted_from_the_plan(plan_of):
     """The program's own load balancer: its global forwarding rules (443 and the 80 redirect)."""
-    plan, stack_config = plan_of("dev")
+    plan, stack_config = plan_of("single-profile")
     lb = _gcp_prices()["loadBalancer"]
     line = _line(cost.estimate(plan, stack_config), "HTTPS load balancer: 2 forwarding rule(s)")
     assert line["monthlyUsd"] == pytest.approx(lb["firstFiveRulesPerHour"] * HOURS, abs=0.01)
@@ -187,7 +187,7 @@ def test_forwarding_rules_of_an_owned_load_balancer_are_counted_from_the_plan(pl
 
 
 def test_system_nodes_and_storage_follow_the_config_through_the_plan(plan_of):
-    plan, stack_config = plan_of("dev", lambda p: (
+    plan, stack_config = plan_of("single-profile", lambda p: (
         p["systemPool"].update(machineType="e2-standard-8", minNodes=2, diskSizeGb=100, diskType="pd-standard"),
         p["storage"].update(tier="BASIC_SSD", capacityGb=2560)))
     prices = _gcp_prices()
@@ -206,7 +206,7 @@ def test_peak_hours_buffer_and_placeholders_are_priced_for_their_hours(plan_of):
         p["fleet"].update(gpuPool="t4", buffer=1, placeholders=2,
                           peakHours={"startCron": "0 8 * * 1-5", "duration": "10h", "buffer": 3})
         p["budget"] = {"maxGpuNodes": 10}
-    plan, stack_config = plan_of("dev", edit)
+    plan, stack_config = plan_of("single-profile", edit)
     estimate = cost.estimate(plan, stack_config)
     prices = _gcp_prices()
     node_hour = (prices["machineTypes"]["n1-standard-8"]["perHour"]
@@ -230,8 +230,8 @@ def test_gpu_time_sharing_divides_the_person_hour(plan_of):
                               "maxNodes": 4, **({"timeSharingClients": clients} if clients else {})}]
             p["fleet"]["gpuPool"] = "l4"
         return edit
-    alone_plan, stack_config = plan_of("dev", pool(None))
-    shared_plan, _ = plan_of("dev", pool(4))
+    alone_plan, stack_config = plan_of("single-profile", pool(None))
+    shared_plan, _ = plan_of("single-profile", pool(4))
     alone = cost.estimate(alone_plan, stack_config)["gpuHourUsd"]
     shared = cost.estimate(shared_plan, stack_config)["gpuHourUsd"]
     assert shared == pytest.approx(alone / 4, abs=0.0001)
@@ -249,7 +249,7 @@ def test_unpriced_machine_type_and_tier_are_reported_not_guessed(plan_of):
                           "acceleratorCount": 8, "maxNodes": 2}]
         p["fleet"]["gpuPool"] = "big"
         p["storage"] = {"tier": "ZONAL", "capacityGb": 1024}
-    plan, stack_config = plan_of("dev", edit)
+    plan, stack_config = plan_of("single-profile", edit)
     estimate = cost.estimate(plan, stack_config)
     assert "gcp machine type g2-standard-96" in estimate["missing"]
     assert "gcp Filestore tier ZONAL" in estimate["missing"]
@@ -259,7 +259,7 @@ def test_unpriced_machine_type_and_tier_are_reported_not_guessed(plan_of):
 
 
 def test_region_missing_from_the_table_prices_nothing(plan_of):
-    plan, stack_config = plan_of("dev")
+    plan, stack_config = plan_of("single-profile")
     table = copy.deepcopy(cost.price_table())
     del table["gcp"]["us-central1"]
     estimate = cost.estimate(plan, stack_config, prices=table)

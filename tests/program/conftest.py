@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.helpers.stacks import stack_config
 from tools.preview import SECRET_MARK, UNKNOWN_MARK, PlanResult, read_stack_config, run_program
 
 
@@ -33,6 +34,14 @@ def assert_all_resolved(result: PlanResult) -> None:
 
 @pytest.fixture(scope="session")
 def dev_config() -> dict:
+    """The base config of most program tests: one fleet, as stacks were before profiles
+    (planned as stack `dev`); profile tests read Pulumi.dev.yaml itself (`profiles_config`)."""
+    return stack_config("single-profile")
+
+
+@pytest.fixture(scope="session")
+def profiles_config() -> dict:
+    """Pulumi.dev.yaml as shipped: two profiles."""
     return read_stack_config("dev")
 
 

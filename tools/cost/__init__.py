@@ -53,6 +53,7 @@ def estimate(plan, stack_config, prices: Optional[dict] = None) -> dict:
         "lines": sheet.lines,
         "totalMonthlyUsd": round(sum(line["monthlyUsd"] for line in sheet.lines), 2),
         "gpuHourUsd": round(gpu_hour, 4) if gpu_hour is not None else None,
+        "profileHourUsd": {name: round(usd, 4) for name, usd in sheet.profile_hours.items()},
         "missing": sheet.missing,
         "usageBilled": sheet.usage_billed,
         "priceTable": {"version": table.get("version"),

@@ -101,12 +101,20 @@ class Demand:
     peaks: list[tuple[int, str, str, str]] = field(default_factory=list)  # pods, cron, duration, tz
     placeholders: int = 0
     fleet: bool = False
+    profiles: list[str] = field(default_factory=list)  # the profiles (fleets) on the pool
 
 
 def _buffer_of(policy: Any) -> tuple[Optional[int], Optional[int]]:
     """(bufferSize, minReplicas) of a Buffer policy; bufferSize as a percentage is not counted."""
     size = number(read(policy, "buffer", "bufferSize"))
     return (None if size is None else int(size)), int(number(read(policy, "buffer", "minReplicas")) or 0)
+
+
+def _profile_of(fleet) -> str:
+    """A fleet's profile: its `sdfleet.dev/profile` label, else (a platform without profiles)
+    the fleet's name."""
+    label = read(fleet.inputs, "metadata", "labels", "sdfleet.dev/profile")
+    return str(label) if label else "fleet " + str(read(fleet.inputs, "metadata", "name", default=fleet.name))
 
 
 def _demands(plan: Plan, pools: list[NodePool], sheet: Sheet) -> dict[str, Demand]:
@@ -127,6 +135,7 @@ def _demands(plan: Plan, pools: list[NodePool], sheet: Sheet) -> dict[str, Deman
             continue
         demand = demands[pool.name]
         demand.fleet = True
+        demand.profiles.append(_profile_of(fleet))
         policy = read(fa.inputs, "spec", "policy", default={})
         chain = read(policy, "chain", default=[]) if read(policy, "type") == "Chain" else [policy]
         for entry in chain:
@@ -145,7 +154,7 @@ def _demands(plan: Plan, pools: list[NodePool], sheet: Sheet) -> dict[str, Deman
                 if size is None:
                     sheet.miss(f"FleetAutoscaler {fa.name}: bufferSize is not a fixed number")
                     continue
-                demand.buffer = max(size, low)
+                demand.buffer += max(size, low)
     for key, fleet in fleets.items():
         if key not in scaled:  # a fleet without an autoscaler keeps its replicas
             pool = _pool_for(read(fleet.inputs, "spec", "template", "spec", "template", "spec"), pools)
@@ -164,9 +173,12 @@ def _demands(plan: Plan, pools: list[NodePool], sheet: Sheet) -> dict[str, Deman
     return demands
 
 
-def _gpu_pools(pools: list[NodePool], demands: dict[str, Demand], sheet: Sheet) -> tuple[Optional[float], float]:
-    """Warm GPU capacity lines; returns (one person-hour of GPU, standing GPU nodes)."""
+def _gpu_pools(pools: list[NodePool], demands: dict[str, Demand], sheet: Sheet,
+               profile_hours: Optional[dict[str, float]] = None) -> tuple[Optional[float], float]:
+    """Warm GPU capacity lines; returns (one person-hour of GPU, standing GPU nodes) and
+    fills `profile_hours` with one person-hour of each profile."""
     h, gpu_hour, standing = sheet.hours, None, 0.0
+    profile_hours = profile_hours if profile_hours is not None else {}
     for pool in pools:
         if not pool.gpus:
             continue
@@ -200,7 +212,11 @@ def _gpu_pools(pools: list[NodePool], demands: dict[str, Demand], sheet: Sheet) 
             continue
         if demand.fleet:
             gpu_hour = gpu_hour if gpu_hour is not None else pool.node_hour / per_node
-            sheet.add(f"warm GPU buffer: {off_nodes} x {pool.shape}",
+            for profile in demand.profiles:
+                profile_hours[profile] = pool.node_hour / per_node
+            labelled = [p for p in demand.profiles if not p.startswith("fleet ")]
+            named = f" ({', '.join(labelled)})" if labelled else ""
+            sheet.add(f"warm GPU buffer{named}: {off_nodes} x {pool.shape}",
                       pool.node_hour * off_nodes * (h - peak_hours),
                       f"{demand.buffer} Ready pod(s), {h - peak_hours:.0f} h/month"
                       + (" outside peak hours" if peak_lines else "") + spot)
@@ -308,7 +324,8 @@ def standing_costs(plan: Plan, region: str, table: dict, sheet: Sheet) -> Option
                       pool.node_hour * pool.min_nodes * h,
                       f"autoscaling may add up to {pool.max_nodes - pool.min_nodes} more"
                       + ("; Spot priced at on-demand (upper bound)" if pool.spot else ""))
-    gpu_hour, gpu_nodes = _gpu_pools(pools, _demands(plan, pools, sheet), sheet)
+    gpu_hour, gpu_nodes = _gpu_pools(pools, _demands(plan, pools, sheet), sheet,
+                                     sheet.profile_hours)
     standing += gpu_nodes
 
     for r in plan.of("gcp:filestore/instance:Instance"):

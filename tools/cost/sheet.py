@@ -49,6 +49,7 @@ class Sheet:
     lines: list[dict] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     usage_billed: list[str] = field(default_factory=list)
+    profile_hours: dict[str, float] = field(default_factory=dict)  # one person-hour per profile
 
     def add(self, item: str, monthly: float, note: str = "") -> None:
         self.lines.append({"item": item, "monthlyUsd": round(monthly, 2), "note": note})

@@ -18,3 +18,4 @@ LISTEN_HOST = "SDFLEET_LISTEN_HOST"          # supervisor: the framework's liste
 START_TIMEOUT_SECONDS = "SDFLEET_START_TIMEOUT_SECONDS"  # supervisor: a first start's whole budget
 FRONT_PORT = "SDFLEET_FRONT_PORT"            # trusted front: the game server port it owns
 FRONT_UPSTREAM = "SDFLEET_FRONT_UPSTREAM"    # trusted front: the framework on loopback
+MODELS_ONLY = "SDFLEET_MODELS_ONLY"          # supervisor: the model names a profile offers (comma-separated)

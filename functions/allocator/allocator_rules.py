@@ -1,0 +1,169 @@
+"""The allocator's decision rules (the culler's are in culler/rules.py), each one readable
+function, pure (no I/O):
+
+    admit(email, profile, group_answer)   may this person start this profile?
+    choose(allowed, remembered, asked)    which profile does this request start, if any?
+    capacity_problem(events, profile)     why can no GPU node come for a pending pod?
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+from shared.profiles import Profile
+
+
+@dataclass(frozen=True)
+class Admission:
+    allowed: bool
+    reason: str = ""           # "", "not-a-member", "membership-unknown"
+    message: str = ""
+
+
+def admit(email: str, profile: Profile,
+          group_answer: Callable[[str], Optional[bool]]) -> Admission:
+    """Allowed when the profile admits everyone who may sign in, names the person, their
+    domain, or a group they belong to. `group_answer(group)` is True/False, or None when
+    the membership could not be checked: then the person is refused (never let in by an
+    error), with a sentence that says so."""
+    if profile.access is None:
+        return Admission(True)
+    email = email.lower()
+    domain = email.rsplit("@", 1)[-1]
+    unknown = []
+    for member in profile.access:
+        kind, _, value = member.partition(":")
+        value = value.lower()
+        if (kind == "user" and value == email) or (kind == "domain" and domain == value):
+            return Admission(True)
+    for member in profile.access:
+        kind, _, value = member.partition(":")
+        if kind != "group":
+            continue
+        answer = group_answer(value.lower())
+        if answer:
+            return Admission(True)
+        if answer is None:
+            unknown.append(value)
+    if unknown:
+        return Admission(False, "membership-unknown",
+                         f"Your membership in {', '.join(unknown)} cannot be checked right now, "
+                         f"so {profile.display_name} cannot be started. Try again in a minute; "
+                         "if it persists, tell the platform's administrators.")
+    return Admission(False, "not-a-member",
+                     f"You may not use {profile.display_name}. Ask the platform's "
+                     "administrators if you need it.")
+
+
+@dataclass(frozen=True)
+class Choice:
+    profile: Optional[Profile]     # the one to start
+    ask: bool = False              # several allowed and none chosen: ask the person
+    refused: Optional[Admission] = None
+
+
+def choose(profiles: list[Profile], admissions: dict[str, Admission],
+           remembered: Optional[str], asked: Optional[str]) -> Choice:
+    """Which profile a request starts: the one asked for (if admitted), else the one the
+    person chose before (if still admitted), else their only one; several and no choice
+    yet: ask. Nobody admitted anywhere: refused (the reason of the default profile)."""
+    allowed = [p for p in profiles if admissions[p.name].allowed]
+    if asked is not None:
+        wanted = next((p for p in profiles if p.name == asked), None)
+        if wanted is None:
+            return Choice(None, refused=Admission(False, "unknown-profile",
+                                                  f"There is no profile named {asked!r}."))
+        if not admissions[asked].allowed:
+            return Choice(None, refused=admissions[asked])
+        return Choice(wanted)
+    if remembered is not None:
+        for p in allowed:
+            if p.name == remembered:
+                return Choice(p)
+    if len(allowed) == 1:
+        return Choice(allowed[0])
+    if allowed:
+        return Choice(None, ask=True)
+    unknown = next((a for a in admissions.values() if a.reason == "membership-unknown"), None)
+    default = next(p for p in profiles if p.default)
+    return Choice(None, refused=unknown or Admission(
+        False, "no-profile", "You may sign in, but no WebUI profile is open to you. Ask the "
+        f"platform's administrators to add you to one (for example {default.display_name})."))
+
+
+# --- capacity ---------------------------------------------------------------------------
+# Events the cluster autoscaler writes on a pod it could not find a node for. Reasons:
+# `FailedScaleUp` (a scale-up was tried and failed: quota, stock-out) and `NotTriggerScaleUp`
+# (no node group could take the pod: at its maximum, in backoff after a failed scale-up).
+# The message fragments are matched case-insensitively (docs/decisions/2026-12-profiles.md).
+CAPACITY_EVENT_SECONDS = 180   # an event older than this describes an earlier attempt
+
+_KINDS = (
+    ("quota", ("quota",)),
+    ("stock-out", ("resource_pool_exhausted", "resource pool exhausted", "out of resources",
+                   "stockout", "zone_resources_pool_exhausted")),
+    ("pool-at-maximum", ("max node group size reached", "max cluster", "maximum node")),
+    ("backoff", ("in backoff after failed scale-up", "backoff")),
+)
+
+
+@dataclass(frozen=True)
+class CapacityProblem:
+    kind: str            # quota | stock-out | pool-at-maximum | backoff | scale-up-failed
+    message: str         # the sentence a person reads
+    detail: str          # the event's own message, for the operators' log
+
+
+def capacity_problem(events: Iterable[dict], profile: Profile,
+                     now: Optional[float] = None) -> Optional[CapacityProblem]:
+    """From the events of a profile's pending game server pods: why no node comes, or None
+    (no recent autoscaler verdict: a node may still be on its way)."""
+    now = time.time() if now is None else now
+    best = None
+    for event in events:
+        reason = event.get("reason")
+        if reason not in ("FailedScaleUp", "NotTriggerScaleUp"):
+            continue
+        if now - event_time(event) > CAPACITY_EVENT_SECONDS:
+            continue
+        text = str(event.get("message") or "")
+        lowered = text.lower()
+        kind = next((k for k, needles in _KINDS if any(n in lowered for n in needles)), None)
+        if kind is None:
+            if reason != "FailedScaleUp":
+                continue   # e.g. only other node pools' selectors did not match
+            kind = "scale-up-failed"
+        if best is None or _rank(kind) < _rank(best[0]):
+            best = (kind, text)
+    if best is None:
+        return None
+    kind, text = best
+    gpu = f"{profile.gpu} GPUs" if profile.gpu else "GPU machines"
+    where = f" in {profile.region}" if profile.region else ""
+    if kind == "pool-at-maximum":
+        message = (f"All the {gpu} this platform may start are in use. You get one as soon as "
+                   "someone's session ends; this page keeps trying.")
+    else:
+        message = (f"No {gpu} are available{where} right now"
+                   + (" (the project's GPU quota is used up)" if kind == "quota" else "")
+                   + ". This page keeps trying.")
+    return CapacityProblem(kind, message, text[:300])
+
+
+def _rank(kind: str) -> int:
+    return [k for k, _ in _KINDS].index(kind) if kind in dict(_KINDS) else len(_KINDS)
+
+
+def event_time(event: dict) -> float:
+    """When an event last happened: series, lastTimestamp, eventTime, firstTimestamp."""
+    from shared.agones import _parse_time
+    for value in ((event.get("series") or {}).get("lastObservedTime"), event.get("lastTimestamp"),
+                  event.get("eventTime"), event.get("firstTimestamp"),
+                  (event.get("metadata") or {}).get("creationTimestamp")):
+        if value:
+            parsed = _parse_time(value)
+            if parsed:
+                return parsed
+    return 0.0

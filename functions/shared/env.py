@@ -1,0 +1,7 @@
+"""Names of the environment variables the functions read that are new with profiles; the
+stack (components/gcp/functions.py) takes them from here. Imports nothing, so the Pulumi
+program loads it by path without the functions' dependencies."""
+
+PROFILES = "SDFLEET_PROFILES"                   # allocator, culler: the profiles as JSON (docs/contracts.md)
+GROUPS_API_URL = "SDFLEET_GROUPS_API_URL"       # allocator: Cloud Identity's endpoint (tests: a fake)
+GROUP_CACHE_SECONDS = "SDFLEET_GROUP_CACHE_SECONDS"  # allocator: how long a membership answer is kept
