@@ -121,7 +121,7 @@ class Allocator:
     def profile_of(self, gs: GameServer | None) -> Profile | None:
         return self.by_fleet.get(gs.fleet) if gs is not None else None
 
-    def profiles(self, who: Identity) -> dict:
+    def offer(self, who: Identity) -> dict:
         """GET /profiles: what the person may choose, and their current and chosen one."""
         admissions = self._admissions(who)
         mapping = self._mapping(who)

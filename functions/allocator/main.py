@@ -53,7 +53,7 @@ def _allocate(who, request):
 
 ROUTES = {"/allocate": ("POST", _allocate),
           "/status": ("GET", lambda who, _request: _allocator.status(who)),
-          "/profiles": ("GET", lambda who, _request: _allocator.profiles(who))}
+          "/profiles": ("GET", lambda who, _request: _allocator.offer(who))}
 
 
 def allocate(request):

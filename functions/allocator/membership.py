@@ -86,5 +86,5 @@ class GroupMembership:
                      "Admin console, and enable cloudidentity.googleapis.com",
                 401: "the allocator's credentials were refused"}.get(status, "")
         log("ERROR", "group membership cannot be checked", group=group, status=status,
-            message=message, fix=hint)
+            api_message=message, fix=hint)
         return None

@@ -45,6 +45,7 @@ Python API for tests (stable; tests/router reuses it):
     # egress policy (netpol.py); a refused connection leaves the game server where it was.
     emu.use_network(policies, api_server=Endpoint(ip="172.16.0.2", port=443))
     emu.sdk_ready(name, pod=Pod(namespace, labels))   # raises SdkUnreachable when refused
+    emu.add_pod_event(pod, reason, message, type_="Warning", at=None)   # core/v1 Event on a pod
     emu.calls                                # Counter of (method, kind) handled
     emu.reset()                              # empty again (servers, faults, hook, calls)
     emu.stop()
@@ -75,6 +76,7 @@ GS_PATH = re.compile(r"^/apis/agones\.dev/v1/namespaces/([^/]+)/gameservers(?:/(
 GSA_PATH = re.compile(
     r"^/apis/allocation\.agones\.dev/v1/namespaces/([^/]+)/gameserverallocations$")
 FLEET_LABEL = "agones.dev/fleet"
+EVENTS_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/events$")
 
 
 class SdkUnreachable(ConnectionError):
@@ -265,6 +267,7 @@ class AgonesEmulator(_ValidatedCreation, FaultsAfterSideEffect):
         self._httpd: ThreadingHTTPServer | None = None
         self._policies: list[dict] = []
         self._api_server: netpol.Endpoint | None = None
+        self._events: list[dict] = []
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> "AgonesEmulator":
@@ -299,6 +302,7 @@ class AgonesEmulator(_ValidatedCreation, FaultsAfterSideEffect):
             self._by_label.clear()
             self._faults.clear()
             self._after_faults.clear()
+            self._events.clear()
             self.after_request = None
             self.on_request = None
             self.calls.clear()
@@ -342,6 +346,20 @@ class AgonesEmulator(_ValidatedCreation, FaultsAfterSideEffect):
             self._servers[name] = obj
             self._index(obj)
             return _copy(obj)
+
+    def add_pod_event(self, pod: str, reason: str, message: str, type_: str = "Warning",
+                      at: float | None = None, source: str = "cluster-autoscaler") -> dict:
+        """An Event about a pod, as the cluster autoscaler writes them (core/v1 Event)."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
+        event = {"apiVersion": "v1", "kind": "Event",
+                 "metadata": {"name": f"{pod}.{self._next_uid()[-8:]}", "namespace": self.namespace},
+                 "involvedObject": {"kind": "Pod", "namespace": self.namespace, "name": pod},
+                 "reason": reason, "message": message, "type": type_,
+                 "source": {"component": source}, "firstTimestamp": stamp,
+                 "lastTimestamp": stamp, "count": 1}
+        with self._lock:
+            self._events.append(event)
+        return _copy(event)
 
     def add_ready(self, name: str, address: str = "127.0.0.1", port: int = 7860,
                   **kwargs) -> dict:
@@ -505,10 +523,42 @@ class AgonesEmulator(_ValidatedCreation, FaultsAfterSideEffect):
         if m and method == "POST":
             self.calls[(method, "allocation")] += 1
             return self._allocate(m.group(1), body)
+        m = EVENTS_PATH.match(path)
+        if m and method == "GET":
+            self.calls[(method, "events")] += 1
+            return self._events_list(m.group(1), query)
         m = CREATE_PATH.match(path)
         if m and method == "POST":
             return self._create_validated(m.group(1), m.group(2), m.group(3), body)
         return 404, _status(404, "NotFound", "the server could not find the requested resource"), {}
+
+    # The field labels core/v1 Events accept in a fieldSelector (kubernetes
+    # pkg/registry/core/event/strategy.go ToSelectableFields, plus metadata.*).
+    EVENT_FIELDS = {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                    "involvedObject.uid", "involvedObject.apiVersion",
+                    "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
+                    "reportingComponent", "source", "type", "metadata.name", "metadata.namespace"}
+
+    def _events_list(self, namespace: str, query: dict):
+        wanted = {}
+        for term in filter(None, (query.get("fieldSelector") or "").split(",")):
+            key, sep, value = term.partition("=")
+            if not sep or key not in self.EVENT_FIELDS:
+                return 400, _status(400, "BadRequest",
+                                    f'"{key}" is not a known field selector'), {}
+            wanted[key] = value
+
+        def field(event: dict, key: str) -> str:
+            if key == "source":
+                return (event.get("source") or {}).get("component", "")
+            value = event
+            for part in key.split("."):
+                value = (value or {}).get(part) if isinstance(value, dict) else None
+            return "" if value is None else str(value)
+        with self._lock:
+            items = [_copy(e) for e in self._events if e["metadata"]["namespace"] == namespace
+                     and all(field(e, k) == v for k, v in wanted.items())]
+        return 200, {"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": items}, {}
 
     def _list(self, namespace: str, query: dict):
         try:
