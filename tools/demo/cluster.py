@@ -214,6 +214,15 @@ class FleetSettings:
     max_replicas: int
     node_seconds: float   # a simulated GPU node coming up (the game server is Starting)
     pull_seconds: float   # a simulated image pull (Scheduled, before the pod's programs run)
+    name: str = ""        # the fleet (one per profile); default: the emulator's
+    # No GPU node ever comes: pods stay pending and the cluster autoscaler's event says why.
+    no_capacity: bool = False
+
+
+# What GKE's cluster autoscaler writes on a pod whose node pool cannot grow for lack of
+# GPUs in the zone (a FailedScaleUp event, docs/decisions/2026-12-profiles.md).
+STOCK_OUT_MESSAGE = ("Node scale up in zones us-central1-a associated with this pod failed: "
+                     "GCE out of resources. Pod is at risk of not being scheduled.")
 
 
 class FleetController:
@@ -224,6 +233,7 @@ class FleetController:
         self.emulator, self.fleet, self.pod_settings, self.loop = emulator, fleet, pods, loop
         self.pods: dict[str, tuple[Pod, SdkBridge]] = {}
         self.booting: dict[str, float] = {}  # name -> when its node was asked for
+        self.stuck: set[str] = set()          # pending for lack of GPUs (no_capacity)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="demo-fleet")
         self.lock = threading.Lock()
@@ -239,8 +249,13 @@ class FleetController:
             except Exception as exc:  # the demo goes on; the next pass tries again
                 print(f"demo fleet: {type(exc).__name__}: {exc}", flush=True)
 
+    @property
+    def fleet_name(self) -> str:
+        return self.fleet.name or self.emulator.fleet
+
     def reconcile(self, now: float) -> None:
-        servers = {obj["metadata"]["name"]: obj for obj in self.emulator.game_servers()}
+        servers = {obj["metadata"]["name"]: obj for obj in self.emulator.game_servers()
+                   if obj["metadata"]["labels"].get("agones.dev/fleet") == self.fleet_name}
         with self.lock:
             for name, (pod, bridge) in list(self.pods.items()):
                 state = servers.get(name, {}).get("status", {}).get("state")
@@ -251,6 +266,10 @@ class FleetController:
             for name, asked_at in list(self.booting.items()):
                 if name not in servers:
                     del self.booting[name]
+                elif self.fleet.no_capacity:
+                    if now - asked_at >= self.fleet.node_seconds and name not in self.stuck:
+                        self.stuck.add(name)
+                        self.emulator.add_pod_event(name, "FailedScaleUp", STOCK_OUT_MESSAGE)
                 elif now - asked_at >= self.fleet.node_seconds + self.fleet.pull_seconds:
                     del self.booting[name]
                     self._launch(name, servers[name])
@@ -266,8 +285,9 @@ class FleetController:
                 unallocated, total = unallocated + 1, total + 1
 
     def _ask_for_game_server(self, now: float) -> None:
-        name = f"{self.emulator.fleet}-{secrets.token_hex(3)}"
-        self.emulator.add_game_server(name, state="Starting", port=free_port())
+        name = f"{self.fleet_name}-{secrets.token_hex(3)}"
+        self.emulator.add_game_server(name, state="Starting", port=free_port(),
+                                      fleet=self.fleet_name)
         self.booting[name] = now
 
     def _launch(self, name: str, obj: dict) -> None:

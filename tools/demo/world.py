@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from components.config import ConfigError, parse_stack_config
+from components.gcp.functions import FUNCTIONS_ENV, profile_records
 from tests.emulators.agones import AgonesEmulator
 from tests.helpers.iap import IapKeyServer
 from tests.helpers.servers import ManagedProcess, RedisServer, free_port
@@ -68,6 +69,9 @@ class DemoConfig(BaseModel):
         5, description="How often a pod's user sync copies new files back.")
     max_replicas: Optional[Annotated[int, Field(ge=1, le=8)]] = Field(
         None, description="Most pods at once (default: fleet.maxReplicas, at most 8 here).")
+    no_capacity: list[str] = Field(
+        default_factory=list,
+        description="Profiles whose GPU pool gets no node (a stock-out), to see that page.")
 
 
 def load(stack: str, config_file: str | Path | None = None, overrides: dict | None = None):
@@ -122,6 +126,15 @@ class Demo:
                                             name="demo-loop")
         self.started: list = []
         self.stop_event = threading.Event()
+        self.profiles = platform.effective_profiles
+        prefix = f"{platform.name_prefix}-webui"
+        # The names the platform gives the fleets (components/k8s/fleet.py).
+        self.fleet_names = {p.name: prefix if p.implicit else f"{prefix}-{p.name}"
+                            for p in self.profiles}
+        unknown = set(self.demo.no_capacity) - set(self.fleet_names)
+        if unknown:
+            raise ConfigError([f"{DEMO_KEY}.noCapacity: {sorted(unknown)} are not profiles: "
+                               f"{', '.join(self.fleet_names)}"])
 
     # --- settings derived from the stack ------------------------------------------------
     @property
@@ -138,7 +151,8 @@ class Demo:
             "REDIS_PREFIX": "sdfleet:",
             "IAP_AUDIENCE": self.keys.audience, "IAP_CERTS_URL": self.keys.url,
             "K8S_API_URL": self.emulator.url, "K8S_TOKEN": self.emulator.token,
-            "AGONES_NAMESPACE": self.emulator.namespace, "FLEET_NAME": self.emulator.fleet,
+            "AGONES_NAMESPACE": self.emulator.namespace, "FLEET_NAME": self.fleet_names[
+                next(p for p in self.profiles if p.default).name],
             "IDLE_TIMEOUT_SECONDS": str(self.idle_seconds),
             "MAX_SESSION_SECONDS": str(self.demo.max_session_seconds
                                        or culling.max_session_hours * 3600),
@@ -147,6 +161,8 @@ class Demo:
             "CULL_INVOKER_AUDIENCE": CULLER_AUDIENCE, "CULL_INVOKER_EMAILS": SCHEDULER_EMAIL,
             "OIDC_CERTS_URL": self.keys.url,
             "GPUS_PER_POD": repr(self.platform.fleet_pool.gpus_per_pod),
+            **({} if self.profiles[0].implicit else {FUNCTIONS_ENV.PROFILES: json.dumps(
+                profile_records(self.profiles, self.fleet_names, self.platform, "us-central1"))}),
         }
 
     def _function(self, name: str, target: str) -> ManagedProcess:
@@ -205,11 +221,14 @@ class Demo:
             step_seconds=self.demo.step_seconds,
             activity_report_seconds=self.demo.activity_report_seconds,
             sync_seconds=self.demo.sync_seconds)
-        fleet = FleetSettings(buffer=max(1, platform.fleet.buffer),
-                              max_replicas=min(8, self.demo.max_replicas or platform.fleet.max_replicas),
-                              node_seconds=self.demo.node_seconds,
-                              pull_seconds=self.demo.pull_seconds)
-        self.fleet = FleetController(self.emulator, fleet, pods, self.loop).start()
+        self.fleets = [FleetController(self.emulator, FleetSettings(
+            buffer=max(1, profile.warm),
+            max_replicas=min(8, self.demo.max_replicas or profile.max_sessions),
+            node_seconds=self.demo.node_seconds, pull_seconds=self.demo.pull_seconds,
+            name=self.fleet_names[profile.name],
+            no_capacity=profile.name in self.demo.no_capacity), pods, self.loop).start()
+            for profile in self.profiles]
+        self.fleet = self.fleets[0]
         self.scheduler = threading.Thread(target=self._schedule_culls, daemon=True,
                                           name="demo-scheduler")
         self.scheduler.start()
@@ -240,12 +259,12 @@ class Demo:
     def pids(self) -> list[int]:
         """Every process the demo started (for the test that nothing outlives it)."""
         own = [p.proc.pid for p in self.started if isinstance(p, ManagedProcess) and p.proc]
-        return own + (self.fleet.all_pids() if hasattr(self, "fleet") else [])
+        return own + [pid for fleet in getattr(self, "fleets", []) for pid in fleet.all_pids()]
 
     def stop(self) -> None:
         self.stop_event.set()
-        if hasattr(self, "fleet"):
-            self.fleet.stop()
+        for fleet in getattr(self, "fleets", []):
+            fleet.stop()
         if hasattr(self, "iap"):
             self.iap.stop(self.loop)
         for thing in reversed(self.started):

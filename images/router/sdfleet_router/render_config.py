@@ -288,6 +288,8 @@ def render(settings: Settings) -> str:
         "client_max_body_size": settings.client_max_body_size,
         "allocator_url": settings.allocator_url,
         "allocator_host": urlsplit(settings.allocator_url).netloc,
+        # The allocator's other route, beside /allocate (functions/allocator/main.py).
+        "allocator_profiles_url": re.sub(r"/allocate$", "/profiles", settings.allocator_url),
         "allocator_timeout": settings.allocator_timeout,
         "allocator_tls": _allocator_tls(settings),
         "metadata_identity_url": _metadata_identity_url(settings),

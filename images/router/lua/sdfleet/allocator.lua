@@ -46,22 +46,44 @@ local function authorization()
     return value
 end
 
-local ANSWERS = { ready = true, pending = true, unavailable = true }
+local ANSWERS = { ready = true, pending = true, unavailable = true, choose = true,
+                  refused = true, profiles = true }
 
 -- POST /allocate: the decoded answer, or nil, err (the allocator could not be asked).
--- adopt_only: find the person's game server, never allocate one.
-function _M.allocate(adopt_only)
+-- adopt_only: find the person's game server, never allocate one. profile: the person's
+-- choice (a name the allocator checks), switch: end a session in another profile for it.
+function _M.allocate(adopt_only, profile, switch)
+    local body = "{}"
+    if adopt_only then
+        body = '{"adoptOnly":true}'
+    elseif profile then
+        body = cjson.encode({ profile = profile, switch = switch == true })
+    end
+    return _M.ask("/_sdfleet/allocate", ngx.HTTP_POST, body)
+end
+
+-- GET /profiles: what the person may choose, their current and chosen profile.
+function _M.profiles()
+    return _M.ask("/_sdfleet/allocator-profiles", ngx.HTTP_GET, "")
+end
+
+function _M.ask(location, method, body)
     local auth, err = authorization()
     if not auth then
         return nil, err
     end
-    local res = ngx.location.capture("/_sdfleet/allocate",
-                                     { method = ngx.HTTP_POST,
+    local res = ngx.location.capture(location,
+                                     { method = method,
                                        vars = { sdfleet_allocator_auth = auth,
-                                                sdfleet_allocator_body = adopt_only
-                                                    and '{"adoptOnly":true}' or "{}" } })
+                                                sdfleet_allocator_body = body } })
     local answer = cjson.decode(res.body or "")
     if res.status == 200 and type(answer) == "table" and ANSWERS[answer.status] then
+        -- JSON null decodes to cjson.null, which Lua counts as true: make it nil.
+        for key, value in pairs(answer) do
+            if value == cjson.null then
+                answer[key] = nil
+            end
+        end
         return answer
     end
     if res.status == 503 and type(answer) == "table" then

@@ -81,9 +81,13 @@ local WAITING_SCRIPT = [[
                                headers: {"Accept": "application/json"}})
       .then(function (r) { return r.json(); })
       .then(function (s) {
-        if (s.status === "ready") { window.location.reload(); return; }
+        if (s.status === "ready" || s.status === "choose" || s.status === "refused") {
+          window.location.reload(); return;
+        }
         if (s.message) { document.getElementById("message").textContent = s.message; }
         if (s.phase) { document.getElementById("phase").textContent = s.phase; }
+        var alt = document.getElementById("alternatives");
+        if (alt) { alt.hidden = !(s.alternatives && s.alternatives.length); }
         delay = (s.retryAfterSeconds || 3) * 1000;
         setTimeout(poll, delay);
       })
@@ -93,10 +97,49 @@ local WAITING_SCRIPT = [[
 })();
 </script>]]
 
+-- A profile's one line: its name, framework and GPU, whether one is ready, and a button
+-- that starts it (POST /_sdfleet/profiles; `confirm` first when it ends a session).
+local function profile_item(p, button, current)
+    local ready = p.readyNow and "ready now" or ("expected wait: " .. (p.expectedWait or "a few minutes"))
+    local form = ""
+    if p.name == current then
+        form = "<p><em>This is your current profile.</em></p>"
+    elseif button then
+        form = "<form method=\"post\" action=\"/_sdfleet/profiles\">"
+            .. "<input type=\"hidden\" name=\"profile\" value=\"" .. escape(p.name) .. "\">"
+            .. "<button type=\"submit\" data-profile=\"" .. escape(p.name) .. "\">"
+            .. escape(button) .. " " .. escape(p.displayName) .. "</button></form>"
+    end
+    return "<li class=\"profile\" data-profile=\"" .. escape(p.name) .. "\"><strong>"
+        .. escape(p.displayName) .. "</strong><br><span>" .. escape(p.framework)
+        .. (p.gpu ~= "" and (" on " .. escape(p.gpu)) or "") .. " &middot; "
+        .. escape(ready) .. "</span>"
+        .. ((p.description or "") ~= "" and ("<br><span>" .. escape(p.description) .. "</span>") or "")
+        .. form .. "</li>"
+end
+
+local function profile_list(profiles, button, current)
+    local items = {}
+    for _, p in ipairs(type(profiles) == "table" and profiles or {}) do
+        if type(p) == "table" and type(p.name) == "string" then
+            items[#items + 1] = profile_item(p, button, current)
+        end
+    end
+    return "<ul class=\"profiles\">" .. table.concat(items) .. "</ul>"
+end
+
+local SWITCH_LINK = "<p><a href=\"/_sdfleet/profiles\">Switch profile</a></p>"
+
 -- The status endpoint's JSON and the waiting page share this shape.
 function _M.status_json(decision)
     if decision.action == "proxy" then
         return { status = "ready" }
+    end
+    if decision.action == "choose" then
+        return { status = "choose", message = decision.message, profiles = decision.profiles }
+    end
+    if decision.action == "forbidden" then
+        return { status = "refused", reason = decision.reason, message = decision.message }
     end
     if decision.action == "wait" then
         local message = decision.message or PHASES[decision.phase] or PHASES.starting
@@ -104,7 +147,8 @@ function _M.status_json(decision)
             message = NOT_RUNNING
         end
         return { status = "pending", phase = decision.phase or "starting",
-                 message = message, retryAfterSeconds = decision.retry_after }
+                 message = message, retryAfterSeconds = decision.retry_after,
+                 alternatives = decision.alternatives }
     end
     return { status = "unavailable", reason = decision.reason,
              message = decision.message or REASONS[decision.reason]
@@ -120,6 +164,10 @@ function _M.waiting(decision)
         .. "<p>Step: <span id=\"phase\">" .. escape(facts.phase) .. "</span></p>"
         .. "<p>This page checks again every few seconds and opens your WebUI as soon as "
         .. "it is ready. A new GPU machine can take a few minutes.</p>"
+        .. "<div id=\"alternatives\"" .. ((facts.alternatives and #facts.alternatives > 0)
+            and "" or " hidden") .. "><p>You may start one of these instead:</p>"
+        .. profile_list(facts.alternatives, "Start") .. "</div>"
+        .. SWITCH_LINK
         .. string.format(WAITING_SCRIPT, facts.retryAfterSeconds or 3))
     -- 503 + Retry-After: the page is not the content; nothing may cache it as such.
     if not wants_html() and from_page_script() then
@@ -127,6 +175,62 @@ function _M.waiting(decision)
         return send(502, html, facts, facts.retryAfterSeconds or 3)
     end
     return send(503, html, facts, facts.retryAfterSeconds or 3)
+end
+
+-- Several profiles, none chosen yet: the person picks one (remembered by the allocator).
+function _M.choose(decision)
+    local facts = _M.status_json(decision)
+    local html = page("Choose your WebUI",
+        "<h1>Choose your WebUI</h1><p>" .. escape(facts.message or "Choose the WebUI to start.")
+        .. " Your choice is remembered; you can switch later.</p>"
+        .. profile_list(facts.profiles, "Start"))
+    return send(200, html, facts)
+end
+
+-- The allocator refused this person the profile (or every profile): 403 with its sentence.
+function _M.forbidden(decision)
+    local facts = _M.status_json(decision)
+    local others = ""
+    if type(decision.profiles) == "table" and #decision.profiles > 0 then
+        others = "<p>You may start:</p>" .. profile_list(decision.profiles, "Start")
+    end
+    local html = page("Not available to you",
+        "<h1>Not available to you</h1><p id=\"message\">" .. escape(facts.message) .. "</p>" .. others)
+    facts.error, facts.detail = facts.reason, facts.message
+    return send(403, html, facts)
+end
+
+-- /_sdfleet/profiles: every profile the person may use; with a session running, switching
+-- asks first (`confirm`: the profile to switch to), because it ends that session.
+function _M.profiles(answer, confirm)
+    local current, profiles = answer.current, answer.profiles or {}
+    local body
+    if confirm then
+        local target
+        for _, p in ipairs(profiles) do
+            if p.name == confirm then
+                target = p
+            end
+        end
+        if not target then
+            return _M.forbidden({ reason = "unknown-profile",
+                                  message = "That profile is not one you may use." })
+        end
+        body = "<h1>Switch to " .. escape(target.displayName) .. "?</h1>"
+            .. "<p id=\"confirm\">Switching ends your current session: unsaved work in the WebUI "
+            .. "is lost (your saved outputs stay in your folder). Then " .. escape(target.displayName)
+            .. " starts.</p><form method=\"post\" action=\"/_sdfleet/profiles\">"
+            .. "<input type=\"hidden\" name=\"profile\" value=\"" .. escape(target.name) .. "\">"
+            .. "<input type=\"hidden\" name=\"confirmed\" value=\"yes\">"
+            .. "<button type=\"submit\" id=\"confirm-switch\">End my session and start "
+            .. escape(target.displayName) .. "</button></form><p><a href=\"/\">Keep my current session</a></p>"
+    else
+        body = "<h1>Your WebUI profiles</h1>"
+            .. (current and "<p>Switching ends your current session.</p>" or "")
+            .. profile_list(profiles, current and "Switch to" or "Start", current)
+            .. "<p><a href=\"/\">Back to my WebUI</a></p>"
+    end
+    return send(200, page("Your WebUI profiles", body), answer)
 end
 
 -- A streamed upload whose pod failed under it: it cannot be sent again.

@@ -19,6 +19,10 @@ local function respond(decision)
         return pages.refused(decision.reason)
     elseif decision.action == "wait" then
         return pages.waiting(decision)
+    elseif decision.action == "choose" then
+        return pages.choose(decision)
+    elseif decision.action == "forbidden" then
+        return pages.forbidden(decision)
     elseif decision.action == "unauthenticated" then
         return pages.unauthenticated("allocator-refused")
     end
@@ -157,6 +161,77 @@ local function status()
     ngx.say(require("cjson.safe").encode(facts))
 end
 
+-- A form post from this platform's own page: the browser says so (Fetch Metadata), or its
+-- Origin is this host. Anything else could be another site making the person switch.
+local function same_origin()
+    local site = ngx.var.http_sec_fetch_site
+    if site then
+        return site == "same-origin"
+    end
+    local origin = ngx.var.http_origin
+    return origin ~= nil and origin:match("^https?://([^/]+)$") == ngx.var.http_host
+end
+
+local PROFILE_NAME = "^[a-z][-a-z0-9]*$"
+
+-- /_sdfleet/profiles: GET lists the person's profiles (?switch=<name> asks to confirm a
+-- switch); POST profile=<name> starts it, ending a running session only once confirmed.
+-- The allocator checks that the person may use it; the router only carries the name.
+local function profiles()
+    local person = verified_person()
+    if not person then
+        return
+    end
+    local allocator = require("sdfleet.allocator")
+    if ngx.req.get_method() == "POST" then
+        if not same_origin() then
+            return pages.forbidden({ reason = "cross-site", message = "This request did not "
+                .. "come from this platform's own page; go back and use the button there." })
+        end
+        ngx.req.read_body()
+        local args = ngx.req.get_post_args(5) or {}
+        local name = args.profile
+        if type(name) ~= "string" or not name:match(PROFILE_NAME) then
+            return pages.forbidden({ reason = "unknown-profile",
+                                     message = "That profile is not one you may use." })
+        end
+        if args.confirmed ~= "yes" then
+            local current = allocator.profiles()
+            if current and current.status == "profiles" and current.current
+                    and current.current ~= name then
+                return pages.profiles(current, name)
+            end
+        end
+        local answer = allocator.allocate(false, name, true)
+        if not answer then
+            return pages.unavailable({ action = "unavailable", reason = "allocator-unavailable" })
+        end
+        if answer.status == "unauthenticated" then
+            return pages.unauthenticated("allocator-refused")
+        end
+        if answer.status == "refused" or answer.status == "unavailable" then
+            return respond(routing.from_allocator(answer))
+        end
+        routing.forget_local(person.id)  -- this worker's route may be the old pod
+        return ngx.redirect("/", ngx.HTTP_SEE_OTHER)
+    end
+    local answer = allocator.profiles()
+    if not answer then
+        return pages.unavailable({ action = "unavailable", reason = "allocator-unavailable" })
+    end
+    if answer.status == "unauthenticated" then
+        return pages.unauthenticated("allocator-refused")
+    end
+    if answer.status ~= "profiles" then
+        return respond(routing.from_allocator(answer))
+    end
+    local confirm = ngx.var.arg_switch
+    if confirm and not confirm:match(PROFILE_NAME) then
+        confirm = nil
+    end
+    return pages.profiles(answer, confirm)
+end
+
 -- What the pod's front answers while its WebUI restarts (docs/contracts.md section 5).
 local POD_STATUS_RESTARTING = "webui-restarting"
 
@@ -265,6 +340,7 @@ end
 
 _M.access = guarded(access)
 _M.status = guarded(status)
+_M.profiles = guarded(profiles)
 _M.pod_failed = guarded(pod_failed)
 _M.pod_failed_again = guarded(pod_failed_again)
 _M.stream_failed = guarded(stream_failed)

@@ -30,6 +30,11 @@ local function unavailable(reason, message, retry_after)
              retry_after = retry_after or config.settings.retry_after_seconds }
 end
 
+-- Drop this worker's remembered route (the person switched to another pod).
+function _M.forget_local(id)
+    routes:delete(id)
+end
+
 -- The route this worker holds for the id, if any (no I/O).
 function _M.known_target(id)
     return routes:get(id)
@@ -52,6 +57,8 @@ local function restarting_wait()
 end
 
 -- A decision: {action="proxy", target=}, {action="wait", phase=, message=, retry_after=},
+-- {action="choose", profiles=} (several profiles, none chosen yet), {action="forbidden",
+-- message=} (the allocator refused the person this profile),
 -- {action="unavailable", reason=, message=, retry_after=} or {action="unauthenticated"}.
 -- Only the verified id is ever a cache or Redis key, so nobody is sent to another's pod.
 --   avoid_target   the pod that just failed: never the answer
@@ -117,9 +124,23 @@ function _M.decide(person, avoid_target, may_allocate)
         end
         return proxy(id, answer.target)
     end
+    return _M.from_allocator(answer)
+end
+
+-- The allocator's answers other than ready, as decisions (the profile's names and texts
+-- come from the allocator: the router knows no framework or GPU).
+function _M.from_allocator(answer)
     if answer.status == "pending" then
         return { action = "wait", phase = answer.phase, message = answer.message,
+                 alternatives = answer.alternatives,
                  retry_after = tonumber(answer.retryAfterSeconds) or 3 }
+    end
+    if answer.status == "choose" then
+        return { action = "choose", message = answer.message, profiles = answer.profiles }
+    end
+    if answer.status == "refused" then
+        return { action = "forbidden", reason = answer.reason, message = answer.message,
+                 profiles = answer.profiles }
     end
     return unavailable(answer.reason or "unavailable", answer.message, answer.retryAfterSeconds)
 end

@@ -1,0 +1,149 @@
+"""Profiles in a real browser: the demo with three profiles (the real router, allocator and
+Agones emulator), people at headless Chromium.
+
+- lin may use one profile and is never asked;
+- grace may use two: she chooses ComfyUI and lands in its fleet, then switches to
+  AUTOMATIC1111 through the confirmation, and never holds two game servers;
+- ada chooses the A100 profile, whose pool gets no GPU (a stock-out the cluster autoscaler
+  reports): the waiting page says so within 60 s and offers the others.
+
+Screenshots of the choice and the capacity page go to $SDFLEET_SCREENSHOTS (README's come
+from `SDFLEET_SCREENSHOTS=docs/images make test-demo`), else the test's own folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from selenium.webdriver.common.by import By
+
+from tests.demo.conftest import TEST_TIMINGS, identity_of
+from tests.helpers.servers import free_port
+from tools.demo.world import Demo
+from tools.preview import ROOT
+
+PROFILES = [
+    {"name": "a1111", "displayName": "AUTOMATIC1111 on an L4",
+     "description": "The classic WebUI.", "framework": "automatic1111", "gpuPool": "l4",
+     "warm": 1, "maxSessions": 4, "default": True},
+    {"name": "comfyui", "displayName": "ComfyUI on a shared T4",
+     "description": "Node workflows.", "framework": "comfyui", "gpuPool": "t4-shared",
+     "access": ["user:ada@example.com", "user:grace@example.com"], "warm": 1, "maxSessions": 2},
+    {"name": "big", "displayName": "SD.Next on an A100",
+     "description": "Large models.", "framework": "sdnext", "gpuPool": "a100",
+     "access": ["user:ada@example.com"], "warm": 1, "maxSessions": 2},
+]
+A100_POOL = {"name": "a100", "machineType": "a2-highgpu-1g", "accelerator": "nvidia-tesla-a100",
+             "minNodes": 0, "maxNodes": 1, "spot": True}
+
+
+@pytest.fixture(scope="module")
+def profiles_demo(tmp_path_factory):
+    raw = yaml.safe_load((ROOT / "Pulumi.demo.yaml").read_text())
+    platform = copy.deepcopy(raw["config"]["sdfleet:platform"])
+    platform["fleet"] = {"namespace": platform["fleet"]["namespace"]}
+    platform["webui"].pop("framework", None)
+    platform["gpuPools"].append(A100_POOL)
+    platform["profiles"] = PROFILES
+    raw["config"]["sdfleet:platform"] = platform
+    path = tmp_path_factory.mktemp("stack") / "Pulumi.demo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    world = Demo("demo", port=free_port(), state_dir=tmp_path_factory.mktemp("demo"),
+                 config_file=path, overrides={
+                     **TEST_TIMINGS, "noCapacity": ["big"],
+                     "accounts": ["ada@example.com", "grace@example.com", "lin@example.com"]}
+                 ).start()
+    yield world
+    world.stop()
+
+
+@pytest.fixture
+def at_browser(profiles_demo):
+    from tests.demo.conftest import Person
+    made: list[Person] = []
+
+    def person(email: str) -> Person:
+        made.append(Person(profiles_demo, email))
+        return made[-1]
+    yield person
+    for p in made:
+        p.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    where = os.environ.get("SDFLEET_SCREENSHOTS")
+    return Path(where) if where else tmp_path_factory.mktemp("screenshots")
+
+
+def fleets_of(demo: Demo, email: str) -> list[str]:
+    ident = identity_of(email)
+    return sorted(gs["metadata"]["labels"]["agones.dev/fleet"]
+                  for gs in demo.emulator.game_servers(state="Allocated")
+                  if gs["metadata"]["labels"].get("sdfleet.dev/identity") == ident)
+
+
+def click_profile(person, name: str) -> None:
+    person.driver.find_element(By.CSS_SELECTOR, f"button[data-profile='{name}']").click()
+
+
+def test_one_profile_is_never_asked(profiles_demo, at_browser):
+    lin = at_browser("lin@example.com")
+    lin.sign_in()
+    lin.webui()
+    assert "Choose your WebUI" not in lin.titles
+    assert fleets_of(profiles_demo, lin.email) == ["sdfleet-webui-a1111"]
+
+
+def test_choose_then_switch_through_the_confirmation(profiles_demo, at_browser, screenshots):
+    grace = at_browser("grace@example.com")
+    grace.sign_in()
+    grace.wait_for("the choice", lambda: grace.driver.title == "Choose your WebUI")
+    offered = [e.get_attribute("data-profile")
+               for e in grace.driver.find_elements(By.CSS_SELECTOR, "li.profile")]
+    assert offered == ["a1111", "comfyui"]                 # not the A100 one: not hers
+    grace.driver.save_screenshot(str(screenshots / "profiles-choice.png"))
+    assert fleets_of(profiles_demo, grace.email) == []      # nothing started before she chose
+    click_profile(grace, "comfyui")
+    grace.webui()
+    assert fleets_of(profiles_demo, grace.email) == ["sdfleet-webui-comfyui"]
+
+    grace.driver.get(profiles_demo.url + "/_sdfleet/profiles")
+    assert "This is your current profile" in grace.driver.page_source
+    click_profile(grace, "a1111")
+    grace.wait_for("the confirmation", lambda: grace.driver.find_elements(By.ID, "confirm"))
+    assert "unsaved work in the WebUI is lost" in grace.driver.find_element(By.ID, "confirm").text
+    assert fleets_of(profiles_demo, grace.email) == ["sdfleet-webui-comfyui"]   # not yet
+    grace.driver.find_element(By.ID, "confirm-switch").click()
+    grace.webui()
+    assert fleets_of(profiles_demo, grace.email) == ["sdfleet-webui-a1111"]
+    # Remembered: a new visit goes straight to the WebUI of the profile she chose last.
+    grace.driver.get(profiles_demo.url + "/")
+    grace.webui()
+    assert "Choose your WebUI" not in grace.titles[-2:]
+
+
+def test_no_gpu_is_said_within_a_minute_with_the_alternatives(profiles_demo, at_browser,
+                                                              screenshots):
+    ada = at_browser("ada@example.com")
+    ada.sign_in()
+    ada.wait_for("the choice", lambda: ada.driver.title == "Choose your WebUI")
+    click_profile(ada, "big")
+    started = time.monotonic()
+    ada.wait_for("the capacity sentence", lambda: "No A100 40GB GPUs are available in "
+                 "us-central1 right now" in ada.driver.find_element(By.ID, "message").text, 60)
+    assert time.monotonic() - started < 60
+    ada.wait_for("the alternatives", lambda: ada.driver.find_element(
+        By.ID, "alternatives").is_displayed())
+    ada.driver.save_screenshot(str(screenshots / "profiles-no-capacity.png"))
+    offered = [e.get_attribute("data-profile")
+               for e in ada.driver.find_elements(By.CSS_SELECTOR, "#alternatives li.profile")]
+    assert offered == ["a1111", "comfyui"]
+    click_profile(ada, "comfyui")
+    ada.webui()
+    assert fleets_of(profiles_demo, ada.email) == ["sdfleet-webui-comfyui"]
