@@ -90,6 +90,7 @@ class SupervisorSettings(ImageSettings):
     framework: Literal[FRAMEWORKS] = env_field(env.FRAMEWORK, "automatic1111")
     scratch: Path = env_field(env.SCRATCH, Path("/scratch"))
     models_root: Path | None = env_field(env.MODELS_ROOT, None)
+    models_only: str | None = env_field(env.MODELS_ONLY, None)
     baked_models: Path = env_field("SDFLEET_BAKED_MODELS", "/opt/sdfleet/baked-models")
     default_checkpoint_path: str | None = env_field("SDFLEET_DEFAULT_CHECKPOINT_PATH", None)
     frameworks_root: Path = env_field("SDFLEET_FRAMEWORKS_ROOT", Path("/opt/sdfleet/frameworks"))

@@ -33,6 +33,7 @@ from .agones_lifecycle import AgonesLifecycle
 from .logbuffer import LogBuffer
 from .logs import log
 from .manifest import MANIFEST_NAME, Manifest
+from .modelview import model_view
 from .policy import (Observation, RestartPolicy, backoff_delay, last_error_line, restart_reason,
                      serving_state, should_give_up)
 from .proctree import WebuiProcess, become_subreaper, reap_orphans, stop_tree, wait_port_free
@@ -66,12 +67,21 @@ class SupervisorConfig:
         """From the environment (names, defaults and limits: settings.SupervisorSettings)."""
         s = st.SupervisorSettings.from_env(env)
         models_root = s.models_root or default_models_root(s.baked_models)
+        default_checkpoint = None
+        if s.models_only is not None:
+            # The profile offers some of the models: the framework sees only those.
+            only = [n.strip() for n in s.models_only.split(",") if n.strip()]
+            models_root, default_checkpoint, missing = model_view(
+                models_root, only, s.scratch / "models-view")
+            if missing:
+                print(f"sdfleet: models of this profile not on the store yet: {', '.join(missing)}",
+                      flush=True)
         launch = fw.LaunchSettings(
             frameworks_root=s.frameworks_root, models_root=models_root, scratch=s.scratch,
             port=s.webui_port, listen_host=s.listen_host,
             insecure_extension_access=s.insecure_extension_access,
             extra_args=tuple(shlex.split(s.cli_args)), command_override=s.webui_command,
-            default_checkpoint=(s.default_checkpoint_path
+            default_checkpoint=(s.default_checkpoint_path or default_checkpoint
                                 or Manifest(models_root).default_checkpoint_path()))
         policy = RestartPolicy(
             start_timeout=s.start_timeout, hang_timeout=s.hang_timeout,
