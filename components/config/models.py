@@ -15,8 +15,7 @@ from components.config.versions import AGONES_CHART_VERSION, AGONES_KUBERNETES_M
 from components.registries.frameworks import BATCH_FRAMEWORKS, WEBUI_FRAMEWORKS
 from components.config.profiles import PeakHours, ProfileConfig
 from components.config.fields import (Accelerator, Cidr, Cron, DnsLabel, Ec2InstanceType,
-                                      GceMachineType, ImageHost, Quantity, Section, Timezone,
-                                      _download_url, _gpu_count, _hf_repo_id, _member,
+                                      GceMachineType, ImageHost, Quantity, Section, _download_url, _gpu_count, _hf_repo_id, _member,
                                       _relative_path, _revision)
 
 class NetworkConfig(Section):

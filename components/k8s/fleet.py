@@ -247,7 +247,7 @@ class WebuiFleet(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sdfleet:k8s:WebuiFleet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        fleet, agones_release = args.fleet, args.agones_release
+        fleet = args.fleet
         ns = fleet.namespace
         self.namespace = ns
 

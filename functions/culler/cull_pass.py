@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from rules import (Action, Limits, SessionView, decide, needs_pod_report,
                    pod_reported_activity)
-from shared.agones import (EMAIL_ANNOTATION, FLEET_LABEL, IDENTITY_LABEL, AgonesClient,
+from shared.agones import (EMAIL_ANNOTATION, IDENTITY_LABEL, AgonesClient,
                            GameServer, KubernetesError, KubernetesUnavailable)
 from shared.config import CullerSettings
 from shared.identity_id import is_identity_id, subject_of

@@ -19,7 +19,7 @@ import yaml
 
 from components.config import ConfigError, parse_stack_config, read_stack_yaml
 from tests.helpers.stacks import stack_config
-from tools.preview import ROOT, read_stack_config
+from tools.preview import ROOT
 
 P = "sdfleet:platform"
 
