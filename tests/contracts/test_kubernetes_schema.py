@@ -127,7 +127,7 @@ def test_every_object_validates_strictly(stack):
 
 def test_strict_validation_catches_a_misplaced_field():
     """The check itself: a field the API server would drop fails here."""
-    (name, fleet), = [(n, o) for n, o in _objects(_plan("dev")) if o["kind"] == "Fleet"]
+    name, fleet = next((n, o) for n, o in _objects(_plan("dev")) if o["kind"] == "Fleet")
     broken = json.loads(json.dumps(fleet))
     container = broken["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]
     container["env"].append({"name": "X", "valueFrom": {"secretRef": {"name": "s"}}})

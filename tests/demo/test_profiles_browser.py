@@ -120,6 +120,11 @@ def test_choose_then_switch_through_the_confirmation(profiles_demo, at_browser, 
     assert "unsaved work in the WebUI is lost" in grace.driver.find_element(By.ID, "confirm").text
     assert fleets_of(profiles_demo, grace.email) == ["sdfleet-webui-comfyui"]   # not yet
     grace.driver.find_element(By.ID, "confirm-switch").click()
+    # Until the new pod is hers, a page may still reach the old one, which is shutting down
+    # (another router worker's route cache, a second at most here): wait for the cluster.
+    grace.wait_for("her new session", lambda: fleets_of(profiles_demo, grace.email)
+                   == ["sdfleet-webui-a1111"])
+    grace.driver.get(profiles_demo.url + "/")
     grace.webui()
     assert fleets_of(profiles_demo, grace.email) == ["sdfleet-webui-a1111"]
     # Remembered: a new visit goes straight to the WebUI of the profile she chose last.

@@ -37,10 +37,11 @@ def _gcp_config(edit=None, **secrets):
 def fake():
     stack = _gcp_config()
     f = GcpFake(stack.gcp_project, stack.gcp_region)
-    f.quotas = {"PREEMPTIBLE_NVIDIA_L4_GPUS": (8, 0), "NVIDIA_T4_GPUS": (4, 0)}
+    f.quotas = {"PREEMPTIBLE_NVIDIA_L4_GPUS": (8, 0), "NVIDIA_T4_GPUS": (4, 0),
+                "PREEMPTIBLE_NVIDIA_A100_GPUS": (4, 0)}
     for zone in stack.platform.cluster.zones:
-        f.machine_types[zone] = {"g2-standard-8", "n1-standard-8"}
-        f.accelerators[zone] = {"nvidia-l4", "nvidia-tesla-t4"}
+        f.machine_types[zone] = {"g2-standard-8", "n1-standard-8", "a2-highgpu-1g"}
+        f.accelerators[zone] = {"nvidia-l4", "nvidia-tesla-t4", "nvidia-tesla-a100"}
     yield f
     f.close()
 
