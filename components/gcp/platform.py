@@ -140,7 +140,8 @@ class GcpPlatform(pulumi.ComponentResource):
         in_namespaces = pulumi.ResourceOptions.merge(kube, pulumi.ResourceOptions(
             depends_on=list(self.namespaces.namespaces.values())))
         self.agones = Agones(f"{name}-agones", AgonesArgs(
-            fleet_namespace=p.fleet.namespace, scheduled_autoscaler=p.fleet.peak_hours is not None,
+            fleet_namespace=p.fleet.namespace,
+            scheduled_autoscaler=any(pr.peak_hours is not None for pr in profiles),
             system=SYSTEM_PLACEMENT), opts=in_namespaces)
         self.shared_volume = SharedVolume(f"{name}-shared", SharedVolumeArgs(
             namespace=p.fleet.namespace, server=self.store.ip_address, share=p.storage.share_name,

@@ -113,3 +113,14 @@ def test_a_time_shared_small_gpu_still_runs_comfyui():
                           "accelerator": "nvidia-tesla-p4", "timeSharingClients": 4})
     p["profiles"][1]["gpuPool"] = "p4"
     parse_stack_config(config, stack="dev")
+
+
+def test_a_profiles_peak_hours_turn_on_agones_scheduled_autoscaling(plan, profiles_config):
+    """A Chain policy is refused by the CRD Agones renders without the feature gate."""
+    result = plan(profiles_config, preview=True)
+    release = result.one("kubernetes:helm.sh/v3:Release", "agones").inputs
+    assert "ScheduledAutoscaler=true" in release["values"]["agones"]["featureGates"]
+    no_peaks = copy.deepcopy(profiles_config)
+    del no_peaks["sdfleet:platform"]["profiles"][0]["peakHours"]
+    release = plan(no_peaks, preview=True).one("kubernetes:helm.sh/v3:Release", "agones").inputs
+    assert "ScheduledAutoscaler" not in release["values"]["agones"]["featureGates"]
