@@ -287,6 +287,9 @@ class CullingConfig(Section):
     schedule: Cron = Field(
         "* * * * *",
         description="When the culler runs (Cloud Scheduler, five-field unix cron).")
+    warn_minutes: Annotated[int, Field(ge=1, le=60)] = Field(
+        10,
+        description="The WebUI page warns this many minutes before a session ends (idle, maximum age).")
 
 
 

@@ -149,7 +149,7 @@ class GcpPlatform(pulumi.ComponentResource):
             opts=in_namespaces)
         # Whatever mounts a folder of the share takes the claim once the folders exist.
         self.fleet = WebuiFleet(f"{name}-webui", WebuiFleetArgs(
-            fleet=p.fleet, webui=p.webui, profiles=[
+            fleet=p.fleet, webui=p.webui, culling=p.culling, profiles=[
                 ProfileFleet(profile=pr, pool=p.gpu_pool(pr.gpu_pool),
                              image=self.images.reference(webui_image_name(pr.framework)),
                              placement=gpu_placement(pr.gpu_pool)) for pr in profiles],

@@ -22,7 +22,7 @@ import pulumi
 from dataclasses import dataclass
 from typing import Optional
 
-from components.config import FleetConfig, GpuPoolConfig, WebuiConfig
+from components.config import CullingConfig, FleetConfig, GpuPoolConfig, WebuiConfig
 from components.config.profiles import PeakHours, Profile
 from components.k8s.image_env import WEBUI as WEBUI_ENV
 from components.k8s.objects import KubeObject, meta
@@ -74,12 +74,18 @@ def _probe(kind: str, period: int, failures: int, timeout: int = 5) -> dict:
 def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                    image: str, claim: pulumi.Input[str],
                    placement: Optional[NodePlacement] = None,
-                   models: Optional[tuple[str, ...]] = None) -> dict:
+                   models: Optional[tuple[str, ...]] = None,
+                   culling: Optional[CullingConfig] = None) -> dict:
     """The pod template of every WebUI game server; `placement` (from the cloud layer: the GPU
     pool's selector and the toleration of its taint) defaults to the pool's selector alone;
     `models` limits what the WebUI offers to those names (None: every model)."""
     placement = placement or NodePlacement(pool_selector(pool.name))
     only_models = {WEBUI_ENV.MODELS_ONLY: ",".join(models)} if models is not None else {}
+    # The front tells the page when the session ends, by the culler's own limits.
+    culling = culling or CullingConfig()
+    session_end = {WEBUI_ENV.IDLE_SECONDS: str(culling.idle_minutes * 60),
+                   WEBUI_ENV.MAX_SESSION_SECONDS: str(culling.max_session_hours * 3600),
+                   WEBUI_ENV.WARN_SECONDS: str(culling.warn_minutes * 60)}
     return {
         "priorityClassName": "sdfleet-webui",
         **placement.pod_fields(),
@@ -127,7 +133,8 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
                 "ports": [{"name": "webui", "containerPort": WEBUI_PORT}],
                 "env": env_list({WEBUI_ENV.SCRATCH: SCRATCH_MOUNT, WEBUI_ENV.USERS_ROOT: USERS_MOUNT,
                              WEBUI_ENV.FRONT_PORT: str(WEBUI_PORT),
-                             WEBUI_ENV.FRONT_UPSTREAM: f"http://{LOOPBACK}:{FRAMEWORK_PORT}"}),
+                             WEBUI_ENV.FRONT_UPSTREAM: f"http://{LOOPBACK}:{FRAMEWORK_PORT}",
+                             **session_end}),
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                               "limits": {"memory": "512Mi"}},
                 "volumeMounts": [
@@ -230,6 +237,7 @@ class ProfileFleet:
 class WebuiFleetArgs:
     fleet: FleetConfig
     webui: WebuiConfig
+    culling: CullingConfig
     profiles: list[ProfileFleet]
     # The shared volume's claim, as an output of its prepare Job (folders exist).
     claim: pulumi.Input[str]
@@ -361,7 +369,8 @@ class WebuiFleet(pulumi.ComponentResource):
                         "template": {"metadata": {"labels": labels},
                                      "spec": webui_pod_spec(args.fleet, entry.pool, webui,
                                                              entry.image, args.claim,
-                                                             entry.placement, profile.models)},
+                                                             entry.placement, profile.models,
+                                                             args.culling)},
                     },
                 },
             },

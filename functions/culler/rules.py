@@ -14,7 +14,7 @@ import enum
 import math
 from dataclasses import dataclass
 
-from shared.agones import LAST_ACTIVITY_ANNOTATION, GameServer
+from shared.agones import GPU_ACTIVITY_ANNOTATION, LAST_ACTIVITY_ANNOTATION, GameServer
 from shared.identity_id import is_identity_id
 from shared.state import Mapping
 
@@ -69,18 +69,24 @@ def needs_pod_report(view: SessionView, now: float, limits: Limits) -> bool:
 
 
 def pod_reported_activity(gs: GameServer | None, now: float) -> float | None:
-    """What the pod's trusted front last reported through the Agones SDK
-    (SetAnnotation("last-activity", "<unix seconds>"), stored as `agones.dev/sdk-last-activity`):
+    """What the pod last reported through the Agones SDK: the trusted front's traffic
+    (SetAnnotation("last-activity", "<unix seconds>"), stored as `agones.dev/sdk-last-activity`)
+    or the supervisor's busy GPU (`agones.dev/sdk-gpu-activity`), the later of the two:
     it counts traffic on long WebSocket/SSE connections the router sees only at their ends.
     An unreadable value counts as no report; a future one as now (a skewed clock must not
     make a pod immortal; the maximum session age still applies)."""
     if gs is None:
         return None
-    try:
-        reported = float(gs.annotations.get(LAST_ACTIVITY_ANNOTATION, ""))
-    except (TypeError, ValueError):
-        return None
-    return min(reported, now) if math.isfinite(reported) else None
+    reports = []
+    # The front's traffic and the supervisor's busy GPU (a queue running with no tab open).
+    for key in (LAST_ACTIVITY_ANNOTATION, GPU_ACTIVITY_ANNOTATION):
+        try:
+            reported = float(gs.annotations.get(key, ""))
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(reported):
+            reports.append(min(reported, now))
+    return max(reports) if reports else None
 
 
 def decide(view: SessionView, now: float, limits: Limits) -> Verdict:

@@ -58,6 +58,8 @@ PHASE_ANNOTATION = "agones.dev/sdk-sdfleet-phase"
 # "agones.dev/sdk-" (Agones pkg/sdkserver/sdk.go, `metadataPrefix`; sdkserver.go
 # updateAnnotation sets Annotations[metadataPrefix+key]). docs/contracts.md, "Activity".
 LAST_ACTIVITY_ANNOTATION = "agones.dev/sdk-last-activity"
+# The pod's supervisor reports a busy GPU the same way: SetAnnotation("gpu-activity", ...).
+GPU_ACTIVITY_ANNOTATION = "agones.dev/sdk-gpu-activity"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 # The request never left: no connection was made. NewConnectionError (refused) and
 # NameResolutionError subclass ConnectTimeoutError in urllib3 2.x (urllib3/exceptions.py).

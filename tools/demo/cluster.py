@@ -135,6 +135,10 @@ class PodSettings:
     step_seconds: float = 0.05
     activity_report_seconds: float = 5.0
     sync_seconds: float = 5.0
+    # The session's end as the culler sees it, for the page's banner.
+    idle_seconds: float = 1800.0
+    max_session_seconds: float = 8 * 3600.0
+    warn_seconds: float = 600.0
 
 
 class Pod:
@@ -173,7 +177,10 @@ class Pod:
                 SDFLEET_FRONT_UPSTREAM=f"http://127.0.0.1:{self.webui_port}",
                 SDFLEET_ACTIVITY_REPORT_SECONDS=str(self.s.activity_report_seconds),
                 SDFLEET_USERS_ROOT=str(self.s.users_root), SDFLEET_SCRATCH=str(scratch),
-                SDFLEET_SYNC_INTERVAL_SECONDS=str(self.s.sync_seconds))),
+                SDFLEET_SYNC_INTERVAL_SECONDS=str(self.s.sync_seconds),
+                SDFLEET_IDLE_SECONDS=str(self.s.idle_seconds),
+                SDFLEET_MAX_SESSION_SECONDS=str(self.s.max_session_seconds),
+                SDFLEET_WARN_SECONDS=str(self.s.warn_seconds))),
         }
         for program, (argv, env) in programs.items():
             with open(logs / f"{program}.log", "ab") as log:

@@ -69,6 +69,8 @@ class DemoConfig(BaseModel):
         5, description="How often a pod's user sync copies new files back.")
     max_replicas: Optional[Annotated[int, Field(ge=1, le=8)]] = Field(
         None, description="Most pods at once (default: fleet.maxReplicas, at most 8 here).")
+    warn_seconds: Optional[Annotated[float, Field(ge=1)]] = Field(
+        None, description="The session banner's lead time (default: culling.warnMinutes).")
     no_capacity: list[str] = Field(
         default_factory=list,
         description="Profiles whose GPU pool gets no node (a stock-out), to see that page.")
@@ -220,7 +222,10 @@ class Demo:
             users_root=self.state_dir / "users", run_root=self.state_dir / "run",
             step_seconds=self.demo.step_seconds,
             activity_report_seconds=self.demo.activity_report_seconds,
-            sync_seconds=self.demo.sync_seconds)
+            sync_seconds=self.demo.sync_seconds, idle_seconds=self.idle_seconds,
+            max_session_seconds=self.demo.max_session_seconds
+            or platform.culling.max_session_hours * 3600,
+            warn_seconds=self.demo.warn_seconds or platform.culling.warn_minutes * 60)
         self.fleets = [FleetController(self.emulator, FleetSettings(
             buffer=max(1, profile.warm),
             max_replicas=min(8, self.demo.max_replicas or profile.max_sessions),

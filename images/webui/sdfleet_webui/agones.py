@@ -23,6 +23,8 @@ PHASE_KEY = "sdfleet-phase"
 # When this pod's first start reached each step it can see (JSON of unix seconds): stored on
 # the game server as agones.dev/sdk-sdfleet-cold-start, so every deploy measures its own.
 COLD_START_KEY = "sdfleet-cold-start"
+# The supervisor's report that the GPU is busy, as unix seconds (agones.dev/sdk-gpu-activity).
+GPU_ACTIVITY_KEY = "gpu-activity"
 # How long an open watch may stay quiet before it is re-opened (and /gameserver re-read, so
 # a change made while reconnecting is never missed). Quiet is normal: nothing changed.
 WATCH_SILENCE = 30.0
@@ -115,3 +117,7 @@ def state_of(gameserver: dict) -> str:
 
 def labels_of(gameserver: dict) -> dict:
     return dict((gameserver.get("object_meta") or {}).get("labels") or {})
+
+
+def annotations_of(gameserver: dict) -> dict:
+    return dict((gameserver.get("object_meta") or {}).get("annotations") or {})

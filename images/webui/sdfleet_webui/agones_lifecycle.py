@@ -16,7 +16,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from .agones import COLD_START_KEY, PHASE_KEY, AgonesSdk, AgonesUnavailable, state_of
+from .agones import (COLD_START_KEY, GPU_ACTIVITY_KEY, PHASE_KEY, AgonesSdk, AgonesUnavailable,
+                     state_of)
 from .logs import log
 from .policy import should_announce_loading, should_mark_ready, should_ping_health
 
@@ -27,9 +28,13 @@ if TYPE_CHECKING:
 class AgonesLifecycle(threading.Thread):
     """Ready / Health / Shutdown through the SDK sidecar, driven by the supervisor's state."""
 
-    def __init__(self, supervisor: Supervisor, sdk: AgonesSdk):
+    # A busy GPU is reported at most this often (the culler's idle timeout is minutes).
+    GPU_REPORT_SECONDS = 30.0
+
+    def __init__(self, supervisor: Supervisor, sdk: AgonesSdk, gpu=None):
         super().__init__(daemon=True, name="agones-lifecycle")
-        self.supervisor, self.sdk = supervisor, sdk
+        self.supervisor, self.sdk, self.gpu = supervisor, sdk, gpu
+        self.gpu_reported_at: float | None = None
         self.marked_ready = False
         self.shutdown_sent = False
         self.loading_announced = False
@@ -68,12 +73,23 @@ class AgonesLifecycle(threading.Thread):
                 log("agones-ready-skipped", state=gs_state,
                     cause="game server already past Ready; calling Ready would release it")
             self.marked_ready = True
+        self.report_gpu(now)
         self.pinging = should_ping_health(now, answering, ever_answered_at, s.started_at,
                                           gave_up or self.shutdown_sent, s.config.agones_grace,
                                           s.config.policy.start_timeout)
         if self.pinging:
             self.sdk.health()
             self.last_ping_at = now
+
+    def report_gpu(self, now: float) -> bool:
+        """Sample the GPU; while it is busy, tell Agones (at most every GPU_REPORT_SECONDS)."""
+        if self.gpu is None or self.gpu.sample() is None or not self.gpu.busy():
+            return False
+        if self.gpu_reported_at is not None and now - self.gpu_reported_at < self.GPU_REPORT_SECONDS:
+            return False
+        self.sdk.set_annotation(GPU_ACTIVITY_KEY, str(int(now)))
+        self.gpu_reported_at = now
+        return True
 
     def _report_cold_start(self, gameserver: dict) -> None:
         """The first start's steps, from the game server's creation (which includes waiting

@@ -45,7 +45,8 @@ from multidict import CIMultiDict
 from . import settings as st
 from .agones import WATCH_SILENCE
 from .frontrules import (ACTIVITY_KEY, IDENTITY_HEADER, POD_STATUS_HEADER, POD_STATUS_RESTARTING,
-                         Allocation, admission, should_report)
+                         Allocation, admission, session_end, should_report)
+from .sessionpage import BANNER_PATH, BANNER_SCRIPT, SESSION_PATH, inject_banner
 from .logs import log
 
 # RFC 9110 section 7.6.1: connection-specific fields are not forwarded by a proxy.
@@ -74,6 +75,9 @@ class FrontConfig:
     report_seconds: float = 30.0
     allocation_wait: float = 3.0
     connect_timeout: float = 5.0
+    idle_seconds: float | None = None
+    max_session_seconds: float | None = None
+    warn_seconds: float = 600.0
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "FrontConfig":
@@ -82,7 +86,9 @@ class FrontConfig:
         s = st.FrontSettings.from_env(env)
         return cls(host=s.host, port=s.port, upstream=s.upstream.rstrip("/"),
                    agones_port=s.agones_port, report_seconds=s.report_seconds,
-                   allocation_wait=s.allocation_wait, connect_timeout=s.connect_timeout)
+                   allocation_wait=s.allocation_wait, connect_timeout=s.connect_timeout,
+                   idle_seconds=s.idle_seconds, max_session_seconds=s.max_session_seconds,
+                   warn_seconds=s.warn_seconds)
 
 
 @dataclass
@@ -246,9 +252,35 @@ class Front:
             log("front-refused", level="warning", status=verdict.status, reason=verdict.reason,
                 path=request.path)
             return refusal(verdict.status, verdict.reason)
+        if request.path.startswith(SESSION_PATH):
+            return await self.session_answer(request)
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self.proxy_websocket(request)
         return await self.proxy_http(request)
+
+    # --- the session's end, for the page's banner ----------------------------------------
+    def session_state(self) -> dict:
+        end = session_end(self.allocation.annotations, self.meter.last_activity,
+                          self.config.idle_seconds, self.config.max_session_seconds)
+        now = time.time()
+        return {"now": now, "endsAt": end.ends_at, "reason": end.reason or None,
+                "warnAt": None if end.ends_at is None else end.ends_at - self.config.warn_seconds,
+                "canKeep": end.reason == "idle"}
+
+    async def session_answer(self, request: web.Request) -> web.StreamResponse:
+        """The front's own paths (never the WebUI's): the banner's script, the session's
+        end (reading it is not activity), and "keep working" (which is)."""
+        headers = {"Cache-Control": "no-store"}
+        if request.path == BANNER_PATH and request.method == "GET":
+            return web.Response(text=BANNER_SCRIPT, content_type="application/javascript",
+                                headers={"Cache-Control": "max-age=300"})
+        if request.path == SESSION_PATH and request.method == "GET":
+            return web.json_response(self.session_state(), headers=headers)
+        if request.path == SESSION_PATH + "/keep" and request.method == "POST":
+            self.meter.touch()
+            await self.report_once()
+            return web.json_response(self.session_state(), headers=headers)
+        return web.json_response({"error": "not-found"}, status=404, headers=headers)
 
     async def _request_body(self, request: web.Request):
         async for chunk in request.content.iter_any():
@@ -258,6 +290,10 @@ class Front:
     async def proxy_http(self, request: web.Request) -> web.StreamResponse:
         url = self.config.upstream + request.raw_path
         headers = forward_headers(request.headers)
+        page = is_page_load(request)
+        if page:
+            # A page gets the session banner added, so it is asked for uncompressed.
+            headers.popall("Accept-Encoding", None)
         data = self._request_body(request) if request.body_exists else None
         try:
             upstream = await self.session.request(request.method, url, headers=headers, data=data,
@@ -266,6 +302,8 @@ class Front:
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
             return webui_unavailable(request, exc)
         async with upstream:
+            if page and banner_fits(upstream):
+                return await self.page_with_banner(request, upstream)
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for name, value in upstream.headers.items():
                 if name.lower() not in HOP_BY_HOP:
@@ -288,6 +326,18 @@ class Front:
             finally:
                 if stream:
                     self.open_streams -= 1
+        return response
+
+    async def page_with_banner(self, request: web.Request, upstream) -> web.StreamResponse:
+        """An HTML page, read whole (pages are small; everything else streams), with the
+        banner's script tag added."""
+        body = await upstream.read()
+        self.meter.touch()
+        response = web.Response(status=upstream.status, reason=upstream.reason,
+                                body=inject_banner(body))
+        for name, value in upstream.headers.items():
+            if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                response.headers.add(name, value)
         return response
 
     async def proxy_websocket(self, request: web.Request) -> web.StreamResponse:
@@ -329,6 +379,26 @@ class Front:
             await upstream.close()
             await client.close(code=upstream.close_code or aiohttp.WSCloseCode.OK)
         return client
+
+
+# The largest page the banner is added to; a larger "page" streams through untouched.
+MAX_PAGE_BYTES = 4 * 1024 * 1024
+
+
+def is_page_load(request: web.Request) -> bool:
+    """A browser loading a page (not a script's fetch, an image or an API call)."""
+    dest = request.headers.get("Sec-Fetch-Dest")
+    return request.method == "GET" and (dest == "document" or (dest is None and wants_html(request)))
+
+
+def banner_fits(upstream) -> bool:
+    """A successful, uncompressed HTML answer of a declared, modest size (the frameworks'
+    pages declare theirs; one that does not streams through without the banner)."""
+    kind = upstream.headers.get("Content-Type", "")
+    encoding = upstream.headers.get("Content-Encoding", "identity").lower()
+    length = upstream.headers.get("Content-Length")
+    return (upstream.status == 200 and kind.startswith("text/html") and encoding == "identity"
+            and length is not None and length.isdigit() and int(length) <= MAX_PAGE_BYTES)
 
 
 def wants_html(request: web.Request) -> bool:

@@ -10,12 +10,15 @@
                         through the router: 403.
 - ``should_report``     send ``last-activity`` to Agones now? Only when something happened
                         since the last report, and at most once per throttle period.
+- ``session_end``       when and why this session ends (the culler's rule, seen from the
+                        pod), so the page can warn before it does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .agones import GPU_ACTIVITY_KEY, annotations_of
 from .syncrules import binding_decision
 
 IDENTITY_HEADER = "X-Sdfleet-Identity"
@@ -27,6 +30,10 @@ POD_STATUS_RESTARTING = "webui-restarting"
 # pkg/sdkserver/sdk.go, metadataPrefix, v1.56.0): the culler reads
 # "agones.dev/sdk-last-activity".
 ACTIVITY_KEY = "last-activity"
+SDK_PREFIX = "agones.dev/sdk-"
+# Set by the allocator on the game server (docs/contracts.md section 4).
+ALLOCATED_AT_ANNOTATION = "sdfleet.dev/allocated-at"
+BUDGET_ENDS_AT_ANNOTATION = "sdfleet.dev/budget-ends-at"
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,12 @@ class Allocation:
     def __init__(self) -> None:
         self.identity: str | None = None
         self.closed_reason: str | None = None
+        self.annotations: dict = {}
 
     def observe(self, gameserver: dict) -> None:
         if self.closed_reason:
             return
+        self.annotations = annotations_of(gameserver)
         decision = binding_decision(self.identity, gameserver)
         if decision.action == "bind":
             self.identity = decision.identity
@@ -80,3 +89,39 @@ def should_report(now: float, last_activity: float | None, reported_activity: fl
     if reported_activity is not None and last_activity <= reported_activity:
         return False
     return last_report_at is None or now - last_report_at >= throttle
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    ends_at: float | None      # None: nothing ends it (no limits known)
+    reason: str                # "idle" | "max-age" | "budget" | ""
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def session_end(annotations: dict, front_activity: float | None, idle_seconds: float | None,
+                max_seconds: float | None) -> SessionEnd:
+    """The earliest of: the last activity (the front's own, the pods' reports, the GPU's)
+    plus the idle timeout, the allocation plus the longest session, and the end of the
+    person's GPU-hour budget. The culler decides the same way (functions/culler/rules.py)."""
+    allocated = _number(annotations.get(ALLOCATED_AT_ANNOTATION))
+    reports = [_number(annotations.get(SDK_PREFIX + k)) for k in (ACTIVITY_KEY, GPU_ACTIVITY_KEY)]
+    active = [t for t in (front_activity, allocated, *reports) if t is not None]
+    ends = []
+    if idle_seconds and active:
+        ends.append((max(active) + idle_seconds, "idle"))
+    if max_seconds and allocated is not None:
+        ends.append((allocated + max_seconds, "max-age"))
+    budget = _number(annotations.get(BUDGET_ENDS_AT_ANNOTATION))
+    if budget is not None:
+        ends.append((budget, "budget"))
+    if not ends:
+        return SessionEnd(None, "")
+    ends_at, reason = min(ends)
+    return SessionEnd(ends_at, reason)

@@ -120,6 +120,8 @@ class SupervisorSettings(ImageSettings):
     oom_event_gap: float = env_field("SDFLEET_OOM_EVENT_GAP_SECONDS", 10.0, ge=0.0)
     agones_health_seconds: float = env_field("SDFLEET_AGONES_HEALTH_SECONDS", 5.0, ge=0.05)
     agones_grace: float = env_field("SDFLEET_AGONES_GRACE_SECONDS", 300.0, ge=0.0)
+    gpu_busy_percent: float = env_field(env.GPU_BUSY_PERCENT, 20.0, ge=1.0, le=100.0)
+    gpu_window: float = env_field("SDFLEET_GPU_WINDOW_SECONDS", 60.0, ge=1.0)
 
     @property
     def agones_sdk_port(self) -> int | None:
@@ -138,6 +140,10 @@ class FrontSettings(ImageSettings):
     report_seconds: float = env_field("SDFLEET_ACTIVITY_REPORT_SECONDS", 30.0, ge=0.05)
     allocation_wait: float = env_field("SDFLEET_FRONT_ALLOCATION_WAIT_SECONDS", 3.0, ge=0.0)
     connect_timeout: float = env_field("SDFLEET_FRONT_CONNECT_TIMEOUT_SECONDS", 5.0, ge=0.05)
+    # The session's end as the culler decides it (the same culling config sets both).
+    idle_seconds: float | None = env_field(env.IDLE_SECONDS, None, ge=1.0)
+    max_session_seconds: float | None = env_field(env.MAX_SESSION_SECONDS, None, ge=1.0)
+    warn_seconds: float = env_field(env.WARN_SECONDS, 600.0, ge=0.0)
 
     @field_validator("upstream")
     @classmethod

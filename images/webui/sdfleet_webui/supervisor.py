@@ -33,6 +33,7 @@ from .agones_lifecycle import AgonesLifecycle
 from .logbuffer import LogBuffer
 from .logs import log
 from .manifest import MANIFEST_NAME, Manifest
+from .gpuwatch import GpuWatch
 from .modelview import model_view
 from .policy import (Observation, RestartPolicy, backoff_delay, last_error_line, restart_reason,
                      serving_state, should_give_up)
@@ -60,6 +61,8 @@ class SupervisorConfig:
     agones_port: int | None = None
     agones_health_seconds: float = 5.0
     agones_grace: float = 300.0
+    gpu_busy_percent: float = 20.0
+    gpu_window: float = 60.0
     extra_env: dict = field(default_factory=dict)
 
     @classmethod
@@ -95,7 +98,8 @@ class SupervisorConfig:
             log_file=s.scratch / "logs" / "webui.log", log_file_bytes=s.log_file_bytes,
             log_files=s.log_files, oom_window=s.oom_window, oom_event_gap=s.oom_event_gap,
             agones_port=s.agones_sdk_port, agones_health_seconds=s.agones_health_seconds,
-            agones_grace=s.agones_grace)
+            agones_grace=s.agones_grace, gpu_busy_percent=s.gpu_busy_percent,
+            gpu_window=s.gpu_window)
 
 
 def default_models_root(baked: Path) -> Path:
@@ -296,7 +300,9 @@ class Supervisor:
         from .supervisor_api import serve
         server = serve(self)
         if self.config.agones_port is not None:
-            self.lifecycle = AgonesLifecycle(self, AgonesSdk(self.config.agones_port))
+            self.lifecycle = AgonesLifecycle(self, AgonesSdk(self.config.agones_port),
+                                             GpuWatch(self.config.gpu_busy_percent,
+                                                      self.config.gpu_window))
             self.lifecycle.start()
         self.start_webui()
         try:

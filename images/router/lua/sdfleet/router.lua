@@ -314,10 +314,16 @@ end
 -- log_by_lua: responses the pod served (below 400) and finished WebSockets count.
 -- Only the pod answers below 400 in the proxying locations: the router's own pages are
 -- 401/503, so the status alone says who served the response.
+-- The session banner's polls (GET /_sdfleet/session, answered by the pod's front) are an
+-- open tab asking, not a person working: they never count, or no open tab would go idle.
+local SESSION_POLL = "/_sdfleet/session"
+
 function _M.log()
     if ngx.status < 400 then
         local id = ngx.var.sdfleet_id
-        activity.served(id)
+        if not (ngx.var.uri == SESSION_POLL and ngx.var.request_method == "GET") then
+            activity.served(id)
+        end
         routing.answered(id)
     end
 end
