@@ -19,7 +19,7 @@ from tools.demo.world import Demo
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # Short timings so an idle cull happens within a test; the scheduler stays out of the way
 # (its passes are every minute) and the tests call the culler when they mean to.
-TEST_TIMINGS = {"idleSeconds": 12, "orphanGraceSeconds": 30, "cullerSeconds": 60,
+TEST_TIMINGS = {"idleSeconds": 12, "warnSeconds": 8, "orphanGraceSeconds": 30, "cullerSeconds": 60,
                 "nodeSeconds": 1, "pullSeconds": 1, "activityReportSeconds": 1,
                 "syncSeconds": 1, "stepSeconds": 0.05, "maxReplicas": 8}
 

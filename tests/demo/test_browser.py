@@ -163,3 +163,24 @@ def test_make_demo_starts_serves_and_leaves_no_process_behind(tmp_path):
     left = [p for p in everything if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert left == [], [(p.pid, p.cmdline()[:3]) for p in left]
     assert seconds_to_first_webui < 60
+
+
+def test_the_webui_page_warns_before_an_idle_session_ends_and_keep_working_keeps_it(demo, people):
+    """Idle timeout 12 s and a warning 8 s before (the fast clock of a 30-minute timeout and a
+    10-minute warning): the banner shows in the WebUI page itself, says why, and its button
+    keeps the session; the culler then finds it active."""
+    ada = people("ada@example.com")
+    ada.sign_in()
+    ada.webui()
+    banner = ada.wait_for("the banner", lambda: [e for e in ada.driver.find_elements(
+        By.ID, "sdfleet-session-banner") if e.is_displayed()], timeout=20)[0]
+    assert "Your session ends in 1 minute" in banner.text and "idle" in banner.text
+    assert ada.driver.find_elements(By.ID, "generate")              # the WebUI is still there
+    ada.driver.find_element(By.ID, "sdfleet-keep-working").click()
+    ada.wait_for("the banner to go", lambda: not ada.driver.find_elements(
+        By.ID, "sdfleet-session-banner"), timeout=10)
+    demo.cull_now()
+    assert game_server_of(demo, ada.email) is not None              # kept, not culled
+    # Left alone, it warns again and then ends.
+    ada.wait_for("the banner again", lambda: ada.driver.find_elements(
+        By.ID, "sdfleet-session-banner"), timeout=20)

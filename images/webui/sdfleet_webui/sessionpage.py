@@ -32,13 +32,14 @@ BANNER_SCRIPT = r"""
       banner = el("div");
       banner.id = "sdfleet-session-banner";
       banner.setAttribute("role", "alert");
+      // Clicks go through the banner to the page beneath; only its button takes them.
       banner.style.cssText = "position:fixed;left:0;right:0;top:0;z-index:2147483647;" +
         "background:#fde68a;color:#111;font:15px/1.4 sans-serif;padding:8px 12px;" +
-        "text-align:center;box-shadow:0 1px 4px rgba(0,0,0,.3)";
+        "text-align:center;box-shadow:0 1px 4px rgba(0,0,0,.3);pointer-events:none";
       banner.appendChild(el("span"));
       var keep = el("button", "Keep working");
       keep.id = "sdfleet-keep-working";
-      keep.style.marginLeft = "12px";
+      keep.style.cssText = "margin-left:12px;pointer-events:auto";
       keep.onclick = function () {
         fetch("/_sdfleet/session/keep", {method: "POST", credentials: "same-origin",
                                          cache: "no-store"})
