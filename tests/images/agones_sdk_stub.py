@@ -74,6 +74,8 @@ class AgonesSdkStub:
             def do_GET(self):
                 stub._record("GET", self.path)
                 if self.path == "/gameserver":
+                    if stub.removed:
+                        return self._reply({"error": "game server gone", "code": 5}, 404)
                     return self._reply(stub.snapshot())
                 if self.path != "/watch/gameserver":
                     return self._reply({"error": "Not Found", "code": 5}, 404)
@@ -86,7 +88,7 @@ class AgonesSdkStub:
                     while not stub.closed:
                         with stub.cond:
                             stub.cond.wait_for(lambda: stub.version != seen or stub.closed, timeout=0.5)
-                            if stub.closed:
+                            if stub.closed or stub.removed:
                                 break
                             if stub.version == seen:
                                 continue
@@ -99,6 +101,7 @@ class AgonesSdkStub:
                 self.close_connection = True
 
         self.closed = False
+        self.removed = False
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -117,6 +120,18 @@ class AgonesSdkStub:
         self.version += 1
         self.gs["object_meta"]["resource_version"] = str(self.version + 1)
         self.cond.notify_all()
+
+    def delete(self) -> None:
+        """Deletion asked for: the game server carries a deletion timestamp (finalizers keep it)."""
+        with self.cond:
+            self.gs["object_meta"]["deletion_timestamp"] = str(int(time.time()))
+            self._changed()
+
+    def remove(self) -> None:
+        """The game server is gone: /gameserver answers 404 and the watch ends."""
+        with self.cond:
+            self.removed = True
+            self._changed()
 
     def snapshot(self) -> dict:
         with self.cond:

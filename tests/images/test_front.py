@@ -298,3 +298,25 @@ def test_the_front_refuses_an_upstream_that_is_not_loopback():
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "SDFLEET_FRONT_UPSTREAM='http://10.0.0.5:7870'" in result.stderr and "loopback" in result.stderr
+
+
+@pytest.mark.parametrize("how", ["delete", "remove"])
+def test_a_deleted_game_server_sends_its_person_back_to_the_router(how):
+    """Culled or switched away: the pod may run for its termination grace period, but the
+    person's requests get 421 (the router's "gone" path: a new pod) instead of the old WebUI."""
+    sdk, backend = AgonesSdkStub(), Backend("alice-webui").start()
+    sdk.allocate({"sdfleet.dev/identity": ALICE})
+    front = FrontUnderTest(free_port(), backend.port, sdk.port).start()
+    try:
+        assert requests.get(front.url + "/x", headers=as_person(ALICE)).status_code == 200
+        getattr(sdk, how)()
+        deadline = time.monotonic() + 5
+        status = 200
+        while status == 200 and time.monotonic() < deadline:
+            status = requests.get(front.url + "/x", headers=as_person(ALICE)).status_code
+            time.sleep(0.05)
+        assert status == 421
+    finally:
+        front.stop()
+        backend.stop()
+        sdk.close()

@@ -171,6 +171,10 @@ class Front:
                                     timeout=aiohttp.ClientTimeout(total=3)) as response:
                 if response.status == 200:
                     self._observe(await response.json(content_type=None))
+                elif response.status == 404 and self.allocation.identity is not None:
+                    self.allocation.gone()
+                    log("front-allocation", identity=self.allocation.identity,
+                        closed=self.allocation.closed_reason)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             log("agones-unavailable", level="warning", cause=f"GET /gameserver: {type(exc).__name__}")
 

@@ -62,11 +62,33 @@ class Allocation:
         if self.closed_reason:
             return
         self.annotations = annotations_of(gameserver)
+        if being_deleted(gameserver):
+            # The session ended (culled, switched to another profile): the person's next
+            # request must reach the router's "gone" path, not this pod's last minute.
+            self.closed_reason = "game server is being deleted"
+            return
         decision = binding_decision(self.identity, gameserver)
         if decision.action == "bind":
             self.identity = decision.identity
         elif decision.action in ("conflict", "refuse"):
             self.closed_reason = decision.reason
+        elif decision.action == "final" and self.identity is not None:
+            self.closed_reason = decision.reason
+
+    def gone(self) -> None:
+        """The SDK says the game server no longer exists."""
+        if self.identity is not None and not self.closed_reason:
+            self.closed_reason = "game server is gone"
+
+
+def being_deleted(gameserver: dict) -> bool:
+    """Deletion asked for: the SDK's GameServer carries a non-zero deletion_timestamp
+    (agones sdk.proto ObjectMeta, int64 seconds)."""
+    stamp = (gameserver.get("object_meta") or {}).get("deletion_timestamp")
+    try:
+        return bool(stamp) and int(stamp) != 0
+    except (TypeError, ValueError):
+        return True
 
 
 def admission(allocation: Allocation, request_identity: str | None) -> Verdict:

@@ -30,14 +30,25 @@ local function unavailable(reason, message, retry_after)
              retry_after = retry_after or config.settings.retry_after_seconds }
 end
 
--- Drop this worker's remembered route (the person switched to another pod).
+-- The person switched to another pod: no worker of this replica may use a route it
+-- remembers from before (the shared dict tells the others, for as long as they remember).
 function _M.forget_local(id)
     routes:delete(id)
+    restarting:set("switched:" .. id, true, config.settings.route_cache_seconds + 1)
+end
+
+local function remembered(id)
+    local target = routes:get(id)
+    if target and restarting:get("switched:" .. id) then
+        routes:delete(id)
+        return nil
+    end
+    return target
 end
 
 -- The route this worker holds for the id, if any (no I/O).
 function _M.known_target(id)
-    return routes:get(id)
+    return remembered(id)
 end
 
 -- Whether to ask the allocator again about a pod remembered as restarting: once per
@@ -69,7 +80,7 @@ end
 -- for it, and the allocator is not asked again while the mapping still points there.
 function _M.decide(person, avoid_target, may_allocate)
     local id = person.id
-    local target = routes:get(id)
+    local target = remembered(id)
     if target and target ~= avoid_target then
         return { action = "proxy", target = target }
     end
