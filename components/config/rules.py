@@ -9,6 +9,7 @@ import re
 from typing import Any, Optional
 
 from components.config.errors import _path
+from components.config.budgets import budget_problems
 from components.config.profiles import profile_problems
 from components.registries.accelerators import family_rule_text
 from components.config.fields import ACCELERATOR_FAMILIES, CONFIG_KEY, member_domain
@@ -109,6 +110,7 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
                 bad(a, str(nets[a]), f"CIDRs must not overlap; it overlaps {'.'.join(b)} ({nets[b]})")
 
     profile_problems(p, bad, lambda loc, text: problems.append(f"{_path(CONFIG_KEY, loc)}: {text}"))
+    budget_problems(p, bad)
     if p.gpu_pools and p.fleet.gpu_pool and p.fleet.gpu_pool not in seen:
         bad(("fleet", "gpuPool"), p.fleet.gpu_pool, f"must name a GPU pool: {', '.join(seen)}")
     buffers = [(("fleet", "buffer"), p.fleet.buffer)]

@@ -89,6 +89,8 @@ class FunctionSettings:
     # The profiles as the functions read them (profile_records); None: the implicit profile
     # only, named by fleet_name.
     profiles: Optional[list[dict]] = None
+    # GPU-hour budgets as the allocator reads them (budget_records); None: no caps.
+    budgets: Optional[dict] = None
 
 
 def profile_records(profiles: list[Profile], fleet_names: dict[str, str], platform,
@@ -227,6 +229,9 @@ class ControlFunctions(pulumi.ComponentResource):
         if args.settings.profiles is not None:
             common_env[FUNCTIONS_ENV.PROFILES] = json.dumps(args.settings.profiles,
                                                             separators=(",", ":"))
+        if args.settings.budgets is not None:
+            common_env[FUNCTIONS_ENV.BUDGETS] = json.dumps(args.settings.budgets,
+                                                           separators=(",", ":"))
         self.allocator = self._function(
             f"{name}-allocator", "allocator", "allocate", self.allocator_account, args.cache,
             common_env, min_instances=1, timeout=60)

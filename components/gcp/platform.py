@@ -12,6 +12,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.config import StackConfig
+from components.config.budgets import budget_records
 from components.gcp.apis import GROUPS_API, ProjectApis
 from components.gcp.cache import RoutingCache, RoutingCacheArgs
 from components.gcp.cluster import GkeCluster, GkeClusterArgs
@@ -67,8 +68,11 @@ class GcpPlatform(pulumi.ComponentResource):
 
         # --- Google Cloud: network, cluster, node pools ------------------------------------
         profiles = p.effective_profiles
+        # Profiles or budgets that name groups: the allocator asks Cloud Identity.
+        checks_groups = uses_groups(profiles) or any(
+            m.member.startswith("group:") for m in (p.budgets.members if p.budgets else []))
         self.apis = ProjectApis(f"{name}-apis", project,
-                                extra=(GROUPS_API,) if uses_groups(profiles) else (),
+                                extra=(GROUPS_API,) if checks_groups else (),
                                 opts=pulumi.ResourceOptions(parent=self))
         # Every Google Cloud resource of the platform waits for the APIs. A component's
         # `depends_on` does not reach the resources inside it (the SDK records a child's own
@@ -173,7 +177,8 @@ class GcpPlatform(pulumi.ComponentResource):
                 cluster_ca=self.cluster.ca_certificate, iap_audience=self.iap_audience,
                 gpus_per_pod=p.gpu_pool(default_profile.gpu_pool).gpus_per_pod,
                 profiles=None if profiles[0].implicit else profile_records(
-                    profiles, self.fleet.fleet_names, p, region)),
+                    profiles, self.fleet.fleet_names, p, region),
+                budgets=budget_records(p.budgets)),
             router_member=self.router_identity.member, labels=labels), opts=after_apis)
         self.fleet_access = FleetAccess(f"{name}-fleet-access", FleetAccessArgs(
             namespace=p.fleet.namespace, allocator_user=self.functions.allocator_account.email,
@@ -210,7 +215,7 @@ class GcpPlatform(pulumi.ComponentResource):
         }
         if not profiles[0].implicit:
             self.outputs["profiles"] = {pr.name: self.fleet.fleet_names[pr.name] for pr in profiles}
-        if uses_groups(profiles):
+        if checks_groups:
             # Cloud Identity answers a group check only for an account allowed to read the
             # group's members (README, "Profiles": grant it Groups Reader).
             self.outputs["allocatorServiceAccount"] = self.functions.allocator_account.email

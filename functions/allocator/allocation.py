@@ -40,10 +40,12 @@ from __future__ import annotations
 import time
 
 from membership import GroupMembership
-from allocator_rules import Admission, admit, capacity_problem, choose
+from allocator_rules import (Admission, BudgetVerdict, admit, budget_of, capacity_problem,
+                             choose, within_budget)
 from shared.agones import (AgonesClient, AllocationOutcomeUnknown, Allocation, GameServer,
                            KubernetesError, KubernetesUnavailable)
 from shared.config import AllocatorSettings
+from shared.budgets import next_month_start
 from shared.profiles import Profile, load_profiles
 from shared.verifier import Identity
 from shared.responses import log
@@ -234,30 +236,51 @@ class Allocator:
         # A switch adopts only in the new profile's fleet; otherwise a labelled game server
         # of any profile is the person's session (Redis lost its mapping).
         adopted = self._already_allocated(who, exclude, target if switch else None)
+        budget = BudgetVerdict(True)
         if adopted is not None:
-            new = Mapping(adopted.name, adopted.target, adopted.allocated_at, who.sub, who.email)
+            new = Mapping(adopted.name, adopted.target, adopted.allocated_at, who.sub, who.email,
+                          budget_ends_at=adopted.budget_ends_at)
         elif adopt_only:
             return pending(who, "not-allocated", "No GPU workspace is assigned to you yet.")
         else:
+            budget = self._budget(who, target, now)
+            if not budget.allowed:
+                log("NOTICE", "over budget", id=who.id, profile=target.name)
+                return refused(who, Admission(False, "over-budget", budget.message), [])
             try:
-                allocation, adopted = self._request_allocation(who, token, now, exclude, target)
+                allocation, adopted = self._request_allocation(who, token, now, exclude, target,
+                                                               budget.ends_at)
             except LockLost:
                 return pending(who, "starting", "Your GPU workspace is being assigned.", 1)
             if adopted is not None:
                 new = Mapping(adopted.name, adopted.target, adopted.allocated_at, who.sub,
-                              who.email)
+                              who.email, budget_ends_at=adopted.budget_ends_at)
             elif allocation.state == "Contention":
                 return pending(who, "starting", "Many people are starting at once; retrying.", 1)
             elif allocation.state != "Allocated" or not allocation.target:
                 return self._pending_phase(who, target)
             else:
-                new = Mapping(allocation.game_server, allocation.target, now, who.sub, who.email)
+                new = Mapping(allocation.game_server, allocation.target, now, who.sub, who.email,
+                              budget_ends_at=budget.ends_at)
         if not self.store.record_allocation(who.id, token, new, now):
             return self._settle_after_lost_lock(who, new, now)
         profile = self.by_fleet.get(adopted.fleet) if adopted is not None else target
         log("INFO", "allocated", id=who.id, gs=new.gs, target=new.target,
             adopted=adopted is not None, profile=profile.name if profile else None)
         return ready(who, new, profile)
+
+    def _budget(self, who: Identity, target: Profile, now: float) -> BudgetVerdict:
+        """May a new session start under the person's GPU-hour budget, and until when?"""
+        budgets = self.settings.budgets
+        if budgets is None:
+            return BudgetVerdict(True)
+
+        def group_answer(group: str):
+            return (self.membership.is_member(group, who.email)
+                    if self.membership is not None and who.email else None)
+        budget = budget_of(who.email or "", budgets, group_answer)
+        return within_budget(self.store.used_this_month(who.id, now), budget,
+                             target.gpus_per_pod, now, next_month_start(now), budgets.contact)
 
     def _end_for_switch(self, who: Identity, mapping: Mapping, gs: GameServer,
                         target: Profile) -> None:
@@ -272,7 +295,8 @@ class Allocator:
         log("INFO", "session ended", **usage, to=target.name)
 
     def _request_allocation(self, who: Identity, token: str, now: float, exclude: str | None,
-                            target: Profile) -> tuple[Allocation, GameServer | None]:
+                            target: Profile, budget_ends_at: float | None = None
+                            ) -> tuple[Allocation, GameServer | None]:
         """POST a GameServerAllocation, under the lock, never twice blindly: (allocation,
         None), or (_, game server) when an earlier POST whose answer was lost is found
         applied. Raises LockLost, or KubernetesUnavailable when every attempt was
@@ -285,7 +309,8 @@ class Allocator:
                 log("WARNING", "allocation lock lost before allocating", id=who.id)
                 raise LockLost()
             try:
-                allocation = self.agones.allocate(who.id, who.email, now, target.fleet)
+                allocation = self.agones.allocate(who.id, who.email, now, target.fleet,
+                                                  budget_ends_at)
             except AllocationOutcomeUnknown as e:
                 unknown += 1
                 # The POST may have been applied: look for its game server before asking

@@ -4,6 +4,8 @@ function, pure (no I/O):
     admit(email, profile, group_answer)   may this person start this profile?
     choose(allowed, remembered, asked)    which profile does this request start, if any?
     capacity_problem(events, profile)     why can no GPU node come for a pending pod?
+    budget_of(email, budgets, group_answer)  the person's GPU-hours this month, if capped
+    within_budget(used, allowed, ...)     may a session start, and when must it end?
 """
 
 from __future__ import annotations
@@ -167,3 +169,60 @@ def event_time(event: dict) -> float:
             if parsed:
                 return parsed
     return 0.0
+
+
+# --- budgets ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Budget:
+    gpu_hours: float
+    source: str           # the member entry, or "default"
+
+
+def budget_of(email: str, budgets, group_answer: Callable[[str], Optional[bool]]
+              ) -> Optional[Budget]:
+    """The most specific budget naming the person: user, else the largest of their groups',
+    else domain, else the default; None: no cap. A group that cannot be checked does not
+    count (the person then gets the next most specific budget, never none by error)."""
+    if budgets is None:
+        return None
+    email = email.lower()
+    domain = email.rsplit("@", 1)[-1]
+    by_kind: dict[str, list[Budget]] = {"user": [], "group": [], "domain": []}
+    for member, hours in budgets.members:
+        kind, _, value = member.partition(":")
+        value = value.lower()
+        if kind == "user" and value == email:
+            by_kind["user"].append(Budget(hours, member))
+        elif kind == "domain" and value == domain:
+            by_kind["domain"].append(Budget(hours, member))
+        elif kind == "group" and group_answer(value):
+            by_kind["group"].append(Budget(hours, member))
+    for kind in ("user", "group", "domain"):
+        if by_kind[kind]:
+            return max(by_kind[kind], key=lambda b: b.gpu_hours)
+    if budgets.default_gpu_hours is not None:
+        return Budget(budgets.default_gpu_hours, "default")
+    return None
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    allowed: bool
+    ends_at: Optional[float] = None   # when the session must end for the budget
+    message: str = ""
+
+
+def within_budget(used_gpu_seconds: float, budget: Optional[Budget], gpus_per_pod: float,
+                  now: float, resets_at: float, contact: str) -> BudgetVerdict:
+    """Over budget: refused with what was used, what is allowed, when it resets and whom to
+    ask. Under: allowed, ending when the rest of the budget is spent at this pod's GPUs."""
+    if budget is None:
+        return BudgetVerdict(True)
+    allowed = budget.gpu_hours * 3600
+    left = allowed - used_gpu_seconds
+    if left <= 0:
+        reset = time.strftime("%d %B %Y", time.gmtime(resets_at)).lstrip("0")
+        return BudgetVerdict(False, message=(
+            f"You have used {used_gpu_seconds / 3600:.1f} of your {budget.gpu_hours:g} GPU-hours "
+            f"this month. Your budget resets on {reset} (UTC). For more, ask {contact}."))
+    return BudgetVerdict(True, ends_at=now + left / max(gpus_per_pod, 1e-9))

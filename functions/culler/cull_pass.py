@@ -140,6 +140,8 @@ class CullPass:
                                         now - s.idle_seconds, limit, default=[])]
         ids += [i for i, _ in self._read("sessions", self.store.started_before,
                                          now - s.max_session_seconds, limit, default=[])]
+        ids += [i for i, _ in self._read("budget-ends", self.store.budget_spent, now, limit,
+                                         default=[])]
         self._continue, rank = self._read("reconcile", self.store.reconcile_cursor,
                                           default=("", 0))
         slice_ids = self._read("sessions", self.store.sessions_slice, rank,
@@ -339,7 +341,8 @@ class CullPass:
         for view, _ in items:
             gs = view.game_server
             mapping = Mapping(gs.name, gs.target, gs.allocated_at, subject_of(view.id),
-                              str(gs.annotations.get(EMAIL_ANNOTATION, "")))
+                              str(gs.annotations.get(EMAIL_ANNOTATION, "")),
+                              budget_ends_at=gs.budget_ends_at)
             rows.append((view.id, mapping, pod_reported_activity(gs, now)))
         restored = self._read("restore", self.store.restore_mappings, rows, default=[])
         summary["restored"] = sum(1 for done in restored if done)

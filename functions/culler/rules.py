@@ -114,6 +114,8 @@ def decide(view: SessionView, now: float, limits: Limits) -> Verdict:
 
     if now - mapping.allocated_at >= limits.max_session_seconds:
         return Verdict(Action.CULL, "max-age")
+    if mapping.budget_ends_at is not None and now >= mapping.budget_ends_at:
+        return Verdict(Action.CULL, "budget")
     # Last activity: the later of the router's record (Redis) and the pod's own report.
     reports = [t for t in (view.last_activity, pod_reported_activity(gs, now)) if t is not None]
     last_active = max(reports) if reports else mapping.allocated_at
@@ -140,6 +142,8 @@ def _unmapped(view: SessionView, gs: GameServer, now: float, limits: Limits) -> 
         return Verdict(Action.KEEP, "orphan-within-grace")
     if now - gs.allocated_at >= limits.max_session_seconds:
         return Verdict(Action.SHUTDOWN_ORPHAN, "max-age")
+    if gs.budget_ends_at is not None and now >= gs.budget_ends_at:
+        return Verdict(Action.SHUTDOWN_ORPHAN, "budget")
     if now - reported >= limits.idle_seconds:
         return Verdict(Action.SHUTDOWN_ORPHAN, "idle")
     return Verdict(Action.RESTORE, "mapping-rebuilt")

@@ -60,6 +60,8 @@ PHASE_ANNOTATION = "agones.dev/sdk-sdfleet-phase"
 LAST_ACTIVITY_ANNOTATION = "agones.dev/sdk-last-activity"
 # The pod's supervisor reports a busy GPU the same way: SetAnnotation("gpu-activity", ...).
 GPU_ACTIVITY_ANNOTATION = "agones.dev/sdk-gpu-activity"
+# Set at allocation when the person's GPU-hour budget ends the session before anything else.
+BUDGET_ENDS_AT_ANNOTATION = "sdfleet.dev/budget-ends-at"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 # The request never left: no connection was made. NewConnectionError (refused) and
 # NameResolutionError subclass ConnectTimeoutError in urllib3 2.x (urllib3/exceptions.py).
@@ -105,6 +107,14 @@ class GameServer:
     def phase(self) -> str:
         """What the pod's supervisor says it is doing ("loading-model"), or ""."""
         return str(self.annotations.get(PHASE_ANNOTATION) or "")
+
+    @property
+    def budget_ends_at(self) -> float | None:
+        try:
+            value = float(self.annotations[BUDGET_ENDS_AT_ANNOTATION])
+        except (KeyError, ValueError):
+            return None
+        return value if value == value and abs(value) != float("inf") else None
 
     @property
     def allocated_at(self) -> float:
@@ -302,7 +312,7 @@ class AgonesClient:
 
     # ---- allocation ------------------------------------------------------------------
     def allocate(self, identity: str, email: str, allocated_at: float,
-                 fleet: str | None = None) -> Allocation:
+                 fleet: str | None = None, budget_ends_at: float | None = None) -> Allocation:
         """Ask Agones for one Ready game server of the fleet (default: the first of ours),
         labelled with the identity. Raises AllocationOutcomeUnknown when it may have been
         applied without an answer."""
@@ -314,7 +324,9 @@ class AgonesClient:
                 "scheduling": "Packed",
                 "metadata": {"labels": {IDENTITY_LABEL: identity},
                              "annotations": {EMAIL_ANNOTATION: email,
-                                             ALLOCATED_AT_ANNOTATION: repr(allocated_at)}},
+                                             ALLOCATED_AT_ANNOTATION: repr(allocated_at),
+                                             **({BUDGET_ENDS_AT_ANNOTATION: repr(budget_ends_at)}
+                                                if budget_ends_at is not None else {})}},
             },
         }
         status, obj = self._request("POST", self.gsa_path, body, idempotent=False)

@@ -132,6 +132,7 @@ class AllocatorSettings:
     profiles: tuple = ()          # shared.profiles.Profile, the default one among them
     groups_api_url: str = "https://cloudidentity.googleapis.com"
     group_cache_seconds: int = 300
+    budgets: object = None        # shared.budgets.Budgets, or None: no caps
 
     @classmethod
     def from_env(cls, env=os.environ) -> "AllocatorSettings":
@@ -142,7 +143,16 @@ class AllocatorSettings:
                    lock_wait_seconds=_int(env, "ALLOCATION_LOCK_WAIT_MS", 8000) / 1000,
                    profiles=tuple(_profiles(env)),
                    groups_api_url=env.get(GROUPS_API_URL) or "https://cloudidentity.googleapis.com",
-                   group_cache_seconds=_int(env, GROUP_CACHE_SECONDS, 300))
+                   group_cache_seconds=_int(env, GROUP_CACHE_SECONDS, 300),
+                   budgets=_budgets(env))
+
+
+def _budgets(env):
+    from .budgets import BudgetsError, load_budgets
+    try:
+        return load_budgets(env)
+    except BudgetsError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _profiles(env):

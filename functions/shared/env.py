@@ -5,3 +5,4 @@ program loads it by path without the functions' dependencies."""
 PROFILES = "SDFLEET_PROFILES"                   # allocator, culler: the profiles as JSON (docs/contracts.md)
 GROUPS_API_URL = "SDFLEET_GROUPS_API_URL"       # allocator: Cloud Identity's endpoint (tests: a fake)
 GROUP_CACHE_SECONDS = "SDFLEET_GROUP_CACHE_SECONDS"  # allocator: how long a membership answer is kept
+BUDGETS = "SDFLEET_BUDGETS"                     # allocator: GPU-hour budgets as JSON (docs/contracts.md)

@@ -62,13 +62,16 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: lock, map, activity, sessions. ARGV: token, id, now, allocated_at, field pairs...
+# KEYS: lock, map, activity, sessions, budget-ends. ARGV: token, id, now, allocated_at,
+# field pairs... A mapping with `budget_ends_at` is indexed by it, so the culler finds it.
 _RECORD_ALLOCATION = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 5))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
+local ends = redis.call('HGET', KEYS[2], 'budget_ends_at')
+if ends then redis.pcall('ZADD', KEYS[5], ends, ARGV[2]) else redis.pcall('ZREM', KEYS[5], ARGV[2]) end
 return 1
 """
 
@@ -87,6 +90,7 @@ if redis.call('HGET', KEYS[1], 'gs') ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.pcall('ZREM', KEYS[5], ARGV[1])
 return 1
 """
 
@@ -133,7 +137,8 @@ if redis.call('HGET', KEYS[1], 'gs') == ARGV[1] then return redis.call('HDEL', K
 return 0
 """
 
-# Batched: KEYS activity, sessions, usage, month, then (map, lock) per session. ARGV maxlen,
+# Batched: KEYS activity, sessions, usage, month, then (map, lock) per session, then
+# budget-ends. ARGV maxlen,
 # lock token ('' if none), then (id, gs, start, end, seconds, gpu_seconds, reason) per
 # session. Drops each mapping that still points at its gs with its index entries, appends
 # the usage record, adds the GPU-seconds to the person's month, and releases the culler's
@@ -142,7 +147,7 @@ return 0
 # (one bad key, not the pass).
 _FINISH_SESSIONS = """
 local out = {}
-for i = 0, (#KEYS - 4) / 2 - 1 do
+for i = 0, (#KEYS - 5) / 2 - 1 do
   local map, lock = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
   local b = 3 + 7 * i
   local id, gs = ARGV[b], ARGV[b + 1]
@@ -151,6 +156,7 @@ for i = 0, (#KEYS - 4) / 2 - 1 do
     redis.call('DEL', map)
     redis.pcall('ZREM', KEYS[1], id)
     redis.pcall('ZREM', KEYS[2], id)
+    redis.pcall('ZREM', KEYS[#KEYS], id)
     redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'gs', gs,
                'start', ARGV[b + 2], 'end', ARGV[b + 3], 'seconds', ARGV[b + 4],
                'gpu_seconds', ARGV[b + 5], 'reason', ARGV[b + 6])
@@ -183,6 +189,8 @@ return 1
 _RESTORE_MAPPING = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+local ends = redis.call('HGET', KEYS[1], 'budget_ends_at')
+if ends then redis.pcall('ZADD', KEYS[5], ends, ARGV[1]) end
 local seen = redis.pcall('ZSCORE', KEYS[3], ARGV[1])
 if type(seen) ~= 'table' and ((not seen) or tonumber(seen) < tonumber(ARGV[2])) then
   redis.pcall('ZADD', KEYS[3], ARGV[2], ARGV[1])
@@ -191,16 +199,26 @@ redis.pcall('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[1])
 return 1
 """
 
-# KEYS: map, activity, sessions. ARGV: id. Index entries whose mapping no longer exists.
+# KEYS: map, activity, sessions, budget-ends. ARGV: id. Index entries whose mapping no
+# longer exists.
 _DROP_INDEX_IF_UNMAPPED = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local n = 0
-for i = 2, 3 do
+for i = 2, #KEYS do
   local removed = redis.pcall('ZREM', KEYS[i], ARGV[1])
   if type(removed) == 'number' then n = n + removed end
 end
 return n
 """
+
+
+def _mapping_fields(mapping: "Mapping") -> list[str]:
+    fields = ["gs", mapping.gs, "target", mapping.target,
+              "allocated_at", repr(mapping.allocated_at), "sub", mapping.sub,
+              "email", mapping.email]
+    if mapping.budget_ends_at is not None:
+        fields += ["budget_ends_at", repr(mapping.budget_ends_at)]
+    return fields
 
 
 def _chunks(items: list, size: int = SCRIPT_BATCH):
@@ -220,6 +238,7 @@ class Mapping:
     sub: str
     email: str
     culling: float | None = None
+    budget_ends_at: float | None = None   # the person's GPU-hour budget ends the session then
 
     @classmethod
     def parse(cls, fields: dict) -> "Mapping":
@@ -228,11 +247,13 @@ class Mapping:
             gs, target = fields["gs"], fields["target"]
             allocated_at = float(fields["allocated_at"])
             culling = float(fields["culling"]) if fields.get("culling") else None
+            budget = float(fields["budget_ends_at"]) if fields.get("budget_ends_at") else None
         except KeyError as e:
             raise CorruptRecord(f"missing field {e.args[0]}") from None
         except ValueError:
             raise CorruptRecord("a timestamp is not a number") from None
-        if not (math.isfinite(allocated_at) and (culling is None or math.isfinite(culling))):
+        if not (math.isfinite(allocated_at) and (culling is None or math.isfinite(culling))
+                and (budget is None or math.isfinite(budget))):
             raise CorruptRecord("a timestamp is not finite")
         # A Kubernetes object name (DNS-1123 subdomain) and <ip>:<port>: anything else
         # (binary garbage included) could not be looked up or proxied to.
@@ -241,7 +262,7 @@ class Mapping:
         if not TARGET.fullmatch(target):
             raise CorruptRecord("the target is not <address>:<port>")
         return cls(gs, target, allocated_at, fields.get("sub", ""), fields.get("email", ""),
-                   culling)
+                   culling, budget)
 
 
 def certificate_names(cert: dict, host: str) -> bool:
@@ -305,6 +326,7 @@ class SessionStore:
         self.sessions_key = f"{prefix}sessions"
         self.usage_key = f"{prefix}usage"
         self.reconcile_key = f"{prefix}reconcile"
+        self.budget_ends_key = f"{prefix}budget-ends"
         s = client.register_script
         self._release_lock, self._record_allocation = s(_RELEASE_LOCK), s(_RECORD_ALLOCATION)
         self._drop_mapping_if, self._claim_culls = s(_DROP_MAPPING_IF), s(_CLAIM_CULLS)
@@ -348,17 +370,17 @@ class SessionStore:
 
     def record_allocation(self, id_: str, token: str, mapping: Mapping, now: float) -> bool:
         """Writes mapping + activity + session start, only while `token` holds the lock."""
-        fields = ["gs", mapping.gs, "target", mapping.target,
-                  "allocated_at", repr(mapping.allocated_at), "sub", mapping.sub,
-                  "email", mapping.email]
+        fields = _mapping_fields(mapping)
         return bool(self._record_allocation(
-            keys=[self.lock_key(id_), self.map_key(id_), self.activity_key, self.sessions_key],
+            keys=[self.lock_key(id_), self.map_key(id_), self.activity_key, self.sessions_key,
+                  self.budget_ends_key],
             args=[token, id_, repr(now), repr(mapping.allocated_at), *fields]))
 
     def drop_mapping_if(self, id_: str, gs: str, token: str) -> bool:
         """Drops the mapping if it still points at `gs` and `token` holds the lock."""
         return bool(self._drop_mapping_if(
-            keys=[self.map_key(id_), self.activity_key, self.sessions_key, self.lock_key(id_)],
+            keys=[self.map_key(id_), self.activity_key, self.sessions_key, self.lock_key(id_),
+                  self.budget_ends_key],
             args=[id_, gs, token]))
 
     def chosen_profile(self, id_: str) -> str | None:
@@ -373,6 +395,15 @@ class SessionStore:
                                     nx=True, ex=CAPACITY_LOG_SECONDS))
 
     # ---- culler ----------------------------------------------------------------------
+    def budget_spent(self, now: float, limit: int) -> list[tuple[str, float]]:
+        """Sessions whose budget ended by `now`."""
+        return self.client.zrangebyscore(self.budget_ends_key, "-inf", repr(now), start=0,
+                                         num=limit, withscores=True)
+
+    def used_this_month(self, id_: str, now: float) -> float:
+        """GPU-seconds of the person's sessions that ended this calendar month (UTC)."""
+        return float(self.client.hget(self.month_key(now), id_) or 0.0)
+
     def idle_since(self, before: float, limit: int) -> list[tuple[str, float]]:
         return self.client.zrangebyscore(self.activity_key, "-inf", f"({before!r}",
                                          start=0, num=limit, withscores=True)
@@ -429,6 +460,7 @@ class SessionStore:
             for id_, gs, usage in chunk:
                 keys += [self.map_key(id_), self.lock_key(id_)]
                 args += [id_, gs] + [str(usage[f]) for f in USAGE_FIELDS[2:]]
+            keys.append(self.budget_ends_key)
             self._finish_sessions(keys=keys, args=args, client=pipe)
         return [code == 1 for codes in pipe.execute() for code in codes]
 
@@ -448,19 +480,18 @@ class SessionStore:
     def drop_unmapped_index(self, ids: list[str]) -> int:
         pipe = self.client.pipeline(transaction=False)
         for id_ in ids:
-            self._drop_index(keys=[self.map_key(id_), self.activity_key, self.sessions_key],
-                             args=[id_], client=pipe)
+            self._drop_index(keys=[self.map_key(id_), self.activity_key, self.sessions_key,
+                                   self.budget_ends_key], args=[id_], client=pipe)
         return sum(pipe.execute())
 
     def restore_mappings(self, items: list[tuple[str, Mapping, float]]) -> list[bool]:
         """Writes back (id, mapping, last activity) where Redis has no mapping and no lock."""
         pipe = self.client.pipeline(transaction=False)
         for id_, mapping, last_activity in items:
-            fields = ["gs", mapping.gs, "target", mapping.target,
-                      "allocated_at", repr(mapping.allocated_at), "sub", mapping.sub,
-                      "email", mapping.email]
+            fields = _mapping_fields(mapping)
             self._restore_mapping(
-                keys=[self.map_key(id_), self.lock_key(id_), self.activity_key, self.sessions_key],
+                keys=[self.map_key(id_), self.lock_key(id_), self.activity_key, self.sessions_key,
+                      self.budget_ends_key],
                 args=[id_, repr(last_activity), repr(mapping.allocated_at), *fields], client=pipe)
         return [r == 1 for r in pipe.execute(raise_on_error=False)]
 

@@ -1,0 +1,62 @@
+"""GPU-hour budgets: how much GPU time a person may use per calendar month (UTC), enforced by
+the allocator when a session starts and by the culler when a session's budget runs out.
+
+A person's budget is the most specific entry that names them: a `user:` entry, else the
+largest `group:` entry of a group they are in, else a `domain:` entry, else the default;
+no entry and no default: no cap. Each person has their own allowance (a group entry is the
+allowance of each of its members)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Optional
+
+from pydantic import AfterValidator, Field
+
+from components.config.fields import Section
+
+_MEMBER = re.compile(r"^(user|group):[^@\s]+@[^@\s]+\.[a-z]{2,}$|^domain:[a-z0-9.-]+\.[a-z]{2,}$")
+
+
+def _budget_member(value: str) -> str:
+    if not _MEMBER.match(value):
+        raise ValueError("expected user:<email>, group:<email> or domain:<domain>")
+    return value
+
+
+class MemberBudget(Section):
+    member: Annotated[str, AfterValidator(_budget_member)] = Field(
+        description="Whom it applies to: user:<email>, group:<email> (each member) or domain:<domain>.")
+    gpu_hours: Annotated[float, Field(gt=0, le=100000)] = Field(
+        description="GPU-hours per person per calendar month (UTC).")
+
+
+class BudgetsConfig(Section):
+    default_gpu_hours: Optional[Annotated[float, Field(gt=0, le=100000)]] = Field(
+        None, description="GPU-hours per person per month for everyone no entry names; unset: no cap.")
+    members: list[MemberBudget] = Field(
+        default_factory=list, description="Budgets of named people, groups and domains.")
+    contact: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        "the platform's administrators",
+        description="Whom a person over budget is told to ask, e.g. '#gpu-help on Slack'.")
+
+
+def budget_problems(platform, bad) -> None:
+    budgets = platform.budgets
+    if budgets is None:
+        return
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(budgets.members):
+        if entry.member.lower() in seen:
+            bad(("budgets", "members", i, "member"), entry.member,
+                f"each member once (budgets.members[{seen[entry.member.lower()]}])")
+        seen.setdefault(entry.member.lower(), i)
+
+
+def budget_records(budgets: Optional[BudgetsConfig]) -> Optional[dict]:
+    """What the functions read (SDFLEET_BUDGETS; functions/shared/budgets.py)."""
+    if budgets is None:
+        return None
+    return {"defaultGpuHours": budgets.default_gpu_hours,
+            "members": [{"member": m.member, "gpuHours": m.gpu_hours} for m in budgets.members],
+            "contact": budgets.contact}

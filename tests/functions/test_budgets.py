@@ -1,0 +1,111 @@
+"""GPU-hour budgets: the allocator refuses a person over budget with what they used, what
+they may, when it resets and whom to ask; a person under budget gets a session that ends
+when the budget does (annotated for the pod's banner, indexed for the culler), and the
+culler ends it then with reason `budget`, counting its GPU-seconds into the month.
+
+In-process: the real Allocator and CullPass against a real redis-server and the emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from allocation import Allocator
+from allocator_rules import Budget, budget_of, within_budget
+from cull_pass import CullPass
+from shared.agones import AgonesClient
+from shared.budgets import Budgets, load_budgets, next_month_start
+from shared.config import AllocatorSettings, CullerSettings, KubernetesSettings
+from shared.state import SessionStore
+from shared.verifier import Identity
+from tests.functions.conftest import FLEET
+
+ALICE = Identity("g-100000000000000000001", "accounts.google.com:100000000000000000001",
+                 "alice@example.com")
+BUDGETS = {"defaultGpuHours": 2, "members": [{"member": "user:alice@example.com", "gpuHours": 1}],
+           "contact": "#gpu-help"}
+
+
+@pytest.fixture
+def store(m_redis_client, clean):
+    return SessionStore(m_redis_client, "sdfleet:")
+
+
+def _client(agones) -> AgonesClient:
+    return AgonesClient(KubernetesSettings(
+        api_url=agones.url, ca_file=None, ca_data=None, token=agones.token,
+        namespace=agones.namespace, fleet=FLEET, port_name="webui", timeout_seconds=5, workers=4))
+
+
+def _allocator(store, agones, clock) -> Allocator:
+    return Allocator(store, _client(agones), AllocatorSettings(
+        iap_audience="aud", iap_certs_url="https://keys.invalid", clock_skew_seconds=30,
+        lock_seconds=20, lock_wait_seconds=2,
+        budgets=load_budgets({"SDFLEET_BUDGETS": json.dumps(BUDGETS)})), clock=clock)
+
+
+def test_over_budget_is_refused_with_used_allowed_reset_and_whom_to_ask(store, m_agones):
+    now = time.time()
+    m_agones.add_ready("gs-0", port=7000)
+    store.client.hset(store.month_key(now), ALICE.id, 3600 * 1.25)    # 1.25 of her 1 hour
+    answer = _allocator(store, m_agones, lambda: now).allocate(ALICE)
+    assert answer["status"] == "refused" and answer["reason"] == "over-budget"
+    assert "You have used 1.2 of your 1 GPU-hours this month" in answer["message"]
+    assert "(UTC)" in answer["message"] and "#gpu-help" in answer["message"]
+    assert m_agones.game_servers("Allocated") == []                     # nothing started
+
+
+def test_a_session_ends_when_the_budget_does(store, m_agones):
+    now = time.time()
+    m_agones.add_ready("gs-0", port=7000)
+    store.client.hset(store.month_key(now), ALICE.id, 3000)             # 600 s of 3600 left
+    answer = _allocator(store, m_agones, lambda: now).allocate(ALICE)
+    assert answer["status"] == "ready"
+    gs = m_agones.game_server("gs-0")
+    ends = float(gs["metadata"]["annotations"]["sdfleet.dev/budget-ends-at"])
+    assert ends == pytest.approx(now + 600, abs=0.01)                   # for the pod's banner
+    assert store.mapping(ALICE.id).budget_ends_at == pytest.approx(ends)
+    assert store.client.zscore(store.budget_ends_key, ALICE.id) == pytest.approx(ends)
+
+    settings = CullerSettings(idle_seconds=3600, max_session_seconds=8 * 3600,
+                              orphan_grace_seconds=120, pass_budget_seconds=30,
+                              batch_limit=5000, reconcile_page_size=100,
+                              reconcile_mappings_per_pass=0, invoker_audience="aud",
+                              invoker_emails=("x@example.com",), oidc_certs_url="https://k.invalid")
+    store.client.zadd(store.activity_key, {ALICE.id: now + 590})        # active all along
+    with ThreadPoolExecutor(4) as pool:
+        before = CullPass(store, _client(m_agones), settings, pool, clock=lambda: now + 590).run()
+        assert before["culled"] == {} and store.mapping(ALICE.id) is not None
+        after = CullPass(store, _client(m_agones), settings, pool, clock=lambda: now + 601).run()
+    assert after["culled"] == {"budget": 1}
+    assert store.mapping(ALICE.id) is None
+    assert m_agones.game_server("gs-0") is None
+    assert store.client.zscore(store.budget_ends_key, ALICE.id) is None
+    month = float(store.client.hget(store.month_key(now + 601), ALICE.id))
+    assert month == pytest.approx(3000 + 601, abs=1)                    # counted into the month
+
+
+def test_budget_rules_table():
+    budgets = Budgets(10.0, (("user:a@x.com", 3.0), ("group:g@x.com", 50.0),
+                             ("group:h@x.com", 20.0), ("domain:x.com", 5.0)), "ops")
+    members = {("b@x.com", "h@x.com")}                                   # b is in h only
+    cases = [("a@x.com", Budget(3.0, "user:a@x.com")),                   # user beats group
+             ("b@x.com", Budget(20.0, "group:h@x.com")),                 # the group they are in
+             ("c@y.org", Budget(10.0, "default"))]
+    for email, expected in cases:
+        got = budget_of(email, budgets, lambda g, email=email: (email, g) in members)
+        assert got == expected, email
+    assert budget_of("d@x.com", budgets, lambda g: False) == Budget(5.0, "domain:x.com")
+    assert budget_of("d@x.com", None, lambda g: True) is None
+    # A group that cannot be checked does not give its budget; the next one applies.
+    assert budget_of("e@x.com", budgets, lambda g: None) == Budget(5.0, "domain:x.com")
+    now = 1_000_000.0
+    over = within_budget(3600.0, Budget(1.0, "default"), 1.0, now, next_month_start(now), "ops")
+    assert not over.allowed and "ask ops" in over.message
+    under = within_budget(1800.0, Budget(1.0, "default"), 0.5, now, next_month_start(now), "ops")
+    assert under.allowed and under.ends_at == pytest.approx(now + 3600)  # half a GPU: twice as long
+    assert within_budget(10 ** 9, None, 1.0, now, now, "ops").allowed
+    assert next_month_start(1798761599.0) == 1798761600.0               # 2026-12-31T23:59:59Z
