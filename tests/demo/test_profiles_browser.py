@@ -50,13 +50,15 @@ def profiles_demo(tmp_path_factory):
     platform["webui"].pop("framework", None)
     platform["gpuPools"].append(A100_POOL)
     platform["profiles"] = PROFILES
+    platform["budgets"] = {"defaultGpuHours": 1, "contact": "#gpu-help on the team chat"}
     raw["config"]["sdfleet:platform"] = platform
     path = tmp_path_factory.mktemp("stack") / "Pulumi.demo.yaml"
     path.write_text(yaml.safe_dump(raw))
     world = Demo("demo", port=free_port(), state_dir=tmp_path_factory.mktemp("demo"),
                  config_file=path, overrides={
                      **TEST_TIMINGS, "noCapacity": ["big"],
-                     "accounts": ["ada@example.com", "grace@example.com", "lin@example.com"]}
+                     "accounts": ["ada@example.com", "grace@example.com", "lin@example.com",
+                                  "kim@example.com"]}
                  ).start()
     yield world
     world.stop()
@@ -152,3 +154,18 @@ def test_no_gpu_is_said_within_a_minute_with_the_alternatives(profiles_demo, at_
     click_profile(ada, "comfyui")
     ada.webui()
     assert fleets_of(profiles_demo, ada.email) == ["sdfleet-webui-comfyui"]
+
+
+def test_over_budget_says_used_allowed_reset_and_whom_to_ask(profiles_demo, at_browser,
+                                                              screenshots):
+    redis = profiles_demo.redis_client()
+    month = time.strftime("%Y-%m", time.gmtime())
+    redis.hset(f"sdfleet:usage:{month}", identity_of("kim@example.com"), 2 * 3600 + 60)
+    kim = at_browser("kim@example.com")
+    kim.sign_in()
+    kim.wait_for("the refusal", lambda: kim.driver.title == "Your GPU-hour budget is used up")
+    text = kim.driver.find_element(By.ID, "message").text
+    assert "You have used 2.0 of your 1 GPU-hours this month" in text
+    assert "resets on 1 " in text and "#gpu-help on the team chat" in text
+    kim.driver.save_screenshot(str(screenshots / "budget-over.png"))
+    assert fleets_of(profiles_demo, kim.email) == []

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from components.config import ConfigError, parse_stack_config
+from components.config.budgets import budget_records
 from components.gcp.functions import FUNCTIONS_ENV, profile_records
 from tests.emulators.agones import AgonesEmulator
 from tests.helpers.iap import IapKeyServer
@@ -165,6 +166,8 @@ class Demo:
             "GPUS_PER_POD": repr(self.platform.fleet_pool.gpus_per_pod),
             **({} if self.profiles[0].implicit else {FUNCTIONS_ENV.PROFILES: json.dumps(
                 profile_records(self.profiles, self.fleet_names, self.platform, "us-central1"))}),
+            **({} if self.platform.budgets is None else {FUNCTIONS_ENV.BUDGETS: json.dumps(
+                budget_records(self.platform.budgets))}),
         }
 
     def _function(self, name: str, target: str) -> ManagedProcess:

@@ -187,6 +187,8 @@ function _M.choose(decision)
     return send(200, html, facts)
 end
 
+local FORBIDDEN_TITLES = { ["over-budget"] = "Your GPU-hour budget is used up" }
+
 -- The allocator refused this person the profile (or every profile): 403 with its sentence.
 function _M.forbidden(decision)
     local facts = _M.status_json(decision)
@@ -194,8 +196,9 @@ function _M.forbidden(decision)
     if type(decision.profiles) == "table" and #decision.profiles > 0 then
         others = "<p>You may start:</p>" .. profile_list(decision.profiles, "Start")
     end
-    local html = page("Not available to you",
-        "<h1>Not available to you</h1><p id=\"message\">" .. escape(facts.message) .. "</p>" .. others)
+    local title = FORBIDDEN_TITLES[decision.reason] or "Not available to you"
+    local html = page(title,
+        "<h1>" .. escape(title) .. "</h1><p id=\"message\">" .. escape(facts.message) .. "</p>" .. others)
     facts.error, facts.detail = facts.reason, facts.message
     return send(403, html, facts)
 end
