@@ -3,6 +3,8 @@
   allocate.p99_ms       first POST /allocate -> `ready` for 200 identities, one after
                         another, with a Ready pool: real functions-framework, redis-server,
                         ES256-signed IAP assertions, the Agones emulator. Goal < 150 ms.
+  allocate.p99_ms_budgets  the same with GPU-hour budgets on (every person has a month's
+                        usage to read and a budget end to write). Goal < 150 ms.
   culler.pass_ms_100k   POST /cull on the real culler function with 100,000 tracked
                         identities (mapping + activity + session entries, and an Allocated
                         game server each in the emulator), 1,000 of them idle: median of 3
@@ -132,9 +134,17 @@ def post(conn, path, headers):
 
 
 # ---- allocate.p99_ms -----------------------------------------------------------------
-def bench_allocate(redis_server, iap, emu):
+BUDGETS = json.dumps({"defaultGpuHours": 40, "contact": "ops",
+                      "members": [{"member": f"user:p{i}@example.com", "gpuHours": 10}
+                                  for i in range(50)]})
+
+
+def bench_allocate(redis_server, iap, emu, budgets: bool = False):
+    emu.do("reset")
     emu.do("ready", 210)
-    proc = start_function("allocator", "allocate", function_env(redis_server, iap, emu.url))
+    extra = {"SDFLEET_BUDGETS": BUDGETS} if budgets else {}
+    redis.Redis(port=redis_server.port, password=redis_server.password).flushall()
+    proc = start_function("allocator", "allocate", function_env(redis_server, iap, emu.url, **extra))
     try:
         conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=30)
         warm = iap.mint(sub="accounts.google.com:999999")
@@ -150,7 +160,7 @@ def bench_allocate(redis_server, iap, emu):
         times.sort()
         p99 = times[int(len(times) * 0.99) - 1]
         err(f"allocate: p50={statistics.median(times):.1f} ms p99={p99:.1f} ms max={times[-1]:.1f} ms")
-        emit("allocate.p99_ms", p99, "ms", "<150")
+        emit("allocate.p99_ms_budgets" if budgets else "allocate.p99_ms", p99, "ms", "<150")
     finally:
         proc.stop()
 
@@ -310,6 +320,8 @@ def main():
     emu = EmulatorProcess()
     try:
         bench_allocate(redis_server, iap, emu)
+        bench_allocate(redis_server, iap, emu, budgets=True)
+        emu.do("reset")
         bench_culler(redis_server, iap, emu)
     finally:
         emu.stop()
