@@ -3,8 +3,9 @@ the allocator when a session starts and by the culler when a session's budget ru
 
 A person's budget is the most specific entry that names them: a `user:` entry, else the
 largest `group:` entry of a group they are in, else a `domain:` entry, else the default;
-no entry and no default: no cap. Each person has their own allowance (a group entry is the
-allowance of each of its members)."""
+no entry and no default: no cap. User, domain and default budgets are each person's own; a
+group's budget is shared by its members (the allocator holds part of it for each running
+session, atomically)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _budget_member(value: str) -> str:
 
 class MemberBudget(Section):
     member: Annotated[str, AfterValidator(_budget_member)] = Field(
-        description="Whom it applies to: user:<email>, group:<email> (each member) or domain:<domain>.")
+        description="Whom it applies to: user:<email>, group:<email> (shared by its members) or domain:<domain> (each person).")
     gpu_hours: Annotated[float, Field(gt=0, le=100000)] = Field(
         description="GPU-hours per person per calendar month (UTC).")
 

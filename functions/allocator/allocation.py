@@ -41,7 +41,7 @@ import time
 
 from membership import GroupMembership
 from allocator_rules import (Admission, BudgetVerdict, admit, budget_of, capacity_problem,
-                             choose, within_budget)
+                             choose, pool_budget, within_budget)
 from shared.agones import (AgonesClient, AllocationOutcomeUnknown, Allocation, GameServer,
                            KubernetesError, KubernetesUnavailable)
 from shared.config import AllocatorSettings
@@ -245,23 +245,43 @@ class Allocator:
         else:
             budget = self._budget(who, target, now)
             if not budget.allowed:
-                log("NOTICE", "over budget", id=who.id, profile=target.name)
+                log("NOTICE", "over budget", id=who.id, profile=target.name, budget=budget.source)
                 return refused(who, Admission(False, "over-budget", budget.message), [])
+            kept = False
             try:
-                allocation, adopted = self._request_allocation(who, token, now, exclude, target,
-                                                               budget.ends_at)
-            except LockLost:
-                return pending(who, "starting", "Your GPU workspace is being assigned.", 1)
-            if adopted is not None:
-                new = Mapping(adopted.name, adopted.target, adopted.allocated_at, who.sub,
-                              who.email, budget_ends_at=adopted.budget_ends_at)
-            elif allocation.state == "Contention":
-                return pending(who, "starting", "Many people are starting at once; retrying.", 1)
-            elif allocation.state != "Allocated" or not allocation.target:
-                return self._pending_phase(who, target)
-            else:
-                new = Mapping(allocation.game_server, allocation.target, now, who.sub, who.email,
-                              budget_ends_at=budget.ends_at)
+                try:
+                    allocation, adopted = self._request_allocation(who, token, now, exclude,
+                                                                   target, budget.ends_at)
+                except LockLost:
+                    return pending(who, "starting", "Your GPU workspace is being assigned.", 1)
+                if adopted is not None:
+                    new = Mapping(adopted.name, adopted.target, adopted.allocated_at, who.sub,
+                                  who.email, budget_ends_at=adopted.budget_ends_at)
+                elif allocation.state == "Contention":
+                    return pending(who, "starting", "Many people are starting at once; retrying.", 1)
+                elif allocation.state != "Allocated" or not allocation.target:
+                    return self._pending_phase(who, target)
+                else:
+                    new = Mapping(allocation.game_server, allocation.target, now, who.sub,
+                                  who.email, budget_ends_at=budget.ends_at,
+                                  budget_pool=budget.pool, budget_reserved=budget.held,
+                                  budget_reserved_in=budget.held_in)
+                if not self.store.record_allocation(who.id, token, new, now):
+                    answer = self._settle_after_lost_lock(who, new, now)
+                    written = self._mapping(who)
+                    kept = (written is not None and written.gs == new.gs
+                            and written.budget_pool is not None)
+                    return answer
+                kept = new.budget_pool is not None
+            finally:
+                if budget.pool is not None and not kept:
+                    # The session never started (or someone else's write won): give back
+                    # what it held of the group's budget.
+                    self.store.release_pool(budget.held_in, budget.held)
+            profile = self.by_fleet.get(adopted.fleet) if adopted is not None else target
+            log("INFO", "allocated", id=who.id, gs=new.gs, target=new.target,
+                adopted=adopted is not None, profile=profile.name if profile else None)
+            return ready(who, new, profile)
         if not self.store.record_allocation(who.id, token, new, now):
             return self._settle_after_lost_lock(who, new, now)
         profile = self.by_fleet.get(adopted.fleet) if adopted is not None else target
@@ -279,6 +299,13 @@ class Allocator:
             return (self.membership.is_member(group, who.email)
                     if self.membership is not None and who.email else None)
         budget = budget_of(who.email or "", budgets, group_answer)
+        if budget is not None and budget.pool is not None:
+            # Shared by the group's members: used and held, checked and held atomically.
+            cap = self.settings.max_session_seconds * target.gpus_per_pod
+            ok, amount, field = self.store.reserve_pool(budget.pool, budget.gpu_hours * 3600,
+                                                        cap, now)
+            return pool_budget(ok, amount, field, budget, target.gpus_per_pod, now,
+                               next_month_start(now), budgets.contact)
         return within_budget(self.store.used_this_month(who.id, now), budget,
                              target.gpus_per_pod, now, next_month_start(now), budgets.contact)
 

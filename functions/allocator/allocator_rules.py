@@ -176,6 +176,7 @@ def event_time(event: dict) -> float:
 class Budget:
     gpu_hours: float
     source: str           # the member entry, or "default"
+    pool: Optional[str] = None   # a group's email: the budget is shared by its members
 
 
 def budget_of(email: str, budgets, group_answer: Callable[[str], Optional[bool]]
@@ -196,7 +197,7 @@ def budget_of(email: str, budgets, group_answer: Callable[[str], Optional[bool]]
         elif kind == "domain" and value == domain:
             by_kind["domain"].append(Budget(hours, member))
         elif kind == "group" and group_answer(value):
-            by_kind["group"].append(Budget(hours, member))
+            by_kind["group"].append(Budget(hours, member, pool=value))
     for kind in ("user", "group", "domain"):
         if by_kind[kind]:
             return max(by_kind[kind], key=lambda b: b.gpu_hours)
@@ -210,6 +211,28 @@ class BudgetVerdict:
     allowed: bool
     ends_at: Optional[float] = None   # when the session must end for the budget
     message: str = ""
+    source: str = ""
+    pool: Optional[str] = None        # a group's shared budget the session holds part of
+    held: Optional[float] = None      # GPU-seconds held
+    held_in: Optional[str] = None     # the reservation's field
+
+
+def _resets(resets_at: float) -> str:
+    return time.strftime("%d %B %Y", time.gmtime(resets_at)).lstrip("0")
+
+
+def pool_budget(ok: bool, amount: float, field: str, budget: Budget, gpus_per_pod: float,
+                now: float, resets_at: float, contact: str) -> BudgetVerdict:
+    """A group's shared budget, after the atomic check-and-hold: refused when the group's
+    used and held GPU-seconds (`amount`) leave nothing; else the session holds `amount`
+    and ends when it is spent."""
+    if not ok:
+        return BudgetVerdict(False, source=budget.source, message=(
+            f"Your group {budget.pool} has used {amount / 3600:.1f} of the {budget.gpu_hours:g} "
+            f"GPU-hours its members share this month (running sessions included). It resets on "
+            f"{_resets(resets_at)} (UTC). For more, ask {contact}."))
+    return BudgetVerdict(True, ends_at=now + amount / max(gpus_per_pod, 1e-9),
+                         source=budget.source, pool=budget.pool, held=amount, held_in=field)
 
 
 def within_budget(used_gpu_seconds: float, budget: Optional[Budget], gpus_per_pod: float,
@@ -221,8 +244,7 @@ def within_budget(used_gpu_seconds: float, budget: Optional[Budget], gpus_per_po
     allowed = budget.gpu_hours * 3600
     left = allowed - used_gpu_seconds
     if left <= 0:
-        reset = time.strftime("%d %B %Y", time.gmtime(resets_at)).lstrip("0")
-        return BudgetVerdict(False, message=(
+        return BudgetVerdict(False, source=budget.source, message=(
             f"You have used {used_gpu_seconds / 3600:.1f} of your {budget.gpu_hours:g} GPU-hours "
-            f"this month. Your budget resets on {reset} (UTC). For more, ask {contact}."))
-    return BudgetVerdict(True, ends_at=now + left / max(gpus_per_pod, 1e-9))
+            f"this month. Your budget resets on {_resets(resets_at)} (UTC). For more, ask {contact}."))
+    return BudgetVerdict(True, ends_at=now + left / max(gpus_per_pod, 1e-9), source=budget.source)

@@ -133,6 +133,7 @@ class AllocatorSettings:
     groups_api_url: str = "https://cloudidentity.googleapis.com"
     group_cache_seconds: int = 300
     budgets: object = None        # shared.budgets.Budgets, or None: no caps
+    max_session_seconds: int = 8 * 3600   # the longest a group-budget session may hold
 
     @classmethod
     def from_env(cls, env=os.environ) -> "AllocatorSettings":
@@ -144,7 +145,8 @@ class AllocatorSettings:
                    profiles=tuple(_profiles(env)),
                    groups_api_url=env.get(GROUPS_API_URL) or "https://cloudidentity.googleapis.com",
                    group_cache_seconds=_int(env, GROUP_CACHE_SECONDS, 300),
-                   budgets=_budgets(env))
+                   budgets=_budgets(env),
+                   max_session_seconds=_int(env, "MAX_SESSION_SECONDS", 8 * 3600, 1))
 
 
 def _budgets(env):

@@ -75,6 +75,20 @@ if ends then redis.pcall('ZADD', KEYS[5], ends, ARGV[2]) else redis.pcall('ZREM'
 return 1
 """
 
+# KEYS: month, reserved. ARGV: pool, reserved field, allowed, cap. A group's shared budget:
+# what its members' ended sessions used this month plus what running ones hold must leave
+# room, and the new session holds up to `cap` of it, atomically (two members starting at
+# once cannot both spend the last hour). Answers {1, held} or {0, used + held}.
+_RESERVE_POOL = """
+local used = tonumber(redis.call('HGET', KEYS[1], 'budget:' .. ARGV[1]) or '0')
+local held = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+local left = tonumber(ARGV[3]) - used - held
+if left <= 0 then return {0, tostring(used + held)} end
+local take = math.min(left, tonumber(ARGV[4]))
+redis.call('HINCRBYFLOAT', KEYS[2], ARGV[2], take)
+return {1, tostring(take)}
+"""
+
 # KEYS: lock. ARGV: token, ms. Fencing: the allocator checks that it still holds the lock
 # (and extends it) before every Kubernetes write it makes for the identity.
 _EXTEND_LOCK = """
@@ -138,7 +152,8 @@ return 0
 """
 
 # Batched: KEYS activity, sessions, usage, month, then (map, lock) per session, then
-# budget-ends. ARGV maxlen,
+# budget-ends and reserved. A session that drew on a group's shared budget charges it and
+# gives back what it had reserved, in the same script. ARGV maxlen,
 # lock token ('' if none), then (id, gs, start, end, seconds, gpu_seconds, reason) per
 # session. Drops each mapping that still points at its gs with its index entries, appends
 # the usage record, adds the GPU-seconds to the person's month, and releases the culler's
@@ -147,16 +162,25 @@ return 0
 # (one bad key, not the pass).
 _FINISH_SESSIONS = """
 local out = {}
-for i = 0, (#KEYS - 5) / 2 - 1 do
+for i = 0, (#KEYS - 6) / 2 - 1 do
   local map, lock = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
   local b = 3 + 7 * i
   local id, gs = ARGV[b], ARGV[b + 1]
   if ARGV[2] ~= '' and redis.pcall('GET', lock) == ARGV[2] then redis.call('DEL', lock) end
   if redis.pcall('HGET', map, 'gs') == gs then
+    local pool = redis.pcall('HGET', map, 'budget_pool')
+    if type(pool) == 'string' then
+      redis.pcall('HINCRBYFLOAT', KEYS[4], 'budget:' .. pool, ARGV[b + 5])
+      local held = redis.pcall('HGET', map, 'budget_reserved')
+      local field = redis.pcall('HGET', map, 'budget_reserved_in')
+      if type(held) == 'string' and type(field) == 'string' then
+        redis.pcall('HINCRBYFLOAT', KEYS[#KEYS], field, -tonumber(held))
+      end
+    end
     redis.call('DEL', map)
     redis.pcall('ZREM', KEYS[1], id)
     redis.pcall('ZREM', KEYS[2], id)
-    redis.pcall('ZREM', KEYS[#KEYS], id)
+    redis.pcall('ZREM', KEYS[#KEYS - 1], id)
     redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'gs', gs,
                'start', ARGV[b + 2], 'end', ARGV[b + 3], 'seconds', ARGV[b + 4],
                'gpu_seconds', ARGV[b + 5], 'reason', ARGV[b + 6])
@@ -218,6 +242,9 @@ def _mapping_fields(mapping: "Mapping") -> list[str]:
               "email", mapping.email]
     if mapping.budget_ends_at is not None:
         fields += ["budget_ends_at", repr(mapping.budget_ends_at)]
+    if mapping.budget_pool is not None and mapping.budget_reserved is not None:
+        fields += ["budget_pool", mapping.budget_pool, "budget_reserved",
+                   repr(mapping.budget_reserved), "budget_reserved_in", mapping.budget_reserved_in or ""]
     return fields
 
 
@@ -239,6 +266,9 @@ class Mapping:
     email: str
     culling: float | None = None
     budget_ends_at: float | None = None   # the person's GPU-hour budget ends the session then
+    budget_pool: str | None = None        # the group whose shared budget it draws on
+    budget_reserved: float | None = None  # what it holds of that budget until it ends
+    budget_reserved_in: str | None = None  # the reservation's field (`<YYYY-MM>|<group>`)
 
     @classmethod
     def parse(cls, fields: dict) -> "Mapping":
@@ -261,8 +291,13 @@ class Mapping:
             raise CorruptRecord("the game server name is not a Kubernetes object name")
         if not TARGET.fullmatch(target):
             raise CorruptRecord("the target is not <address>:<port>")
+        try:
+            held = float(fields["budget_reserved"]) if fields.get("budget_reserved") else None
+        except ValueError:
+            raise CorruptRecord("a budget amount is not a number") from None
         return cls(gs, target, allocated_at, fields.get("sub", ""), fields.get("email", ""),
-                   culling, budget)
+                   culling, budget, fields.get("budget_pool") or None, held,
+                   fields.get("budget_reserved_in") or None)
 
 
 def certificate_names(cert: dict, host: str) -> bool:
@@ -327,6 +362,7 @@ class SessionStore:
         self.usage_key = f"{prefix}usage"
         self.reconcile_key = f"{prefix}reconcile"
         self.budget_ends_key = f"{prefix}budget-ends"
+        self.reserved_key = f"{prefix}reserved"
         s = client.register_script
         self._release_lock, self._record_allocation = s(_RELEASE_LOCK), s(_RECORD_ALLOCATION)
         self._drop_mapping_if, self._claim_culls = s(_DROP_MAPPING_IF), s(_CLAIM_CULLS)
@@ -335,6 +371,7 @@ class SessionStore:
         self._extend_lock = s(_EXTEND_LOCK)
         self._restore_mapping = s(_RESTORE_MAPPING)
         self._record_usage = s(_RECORD_USAGE)
+        self._reserve_pool = s(_RESERVE_POOL)
 
     def map_key(self, id_: str) -> str:
         return f"{self.prefix}map:{id_}"
@@ -400,6 +437,18 @@ class SessionStore:
         return self.client.zrangebyscore(self.budget_ends_key, "-inf", repr(now), start=0,
                                          num=limit, withscores=True)
 
+    def reserve_pool(self, pool: str, allowed: float, cap: float, now: float
+                     ) -> tuple[bool, float, str]:
+        """(held, seconds held or used so far, the reservation's field) for a group budget."""
+        field = f"{time.strftime('%Y-%m', time.gmtime(now))}|{pool}"
+        ok, amount = self._reserve_pool(keys=[self.month_key(now), self.reserved_key],
+                                        args=[pool, field, repr(allowed), repr(cap)])
+        return bool(ok), float(amount), field
+
+    def release_pool(self, field: str, amount: float) -> None:
+        """Give back a reservation whose session never started."""
+        self.client.hincrbyfloat(self.reserved_key, field, -amount)
+
     def used_this_month(self, id_: str, now: float) -> float:
         """GPU-seconds of the person's sessions that ended this calendar month (UTC)."""
         return float(self.client.hget(self.month_key(now), id_) or 0.0)
@@ -460,7 +509,7 @@ class SessionStore:
             for id_, gs, usage in chunk:
                 keys += [self.map_key(id_), self.lock_key(id_)]
                 args += [id_, gs] + [str(usage[f]) for f in USAGE_FIELDS[2:]]
-            keys.append(self.budget_ends_key)
+            keys += [self.budget_ends_key, self.reserved_key]
             self._finish_sessions(keys=keys, args=args, client=pipe)
         return [code == 1 for codes in pipe.execute() for code in codes]
 

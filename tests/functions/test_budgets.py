@@ -93,7 +93,7 @@ def test_budget_rules_table():
                              ("group:h@x.com", 20.0), ("domain:x.com", 5.0)), "ops")
     members = {("b@x.com", "h@x.com")}                                   # b is in h only
     cases = [("a@x.com", Budget(3.0, "user:a@x.com")),                   # user beats group
-             ("b@x.com", Budget(20.0, "group:h@x.com")),                 # the group they are in
+             ("b@x.com", Budget(20.0, "group:h@x.com", pool="h@x.com")),  # their group's pool
              ("c@y.org", Budget(10.0, "default"))]
     for email, expected in cases:
         got = budget_of(email, budgets, lambda g, email=email: (email, g) in members)
@@ -109,3 +109,78 @@ def test_budget_rules_table():
     assert under.allowed and under.ends_at == pytest.approx(now + 3600)  # half a GPU: twice as long
     assert within_budget(10 ** 9, None, 1.0, now, now, "ops").allowed
     assert next_month_start(1798761599.0) == 1798761600.0               # 2026-12-31T23:59:59Z
+
+
+GROUP = {"members": [{"member": "group:team@example.com", "gpuHours": 1}], "contact": "ops"}
+BOB = Identity("g-100000000000000000002", "accounts.google.com:100000000000000000002",
+               "bob@example.com")
+
+
+class Members:
+    """Both are in team@example.com (the Cloud Identity answer, without the API)."""
+
+    def is_member(self, group, email):
+        return group == "team@example.com"
+
+
+def _group_allocator(store, agones, clock=time.time) -> Allocator:
+    return Allocator(store, _client(agones), AllocatorSettings(
+        iap_audience="aud", iap_certs_url="https://keys.invalid", clock_skew_seconds=30,
+        lock_seconds=20, lock_wait_seconds=2, max_session_seconds=8 * 3600,
+        budgets=load_budgets({"SDFLEET_BUDGETS": json.dumps(GROUP)})),
+        clock=clock, membership=Members())
+
+
+def test_a_groups_last_hour_goes_to_one_of_two_members_starting_at_once(store, m_agones):
+    import threading
+    for i in range(4):
+        m_agones.add_ready(f"gs-{i}", port=7000 + i)
+    allocator = _group_allocator(store, m_agones)
+    answers, start = {}, threading.Barrier(2)
+
+    def go(who):
+        start.wait()
+        answers[who.email] = allocator.allocate(who)
+    threads = [threading.Thread(target=go, args=(p,)) for p in (ALICE, BOB)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    statuses = sorted(a["status"] for a in answers.values())
+    assert statuses == ["ready", "refused"], answers
+    loser = next(a for a in answers.values() if a["status"] == "refused")
+    assert loser["reason"] == "over-budget" and "team@example.com" in loser["message"]
+    assert len(m_agones.game_servers("Allocated")) == 1
+    held = {k: float(v) for k, v in store.client.hgetall(store.reserved_key).items()}
+    assert list(held.values()) == [pytest.approx(3600)]                   # the whole hour held
+
+
+def test_a_group_session_charges_the_group_and_gives_back_what_it_held(store, m_agones):
+    now = time.time()
+    m_agones.add_ready("gs-0", port=7000)
+    allocator = _group_allocator(store, m_agones, clock=lambda: now)
+    assert allocator.allocate(ALICE)["status"] == "ready"
+    mapping = store.mapping(ALICE.id)
+    assert mapping.budget_pool == "team@example.com" and mapping.budget_reserved == 3600
+    assert mapping.budget_ends_at == pytest.approx(now + 3600)
+    from shared.state import usage_record
+    usage = usage_record(ALICE.id, mapping.gs, now, now + 900, "idle")
+    assert store.finish_sessions([(ALICE.id, mapping.gs, usage)]) == [True]
+    month = store.client.hgetall(store.month_key(now + 900))
+    assert float(month["budget:team@example.com"]) == pytest.approx(900)
+    assert float(month[ALICE.id]) == pytest.approx(900)
+    held = {k: float(v) for k, v in store.client.hgetall(store.reserved_key).items()}
+    assert list(held.values()) == [pytest.approx(0)]
+    # Bob now gets what is left: 45 minutes.
+    m_agones.add_ready("gs-1", port=7001)
+    answer = _group_allocator(store, m_agones, clock=lambda: now + 900).allocate(BOB)
+    assert answer["status"] == "ready"
+    assert store.mapping(BOB.id).budget_ends_at == pytest.approx(now + 900 + 2700)
+
+
+def test_a_group_reservation_is_given_back_when_no_pod_can_be_had(store, m_agones):
+    allocator = _group_allocator(store, m_agones)                        # no Ready pod at all
+    answer = allocator.allocate(ALICE)
+    assert answer["status"] == "pending"
+    held = {k: float(v) for k, v in store.client.hgetall(store.reserved_key).items()}
+    assert all(v == pytest.approx(0) for v in held.values())
