@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from components.config.versions import AGONES_CHART_VERSION, AGONES_KUBERNETES_MINORS
 from components.registries.frameworks import BATCH_FRAMEWORKS, WEBUI_FRAMEWORKS
 from components.config.budgets import BudgetsConfig
-from components.config.profiles import PeakHours, ProfileConfig
+from components.config.profiles import PeakHours, ProfileConfig, _profile_member
 from components.config.fields import (Accelerator, Cidr, Cron, DnsLabel, Ec2InstanceType,
                                       GceMachineType, ImageHost, Quantity, Section, _download_url, _gpu_count, _hf_repo_id, _member,
                                       _relative_path, _revision)
@@ -318,6 +318,10 @@ class AccessConfig(Section):
         None,
         description=("A custom OAuth client for IAP (`<number>-<id>.apps.googleusercontent.com`), to admit "
                     "people from outside the organization; its secret goes in sdfleet:iapOauthClientSecret."))
+    admins: list[Annotated[str, AfterValidator(_profile_member)]] = Field(
+        default_factory=list,
+        description=("Who sees /_sdfleet/admin (running sessions, usage, budgets) and may end a "
+                     "session: user:, group: or domain: members."))
 
     @model_validator(mode="before")
     @classmethod

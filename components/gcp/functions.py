@@ -91,6 +91,8 @@ class FunctionSettings:
     profiles: Optional[list[dict]] = None
     # GPU-hour budgets as the allocator reads them (budget_records); None: no caps.
     budgets: Optional[dict] = None
+    # Who may see and end sessions (access.admins).
+    admins: tuple[str, ...] = ()
 
 
 def profile_records(profiles: list[Profile], fleet_names: dict[str, str], platform,
@@ -229,6 +231,8 @@ class ControlFunctions(pulumi.ComponentResource):
         if args.settings.profiles is not None:
             common_env[FUNCTIONS_ENV.PROFILES] = json.dumps(args.settings.profiles,
                                                             separators=(",", ":"))
+        if args.settings.admins:
+            common_env[FUNCTIONS_ENV.ADMINS] = json.dumps(list(args.settings.admins))
         if args.settings.budgets is not None:
             common_env[FUNCTIONS_ENV.BUDGETS] = json.dumps(args.settings.budgets,
                                                            separators=(",", ":"))

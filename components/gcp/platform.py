@@ -70,7 +70,8 @@ class GcpPlatform(pulumi.ComponentResource):
         profiles = p.effective_profiles
         # Profiles or budgets that name groups: the allocator asks Cloud Identity.
         checks_groups = uses_groups(profiles) or any(
-            m.member.startswith("group:") for m in (p.budgets.members if p.budgets else []))
+            m.member.startswith("group:") for m in (p.budgets.members if p.budgets else [])) \
+            or any(m.startswith("group:") for m in (p.access.admins if p.access else []))
         self.apis = ProjectApis(f"{name}-apis", project,
                                 extra=(GROUPS_API,) if checks_groups else (),
                                 opts=pulumi.ResourceOptions(parent=self))
@@ -178,7 +179,7 @@ class GcpPlatform(pulumi.ComponentResource):
                 gpus_per_pod=p.gpu_pool(default_profile.gpu_pool).gpus_per_pod,
                 profiles=None if profiles[0].implicit else profile_records(
                     profiles, self.fleet.fleet_names, p, region),
-                budgets=budget_records(p.budgets)),
+                budgets=budget_records(p.budgets), admins=tuple(p.access.admins)),
             router_member=self.router_identity.member, labels=labels), opts=after_apis)
         self.fleet_access = FleetAccess(f"{name}-fleet-access", FleetAccessArgs(
             namespace=p.fleet.namespace, allocator_user=self.functions.allocator_account.email,

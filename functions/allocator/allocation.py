@@ -161,6 +161,13 @@ class Allocator:
             if answer:
                 return answer
             if target is None and not adopt_only:
+                notice = self.store.client.getdel(f"{self.store.prefix}ended-by-admin:{who.id}")
+                if notice:
+                    # Said once: the next page load starts a new session as usual.
+                    return refused(who, Admission(
+                        False, "ended-by-admin", "An administrator ended your session. Your "
+                        "saved outputs are in your folder; reload the page to start a new one."),
+                        [])
                 admissions = self._admissions(who)
                 choice = choose(self.profiles, admissions, self.store.chosen_profile(who.id),
                                 profile)

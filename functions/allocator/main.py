@@ -6,6 +6,7 @@
                      end a session in another profile first
     GET  /status     the same answer shapes, never allocating
     GET  /profiles   the profiles the caller may use, their current and chosen one
+    GET  /admin, POST /admin/end   administrators only (admin.py)
 
 The caller is identified only by the IAP assertion in `x-goog-iap-jwt-assertion`
 (verified here, on top of the platform's own check of the router's OIDC token). Bad or
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import re
 
+from admin import AdminDesk
 from allocation import Allocator
 from membership import GroupMembership
 from shared.agones import AgonesClient, KubernetesError, KubernetesUnavailable
@@ -38,12 +40,17 @@ _authenticator = IapAuthenticator(_settings.iap_audience, _settings.iap_certs_ur
 _allocator = Allocator(_store, AgonesClient(KubernetesSettings.from_env()), _settings,
                        membership=GroupMembership(_settings.groups_api_url,
                                                   cache_seconds=_settings.group_cache_seconds))
+_admin = AdminDesk(_allocator)
 PROFILE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,18}[a-z0-9])?")
 
 
-def _allocate(who, request):
+def _body(request) -> dict:
     body = request.get_json(silent=True)
-    body = body if isinstance(body, dict) else {}
+    return body if isinstance(body, dict) else {}
+
+
+def _allocate(who, request):
+    body = _body(request)
     profile = body.get("profile")
     if profile is not None and not (isinstance(profile, str) and PROFILE_NAME.fullmatch(profile)):
         return error_response(400, "bad-profile", "profile must be a profile's name")
@@ -53,7 +60,9 @@ def _allocate(who, request):
 
 ROUTES = {"/allocate": ("POST", _allocate),
           "/status": ("GET", lambda who, _request: _allocator.status(who)),
-          "/profiles": ("GET", lambda who, _request: _allocator.offer(who))}
+          "/profiles": ("GET", lambda who, _request: _allocator.offer(who)),
+          "/admin": ("GET", lambda who, _request: _admin.sessions(who)),
+          "/admin/end": ("POST", lambda who, request: _admin.end(who, _body(request).get("id")))}
 
 
 def allocate(request):

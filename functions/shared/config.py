@@ -7,6 +7,7 @@ instead of answering with half a configuration.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -134,6 +135,7 @@ class AllocatorSettings:
     group_cache_seconds: int = 300
     budgets: object = None        # shared.budgets.Budgets, or None: no caps
     max_session_seconds: int = 8 * 3600   # the longest a group-budget session may hold
+    admins: tuple[str, ...] = ()  # members who may see and end sessions
 
     @classmethod
     def from_env(cls, env=os.environ) -> "AllocatorSettings":
@@ -146,7 +148,22 @@ class AllocatorSettings:
                    groups_api_url=env.get(GROUPS_API_URL) or "https://cloudidentity.googleapis.com",
                    group_cache_seconds=_int(env, GROUP_CACHE_SECONDS, 300),
                    budgets=_budgets(env),
-                   max_session_seconds=_int(env, "MAX_SESSION_SECONDS", 8 * 3600, 1))
+                   max_session_seconds=_int(env, "MAX_SESSION_SECONDS", 8 * 3600, 1),
+                   admins=_admins(env))
+
+
+def _admins(env) -> tuple[str, ...]:
+    from .env import ADMINS
+    raw = env.get(ADMINS)
+    if not raw:
+        return ()
+    try:
+        members = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{ADMINS} is not JSON") from None
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise ConfigError(f"{ADMINS} must be a JSON list of members")
+    return tuple(members)
 
 
 def _budgets(env):

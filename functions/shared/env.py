@@ -6,3 +6,4 @@ PROFILES = "SDFLEET_PROFILES"                   # allocator, culler: the profile
 GROUPS_API_URL = "SDFLEET_GROUPS_API_URL"       # allocator: Cloud Identity's endpoint (tests: a fake)
 GROUP_CACHE_SECONDS = "SDFLEET_GROUP_CACHE_SECONDS"  # allocator: how long a membership answer is kept
 BUDGETS = "SDFLEET_BUDGETS"                     # allocator: GPU-hour budgets as JSON (docs/contracts.md)
+ADMINS = "SDFLEET_ADMINS"                       # allocator: who may see and end sessions (JSON list of members)

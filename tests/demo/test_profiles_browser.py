@@ -51,6 +51,7 @@ def profiles_demo(tmp_path_factory):
     platform["gpuPools"].append(A100_POOL)
     platform["profiles"] = PROFILES
     platform["budgets"] = {"defaultGpuHours": 1, "contact": "#gpu-help on the team chat"}
+    platform["access"]["admins"] = ["user:ada@example.com"]
     raw["config"]["sdfleet:platform"] = platform
     path = tmp_path_factory.mktemp("stack") / "Pulumi.demo.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -58,7 +59,7 @@ def profiles_demo(tmp_path_factory):
                  config_file=path, overrides={
                      **TEST_TIMINGS, "noCapacity": ["big"],
                      "accounts": ["ada@example.com", "grace@example.com", "lin@example.com",
-                                  "kim@example.com"]}
+                                  "kim@example.com", "mo@example.com"]}
                  ).start()
     yield world
     world.stop()
@@ -169,3 +170,31 @@ def test_over_budget_says_used_allowed_reset_and_whom_to_ask(profiles_demo, at_b
     assert "resets on 1 " in text and "#gpu-help on the team chat" in text
     kim.driver.save_screenshot(str(screenshots / "budget-over.png"))
     assert fleets_of(profiles_demo, kim.email) == []
+
+
+def test_an_administrator_sees_sessions_and_ends_one_and_its_person_is_told(
+        profiles_demo, at_browser, screenshots):
+    mo, ada, grace = (at_browser("mo@example.com"), at_browser("ada@example.com"),
+                      at_browser("grace@example.com"))
+    mo.sign_in()
+    mo.webui()
+    grace.sign_in()
+    grace.driver.get(profiles_demo.url + "/_sdfleet/admin")
+    assert grace.driver.title == "For administrators only"             # not an admin: 403
+    ada.sign_in()
+    ada.driver.get(profiles_demo.url + "/_sdfleet/admin")
+    mo_id = identity_of(mo.email)
+    row = ada.wait_for("mo's session", lambda: ada.driver.find_elements(
+        By.CSS_SELECTOR, f"tr[data-id='{mo_id}']"))[0]
+    assert "mo@example.com" in row.text and "a1111" in row.text
+    ada.driver.save_screenshot(str(screenshots / "admin-sessions.png"))
+    row.find_element(By.CSS_SELECTOR, "button[data-end]").click()
+    ada.driver.switch_to.alert.accept()                                   # "unsaved work is lost"
+    ada.wait_for("the row to go", lambda: not ada.driver.find_elements(
+        By.CSS_SELECTOR, f"tr[data-id='{mo_id}']"))
+    assert fleets_of(profiles_demo, mo.email) == []
+    mo.driver.get(profiles_demo.url + "/")
+    mo.wait_for("the notice", lambda: mo.driver.title == "Your session was ended")
+    assert "An administrator ended your session" in mo.driver.find_element(By.ID, "message").text
+    mo.driver.get(profiles_demo.url + "/")                                # said once; starts again
+    mo.webui()

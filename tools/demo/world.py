@@ -168,6 +168,8 @@ class Demo:
                 profile_records(self.profiles, self.fleet_names, self.platform, "us-central1"))}),
             **({} if self.platform.budgets is None else {FUNCTIONS_ENV.BUDGETS: json.dumps(
                 budget_records(self.platform.budgets))}),
+            **({FUNCTIONS_ENV.ADMINS: json.dumps(list(self.platform.access.admins))}
+               if self.platform.access.admins else {}),
         }
 
     def _function(self, name: str, target: str) -> ManagedProcess:

@@ -290,6 +290,8 @@ def render(settings: Settings) -> str:
         "allocator_host": urlsplit(settings.allocator_url).netloc,
         # The allocator's other route, beside /allocate (functions/allocator/main.py).
         "allocator_profiles_url": re.sub(r"/allocate$", "/profiles", settings.allocator_url),
+        # /_sdfleet/allocator-admin[/end] -> <function>/admin[/end]
+        "allocator_admin_url": re.sub(r"/allocate$", "/admin", settings.allocator_url),
         "allocator_timeout": settings.allocator_timeout,
         "allocator_tls": _allocator_tls(settings),
         "metadata_identity_url": _metadata_identity_url(settings),

@@ -47,7 +47,7 @@ local function authorization()
 end
 
 local ANSWERS = { ready = true, pending = true, unavailable = true, choose = true,
-                  refused = true, profiles = true }
+                  refused = true, profiles = true, admin = true, ended = true }
 
 -- POST /allocate: the decoded answer, or nil, err (the allocator could not be asked).
 -- adopt_only: find the person's game server, never allocate one. profile: the person's
@@ -65,6 +65,15 @@ end
 -- GET /profiles: what the person may choose, their current and chosen profile.
 function _M.profiles()
     return _M.ask("/_sdfleet/allocator-profiles", ngx.HTTP_GET, "")
+end
+
+-- The administrators' page: GET /admin, and POST /admin/end {"id": ...}.
+function _M.admin_sessions()
+    return _M.ask("/_sdfleet/allocator-admin", ngx.HTTP_GET, "")
+end
+
+function _M.admin_end(id)
+    return _M.ask("/_sdfleet/allocator-admin/end", ngx.HTTP_POST, cjson.encode({ id = id }))
 end
 
 function _M.ask(location, method, body)

@@ -187,7 +187,9 @@ function _M.choose(decision)
     return send(200, html, facts)
 end
 
-local FORBIDDEN_TITLES = { ["over-budget"] = "Your GPU-hour budget is used up" }
+local FORBIDDEN_TITLES = { ["over-budget"] = "Your GPU-hour budget is used up",
+                           ["ended-by-admin"] = "Your session was ended",
+                           ["not-an-admin"] = "For administrators only" }
 
 -- The allocator refused this person the profile (or every profile): 403 with its sentence.
 function _M.forbidden(decision)
@@ -234,6 +236,37 @@ function _M.profiles(answer, confirm)
             .. "<p><a href=\"/\">Back to my WebUI</a></p>"
     end
     return send(200, page("Your WebUI profiles", body), answer)
+end
+
+local function clock(epoch)
+    return type(epoch) == "number" and os.date("!%Y-%m-%d %H:%M UTC", math.floor(epoch)) or "-"
+end
+
+-- /_sdfleet/admin: the running sessions, each with a button that ends it.
+function _M.admin(answer)
+    local rows = {}
+    for _, row in ipairs(type(answer.sessions) == "table" and answer.sessions or {}) do
+        rows[#rows + 1] = "<tr data-id=\"" .. escape(row.id) .. "\"><td>" .. escape(row.email)
+            .. "</td><td>" .. escape(row.profile or "-") .. "</td><td>" .. clock(row.since)
+            .. "</td><td>" .. clock(row.lastActivity) .. "</td><td>"
+            .. escape(row.gpuHoursThisMonth) .. "</td><td>"
+            .. escape(row.budgetLeftHours ~= nil and row.budgetLeftHours or "-") .. "</td><td>"
+            .. "<form method=\"post\" action=\"/_sdfleet/admin\" onsubmit=\"return confirm("
+            .. "'End this session? Unsaved work in its WebUI is lost.')\">"
+            .. "<input type=\"hidden\" name=\"id\" value=\"" .. escape(row.id) .. "\">"
+            .. "<button type=\"submit\" data-end=\"" .. escape(row.id) .. "\">End</button></form></td></tr>"
+    end
+    local body = "<h1>Running sessions</h1><p>Month " .. escape(answer.month) .. ": "
+        .. #rows .. " session(s). Ending one deletes its pod; its saved outputs stay in the "
+        .. "person's folder, and the person is told an administrator ended it.</p>"
+        .. "<table id=\"sessions\"><tr><th>Person</th><th>Profile</th><th>Since</th>"
+        .. "<th>Last activity</th><th>GPU-hours this month</th><th>Budget left (h)</th><th></th></tr>"
+        .. table.concat(rows) .. "</table>"
+    local html = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        .. "<title>Running sessions</title><style>body{font-family:sans-serif;margin:2em}"
+        .. "td,th{padding:4px 10px;text-align:left;border-bottom:1px solid #ddd}</style></head>"
+        .. "<body>" .. body .. "</body></html>"
+    return send(200, html, answer)
 end
 
 -- A streamed upload whose pod failed under it: it cannot be sent again.

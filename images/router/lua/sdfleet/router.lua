@@ -232,6 +232,43 @@ local function profiles()
     return pages.profiles(answer, confirm)
 end
 
+-- /_sdfleet/admin: GET lists running sessions, POST id=<identity id> ends one. The
+-- allocator decides who is an administrator; the router only shows its answers.
+local function admin()
+    local person = verified_person()
+    if not person then
+        return
+    end
+    local allocator = require("sdfleet.allocator")
+    if ngx.req.get_method() == "POST" then
+        if not same_origin() then
+            return pages.forbidden({ reason = "cross-site", message = "This request did not "
+                .. "come from this platform's own page; go back and use the button there." })
+        end
+        ngx.req.read_body()
+        local args = ngx.req.get_post_args(5) or {}
+        local answer = allocator.admin_end(type(args.id) == "string" and args.id or "")
+        if not answer then
+            return pages.unavailable({ action = "unavailable", reason = "allocator-unavailable" })
+        end
+        if answer.status == "refused" or answer.status == "unavailable" then
+            return respond(routing.from_allocator(answer))
+        end
+        return ngx.redirect("/_sdfleet/admin", ngx.HTTP_SEE_OTHER)
+    end
+    local answer = allocator.admin_sessions()
+    if not answer then
+        return pages.unavailable({ action = "unavailable", reason = "allocator-unavailable" })
+    end
+    if answer.status == "unauthenticated" then
+        return pages.unauthenticated("allocator-refused")
+    end
+    if answer.status ~= "admin" then
+        return respond(routing.from_allocator(answer))
+    end
+    return pages.admin(answer)
+end
+
 -- What the pod's front answers while its WebUI restarts (docs/contracts.md section 5).
 local POD_STATUS_RESTARTING = "webui-restarting"
 
@@ -347,6 +384,7 @@ end
 _M.access = guarded(access)
 _M.status = guarded(status)
 _M.profiles = guarded(profiles)
+_M.admin = guarded(admin)
 _M.pod_failed = guarded(pod_failed)
 _M.pod_failed_again = guarded(pod_failed_again)
 _M.stream_failed = guarded(stream_failed)
