@@ -12,7 +12,7 @@ Schema (prefix `sdfleet:` by default, env REDIS_PREFIX; docs/contracts.md sectio
                           allocates and by the culler while it deletes that identity's game
                           server; released only by its holder (compare-and-delete)
   <p>usage        stream  one entry per ended session: id, gs, start, end, seconds,
-                          gpu_seconds, reason (approximately capped at USAGE_MAXLEN entries)
+                          gpu_seconds, reason, email (approximately capped at USAGE_MAXLEN)
   <p>usage:<YYYY-MM>  hash  member <id> -> GPU-seconds of that person's sessions that ended in
                           that UTC month; incremented in the same script that ends a session
   <p>reconcile    hash    continue (Kubernetes list continue token), rank (mapping slice
@@ -168,6 +168,8 @@ for i = 0, (#KEYS - 6) / 2 - 1 do
   local id, gs = ARGV[b], ARGV[b + 1]
   if ARGV[2] ~= '' and redis.pcall('GET', lock) == ARGV[2] then redis.call('DEL', lock) end
   if redis.pcall('HGET', map, 'gs') == gs then
+    local email = redis.pcall('HGET', map, 'email')
+    if type(email) ~= 'string' then email = '' end
     local pool = redis.pcall('HGET', map, 'budget_pool')
     if type(pool) == 'string' then
       redis.pcall('HINCRBYFLOAT', KEYS[4], 'budget:' .. pool, ARGV[b + 5])
@@ -183,7 +185,7 @@ for i = 0, (#KEYS - 6) / 2 - 1 do
     redis.pcall('ZREM', KEYS[#KEYS - 1], id)
     redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'gs', gs,
                'start', ARGV[b + 2], 'end', ARGV[b + 3], 'seconds', ARGV[b + 4],
-               'gpu_seconds', ARGV[b + 5], 'reason', ARGV[b + 6])
+               'gpu_seconds', ARGV[b + 5], 'reason', ARGV[b + 6], 'email', email)
     redis.pcall('HINCRBYFLOAT', KEYS[4], id, ARGV[b + 5])
     out[#out + 1] = 1
   else
