@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 from pydantic import AfterValidator, Field
 
-from components.config.fields import Section
+from components.config.fields import Cron, Section
 
 _MEMBER = re.compile(r"^(user|group):[^@\s]+@[^@\s]+\.[a-z]{2,}$|^domain:[a-z0-9.-]+\.[a-z]{2,}$")
 
@@ -40,6 +40,15 @@ class BudgetsConfig(Section):
     contact: Annotated[str, Field(min_length=1, max_length=200)] = Field(
         "the platform's administrators",
         description="Whom a person over budget is told to ask, e.g. '#gpu-help on Slack'.")
+
+
+class UsageExportConfig(Section):
+    """A copy of every ended session in BigQuery, so usage survives Redis and can be queried."""
+
+    enabled: bool = Field(
+        False, description="Make a BigQuery dataset and table and export ended sessions into it.")
+    schedule: Cron = Field(
+        "15 3 * * *", description="When the export runs (Cloud Scheduler, UTC, five-field cron).")
 
 
 def budget_problems(platform, bad) -> None:

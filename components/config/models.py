@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from components.config.versions import AGONES_CHART_VERSION, AGONES_KUBERNETES_MINORS
 from components.registries.frameworks import BATCH_FRAMEWORKS, WEBUI_FRAMEWORKS
-from components.config.budgets import BudgetsConfig
+from components.config.budgets import BudgetsConfig, UsageExportConfig
 from components.config.profiles import PeakHours, ProfileConfig, _profile_member
 from components.config.fields import (Accelerator, Cidr, Cron, DnsLabel, Ec2InstanceType,
                                       GceMachineType, ImageHost, Quantity, Section, _download_url, _gpu_count, _hf_repo_id, _member,
@@ -632,6 +632,9 @@ class PlatformConfig(Section):
     budgets: Optional[BudgetsConfig] = Field(
         None,
         description="GCP: GPU-hours per person per month, enforced when sessions start and end.")
+    usage_export: UsageExportConfig = Field(
+        default_factory=UsageExportConfig,
+        description="GCP: ended sessions copied to BigQuery every day (a table partitioned by day).")
     profiles: list[ProfileConfig] = Field(
         default_factory=list,
         description=("GCP: what people may start (a framework on a GPU pool) and who may; "
@@ -686,4 +689,4 @@ class StackConfig(BaseModel):
 
 # Sections only a GCP interactive platform reads (field names of PlatformConfig).
 GCP_SECTIONS = frozenset({"network", "cluster", "system_pool", "gpu_pools", "storage", "cache",
-                          "fleet", "culling", "access", "profiles", "budgets"})
+                          "fleet", "culling", "access", "profiles", "budgets", "usage_export"})

@@ -24,7 +24,9 @@ import pulumi_gcp as gcp
 from pulumi_command import local
 
 from components.config import CullingConfig
+from components.config.budgets import UsageExportConfig
 from components.config.profiles import Profile
+from components.gcp.usage_export import UsageExport, UsageExportArgs, table_id
 from components.gcp.cache import RoutingCache
 from components.gcp.network import Network
 from components.gcp.service_account import ServiceAccount, account_id
@@ -93,6 +95,9 @@ class FunctionSettings:
     budgets: Optional[dict] = None
     # Who may see and end sessions (access.admins).
     admins: tuple[str, ...] = ()
+    # The usage export (usageExport), and the prefix its dataset is named by.
+    usage_export: Optional[UsageExportConfig] = None
+    prefix: str = "sdfleet"
 
 
 def profile_records(profiles: list[Profile], fleet_names: dict[str, str], platform,
@@ -239,10 +244,13 @@ class ControlFunctions(pulumi.ComponentResource):
         self.allocator = self._function(
             f"{name}-allocator", "allocator", "allocate", self.allocator_account, args.cache,
             common_env, min_instances=1, timeout=60)
+        exporting = args.settings.usage_export is not None and args.settings.usage_export.enabled
+        culler_env = {**common_env, "CULL_INVOKER_EMAILS": self.scheduler_account.email}
+        if exporting:
+            culler_env[FUNCTIONS_ENV.USAGE_TABLE] = table_id(args.project, args.settings.prefix)
         self.culler = self._function(
             f"{name}-culler", "culler", "cull", self.culler_account, args.cache,
-            {**common_env, "CULL_INVOKER_EMAILS": self.scheduler_account.email},
-            min_instances=0, timeout=120, audience_env="CULL_INVOKER_AUDIENCE")
+            culler_env, min_instances=0, timeout=120, audience_env="CULL_INVOKER_AUDIENCE")
 
         # gen2 functions are Cloud Run services: invoking them is run.invoker on the service.
         self._invoker(f"{name}-router-invokes-allocator", self.allocator, args.router_member)
@@ -260,6 +268,13 @@ class ControlFunctions(pulumi.ComponentResource):
                     audience=self.service_url(f"{name}-culler"))),
             # No call before the culler exists (and its caller may invoke it).
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.culler]))
+
+        self.usage_export = UsageExport(f"{name}-usage-export", UsageExportArgs(
+            config=args.settings.usage_export, project=args.project, region=args.region,
+            prefix=args.settings.prefix, labels=args.labels, culler=self.culler,
+            culler_url=self.service_url(f"{name}-culler"),
+            culler_member=self.culler_account.member,
+            scheduler_email=self.scheduler_account.email), opts=child) if exporting else None
 
         self.allocator_url = self.allocator.url
         self.register_outputs({"allocatorUrl": self.allocator.url, "cullerUrl": self.culler.url})

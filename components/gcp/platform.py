@@ -73,7 +73,8 @@ class GcpPlatform(pulumi.ComponentResource):
             m.member.startswith("group:") for m in (p.budgets.members if p.budgets else [])) \
             or any(m.startswith("group:") for m in (p.access.admins if p.access else []))
         self.apis = ProjectApis(f"{name}-apis", project,
-                                extra=(GROUPS_API,) if checks_groups else (),
+                                extra=((GROUPS_API,) if checks_groups else ())
+                                + (("bigquery.googleapis.com",) if p.usage_export.enabled else ()),
                                 opts=pulumi.ResourceOptions(parent=self))
         # Every Google Cloud resource of the platform waits for the APIs. A component's
         # `depends_on` does not reach the resources inside it (the SDK records a child's own
@@ -179,7 +180,8 @@ class GcpPlatform(pulumi.ComponentResource):
                 gpus_per_pod=p.gpu_pool(default_profile.gpu_pool).gpus_per_pod,
                 profiles=None if profiles[0].implicit else profile_records(
                     profiles, self.fleet.fleet_names, p, region),
-                budgets=budget_records(p.budgets), admins=tuple(p.access.admins)),
+                budgets=budget_records(p.budgets), admins=tuple(p.access.admins),
+                usage_export=p.usage_export, prefix=name),
             router_member=self.router_identity.member, labels=labels), opts=after_apis)
         self.fleet_access = FleetAccess(f"{name}-fleet-access", FleetAccessArgs(
             namespace=p.fleet.namespace, allocator_user=self.functions.allocator_account.email,
@@ -216,6 +218,8 @@ class GcpPlatform(pulumi.ComponentResource):
         }
         if not profiles[0].implicit:
             self.outputs["profiles"] = {pr.name: self.fleet.fleet_names[pr.name] for pr in profiles}
+        if self.functions.usage_export is not None:
+            self.outputs["usageTable"] = self.functions.usage_export.table_ref
         if checks_groups:
             # Cloud Identity answers a group check only for an account allowed to read the
             # group's members (README, "Profiles": grant it Groups Reader).

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
-LOCAL = {"shared", "allocation", "allocator_rules", "membership", "admin", "cull_pass", "rules", "main"}
+LOCAL = {"shared", "allocation", "allocator_rules", "membership", "admin", "cull_pass", "rules", "export", "main"}
 
 
 def _imports(folder: Path) -> set[str]:

@@ -32,6 +32,7 @@ NO_CHARGE = {
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
     "gcp:cloudfunctionsv2/functionIamMember:FunctionIamMember",
     "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",
+    "gcp:bigquery/datasetIamMember:DatasetIamMember",
     "gcp:secretmanager/secretIamMember:SecretIamMember",
     "gcp:storage/bucketIAMMember:BucketIAMMember",
     "gcp:iap/webBackendServiceIamMember:WebBackendServiceIamMember",
@@ -86,6 +87,9 @@ USAGE_BILLED = {
     "gcp:artifactregistry/repository:Repository": "Artifact Registry: per GB of images over 0.5 GB",
     "gcp:cloudbuild/trigger:Trigger": "Cloud Build: per build-minute, when images are built",
     "gcp:secretmanager/secret:Secret": "Secret Manager: per active version and per access",
+    # A row per ended session: kilobytes a day for a team (the first 10 GB a month are free).
+    "gcp:bigquery/dataset:Dataset": "BigQuery: per GB stored and streamed in, per TB queried",
+    "gcp:bigquery/table:Table": "BigQuery: per GB stored and streamed in, per TB queried",
     "gcp:secretmanager/secretVersion:SecretVersion": "Secret Manager: per active version and per access",
     "aws:s3/bucket:Bucket": "S3: per GB stored and per request",
     "aws:sns/topic:Topic": "SNS: per publish (at the API quota, under the API line)",
