@@ -7,8 +7,8 @@ The Redis of a real stack is private (Memorystore on the VPC): reach it through 
 (`gcloud compute ssh <a VM on the VPC> -- -L 6379:<redis host>:6379`) and pass its URL, with
 the AUTH string from Secret Manager; `--tls-ca` for the instance's server CA. The stack file
 gives the profiles (which fleet is which) and, through the cost estimate, what a pod-hour of
-each profile costs. Every ended session is in the `usage` stream with its GPU-seconds; its
-person's group is the budget it drew on, when that was a group's.
+each profile costs. Every ended session is in the `usage` stream with its GPU-seconds; the
+group column is the shared group budget it drew on, if any.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 class Row:
     email: str
     profile: str
+    group: str = ""
     sessions: int = 0
     gpu_seconds: float = 0.0
     cost_usd: float | None = 0.0
@@ -45,13 +46,14 @@ def profile_of(game_server: str, fleets: dict[str, str]) -> str:
 
 def tally(entries, fleets: dict[str, str], pod_hour_usd: dict[str, float | None],
           gpus_per_pod: dict[str, float]) -> list[Row]:
-    """Rows per (person, profile) from usage stream entries ({field: value})."""
-    rows: dict[tuple[str, str], Row] = defaultdict(lambda: Row("", ""))
+    """Rows per (person, profile, group budget) from usage stream entries ({field: value})."""
+    rows: dict[tuple[str, str, str], Row] = defaultdict(lambda: Row("", ""))
     for fields in entries:
         profile = profile_of(fields.get("gs", ""), fleets)
         who = fields.get("email") or fields.get("id") or "?"
-        row = rows[(who, profile)]
-        row.email, row.profile = who, profile
+        group = fields.get("group") or ""
+        row = rows[(who, profile, group)]
+        row.email, row.profile, row.group = who, profile, group
         row.sessions += 1
         gpu_seconds = float(fields.get("gpu_seconds") or 0.0)
         row.gpu_seconds += gpu_seconds
@@ -65,14 +67,16 @@ def tally(entries, fleets: dict[str, str], pod_hour_usd: dict[str, float | None]
 
 def render(rows: list[Row], month: str) -> str:
     lines = [f"GPU usage in {month} (UTC), sessions that ended that month",
-             f"{'person':<36} {'profile':<20} {'sessions':>8} {'GPU-hours':>10} {'cost USD':>10}"]
+             f"{'person':<32} {'group':<28} {'profile':<20} {'sessions':>8} {'GPU-hours':>10} "
+             f"{'cost USD':>10}"]
     for r in rows:
         cost = f"{r.cost_usd:10.2f}" if r.cost_usd is not None else f"{'unpriced':>10}"
-        lines.append(f"{r.email:<36} {r.profile:<20} {r.sessions:>8} {r.gpu_seconds / 3600:>10.2f} {cost}")
+        lines.append(f"{r.email:<32} {r.group or '-':<28} {r.profile:<20} {r.sessions:>8} "
+                     f"{r.gpu_seconds / 3600:>10.2f} {cost}")
     total = sum(r.gpu_seconds for r in rows) / 3600
     priced = [r.cost_usd for r in rows if r.cost_usd is not None]
-    lines.append(f"{'total':<36} {'':<20} {sum(r.sessions for r in rows):>8} {total:>10.2f} "
-                 f"{sum(priced):>10.2f}")
+    lines.append(f"{'total':<32} {'':<28} {'':<20} {sum(r.sessions for r in rows):>8} "
+                 f"{total:>10.2f} {sum(priced):>10.2f}")
     return "\n".join(lines)
 
 

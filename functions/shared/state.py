@@ -12,7 +12,8 @@ Schema (prefix `sdfleet:` by default, env REDIS_PREFIX; docs/contracts.md sectio
                           allocates and by the culler while it deletes that identity's game
                           server; released only by its holder (compare-and-delete)
   <p>usage        stream  one entry per ended session: id, gs, start, end, seconds,
-                          gpu_seconds, reason, email (approximately capped at USAGE_MAXLEN)
+                          gpu_seconds, reason, email, group (the shared budget it drew on,
+                          or ''); approximately capped at USAGE_MAXLEN
   <p>usage:<YYYY-MM>  hash  member <id> -> GPU-seconds of that person's sessions that ended in
                           that UTC month; incremented in the same script that ends a session
   <p>reconcile    hash    continue (Kubernetes list continue token), rank (mapping slice
@@ -171,7 +172,9 @@ for i = 0, (#KEYS - 6) / 2 - 1 do
     local email = redis.pcall('HGET', map, 'email')
     if type(email) ~= 'string' then email = '' end
     local pool = redis.pcall('HGET', map, 'budget_pool')
+    local group = ''
     if type(pool) == 'string' then
+      group = pool
       redis.pcall('HINCRBYFLOAT', KEYS[4], 'budget:' .. pool, ARGV[b + 5])
       local held = redis.pcall('HGET', map, 'budget_reserved')
       local field = redis.pcall('HGET', map, 'budget_reserved_in')
@@ -185,7 +188,7 @@ for i = 0, (#KEYS - 6) / 2 - 1 do
     redis.pcall('ZREM', KEYS[#KEYS - 1], id)
     redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'gs', gs,
                'start', ARGV[b + 2], 'end', ARGV[b + 3], 'seconds', ARGV[b + 4],
-               'gpu_seconds', ARGV[b + 5], 'reason', ARGV[b + 6], 'email', email)
+               'gpu_seconds', ARGV[b + 5], 'reason', ARGV[b + 6], 'email', email, 'group', group)
     redis.pcall('HINCRBYFLOAT', KEYS[4], id, ARGV[b + 5])
     out[#out + 1] = 1
   else

@@ -19,7 +19,8 @@ def test_tally_prices_each_profile_and_counts_gpu_seconds():
     entries = [
         {"email": "ada@example.com", "gs": "sdfleet-webui-a1111-l4-abc-1", "gpu_seconds": "3600"},
         {"email": "ada@example.com", "gs": "sdfleet-webui-a1111-l4-abc-2", "gpu_seconds": "1800"},
-        {"email": "bo@example.com", "gs": "sdfleet-webui-comfyui-a100-x-1", "gpu_seconds": "1800"},
+        {"email": "bo@example.com", "gs": "sdfleet-webui-comfyui-a100-x-1", "gpu_seconds": "1800",
+         "group": "team@example.com"},
         {"id": "g-1", "gs": "other-9", "gpu_seconds": "60"},
     ]
     rows = tally(entries, fleets, prices, gpus)
@@ -28,6 +29,7 @@ def test_tally_prices_each_profile_and_counts_gpu_seconds():
     assert round(ada.cost_usd, 4) == round(1.5 * 0.9, 4)
     bo = next(r for r in rows if r.email == "bo@example.com")
     assert round(bo.cost_usd, 4) == round(1.0 * 3.72, 4)     # half a GPU for an hour: one pod-hour
+    assert bo.group == "team@example.com"
     unknown = next(r for r in rows if r.email == "g-1")
     assert unknown.profile == "?" and unknown.cost_usd is None
     text = render(rows, "2026-12")
@@ -53,8 +55,8 @@ def test_the_command_reads_a_month_of_the_stream_and_prices_the_dev_stack():
         assert out.returncode == 0, out.stderr
         assert "ada@example.com" in out.stdout and "late@example.com" not in out.stdout
         line = next(l for l in out.stdout.splitlines() if l.startswith("ada@example.com"))
-        assert line.split()[1:4] == ["a1111-l4", "1", "2.00"]
-        assert float(line.split()[4]) > 0                          # priced from the plan
+        assert line.split()[1:5] == ["-", "a1111-l4", "1", "2.00"]
+        assert float(line.split()[5]) > 0                          # priced from the plan
         bad = subprocess.run([sys.executable, "-m", "tools.usage", "--month", "December"],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert bad.returncode == 2 and "YYYY-MM" in bad.stderr

@@ -175,6 +175,9 @@ def test_the_webui_page_warns_before_an_idle_session_ends_and_keep_working_keeps
     banner = ada.wait_for("the banner", lambda: [e for e in ada.driver.find_elements(
         By.ID, "sdfleet-session-banner") if e.is_displayed()], timeout=20)[0]
     assert "Your session ends in 1 minute" in banner.text and "idle" in banner.text
+    shots = os.environ.get("SDFLEET_SCREENSHOTS")
+    if shots:  # README's picture: `SDFLEET_SCREENSHOTS=docs/images pytest tests/demo`
+        ada.driver.save_screenshot(os.path.join(shots, "session-banner.png"))
     assert ada.driver.find_elements(By.ID, "generate")              # the WebUI is still there
     ada.driver.find_element(By.ID, "sdfleet-keep-working").click()
     ada.wait_for("the banner to go", lambda: not ada.driver.find_elements(

@@ -170,6 +170,7 @@ def test_a_group_session_charges_the_group_and_gives_back_what_it_held(store, m_
     assert float(month["budget:team@example.com"]) == pytest.approx(900)
     (_, entry), = store.client.xrange(store.usage_key)
     assert entry["email"] == "alice@example.com" and entry["gs"] == mapping.gs   # tools.usage
+    assert entry["group"] == "team@example.com"
     assert float(month[ALICE.id]) == pytest.approx(900)
     held = {k: float(v) for k, v in store.client.hgetall(store.reserved_key).items()}
     assert list(held.values()) == [pytest.approx(0)]
