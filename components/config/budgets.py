@@ -29,7 +29,10 @@ class MemberBudget(Section):
     member: Annotated[str, AfterValidator(_budget_member)] = Field(
         description="Whom it applies to: user:<email>, group:<email> (shared by its members) or domain:<domain> (each person).")
     gpu_hours: Annotated[float, Field(gt=0, le=100000)] = Field(
-        description="GPU-hours per person per calendar month (UTC).")
+        description="GPU-hours per calendar month (UTC).")
+    profile: Optional[str] = Field(
+        None, description=("Only this profile's sessions count and are capped (a profile's name); "
+                           "unset: all of them."))
 
 
 class BudgetsConfig(Section):
@@ -55,12 +58,17 @@ def budget_problems(platform, bad) -> None:
     budgets = platform.budgets
     if budgets is None:
         return
-    seen: dict[str, int] = {}
+    seen: dict[tuple, int] = {}
+    names = [p.name for p in platform.effective_profiles]
     for i, entry in enumerate(budgets.members):
-        if entry.member.lower() in seen:
+        key = (entry.member.lower(), entry.profile)
+        if key in seen:
             bad(("budgets", "members", i, "member"), entry.member,
-                f"each member once (budgets.members[{seen[entry.member.lower()]}])")
-        seen.setdefault(entry.member.lower(), i)
+                f"each member once per profile (budgets.members[{seen[key]}])")
+        seen.setdefault(key, i)
+        if entry.profile is not None and entry.profile not in names:
+            bad(("budgets", "members", i, "profile"), entry.profile,
+                f"must name a profile: {', '.join(names)}")
 
 
 def budget_records(budgets: Optional[BudgetsConfig]) -> Optional[dict]:
@@ -68,5 +76,6 @@ def budget_records(budgets: Optional[BudgetsConfig]) -> Optional[dict]:
     if budgets is None:
         return None
     return {"defaultGpuHours": budgets.default_gpu_hours,
-            "members": [{"member": m.member, "gpuHours": m.gpu_hours} for m in budgets.members],
+            "members": [{"member": m.member, "gpuHours": m.gpu_hours, "profile": m.profile}
+                        for m in budgets.members],
             "contact": budgets.contact}

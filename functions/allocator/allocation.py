@@ -272,7 +272,8 @@ class Allocator:
                     new = Mapping(allocation.game_server, allocation.target, now, who.sub,
                                   who.email, budget_ends_at=budget.ends_at,
                                   budget_pool=budget.pool, budget_reserved=budget.held,
-                                  budget_reserved_in=budget.held_in)
+                                  budget_reserved_in=budget.held_in,
+                                  profile=target.name)
                 if not self.store.record_allocation(who.id, token, new, now):
                     answer = self._settle_after_lost_lock(who, new, now)
                     written = self._mapping(who)
@@ -305,7 +306,7 @@ class Allocator:
         def group_answer(group: str):
             return (self.membership.is_member(group, who.email)
                     if self.membership is not None and who.email else None)
-        budget = budget_of(who.email or "", budgets, group_answer)
+        budget = budget_of(who.email or "", budgets, group_answer, target.name)
         if budget is not None and budget.pool is not None:
             # Shared by the group's members: used and held, checked and held atomically.
             cap = self.settings.max_session_seconds * target.gpus_per_pod
@@ -313,7 +314,8 @@ class Allocator:
                                                         cap, now)
             return pool_budget(ok, amount, field, budget, target.gpus_per_pod, now,
                                next_month_start(now), budgets.contact)
-        return within_budget(self.store.used_this_month(who.id, now), budget,
+        return within_budget(self.store.used_this_month(who.id, now,
+                                                        budget.profile if budget else None), budget,
                              target.gpus_per_pod, now, next_month_start(now), budgets.contact)
 
     def _end_for_switch(self, who: Identity, mapping: Mapping, gs: GameServer,

@@ -177,30 +177,35 @@ class Budget:
     gpu_hours: float
     source: str           # the member entry, or "default"
     pool: Optional[str] = None   # a group's email: the budget is shared by its members
+    profile: Optional[str] = None  # only this profile's sessions count against it
 
 
-def budget_of(email: str, budgets, group_answer: Callable[[str], Optional[bool]]
-              ) -> Optional[Budget]:
-    """The most specific budget naming the person: user, else the largest of their groups',
-    else domain, else the default; None: no cap. A group that cannot be checked does not
-    count (the person then gets the next most specific budget, never none by error)."""
+def budget_of(email: str, budgets, group_answer: Callable[[str], Optional[bool]],
+              profile: Optional[str] = None) -> Optional[Budget]:
+    """The most specific budget naming the person for a session of `profile`: user, else the
+    largest of their groups', else domain, else the default (an entry for this profile
+    before one for all profiles, at each step); None: no cap. A group that cannot be checked
+    does not count (the person then gets the next most specific budget, never none by error)."""
     if budgets is None:
         return None
     email = email.lower()
     domain = email.rsplit("@", 1)[-1]
     by_kind: dict[str, list[Budget]] = {"user": [], "group": [], "domain": []}
-    for member, hours in budgets.members:
+    for member, hours, only in budgets.members:
+        if only is not None and only != profile:
+            continue
         kind, _, value = member.partition(":")
         value = value.lower()
         if kind == "user" and value == email:
-            by_kind["user"].append(Budget(hours, member))
+            by_kind["user"].append(Budget(hours, member, profile=only))
         elif kind == "domain" and value == domain:
-            by_kind["domain"].append(Budget(hours, member))
+            by_kind["domain"].append(Budget(hours, member, profile=only))
         elif kind == "group" and group_answer(value):
-            by_kind["group"].append(Budget(hours, member, pool=value))
+            pool = value if only is None else f"{value}@{only}"
+            by_kind["group"].append(Budget(hours, member, pool=pool, profile=only))
     for kind in ("user", "group", "domain"):
         if by_kind[kind]:
-            return max(by_kind[kind], key=lambda b: b.gpu_hours)
+            return max(by_kind[kind], key=lambda b: (b.profile is not None, b.gpu_hours))
     if budgets.default_gpu_hours is not None:
         return Budget(budgets.default_gpu_hours, "default")
     return None
@@ -228,8 +233,9 @@ def pool_budget(ok: bool, amount: float, field: str, budget: Budget, gpus_per_po
     and ends when it is spent."""
     if not ok:
         return BudgetVerdict(False, source=budget.source, message=(
-            f"Your group {budget.pool} has used {amount / 3600:.1f} of the {budget.gpu_hours:g} "
-            f"GPU-hours its members share this month (running sessions included). It resets on "
+            f"Your group {budget.pool.split('@')[0] + '@' + budget.pool.split('@')[1]} has used "
+            f"{amount / 3600:.1f} of the {budget.gpu_hours:g} GPU-hours its members share "
+            f"{'on profile ' + budget.profile + ' ' if budget.profile else ''}this month (running sessions included). It resets on "
             f"{_resets(resets_at)} (UTC). For more, ask {contact}."))
     return BudgetVerdict(True, ends_at=now + amount / max(gpus_per_pod, 1e-9),
                          source=budget.source, pool=budget.pool, held=amount, held_in=field)
@@ -246,5 +252,5 @@ def within_budget(used_gpu_seconds: float, budget: Optional[Budget], gpus_per_po
     if left <= 0:
         return BudgetVerdict(False, source=budget.source, message=(
             f"You have used {used_gpu_seconds / 3600:.1f} of your {budget.gpu_hours:g} GPU-hours "
-            f"this month. Your budget resets on {_resets(resets_at)} (UTC). For more, ask {contact}."))
+            f"{'of profile ' + budget.profile + ' ' if budget.profile else ''}this month. Your budget resets on {_resets(resets_at)} (UTC). For more, ask {contact}."))
     return BudgetVerdict(True, ends_at=now + left / max(gpus_per_pod, 1e-9), source=budget.source)

@@ -18,7 +18,7 @@ class BudgetsError(ValueError):
 @dataclass(frozen=True)
 class Budgets:
     default_gpu_hours: float | None
-    members: tuple[tuple[str, float], ...]   # (member, GPU-hours)
+    members: tuple[tuple[str, float, str | None], ...]   # (member, GPU-hours, profile or None)
     contact: str
 
 
@@ -30,7 +30,8 @@ def load_budgets(env) -> Budgets | None:
         data = json.loads(raw)
         default = data.get("defaultGpuHours")
         return Budgets(float(default) if default is not None else None,
-                       tuple((str(m["member"]), float(m["gpuHours"])) for m in data.get("members") or []),
+                       tuple((str(m["member"]), float(m["gpuHours"]), m.get("profile") or None)
+                             for m in data.get("members") or []),
                        str(data.get("contact") or "the platform's administrators"))
     except (ValueError, TypeError, KeyError, AttributeError):
         raise BudgetsError(f"{BUDGETS} is malformed") from None

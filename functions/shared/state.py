@@ -15,7 +15,9 @@ Schema (prefix `sdfleet:` by default, env REDIS_PREFIX; docs/contracts.md sectio
                           gpu_seconds, reason, email, group (the shared budget it drew on,
                           or ''); approximately capped at USAGE_MAXLEN
   <p>usage:<YYYY-MM>  hash  member <id> -> GPU-seconds of that person's sessions that ended in
-                          that UTC month; incremented in the same script that ends a session
+                          that UTC month; <id>@<profile> -> those of one profile;
+                          budget:<group> -> a group's shared budget; all incremented in the
+                          same script that ends a session
   <p>reconcile    hash    continue (Kubernetes list continue token), rank (mapping slice
                           cursor): where the culler's incremental reconcile resumes
   <p>profile:<id> string  the profile the person chose last (EX PROFILE_CHOICE_SECONDS);
@@ -169,6 +171,10 @@ for i = 0, (#KEYS - 6) / 2 - 1 do
   local id, gs = ARGV[b], ARGV[b + 1]
   if ARGV[2] ~= '' and redis.pcall('GET', lock) == ARGV[2] then redis.call('DEL', lock) end
   if redis.pcall('HGET', map, 'gs') == gs then
+    local profile = redis.pcall('HGET', map, 'profile')
+    if type(profile) == 'string' then
+      redis.pcall('HINCRBYFLOAT', KEYS[4], id .. '@' .. profile, ARGV[b + 5])
+    end
     local email = redis.pcall('HGET', map, 'email')
     if type(email) ~= 'string' then email = '' end
     local pool = redis.pcall('HGET', map, 'budget_pool')
@@ -247,6 +253,8 @@ def _mapping_fields(mapping: "Mapping") -> list[str]:
               "email", mapping.email]
     if mapping.budget_ends_at is not None:
         fields += ["budget_ends_at", repr(mapping.budget_ends_at)]
+    if mapping.profile is not None:
+        fields += ["profile", mapping.profile]
     if mapping.budget_pool is not None and mapping.budget_reserved is not None:
         fields += ["budget_pool", mapping.budget_pool, "budget_reserved",
                    repr(mapping.budget_reserved), "budget_reserved_in", mapping.budget_reserved_in or ""]
@@ -274,6 +282,7 @@ class Mapping:
     budget_pool: str | None = None        # the group whose shared budget it draws on
     budget_reserved: float | None = None  # what it holds of that budget until it ends
     budget_reserved_in: str | None = None  # the reservation's field (`<YYYY-MM>|<group>`)
+    profile: str | None = None            # its usage also counts as `<id>@<profile>`
 
     @classmethod
     def parse(cls, fields: dict) -> "Mapping":
@@ -302,7 +311,7 @@ class Mapping:
             raise CorruptRecord("a budget amount is not a number") from None
         return cls(gs, target, allocated_at, fields.get("sub", ""), fields.get("email", ""),
                    culling, budget, fields.get("budget_pool") or None, held,
-                   fields.get("budget_reserved_in") or None)
+                   fields.get("budget_reserved_in") or None, fields.get("profile") or None)
 
 
 def certificate_names(cert: dict, host: str) -> bool:
@@ -454,9 +463,11 @@ class SessionStore:
         """Give back a reservation whose session never started."""
         self.client.hincrbyfloat(self.reserved_key, field, -amount)
 
-    def used_this_month(self, id_: str, now: float) -> float:
-        """GPU-seconds of the person's sessions that ended this calendar month (UTC)."""
-        return float(self.client.hget(self.month_key(now), id_) or 0.0)
+    def used_this_month(self, id_: str, now: float, profile: str | None = None) -> float:
+        """GPU-seconds of the person's sessions (of one profile) that ended this calendar
+        month (UTC)."""
+        field = id_ if profile is None else f"{id_}@{profile}"
+        return float(self.client.hget(self.month_key(now), field) or 0.0)
 
     def idle_since(self, before: float, limit: int) -> list[tuple[str, float]]:
         return self.client.zrangebyscore(self.activity_key, "-inf", f"({before!r}",

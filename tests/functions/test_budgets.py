@@ -89,8 +89,9 @@ def test_a_session_ends_when_the_budget_does(store, m_agones):
 
 
 def test_budget_rules_table():
-    budgets = Budgets(10.0, (("user:a@x.com", 3.0), ("group:g@x.com", 50.0),
-                             ("group:h@x.com", 20.0), ("domain:x.com", 5.0)), "ops")
+    budgets = Budgets(10.0, (("user:a@x.com", 3.0, None), ("group:g@x.com", 50.0, None),
+                             ("group:h@x.com", 20.0, None), ("domain:x.com", 5.0, None),
+                             ("domain:x.com", 1.0, "big")), "ops")
     members = {("b@x.com", "h@x.com")}                                   # b is in h only
     cases = [("a@x.com", Budget(3.0, "user:a@x.com")),                   # user beats group
              ("b@x.com", Budget(20.0, "group:h@x.com", pool="h@x.com")),  # their group's pool
@@ -100,6 +101,10 @@ def test_budget_rules_table():
         assert got == expected, email
     assert budget_of("d@x.com", budgets, lambda g: False) == Budget(5.0, "domain:x.com")
     assert budget_of("d@x.com", None, lambda g: True) is None
+    # A profile's own entry comes first for that profile, and only for it.
+    assert budget_of("d@x.com", budgets, lambda g: False, "big") == Budget(1.0, "domain:x.com",
+                                                                          profile="big")
+    assert budget_of("d@x.com", budgets, lambda g: False, "small") == Budget(5.0, "domain:x.com")
     # A group that cannot be checked does not give its budget; the next one applies.
     assert budget_of("e@x.com", budgets, lambda g: None) == Budget(5.0, "domain:x.com")
     now = 1_000_000.0
@@ -187,3 +192,41 @@ def test_a_group_reservation_is_given_back_when_no_pod_can_be_had(store, m_agone
     assert answer["status"] == "pending"
     held = {k: float(v) for k, v in store.client.hgetall(store.reserved_key).items()}
     assert all(v == pytest.approx(0) for v in held.values())
+
+
+def test_a_profile_budget_caps_only_that_profiles_sessions(store, m_agones):
+    """2 GPU-hours a month for ComfyUI on the A100 only; the default applies elsewhere."""
+    import json as _json
+    from shared.profiles import load_profiles
+    profiles = [
+        {"name": "a1111", "fleet": "sdfleet-webui-a1111", "default": True, "gpu": "L4"},
+        {"name": "comfy", "fleet": "sdfleet-webui-comfy", "gpu": "A100"}]
+    budgets = {"defaultGpuHours": 40, "contact": "ops",
+               "members": [{"member": "domain:example.com", "gpuHours": 2, "profile": "comfy"}]}
+    now = time.time()
+    client = AgonesClient(KubernetesSettings(
+        api_url=m_agones.url, ca_file=None, ca_data=None, token=m_agones.token,
+        namespace=m_agones.namespace, fleet="sdfleet-webui-a1111",
+        fleets=("sdfleet-webui-a1111", "sdfleet-webui-comfy"), port_name="webui",
+        timeout_seconds=5, workers=4))
+    allocator = Allocator(store, client, AllocatorSettings(
+        iap_audience="aud", iap_certs_url="https://keys.invalid", clock_skew_seconds=30,
+        lock_seconds=20, lock_wait_seconds=2,
+        profiles=tuple(load_profiles({"SDFLEET_PROFILES": _json.dumps(profiles)}, None)),
+        budgets=load_budgets({"SDFLEET_BUDGETS": _json.dumps(budgets)})), clock=lambda: now)
+    m_agones.add_ready("sdfleet-webui-comfy-a-0", port=7000, fleet="sdfleet-webui-comfy")
+    m_agones.add_ready("sdfleet-webui-a1111-a-0", port=7001, fleet="sdfleet-webui-a1111")
+    store.client.hset(store.month_key(now), mapping={f"{ALICE.id}@comfy": 2 * 3600 + 1,
+                                                      ALICE.id: 2 * 3600 + 1})
+    comfy = allocator.allocate(ALICE, profile="comfy")
+    assert comfy["status"] == "refused" and "of profile comfy" in comfy["message"]
+    a1111 = allocator.allocate(ALICE, profile="a1111")
+    assert a1111["status"] == "ready"                          # 2 of the default 40 used
+    mapping = store.mapping(ALICE.id)
+    assert mapping.profile == "a1111"
+    assert mapping.budget_ends_at == pytest.approx(now + 38 * 3600 - 1)
+    from shared.state import usage_record
+    store.finish_sessions([(ALICE.id, mapping.gs, usage_record(ALICE.id, mapping.gs, now,
+                                                               now + 60, "idle"))])
+    month = store.client.hgetall(store.month_key(now))
+    assert float(month[f"{ALICE.id}@a1111"]) == pytest.approx(60)   # counted per profile too

@@ -124,3 +124,10 @@ def test_a_profiles_peak_hours_turn_on_agones_scheduled_autoscaling(plan, profil
     del no_peaks["sdfleet:platform"]["profiles"][0]["peakHours"]
     release = plan(no_peaks, preview=True).one("kubernetes:helm.sh/v3:Release", "agones").inputs
     assert "ScheduledAutoscaler" not in release["values"]["agones"]["featureGates"]
+
+
+def test_a_budget_for_an_unknown_profile_is_refused():
+    lines = _refused(lambda p: p["budgets"]["members"].append(
+        {"member": "user:x@example.com", "gpuHours": 1, "profile": "nope"}))
+    assert any(line.startswith(f"{P}.budgets.members[1].profile: 'nope' is not allowed; must name "
+                               "a profile: a1111-l4, comfyui-a100") for line in lines), lines
