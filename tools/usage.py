@@ -30,12 +30,15 @@ class Row:
     cost_usd: float | None = 0.0
 
 
-def month_bounds(month: str) -> tuple[int, int]:
-    """[start, end) of a UTC calendar month in milliseconds (stream ids are ms timestamps)."""
+def month_bounds(month: str, reset_day: int = 1) -> tuple[int, int]:
+    """[start, end) of a budget month (UTC, from `reset_day`) in milliseconds (stream ids
+    are ms timestamps)."""
     year, mon = (int(x) for x in month.split("-"))
-    start = calendar.timegm((year, mon, 1, 0, 0, 0, 0, 0, 0))
+    if not 1 <= mon <= 12:
+        raise ValueError(month)
+    start = calendar.timegm((year, mon, reset_day, 0, 0, 0, 0, 0, 0))
     year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
-    return start * 1000, calendar.timegm((year, mon, 1, 0, 0, 0, 0, 0, 0)) * 1000
+    return start * 1000, calendar.timegm((year, mon, reset_day, 0, 0, 0, 0, 0, 0)) * 1000
 
 
 def profile_of(game_server: str, fleets: dict[str, str]) -> str:
@@ -98,7 +101,8 @@ def stack_prices(stack: str):
     cost = estimate(run_program(raw, stack=stack, preview=True), config)
     hours = dict(cost.get("profileHourUsd") or {})
     prices = {name: hours.get(name, hours.get(f"fleet {fleet}")) for fleet, name in fleets.items()}
-    return fleets, prices, gpus
+    reset_day = platform.budgets.reset_day if platform.budgets else 1
+    return fleets, prices, gpus, reset_day
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="sdfleet:")
     args = parser.parse_args(argv)
     try:
-        start, end = month_bounds(args.month)
+        month_bounds(args.month)
     except ValueError:
         print(f"--month: {args.month!r} is not YYYY-MM", file=sys.stderr)
         return 2
@@ -120,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.tls_ca:
         options.update(ssl_ca_certs=args.tls_ca, ssl_cert_reqs="required")
     client = redis.Redis.from_url(args.redis, **options)
-    fleets, prices, gpus = stack_prices(args.stack)
+    fleets, prices, gpus, reset_day = stack_prices(args.stack)
+    start, end = month_bounds(args.month, reset_day)
     entries, cursor = [], f"{start}-0"
     try:
         while True:

@@ -40,6 +40,8 @@ class BudgetsConfig(Section):
         None, description="GPU-hours per person per month for everyone no entry names; unset: no cap.")
     members: list[MemberBudget] = Field(
         default_factory=list, description="Budgets of named people, groups and domains.")
+    reset_day: Annotated[int, Field(ge=1, le=28)] = Field(
+        1, description="The day of the month (UTC) budgets start again (1-28).")
     contact: Annotated[str, Field(min_length=1, max_length=200)] = Field(
         "the platform's administrators",
         description="Whom a person over budget is told to ask, e.g. '#gpu-help on Slack'.")
@@ -78,4 +80,4 @@ def budget_records(budgets: Optional[BudgetsConfig]) -> Optional[dict]:
     return {"defaultGpuHours": budgets.default_gpu_hours,
             "members": [{"member": m.member, "gpuHours": m.gpu_hours, "profile": m.profile}
                         for m in budgets.members],
-            "contact": budgets.contact}
+            "contact": budgets.contact, "resetDay": budgets.reset_day}

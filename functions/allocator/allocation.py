@@ -313,10 +313,11 @@ class Allocator:
             ok, amount, field = self.store.reserve_pool(budget.pool, budget.gpu_hours * 3600,
                                                         cap, now)
             return pool_budget(ok, amount, field, budget, target.gpus_per_pod, now,
-                               next_month_start(now), budgets.contact)
+                               next_month_start(now, budgets.reset_day), budgets.contact)
         return within_budget(self.store.used_this_month(who.id, now,
                                                         budget.profile if budget else None), budget,
-                             target.gpus_per_pod, now, next_month_start(now), budgets.contact)
+                             target.gpus_per_pod, now, next_month_start(now, budgets.reset_day),
+                             budgets.contact)
 
     def _end_for_switch(self, who: Identity, mapping: Mapping, gs: GameServer,
                         target: Profile) -> None:

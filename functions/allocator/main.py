@@ -20,6 +20,8 @@ cold start and reused by every request.
 
 from __future__ import annotations
 
+import os
+
 import re
 
 from admin import AdminDesk
@@ -29,12 +31,13 @@ from shared.agones import AgonesClient, KubernetesError, KubernetesUnavailable
 from shared.config import AllocatorSettings, KubernetesSettings, RedisSettings
 from shared.verifier import IapAuthenticator, KeysUnavailable, Unauthenticated
 from shared.responses import error_response, json_response, log
+from shared.budgets import budget_reset_day
 from shared.state import RedisUnavailable, SessionStore, connect
 
 _redis_settings = RedisSettings.from_env()
 _settings = AllocatorSettings.from_env()
 _store = SessionStore(connect(_redis_settings, _redis_settings.password),
-                      _redis_settings.prefix)
+                      _redis_settings.prefix, budget_reset_day(os.environ))
 _authenticator = IapAuthenticator(_settings.iap_audience, _settings.iap_certs_url,
                                   _settings.clock_skew_seconds)
 _allocator = Allocator(_store, AgonesClient(KubernetesSettings.from_env()), _settings,

@@ -25,6 +25,7 @@ from shared.agones import AgonesClient, KubernetesUnavailable
 from shared.config import CullerSettings, KubernetesSettings, RedisSettings
 from shared.verifier import JwtVerifier, KeysUnavailable, Unauthenticated
 from shared.responses import error_response, json_response, log
+from shared.budgets import budget_reset_day
 from shared.state import RedisUnavailable, SessionStore, connect
 
 from shared.env import BIGQUERY_URL, USAGE_TABLE
@@ -35,7 +36,7 @@ _redis_settings = RedisSettings.from_env()
 _settings = CullerSettings.from_env()
 _k8s_settings = KubernetesSettings.from_env()
 _store = SessionStore(connect(_redis_settings, _redis_settings.password),
-                      _redis_settings.prefix)
+                      _redis_settings.prefix, budget_reset_day(os.environ))
 _agones = AgonesClient(_k8s_settings)
 _pool = ThreadPoolExecutor(max_workers=_k8s_settings.workers, thread_name_prefix="k8s")
 _export = (UsageExport(_store, os.environ[USAGE_TABLE],

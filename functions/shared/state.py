@@ -45,6 +45,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from .budgets import period_label
 from .config import RedisSettings
 
 GAME_SERVER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -369,8 +370,8 @@ def connect(settings: RedisSettings, password: str | None) -> redis.Redis:
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis, prefix: str = "sdfleet:"):
-        self.client, self.prefix = client, prefix
+    def __init__(self, client: redis.Redis, prefix: str = "sdfleet:", reset_day: int = 1):
+        self.client, self.prefix, self.reset_day = client, prefix, reset_day
         self.activity_key = f"{prefix}activity"
         self.sessions_key = f"{prefix}sessions"
         self.usage_key = f"{prefix}usage"
@@ -454,7 +455,7 @@ class SessionStore:
     def reserve_pool(self, pool: str, allowed: float, cap: float, now: float
                      ) -> tuple[bool, float, str]:
         """(held, seconds held or used so far, the reservation's field) for a group budget."""
-        field = f"{time.strftime('%Y-%m', time.gmtime(now))}|{pool}"
+        field = f"{period_label(now, self.reset_day)}|{pool}"
         ok, amount = self._reserve_pool(keys=[self.month_key(now), self.reserved_key],
                                         args=[pool, field, repr(allowed), repr(cap)])
         return bool(ok), float(amount), field
@@ -535,8 +536,9 @@ class SessionStore:
                            args=[USAGE_MAXLEN, *fields])
 
     def month_key(self, end: float) -> str:
-        """The person-by-person GPU-seconds of the UTC month a session ended in."""
-        return f"{self.prefix}usage:{time.strftime('%Y-%m', time.gmtime(end))}"
+        """The person-by-person GPU-seconds of the budget month a session ended in (a UTC
+        calendar month, or from budgets.resetDay)."""
+        return f"{self.prefix}usage:{period_label(end, self.reset_day)}"
 
     def month_usage(self, month: str) -> dict[str, float]:
         """GPU-seconds per identity for a month `YYYY-MM`."""

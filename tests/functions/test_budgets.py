@@ -230,3 +230,18 @@ def test_a_profile_budget_caps_only_that_profiles_sessions(store, m_agones):
                                                                now + 60, "idle"))])
     month = store.client.hgetall(store.month_key(now))
     assert float(month[f"{ALICE.id}@a1111"]) == pytest.approx(60)   # counted per profile too
+
+
+def test_a_reset_day_moves_the_budget_month_for_the_ledger_and_the_reset_date(m_redis_client):
+    from shared.budgets import next_month_start, period_label
+    import calendar
+    on_14th = calendar.timegm((2026, 12, 14, 23, 0, 0))
+    on_15th = calendar.timegm((2026, 12, 15, 0, 30, 0))
+    assert period_label(on_14th, 15) == "2026-11" and period_label(on_15th, 15) == "2026-12"
+    assert next_month_start(on_14th, 15) == calendar.timegm((2026, 12, 15, 0, 0, 0))
+    assert next_month_start(on_15th, 15) == calendar.timegm((2027, 1, 15, 0, 0, 0))
+    assert period_label(calendar.timegm((2027, 1, 3, 0, 0, 0)), 15) == "2026-12"
+    store = SessionStore(m_redis_client, "sdfleet:", reset_day=15)
+    assert store.month_key(on_14th) == "sdfleet:usage:2026-11"      # the culler's and the
+    assert store.month_key(on_15th) == "sdfleet:usage:2026-12"      # allocator's key agree
+    assert load_budgets({"SDFLEET_BUDGETS": json.dumps({**BUDGETS, "resetDay": 15})}).reset_day == 15
