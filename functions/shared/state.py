@@ -36,7 +36,6 @@ connection (AUTH and TLS are paid once per connection, not per request).
 from __future__ import annotations
 
 import math
-import time
 import re
 import secrets
 from dataclasses import dataclass
