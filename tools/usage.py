@@ -2,6 +2,11 @@
 price table, from the platform's Redis (the ledger the allocator and culler keep).
 
     python -m tools.usage --stack dev --month 2026-12 --redis redis://:<AUTH>@127.0.0.1:6379
+    python -m tools.usage --stack dev --month 2026-12 --bigquery <project.dataset.table>
+
+From BigQuery (the stack's output `usageTable`, with usageExport on) it reads what the daily
+export copied, as your gcloud application-default credentials; from Redis, everything up to
+the last ended session.
 
 The Redis of a real stack is private (Memorystore on the VPC): reach it through a tunnel
 (`gcloud compute ssh <a VM on the VPC> -- -L 6379:<redis host>:6379`) and pass its URL, with
@@ -57,7 +62,7 @@ def tally(entries, fleets: dict[str, str], pod_hour_usd: dict[str, float | None]
         group = fields.get("group") or ""
         row = rows[(who, profile, group)]
         row.email, row.profile, row.group = who, profile, group
-        row.sessions += 1
+        row.sessions += int(fields.get("sessions") or 1)
         gpu_seconds = float(fields.get("gpu_seconds") or 0.0)
         row.gpu_seconds += gpu_seconds
         price = pod_hour_usd.get(profile)
@@ -105,6 +110,53 @@ def stack_prices(stack: str):
     return fleets, prices, gpus, reset_day
 
 
+QUERY = """
+SELECT IFNULL(email, identity) AS email, IFNULL(budget_group, '') AS budget_group,
+       IFNULL(fleet, '') AS fleet, COUNT(*) AS sessions, SUM(gpu_seconds) AS gpu_seconds
+FROM `{table}`
+WHERE ended_at >= TIMESTAMP_MILLIS(@start) AND ended_at < TIMESTAMP_MILLIS(@end)
+GROUP BY 1, 2, 3
+"""
+
+
+def bigquery_entries(table: str, start_ms: int, end_ms: int, token: str,
+                     api_url: str = "https://bigquery.googleapis.com") -> list[dict]:
+    """The month's sessions, summed by BigQuery (jobs.query), as usage-stream-like entries
+    (one per person, group and fleet) that `tally` reads."""
+    import json
+    import time as _time
+    import urllib.request
+    project = table.split(".")[0]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def call(method, path, body=None):
+        request = urllib.request.Request(api_url.rstrip("/") + path, method=method, headers=headers,
+                                         data=json.dumps(body).encode() if body is not None else None)
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return json.loads(answer.read())
+    result = call("POST", f"/bigquery/v2/projects/{project}/queries", {
+        "query": QUERY.format(table=table.replace("`", "")), "useLegacySql": False,
+        "parameterMode": "NAMED", "timeoutMs": 60000,
+        "queryParameters": [
+            {"name": "start", "parameterType": {"type": "INT64"}, "parameterValue": {"value": str(start_ms)}},
+            {"name": "end", "parameterType": {"type": "INT64"}, "parameterValue": {"value": str(end_ms)}}]})
+    while not result.get("jobComplete"):
+        _time.sleep(1)
+        job = result["jobReference"]
+        result = call("GET", f"/bigquery/v2/projects/{project}/queries/{job['jobId']}"
+                             f"?location={job.get('location', '')}")
+    names = [f["name"] for f in result["schema"]["fields"]]
+    entries = []
+    for row in result.get("rows") or []:
+        values = dict(zip(names, (cell.get("v") for cell in row["f"])))
+        fleet = values.get("fleet") or ""
+        # One entry per group of sessions: `tally` counts sessions from `sessions`.
+        entries.append({"email": values["email"], "group": values.get("budget_group") or "",
+                        "gs": f"{fleet}-x" if fleet else "", "gpu_seconds": values["gpu_seconds"],
+                        "sessions": values["sessions"]})
+    return entries
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")
@@ -113,12 +165,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="the platform's Redis, e.g. through a tunnel")
     parser.add_argument("--tls-ca", help="the instance's server CA (Memorystore in-transit TLS)")
     parser.add_argument("--prefix", default="sdfleet:")
+    parser.add_argument("--bigquery", metavar="PROJECT.DATASET.TABLE",
+                        help="read the exported sessions from BigQuery instead of Redis")
     args = parser.parse_args(argv)
     try:
         month_bounds(args.month)
     except ValueError:
         print(f"--month: {args.month!r} is not YYYY-MM", file=sys.stderr)
         return 2
+    if args.bigquery:
+        import google.auth
+        from google.auth.transport.requests import Request
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/bigquery.readonly"])
+        credentials.refresh(Request())
+        fleets, prices, gpus, reset_day = stack_prices(args.stack)
+        start, end = month_bounds(args.month, reset_day)
+        entries = bigquery_entries(args.bigquery, start, end, credentials.token)
+        print(render(tally(entries, fleets, prices, gpus), args.month))
+        return 0
     import redis
     options = {"decode_responses": True}
     if args.tls_ca:

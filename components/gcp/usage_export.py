@@ -27,6 +27,8 @@ SCHEMA = [
      "description": "GPU-seconds: seconds times the GPUs the pod held."},
     {"name": "reason", "type": "STRING", "mode": "NULLABLE",
      "description": "Why it ended: idle, max-age, budget, switched, admin, orphan, ..."},
+    {"name": "budget_group", "type": "STRING", "mode": "NULLABLE",
+     "description": "The group whose shared budget it drew on, if any."},
 ]
 
 

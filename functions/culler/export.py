@@ -49,7 +49,7 @@ def row(entry_id: str, fields: dict, fleets: tuple[str, ...]) -> dict:
         "email": fields.get("email") or None, "game_server": gs or None, "fleet": fleet,
         "started_at": _stamp(fields.get("start")), "ended_at": _stamp(fields.get("end")),
         "seconds": number("seconds"), "gpu_seconds": number("gpu_seconds"),
-        "reason": fields.get("reason") or None}}
+        "reason": fields.get("reason") or None, "budget_group": fields.get("group") or None}}
 
 
 class UsageExport:

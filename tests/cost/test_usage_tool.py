@@ -62,3 +62,55 @@ def test_the_command_reads_a_month_of_the_stream_and_prices_the_dev_stack():
         assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
     finally:
         server.stop()
+
+
+def test_the_month_from_bigquery_is_read_with_its_query_api():
+    """A local fake of BigQuery's jobs.query (and getQueryResults while the job runs)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tools.usage import bigquery_entries
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, body, self.headers.get("Authorization")))
+            self._send({"jobComplete": False, "jobReference": {"jobId": "j1", "location": "US"}})
+
+        def do_GET(self):  # noqa: N802
+            seen.append((self.path, None, self.headers.get("Authorization")))
+            self._send({"jobComplete": True, "schema": {"fields": [
+                {"name": "email"}, {"name": "budget_group"}, {"name": "fleet"},
+                {"name": "sessions"}, {"name": "gpu_seconds"}]},
+                "rows": [{"f": [{"v": "ada@example.com"}, {"v": "team@example.com"},
+                                {"v": "sdfleet-webui-a1111-l4"}, {"v": "3"}, {"v": "5400"}]}]})
+
+        def _send(self, body):
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        start, end = month_bounds("2026-12")
+        entries = bigquery_entries("proj.sdfleet_usage.sessions", start, end, "tok",
+                                   f"http://127.0.0.1:{httpd.server_address[1]}")
+    finally:
+        httpd.shutdown()
+    post = seen[0]
+    assert post[0] == "/bigquery/v2/projects/proj/queries" and post[2] == "Bearer tok"
+    assert "`proj.sdfleet_usage.sessions`" in post[1]["query"]
+    assert {p["name"]: p["parameterValue"]["value"] for p in post[1]["queryParameters"]} == {
+        "start": str(start), "end": str(end)}
+    assert seen[1][0] == "/bigquery/v2/projects/proj/queries/j1?location=US"
+    rows = tally(entries, {"sdfleet-webui-a1111-l4": "a1111-l4"}, {"a1111-l4": 0.9},
+                 {"a1111-l4": 1.0})
+    assert [(r.email, r.group, r.profile, r.sessions, r.gpu_seconds) for r in rows] == [
+        ("ada@example.com", "team@example.com", "a1111-l4", 3, 5400.0)]
