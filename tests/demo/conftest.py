@@ -14,6 +14,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from tests.helpers.servers import free_port
+from tools.demo.iap import SIGNIN
 from tools.demo.world import Demo
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -52,6 +53,11 @@ class Person:
         self.driver.get(self.demo.url + "/")
         self.driver.find_element(By.ID, "email").send_keys(self.email)
         self.driver.find_element(By.ID, "signin").click()
+        # The form's answer is a redirect to the page asked for: wait until the browser has
+        # left the sign-in page, or a navigation the test makes next could race it.
+        self.wait_for("the sign-in to finish", lambda: SIGNIN not in self.driver.current_url
+                      and self.driver.execute_script("return document.readyState") == "complete",
+                      timeout=30)
         self.titles.append(self.driver.title)
 
     def wait_for(self, what: str, condition, timeout: float = 60.0):
