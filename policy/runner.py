@@ -38,7 +38,7 @@ def policy_config(stack_config) -> dict[str, dict[str, Any]]:
         return {}
     platform = stack_config.platform
     config: dict[str, dict[str, Any]] = {
-        "gpu-node-budget": {"maxGpuNodes": platform.budget.max_gpu_nodes},
+        "gpu-node-budget": {"maxGpuNodes": platform.limits.max_gpu_nodes},
         "cost-labels": {"requiredKeys": sorted(platform.labels)},
     }
     if platform.aws is not None:

@@ -405,8 +405,8 @@ class ModelsConfig(Section):
         description="Models the model sync Job puts on the shared store.")
 
 
-class BudgetConfig(Section):
-    """Caps the policy pack enforces at preview time."""
+class LimitsConfig(Section):
+    """Caps the policy pack enforces at preview time (the runtime GPU-hour quota is `budgets`)."""
 
     max_gpu_nodes: Annotated[int, Field(ge=0, le=10000)] = Field(
         16,
@@ -643,12 +643,20 @@ class PlatformConfig(Section):
         default_factory=ImagesConfig,
         description="Container images: built by the stack unless given here.")
     models: ModelsConfig = Field(ModelsConfig(), description="The models on the shared store.")
-    budget: BudgetConfig = Field(
-        BudgetConfig(),
-        description="Caps the policy pack enforces at preview time.")
+    limits: LimitsConfig = Field(
+        LimitsConfig(),
+        description="Caps the policy pack enforces at preview time (budgets: the GPU-hours people may use).")
     aws: Optional[AwsConfig] = Field(
         None,
         description="AWS: the EKS batch variant (required with cloud: aws).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_budget(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "budget" in data:
+            raise ValueError("budget was renamed limits (the preview-time caps, e.g. "
+                             "limits.maxGpuNodes); `budgets` is the GPU-hours people may use")
+        return data
 
     def gpu_pool(self, name: str) -> GpuPoolConfig:
         return next(p for p in self.gpu_pools if p.name == name)

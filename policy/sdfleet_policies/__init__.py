@@ -21,7 +21,7 @@ Stack settings (budget cap, cost-label keys, EKS CIDRs) come from, in order:
    pulumi_policy loads it into `pulumi.runtime` config, so `pulumi preview --policy-pack policy`
    needs no extra file);
 3. the stack config model's defaults (`budget.BUDGET_DEFAULT_MAX_GPU_NODES` equals
-   `components.config.BudgetConfig.max_gpu_nodes`; a test keeps them equal).
+   `components.config.LimitsConfig.max_gpu_nodes`; a test keeps them equal).
 
 Unknown values (known only after deployment) raise pulumi_policy's `UnknownValueError` when
 read; policies catch it where an unknown value cannot hide a violation (e.g. an IAM member that

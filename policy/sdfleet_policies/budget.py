@@ -1,4 +1,4 @@
-"""The GPU node budget: all GPU capacity sources together stay within budget.maxGpuNodes."""
+"""The GPU node budget: all GPU capacity sources together stay within limits.maxGpuNodes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .gpu import (EKS_NODE_GROUP, GPU_RESOURCE, KARPENTER_NODE_POOL_TYPES, eks_g
                   gke_gpu_count, karpenter_is_gpu)
 from .inputs import items, read
 
-# Same default as components.config.BudgetConfig.max_gpu_nodes (tests/policy keeps them equal).
+# Same default as components.config.LimitsConfig.max_gpu_nodes (tests/policy keeps them equal).
 BUDGET_DEFAULT_MAX_GPU_NODES = 16
 # Regional GKE node pools without node locations spread over the region's default zones (3).
 GKE_DEFAULT_ZONES_PER_REGION = 3
@@ -91,24 +91,24 @@ def gpu_node_capacity(resources: list[PolicyResource]) -> tuple[list[tuple[str, 
 
 def _validate_gpu_budget(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     cap = setting(args.get_config(), "maxGpuNodes",
-                   lambda p: (p.get("budget") or {}).get("maxGpuNodes"), BUDGET_DEFAULT_MAX_GPU_NODES)
+                   lambda p: (p.get("limits") or {}).get("maxGpuNodes"), BUDGET_DEFAULT_MAX_GPU_NODES)
     found, unbounded = gpu_node_capacity(list(args.resources))
     for what in unbounded:
         report_violation(f"{what} has no upper bound on GPU nodes (budget: {cap})", None)
     total = sum(n for _, n in found)
     if total > cap:
         detail = ", ".join(f"{what}: {n}" for what, n in found)
-        report_violation(f"up to {total} GPU nodes ({detail}) exceed budget.maxGpuNodes {cap}", None)
+        report_violation(f"up to {total} GPU nodes ({detail}) exceed limits.maxGpuNodes {cap}", None)
 
 
 POLICIES = [
     StackValidationPolicy(
         name="gpu-node-budget",
         description="Total GPU nodes (GPU node pool maxima, Karpenter GPU limits) stay within "
-                    "budget.maxGpuNodes.",
+                    "limits.maxGpuNodes.",
         validate=_validate_gpu_budget, enforcement_level=MANDATORY,
         config_schema=PolicyConfigSchema(properties={
             "maxGpuNodes": {"type": "integer", "minimum": 0,
                             "description": "the cap (default: the stack's "
-                                           "sdfleet:platform.budget.maxGpuNodes, else 16)"}})),
+                                           "sdfleet:platform.limits.maxGpuNodes, else 16)"}})),
 ]

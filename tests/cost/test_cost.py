@@ -205,7 +205,7 @@ def test_peak_hours_buffer_and_placeholders_are_priced_for_their_hours(plan_of):
                           "maxNodes": 10, "diskSizeGb": 100, "diskType": "pd-ssd"}]
         p["fleet"].update(gpuPool="t4", buffer=1, placeholders=2,
                           peakHours={"startCron": "0 8 * * 1-5", "duration": "10h", "buffer": 3})
-        p["budget"] = {"maxGpuNodes": 10}
+        p["limits"] = {"maxGpuNodes": 10}
     plan, stack_config = plan_of("single-profile", edit)
     estimate = cost.estimate(plan, stack_config)
     prices = _gcp_prices()

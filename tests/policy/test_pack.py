@@ -29,7 +29,7 @@ def _struct(value: dict) -> struct_pb2.Struct:
 def served_pack():
     """policy/ started as the Pulumi CLI starts a Python pack, with a stack config whose GPU
     budget is 2 (the pack must find it without any policy config)."""
-    platform = {"cloud": "gcp", "budget": {"maxGpuNodes": 2}, "labels": {"app": "sdfleet"}}
+    platform = {"cloud": "gcp", "limits": {"maxGpuNodes": 2}, "labels": {"app": "sdfleet"}}
     env = {**os.environ, "PULUMI_CONFIG": json.dumps({"sdfleet:platform": json.dumps(platform)})}
     proc = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(ROOT / "policy")],
                             cwd=ROOT / "policy", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -62,7 +62,7 @@ def test_served_pack_lists_the_policies_and_enforces_them(served_pack):
                                       urn=pool_urn, properties=_struct(GPU_POOL))]))
     budget = [d for d in stack.diagnostics if d.policyName == "gpu-node-budget"]
     assert len(budget) == 1
-    assert "exceed budget.maxGpuNodes 2" in budget[0].message  # the cap came from the stack config
+    assert "exceed limits.maxGpuNodes 2" in budget[0].message  # the cap came from the stack config
 
 
 def _plan(*args: str) -> subprocess.CompletedProcess:
@@ -86,7 +86,7 @@ def test_gpu_pools_over_the_budget_make_the_plan_exit_3(tmp_path):
     stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
     platform = stack["config"]["sdfleet:platform"]
     most = sum(pool["maxNodes"] for pool in platform["gpuPools"])
-    platform["budget"] = {"maxGpuNodes": most - 1}
+    platform["limits"] = {"maxGpuNodes": most - 1}
     path = tmp_path / "Pulumi.over-budget.yaml"
     path.write_text(yaml.safe_dump(stack))
 

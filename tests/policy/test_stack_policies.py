@@ -3,7 +3,7 @@ and the GPU node budget."""
 
 from __future__ import annotations
 
-from components.config import BudgetConfig
+from components.config import LimitsConfig
 from policy.sdfleet_policies import BUDGET_DEFAULT_MAX_GPU_NODES
 from tests.policy.resources import res, violations
 from tests.policy.test_resource_policies import GPU_POOL, KARPENTER_GPU, changed
@@ -70,8 +70,8 @@ def test_redrive_policy_resource_counts_as_a_dlq():
 def test_gpu_budget_counts_every_gpu_pool_against_the_configured_cap(stack_config_of):
     six = res("gcp:container/nodePool:NodePool", "l4", GPU_POOL)  # totalMaxNodeCount 6
     two = res("gcp:container/nodePool:NodePool", "t4", changed(GPU_POOL, "autoscaling.totalMaxNodeCount", 2))
-    assert violations("gpu-node-budget", six, two, stack_config=stack_config_of(budget={"maxGpuNodes": 8})) == []
-    found = violations("gpu-node-budget", six, two, stack_config=stack_config_of(budget={"maxGpuNodes": 7}))
+    assert violations("gpu-node-budget", six, two, stack_config=stack_config_of(limits={"maxGpuNodes": 8})) == []
+    found = violations("gpu-node-budget", six, two, stack_config=stack_config_of(limits={"maxGpuNodes": 7}))
     assert len(found) == 1 and found[0]["level"] == "mandatory"
     assert "up to 8 GPU nodes" in found[0]["message"] and "7" in found[0]["message"]
 
@@ -88,7 +88,7 @@ def test_gpu_budget_multiplies_per_zone_maxima_by_the_zones():
 
 
 def test_gpu_budget_counts_karpenter_gpu_limits_and_refuses_unbounded_pools(stack_config_of):
-    config = stack_config_of(budget={"maxGpuNodes": 8})
+    config = stack_config_of(limits={"maxGpuNodes": 8})
     karpenter = "kubernetes:karpenter.sh/v1:NodePool"
     assert violations("gpu-node-budget", res(karpenter, "gpu", KARPENTER_GPU), stack_config=config) == []
     over = changed(KARPENTER_GPU, "spec.limits", {"nvidia.com/gpu": "12", "cpu": "1000"})
@@ -99,7 +99,7 @@ def test_gpu_budget_counts_karpenter_gpu_limits_and_refuses_unbounded_pools(stac
 
 
 def test_budget_default_matches_the_config_model():
-    assert BUDGET_DEFAULT_MAX_GPU_NODES == BudgetConfig().max_gpu_nodes
+    assert BUDGET_DEFAULT_MAX_GPU_NODES == LimitsConfig().max_gpu_nodes
 
 
 def test_redrive_allow_policy_does_not_excuse_the_source_queue():

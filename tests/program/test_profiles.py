@@ -131,3 +131,9 @@ def test_a_budget_for_an_unknown_profile_is_refused():
         {"member": "user:x@example.com", "gpuHours": 1, "profile": "nope"}))
     assert any(line.startswith(f"{P}.budgets.members[1].profile: 'nope' is not allowed; must name "
                                "a profile: a1111-l4, comfyui-a100") for line in lines), lines
+
+
+def test_the_old_plan_time_budget_key_says_it_was_renamed():
+    lines = _refused(lambda p: p.update(budget=p.pop("limits")))
+    assert any("budget was renamed limits" in line and "`budgets` is the GPU-hours" in line
+               for line in lines), lines
