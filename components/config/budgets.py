@@ -9,24 +9,15 @@ session, atomically)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Optional
 
 from pydantic import AfterValidator, Field
 
 from components.config.fields import Cron, Section
-
-_MEMBER = re.compile(r"^(user|group):[^@\s]+@[^@\s]+\.[a-z]{2,}$|^domain:[a-z0-9.-]+\.[a-z]{2,}$")
-
-
-def _budget_member(value: str) -> str:
-    if not _MEMBER.match(value):
-        raise ValueError("expected user:<email>, group:<email> or domain:<domain>")
-    return value
-
+from components.config.profiles import _profile_member
 
 class MemberBudget(Section):
-    member: Annotated[str, AfterValidator(_budget_member)] = Field(
+    member: Annotated[str, AfterValidator(_profile_member)] = Field(
         description="Whom it applies to: user:<email>, group:<email> (shared by its members) or domain:<domain> (each person).")
     gpu_hours: Annotated[float, Field(gt=0, le=100000)] = Field(
         description="GPU-hours per calendar month (UTC).")

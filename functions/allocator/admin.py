@@ -14,7 +14,7 @@ import time
 
 from allocator_rules import Admission, admit, budget_of
 from shared.identity_id import is_identity_id
-from shared.profiles import Profile
+from shared.profiles import Profile, fleet_of
 from shared.responses import log
 from shared.state import usage_record
 from shared.verifier import Identity
@@ -30,6 +30,10 @@ class AdminDesk:
         self.store, self.agones = allocator.store, allocator.agones
         self.admins = Profile("admin", "the administrators' page", "", "", "", "", "",
                               tuple(allocator.settings.admins), 0, 1.0, False)
+
+    def _profile(self, game_server: str) -> Profile | None:
+        fleet = fleet_of(game_server, [p.fleet for p in self.allocator.profiles])
+        return self.allocator.by_fleet.get(fleet) if fleet else None
 
     def _is_admin(self, who: Identity) -> bool:
         if not self.admins.access:
@@ -59,8 +63,7 @@ class AdminDesk:
             mapping = self.allocator._mapping(Identity(id_, "", ""))
             if mapping is None:
                 continue
-            profile = next((p for p in self.allocator.profiles
-                            if mapping.gs.startswith(p.fleet + "-")), None)
+            profile = self._profile(mapping.gs)
             last = client.zscore(self.store.activity_key, id_)
             budget = budget_of(mapping.email, budgets, lambda g: None) if budgets else None
             spent_hours = float(spent or 0) / 3600
@@ -93,8 +96,7 @@ class AdminDesk:
             if gs is not None:
                 self.agones.delete(gs.name, gs.uid or None)
             now = self.allocator.clock()
-            profile = next((p for p in self.allocator.profiles
-                            if mapping.gs.startswith(p.fleet + "-")), None)
+            profile = self._profile(mapping.gs)
             usage = usage_record(id_, mapping.gs, mapping.allocated_at, now, "admin",
                                  profile.gpus_per_pod if profile else 1.0)
             self.store.finish_sessions([(id_, mapping.gs, usage)])

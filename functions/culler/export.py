@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 import urllib3
 
 from shared.agones import TokenSource
+from shared.profiles import fleet_of
 from shared.responses import log
 
 BATCH = 500
@@ -37,7 +38,7 @@ def _stamp(value) -> str | None:
 def row(entry_id: str, fields: dict, fleets: tuple[str, ...]) -> dict:
     """One BigQuery row (the table's schema: components/gcp/usage_export.py)."""
     gs = fields.get("gs", "")
-    fleet = max((f for f in fleets if gs.startswith(f + "-")), key=len, default=None)
+    fleet = fleet_of(gs, fleets)
 
     def number(key):
         try:

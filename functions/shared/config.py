@@ -201,8 +201,8 @@ class CullerSettings:
 
     def gpus_for(self, game_server: str) -> float:
         """GPUs a session on this game server holds."""
-        match = max((f for f, _ in self.gpus_per_fleet if game_server.startswith(f + "-")),
-                    key=len, default=None)
+        from .profiles import fleet_of
+        match = fleet_of(game_server, [f for f, _ in self.gpus_per_fleet])
         return dict(self.gpus_per_fleet)[match] if match else self.gpus_per_pod
 
     @classmethod

@@ -52,6 +52,11 @@ def _one(raw: dict, i: int) -> Profile:
         raise ProfilesError(f"{PROFILES}[{i}] is malformed: {e!r}") from None
 
 
+def fleet_of(game_server: str, fleets) -> str | None:
+    """The fleet that named a game server (Agones: <fleet>-<set>-<id>); the longest wins."""
+    return max((f for f in fleets if game_server.startswith(f + "-")), key=len, default=None)
+
+
 def load_profiles(env, fleet: str | None, gpus_per_pod: float = 1.0) -> list[Profile]:
     raw = env.get(PROFILES)
     if not raw:
