@@ -54,6 +54,9 @@ from shared.state import CorruptRecord, Mapping, RedisUnavailable, SessionStore,
 STARTING_STATES = {"Scheduled", "RequestReady"}
 # Game servers whose pod has no node yet: the autoscaler's events say whether one comes.
 UNSCHEDULED_STATES = {"PortAllocation", "Creating", "Starting"}
+# How soon the waiting page asks again once a pod is starting: at most this much is added
+# between a WebUI becoming Ready and its person being handed it.
+HANDOUT_POLL_SECONDS = 2
 EVENT_LOOKUPS = 3               # pending pods whose events are read per answer
 CONTENTION_RETRIES = 3
 ALLOCATION_ATTEMPTS = 3     # POSTs per call when the outcome of one is unknown
@@ -425,13 +428,14 @@ class Allocator:
                                reason=problem.kind, profile=target.name, alternatives=others)
         if any(gs.phase == "loading-model" for gs in starting):
             return pending(who, "loading-model",
-                           "A GPU workspace is loading the model; this usually takes a minute.", 3)
+                           "A GPU workspace is loading the model; this usually takes a minute.",
+                           HANDOUT_POLL_SECONDS)
         if starting:
             return pending(who, "starting",
                            "A GPU workspace is starting: a machine was found and the image "
-                           "is being loaded.", 3)
+                           "is being loaded.", HANDOUT_POLL_SECONDS)
         return pending(who, "waiting-for-gpu",
-                       "Waiting for a GPU machine to become available; this can take a few minutes.", 5)
+                       "Waiting for a GPU machine to become available; this can take a few minutes.", 3)
 
     def _capacity(self, target: Profile, unscheduled: list[GameServer]):
         """The autoscaler's reason no node comes for this profile's pending pods, if any;

@@ -88,12 +88,14 @@ def test_empty_pool_pending_with_phase_then_ready(allocator, clean, m_iap, m_ago
     m_agones.add_game_server("gs-new", state="Scheduled", port=7100)
     body = post_allocate(allocator, token)[1]
     assert body["status"] == "pending" and body["phase"] == "starting"
+    # once a pod is starting, the page asks every 2 s: at most 2 s between Ready and hand-out
+    assert body["retryAfterSeconds"] <= 2
     # its WebUI has started and says so through the Agones SDK (SetAnnotation)
     m_agones.add_game_server("gs-new", state="Scheduled", port=7100,
                              annotations={"agones.dev/sdk-sdfleet-phase": "loading-model"})
     body = post_allocate(allocator, token)[1]
     assert body["status"] == "pending" and body["phase"] == "loading-model"
-    assert "model" in body["message"]
+    assert "model" in body["message"] and body["retryAfterSeconds"] <= 2
     assert get_status(allocator, token)[1]["phase"] == "not-allocated"
     m_agones.set_state("gs-new", "Ready")
     body = post_allocate(allocator, token)[1]

@@ -219,6 +219,11 @@ def test_fleet_pod_template(dev_plan):
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert webui[probe]["exec"]["command"][:3] == ["/opt/sdfleet/venv/bin/python", "-m",
                                                         "sdfleet_webui.probe"]
+    # a pod is seen started and ready within 3 s of its WebUI, and still gets 20 minutes
+    for probe in ("startupProbe", "readinessProbe"):
+        assert webui[probe]["periodSeconds"] <= 3
+    startup = webui["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 1200
     assert _env(webui)["SDFLEET_FRAMEWORK"] == "automatic1111"
     assert _container(pod, "user-sync")["args"] == ["sdfleet_webui.trusted"]
     scratch = next(v for v in pod["volumes"] if v["name"] == "scratch")
