@@ -146,6 +146,10 @@ class GpuPoolConfig(Section):
     spot: bool = Field(
         False,
         description="Use Spot VMs (cheaper, may be preempted, ending a session).")
+    on_demand_fallback: bool = Field(
+        False,
+        description=("With spot: when no Spot VM of this type can be had, start an on-demand one "
+                     "(a second node pool `gpu-<name>-od`, tried only after the Spot pool)."))
     disk_size_gb: Annotated[int, Field(ge=50, le=4000)] = Field(
         200,
         description="Boot disk size per node, in GB (WebUI images are large).")

@@ -86,6 +86,10 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
             bad(("gpuPools", i, "accelerator"), pool.accelerator,
                 f"it needs machine family {'/'.join(families)} "
                 f"(machineType is {pool.machine_type!r}); {family_rule_text()}")
+        if pool.on_demand_fallback and not pool.spot:
+            bad(("gpuPools", i, "onDemandFallback"), True,
+                "it is a fallback for Spot VMs: set spot: true, or drop onDemandFallback "
+                "(the pool is on-demand already)")
         for j, zone in enumerate(pool.zones):
             if gcp_region and not _zone_in_region(zone, gcp_region):
                 bad(("gpuPools", i, "zones", j), zone, f"zones must be in gcp:region {gcp_region!r}, "

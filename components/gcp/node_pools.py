@@ -15,7 +15,7 @@ import pulumi_gcp as gcp
 
 from components.config import GpuPoolConfig, SystemPoolConfig
 from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
-from components.k8s.pods import GPU_RESOURCE, POOL_LABEL, SYSTEM_POOL, NodePlacement, Taint
+from components.k8s.pods import CAPACITY_LABEL, GPU_RESOURCE, POOL_LABEL, SYSTEM_POOL, NodePlacement, Taint
 
 # The GPU taint, set on every GPU pool. GKE puts key `nvidia.com/gpu`, effect NoSchedule on GPU
 # nodes itself when the cluster also has non-GPU pools (GKE docs, "Run GPUs in GKE Standard node
@@ -23,11 +23,28 @@ from components.k8s.pods import GPU_RESOURCE, POOL_LABEL, SYSTEM_POOL, NodePlace
 # setting it explicitly keeps the value we tolerate the one the nodes carry.
 GPU_TAINT = Taint(GPU_RESOURCE, "present", "NoSchedule")
 SYSTEM_POOL_NAME = SYSTEM_POOL
+# A GKE custom compute class: the node label and taint that tie a node pool to the class, and
+# the label a pod selects the class with (GKE docs, "About custom compute classes").
+COMPUTE_CLASS_LABEL = "cloud.google.com/compute-class"
+# The on-demand pool that stands behind a Spot pool.
+FALLBACK_SUFFIX = "-od"
 
 
-def gpu_placement(pool: str) -> NodePlacement:
-    """Where a pod that asks for a GPU of `pool` runs: its label, and the GPU taint tolerated."""
-    return NodePlacement.on(pool, GPU_TAINT)
+def compute_class_name(prefix: str, pool: str) -> str:
+    """The compute class that orders a GPU pool's node pools: Spot first, then on-demand."""
+    return f"{prefix}-{pool}"
+
+
+def gpu_placement(pool: GpuPoolConfig, prefix: str) -> NodePlacement:
+    """Where a pod that asks for a GPU of `pool` runs: its label and the GPU taint tolerated;
+    with an on-demand fallback, also its compute class (selected and its taint tolerated), so
+    the autoscaler tries the Spot pool before the on-demand one."""
+    if not pool.on_demand_fallback:
+        return NodePlacement.on(pool.name, GPU_TAINT)
+    name = compute_class_name(prefix, pool.name)
+    placement = NodePlacement.on(pool.name, GPU_TAINT, Taint(COMPUTE_CLASS_LABEL, name, "NoSchedule"))
+    return NodePlacement({**placement.node_selector, COMPUTE_CLASS_LABEL: name},
+                         placement.tolerations, placement.annotations)
 
 
 def _hardened_node_config(machine_type: str, disk_size_gb: int, disk_type: str, spot: bool,
@@ -118,18 +135,39 @@ class GpuNodePool(pulumi.ComponentResource):
 
         node_labels = {POOL_LABEL: args.config.name, "sdfleet.dev/gpu": "true",
                        "sdfleet.dev/accelerator": args.config.accelerator}
-        self.node_pool = gcp.container.NodePool(
-            f"{name}", name=f"gpu-{args.config.name}", cluster=args.cluster.id, location=args.region,
-            node_locations=args.config.zones or None,
-            autoscaling=gcp.container.NodePoolAutoscalingArgs(
-                total_min_node_count=args.config.min_nodes, total_max_node_count=args.config.max_nodes,
-                # ANY finds capacity in whichever zone has GPUs (and Spot) available.
-                location_policy="ANY"),
-            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
-            node_config=_hardened_node_config(
-                args.config.machine_type, args.config.disk_size_gb, args.config.disk_type, args.config.spot,
-                self.service_account.email, node_labels, args.labels,
-                guest_accelerators=[accelerator],
-                taints=[gcp.container.NodePoolNodeConfigTaintArgs(**GPU_TAINT.gke())]),
-            opts=child)
+        taints = [GPU_TAINT]
+        self.compute_class: str | None = None
+        if args.config.on_demand_fallback:
+            self.compute_class = compute_class_name(args.prefix, args.config.name)
+            node_labels[COMPUTE_CLASS_LABEL] = self.compute_class
+            taints.append(Taint(COMPUTE_CLASS_LABEL, self.compute_class, "NoSchedule"))
+
+        def node_pool(resource: str, pool_name: str, spot: bool, min_nodes: int) -> gcp.container.NodePool:
+            return gcp.container.NodePool(
+                resource, name=pool_name, cluster=args.cluster.id, location=args.region,
+                node_locations=args.config.zones or None,
+                autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                    total_min_node_count=min_nodes, total_max_node_count=args.config.max_nodes,
+                    # ANY finds capacity in whichever zone has GPUs (and Spot) available.
+                    location_policy="ANY"),
+                management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+                node_config=_hardened_node_config(
+                    args.config.machine_type, args.config.disk_size_gb, args.config.disk_type, spot,
+                    self.service_account.email,
+                    {**node_labels, **({CAPACITY_LABEL: "spot" if spot else "on-demand"}
+                                       if self.compute_class else {})},
+                    args.labels, guest_accelerators=[accelerator],
+                    taints=[gcp.container.NodePoolNodeConfigTaintArgs(**t.gke()) for t in taints]),
+                opts=child)
+
+        self.pool_name = f"gpu-{args.config.name}"
+        self.node_pool = node_pool(f"{name}", self.pool_name, args.config.spot, args.config.min_nodes)
+        # Only ever scaled up when the Spot pool cannot be (the compute class's order), and
+        # back to nothing when idle.
+        self.fallback_pool_name: str | None = None
+        self.fallback_pool = None
+        if args.config.on_demand_fallback:
+            self.fallback_pool_name = f"{self.pool_name}{FALLBACK_SUFFIX}"
+            self.fallback_pool = node_pool(f"{name}{FALLBACK_SUFFIX}", self.fallback_pool_name,
+                                           False, 0)
         self.register_outputs({"name": self.node_pool.name})

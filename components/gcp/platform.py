@@ -22,6 +22,7 @@ from components.gcp.image_builds import ImageBuildArgs, ImageBuilds
 from components.gcp.kubernetes import ClusterProvider
 from components.gcp.load_balancer import IapLoadBalancer, LoadBalancerArgs
 from components.gcp.network import Network
+from components.gcp.compute_class import CapacityClasses, CapacityClassesArgs
 from components.gcp.node_pools import (GpuNodePool, GpuNodePoolArgs, SystemNodePool,
                                        SystemNodePoolArgs, gpu_placement)
 from components.gcp.registry import ImageRegistry
@@ -141,6 +142,10 @@ class GcpPlatform(pulumi.ComponentResource):
         # --- Kubernetes ---------------------------------------------------------------------
         kube = pulumi.ResourceOptions(parent=self, providers=[self.k8s.provider],
                                       depends_on=[self.system_pool.node_pool])
+        # Spot first, on-demand after, for the pools that ask for it (before any pod selects them).
+        fallbacks = [pool for pool in self.gpu_pools.values() if pool.compute_class]
+        self.capacity_classes = CapacityClasses(f"{name}-capacity", CapacityClassesArgs(
+            pools=fallbacks), opts=kube) if fallbacks else None
         self.namespaces = Namespaces(f"{name}-ns", {ROUTER_NAMESPACE: "restricted",
                                                     p.fleet.namespace: "baseline"}, opts=kube)
         in_namespaces = pulumi.ResourceOptions.merge(kube, pulumi.ResourceOptions(
@@ -158,10 +163,11 @@ class GcpPlatform(pulumi.ComponentResource):
             fleet=p.fleet, webui=p.webui, culling=p.culling, profiles=[
                 ProfileFleet(profile=pr, pool=p.gpu_pool(pr.gpu_pool),
                              image=self.images.reference(webui_image_name(pr.framework)),
-                             placement=gpu_placement(pr.gpu_pool)) for pr in profiles],
+                             placement=gpu_placement(p.gpu_pool(pr.gpu_pool), name)) for pr in profiles],
             claim=self.shared_volume.ready_claim, router_namespace=ROUTER_NAMESPACE,
             agones_release=self.agones.release, api_server_cidr=p.network.control_plane_cidr),
-            opts=in_namespaces)
+            opts=pulumi.ResourceOptions.merge(in_namespaces, pulumi.ResourceOptions(
+                depends_on=[self.capacity_classes] if self.capacity_classes else [])))
         self.model_sync = ModelSync(f"{name}-model-sync", ModelSyncArgs(
             models=p.models, namespace=p.fleet.namespace, image=webui_image,
             claim=self.shared_volume.ready_claim, sub_path="models",

@@ -19,6 +19,8 @@ from typing import Any
 # Our own node label: both clouds put it on every node (GKE node pools, the EKS managed system
 # node group, the Karpenter NodePool template), so a pod picks a pool the same way on either.
 POOL_LABEL = "sdfleet.dev/pool"
+# On a pool with a fallback: "spot" or "on-demand" (the cost estimate tells them apart).
+CAPACITY_LABEL = "sdfleet.dev/capacity"
 SYSTEM_POOL = "system"
 # What a pod is (router, webui, placeholder, model-sync, share-prepare).
 APP_LABEL = "sdfleet.dev/app"

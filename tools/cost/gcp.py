@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from components.k8s.pods import CAPACITY_LABEL
 from components.registries.accelerators import brings_its_gpus
 
 from .assumptions import (FUNCTION_DEFAULT_MEMORY_MIB, FUNCTION_DEFAULT_VCPU_BY_MIB, GKE_DEFAULT_DISK_GB,
@@ -91,6 +92,9 @@ def _pool_for(pod_spec: Any, pools: list[NodePool]) -> Optional[NodePool]:
     selector = read(pod_spec, "nodeSelector", default={})
     gpu_pools = [p for p in pools if p.gpus]
     matching = [p for p in gpu_pools if all(p.labels.get(k) == v for k, v in selector.items())]
+    # A Spot pool and its on-demand fallback both match: the Spot pool is the one tried first.
+    if len(matching) > 1:
+        matching = [p for p in matching if p.labels.get(CAPACITY_LABEL) != "on-demand"]
     return matching[0] if len(matching) == 1 else None
 
 
@@ -184,6 +188,8 @@ def _gpu_pools(pools: list[NodePool], demands: dict[str, Demand], sheet: Sheet,
             continue
         demand = demands.get(pool.name, Demand())
         spot = "; Spot priced at on-demand (upper bound)" if pool.spot else ""
+        if pool.spot and pool.labels.get(CAPACITY_LABEL) == "spot":
+            spot += "; on-demand when no Spot VM can be had, at that price"
         per_node = pool.gpus * pool.pods_per_gpu
 
         def nodes(pods: int, per_node: int = per_node, top: int = pool.max_nodes) -> int:
