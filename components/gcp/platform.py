@@ -156,7 +156,8 @@ class GcpPlatform(pulumi.ComponentResource):
             system=SYSTEM_PLACEMENT), opts=in_namespaces)
         self.shared_volume = SharedVolume(f"{name}-shared", SharedVolumeArgs(
             namespace=p.fleet.namespace, server=self.store.ip_address, share=p.storage.share_name,
-            capacity_gb=p.storage.capacity_gb, image=webui_image, placement=SYSTEM_PLACEMENT),
+            capacity_gb=p.storage.capacity_gb, image=webui_image, placement=SYSTEM_PLACEMENT,
+            connections=p.storage.connections),
             opts=in_namespaces)
         # Whatever mounts a folder of the share takes the claim once the folders exist.
         self.fleet = WebuiFleet(f"{name}-webui", WebuiFleetArgs(

@@ -38,6 +38,15 @@ class SharedVolumeArgs:
     # Runs the prepare Job (the WebUI image: it has the interpreter and the owner uid).
     image: pulumi.Input[str]
     placement: NodePlacement
+    # TCP connections per node to the share (NFS nconnect; 1 is the kernel's default).
+    connections: int = 1
+
+
+def mount_options(connections: int) -> list[str]:
+    """NFS options of every mount of the share: `hard` (a slow server delays reads, never fails
+    them into a half-written output), NFSv3 (what Filestore serves), and with more than one
+    connection `nconnect`, so large model reads spread over several TCP streams."""
+    return ["hard", "nfsvers=3", *([f"nconnect={connections}"] if connections > 1 else [])]
 
 
 def prepare_script(folders: dict[str, int], uid: int, gid: int) -> str:
@@ -66,7 +75,7 @@ class SharedVolume(pulumi.ComponentResource):
             f"{name}-pv", "v1", "PersistentVolume", metadata=meta(f"{name}"),
             spec={"capacity": {"storage": storage}, "accessModes": ["ReadWriteMany"],
                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
-                  "mountOptions": ["hard", "nfsvers=3"],
+                  "mountOptions": mount_options(args.connections),
                   "nfs": {"server": args.server, "path": f"/{args.share}"}},
             opts=child)
         self.claim_name = name

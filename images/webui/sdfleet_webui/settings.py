@@ -122,6 +122,8 @@ class SupervisorSettings(ImageSettings):
     agones_grace: float = env_field("SDFLEET_AGONES_GRACE_SECONDS", 300.0, ge=0.0)
     gpu_busy_percent: float = env_field(env.GPU_BUSY_PERCENT, 20.0, ge=1.0, le=100.0)
     gpu_window: float = env_field("SDFLEET_GPU_WINDOW_SECONDS", 60.0, ge=1.0)
+    # Parallel reads of the default checkpoint at start (0: the framework reads it alone).
+    prefetch_workers: int = env_field("SDFLEET_PREFETCH_WORKERS", 8, ge=0, le=64)
 
     @property
     def agones_sdk_port(self) -> int | None:

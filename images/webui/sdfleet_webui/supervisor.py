@@ -39,6 +39,7 @@ from .policy import (Observation, RestartPolicy, backoff_delay, last_error_line,
                      serving_state, should_give_up)
 from .proctree import WebuiProcess, become_subreaper, reap_orphans, stop_tree, wait_port_free
 from .signals import on_termination
+from .prefetch import Prefetched, prefetch
 from .warmup import Generated, generate_once
 
 
@@ -63,6 +64,7 @@ class SupervisorConfig:
     agones_grace: float = 300.0
     gpu_busy_percent: float = 20.0
     gpu_window: float = 60.0
+    prefetch_workers: int = 8
     extra_env: dict = field(default_factory=dict)
 
     @classmethod
@@ -99,7 +101,7 @@ class SupervisorConfig:
             log_files=s.log_files, oom_window=s.oom_window, oom_event_gap=s.oom_event_gap,
             agones_port=s.agones_sdk_port, agones_health_seconds=s.agones_health_seconds,
             agones_grace=s.agones_grace, gpu_busy_percent=s.gpu_busy_percent,
-            gpu_window=s.gpu_window)
+            gpu_window=s.gpu_window, prefetch_workers=s.prefetch_workers)
 
 
 def default_models_root(baked: Path) -> Path:
@@ -145,6 +147,8 @@ class Supervisor:
         self.start_number = 0
         self.generated: Generated | None = None
         self.warmup_thread: threading.Thread | None = None
+        self.prefetch_thread: threading.Thread | None = None
+        self.prefetched: Prefetched | None = None
         self.lifecycle: AgonesLifecycle | None = None
 
     # --- the WebUI process -------------------------------------------------------------
@@ -161,6 +165,35 @@ class Supervisor:
             self.generated, self.warmup_thread = None, None
             self.cold_start.setdefault("webuiStarted", round(time.time(), 3))
         log("webui-started", framework=self.framework, pid=self.proc.pid, argv=argv[:3])
+        if self.prefetch_thread is None:
+            self.start_prefetch()
+
+    def start_prefetch(self) -> None:
+        """Read the default checkpoint into the page cache while the framework imports, once
+        per pod (later starts find it cached)."""
+        launch = self.config.launch
+        if not launch.default_checkpoint or self.config.prefetch_workers < 1:
+            return
+        path = Path(launch.models_root) / launch.default_checkpoint
+
+        def progress(done: int, total: int) -> None:
+            log("checkpoint-reading", path=str(path), gib=round(done / 2**30, 1),
+                of_gib=round(total / 2**30, 1))
+
+        def run() -> None:
+            result = prefetch(path, self.config.prefetch_workers, progress=progress,
+                              stop=self.stop_event)
+            with self.lock:
+                self.prefetched = result
+                if result.error is None:
+                    self.cold_start.setdefault("checkpointRead", round(time.time(), 3))
+            log("checkpoint-read" if result.error is None else "checkpoint-not-read",
+                level="info" if result.error is None else "warning", path=result.path,
+                mib=round(result.bytes_read / 2**20), seconds=round(result.seconds, 2),
+                mib_per_second=round(result.mib_per_second), error=result.error)
+
+        self.prefetch_thread = threading.Thread(target=run, daemon=True, name="prefetch")
+        self.prefetch_thread.start()
 
     def stop_webui(self, why: str) -> None:
         with self.lock:
