@@ -97,7 +97,8 @@ def computed_outputs(typ: str, name: str, inputs: dict, project: str, region: st
         # engine passes numbers as floats).
         out["generatedId"] = 4_503_599_627_370_497
     elif typ == "command:local:Command":
-        env = inputs.get("environment") or {}
+        env = inputs.get("environment")
+        env = env if isinstance(env, dict) else {}   # unknown as a whole in a preview
         if "SDFLEET_NEG_NAME" in env:  # the load balancer's wait for GKE's NEGs
             out["stdout"] = "\n".join(
                 f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{region}-{z}/"

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from components.config.versions import AGONES_CHART_VERSION, AGONES_KUBERNETES_MINORS
 from components.registries.frameworks import BATCH_FRAMEWORKS, WEBUI_FRAMEWORKS
 from components.config.budgets import BudgetsConfig, UsageExportConfig
+from components.config.images import ImagesConfig
 from components.config.profiles import PeakHours, ProfileConfig, _profile_member
 from components.config.fields import (Accelerator, Cidr, Cron, DnsLabel, Ec2InstanceType,
                                       GceMachineType, ImageHost, Quantity, Section, _download_url, _gpu_count, _hf_repo_id, _member,
@@ -595,14 +596,6 @@ class AwsConfig(Section):
                              "jobs and api: move " + ", ".join(
                                  f"aws.{key} to aws.{AWS_MOVED_KEYS[key]}" for key in moved))
         return data
-
-
-class ImagesConfig(Section):
-    """Container images. Built by the stack (Cloud Build on GCP) unless given here."""
-    prebuilt: dict[str, str] = Field(
-        default_factory=dict,
-        description=("Image name -> full reference of an image you built yourself, used instead of building "
-                    "it."))
 
 
 class PlatformConfig(Section):

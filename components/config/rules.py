@@ -95,6 +95,9 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
                 bad(("gpuPools", i, "zones", j), zone, f"zones must be in gcp:region {gcp_region!r}, "
                     f"e.g. {gcp_region}-a")
     problems += _prebuilt_image_problems(p.images)
+    if p.cloud == "aws" and p.images.preload_disk is not None:
+        bad(("images", "preloadDisk"), "set", "GKE's secondary boot disks are GCP only; on EKS "
+            "remove it (Karpenter nodes pull the image, SOCI-indexed or not)")
     if p.system_pool.min_nodes > p.system_pool.max_nodes:
         bad(("systemPool", "minNodes"), p.system_pool.min_nodes,
             f"minNodes must be <= maxNodes ({p.system_pool.max_nodes})")

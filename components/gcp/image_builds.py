@@ -45,8 +45,13 @@ PERMISSION_ERRORS = ("PERMISSION_DENIED|does not have [a-z.]+ access|caller does
                      "|Permission '[a-zA-Z.]+' denied|does not have permission")
 
 # Runs in the project's root (where Pulumi.yaml is) with the values below in its environment.
+# SDFLEET_CONTEXT "-" submits no source (a build that fetches what it needs itself).
 BUILD_SCRIPT = """set -eu
-if [ ! -d "$SDFLEET_CONTEXT" ]; then
+if [ "$SDFLEET_CONTEXT" = "-" ]; then
+  set -- --no-source
+elif [ -d "$SDFLEET_CONTEXT" ]; then
+  set -- "$SDFLEET_CONTEXT"
+else
   echo "sdfleet: no $SDFLEET_CONTEXT under $(pwd): run pulumi from the sdfleet project's directory" >&2
   exit 1
 fi
@@ -63,7 +68,7 @@ attempt=1
 while :; do
   echo "sdfleet: building $SDFLEET_IMAGE from $SDFLEET_CONTEXT with Cloud Build (logs follow)"
   rm -f "$log.rc"
-  { gcloud builds submit "$SDFLEET_CONTEXT" --project="$SDFLEET_PROJECT" --region="$SDFLEET_REGION" \
+  { gcloud builds submit "$@" --project="$SDFLEET_PROJECT" --region="$SDFLEET_REGION" \
       --config="$config" --service-account="$SDFLEET_BUILD_ACCOUNT" \
       --gcs-source-staging-dir="gs://$SDFLEET_BUCKET/sources" \
       --gcs-log-dir="gs://$SDFLEET_BUCKET/logs" 2>&1 || echo "$?" > "$log.rc"; } | tee "$log"

@@ -47,6 +47,7 @@ class Network(pulumi.ComponentResource):
             "deleteDefaultRoutesOnCreate": False}, opts=child)
         self.vpc_name = f"{name}-vpc"
 
+        self.subnet_name = f"{name}-nodes"
         self.subnet = ComputeResource("Subnetwork", f"{name}-nodes", {
             "name": f"{name}-nodes", "region": region, "network": self.vpc.id,
             "ipCidrRange": config.nodes_cidr, "privateIpGoogleAccess": True,

@@ -8,6 +8,8 @@ as its own service account with only the node roles.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import pulumi
@@ -28,6 +30,8 @@ SYSTEM_POOL_NAME = SYSTEM_POOL
 COMPUTE_CLASS_LABEL = "cloud.google.com/compute-class"
 # The on-demand pool that stands behind a Spot pool.
 FALLBACK_SUFFIX = "-od"
+# How a node uses a preloaded disk (GKE API `SecondaryBootDisk.mode`): as a container image cache.
+PRELOAD_DISK_MODE = "CONTAINER_IMAGE_CACHE"
 
 
 def compute_class_name(prefix: str, pool: str) -> str:
@@ -108,6 +112,14 @@ class GpuNodePoolArgs:
     region: str
     prefix: str
     labels: dict[str, str]
+    # Disk images (`global/images/<name>`) every node starts with: the preloaded WebUI images.
+    preload_disks: list[pulumi.Input[str]] = field(default_factory=list)
+
+
+def _rolled_name(base: str, disks: list[str]) -> str:
+    """The pool's name with a hash of its disk images: a new disk image makes a new pool
+    (created before the old one goes), the way GKE takes a changed secondary boot disk."""
+    return f"{base}-{hashlib.sha256(json.dumps(disks).encode()).hexdigest()[:6]}"
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -142,7 +154,13 @@ class GpuNodePool(pulumi.ComponentResource):
             node_labels[COMPUTE_CLASS_LABEL] = self.compute_class
             taints.append(Taint(COMPUTE_CLASS_LABEL, self.compute_class, "NoSchedule"))
 
-        def node_pool(resource: str, pool_name: str, spot: bool, min_nodes: int) -> gcp.container.NodePool:
+        preload = None
+        if args.preload_disks:
+            preload = [gcp.container.NodePoolNodeConfigSecondaryBootDiskArgs(
+                disk_image=disk, mode=PRELOAD_DISK_MODE) for disk in args.preload_disks]
+
+        def node_pool(resource: str, pool_name: pulumi.Input[str], spot: bool,
+                      min_nodes: int) -> gcp.container.NodePool:
             return gcp.container.NodePool(
                 resource, name=pool_name, cluster=args.cluster.id, location=args.region,
                 node_locations=args.config.zones or None,
@@ -157,17 +175,22 @@ class GpuNodePool(pulumi.ComponentResource):
                     {**node_labels, **({CAPACITY_LABEL: "spot" if spot else "on-demand"}
                                        if self.compute_class else {})},
                     args.labels, guest_accelerators=[accelerator],
-                    taints=[gcp.container.NodePoolNodeConfigTaintArgs(**t.gke()) for t in taints]),
+                    taints=[gcp.container.NodePoolNodeConfigTaintArgs(**t.gke()) for t in taints],
+                    secondary_boot_disks=preload),
                 opts=child)
 
-        self.pool_name = f"gpu-{args.config.name}"
+        base = f"gpu-{args.config.name}"
+        self.pool_name: pulumi.Input[str] = base
+        if args.preload_disks:
+            self.pool_name = pulumi.Output.all(*args.preload_disks).apply(
+                lambda disks: _rolled_name(base, list(disks)))
         self.node_pool = node_pool(f"{name}", self.pool_name, args.config.spot, args.config.min_nodes)
         # Only ever scaled up when the Spot pool cannot be (the compute class's order), and
         # back to nothing when idle.
-        self.fallback_pool_name: str | None = None
+        self.fallback_pool_name: pulumi.Input[str] | None = None
         self.fallback_pool = None
         if args.config.on_demand_fallback:
-            self.fallback_pool_name = f"{self.pool_name}{FALLBACK_SUFFIX}"
+            self.fallback_pool_name = pulumi.Output.concat(self.pool_name, FALLBACK_SUFFIX)
             self.fallback_pool = node_pool(f"{name}{FALLBACK_SUFFIX}", self.fallback_pool_name,
                                            False, 0)
         self.register_outputs({"name": self.node_pool.name})

@@ -8,6 +8,8 @@ ends idle sessions. Filestore holds models and people's folders.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -22,6 +24,7 @@ from components.gcp.image_builds import ImageBuildArgs, ImageBuilds
 from components.gcp.kubernetes import ClusterProvider
 from components.gcp.load_balancer import IapLoadBalancer, LoadBalancerArgs
 from components.gcp.network import Network
+from components.gcp.image_disks import PreloadDisks, PreloadDisksArgs
 from components.gcp.compute_class import CapacityClasses, CapacityClassesArgs
 from components.gcp.node_pools import (GpuNodePool, GpuNodePoolArgs, SystemNodePool,
                                        SystemNodePoolArgs, gpu_placement)
@@ -96,10 +99,24 @@ class GcpPlatform(pulumi.ComponentResource):
         self.system_pool = SystemNodePool(f"{name}-system-pool", SystemNodePoolArgs(
             config=p.system_pool, cluster=self.cluster.cluster, region=region, labels=labels,
             service_account=system_sa, zones=p.cluster.zones), opts=child)
+        # With preloaded disks, each GPU pool starts its nodes with the disk image of every
+        # WebUI image its profiles run; the disk images are made after the images are built
+        # (below), so the pools take them as outputs resolved then.
+        preload = p.images.preload_disk
+        disk_of: dict[str, pulumi.Output[str]] = {}
+        resolve_disk: dict[str, Callable[[pulumi.Output[str]], None]] = {}
+        if preload is not None:
+            for pr in profiles:
+                image = webui_image_name(pr.framework)
+                if image not in disk_of:
+                    disk_of[image], resolve_disk[image] = pulumi.deferred_output()
         self.gpu_pools = {
             pool.name: GpuNodePool(f"{name}-gpu-{pool.name}", GpuNodePoolArgs(
                 config=pool, cluster=self.cluster.cluster, project=project, region=region,
-                prefix=name, labels=labels), opts=child)
+                prefix=name, labels=labels, preload_disks=[
+                    disk_of[image] for image in dict.fromkeys(
+                        webui_image_name(pr.framework) for pr in profiles if pr.gpu_pool == pool.name)
+                    if image in disk_of]), opts=child)
             for pool in p.gpu_pools
         }
         self.k8s = ClusterProvider(f"{name}-cluster", self.cluster, opts=child)
@@ -122,6 +139,17 @@ class GcpPlatform(pulumi.ComponentResource):
             images=["router", *webui_names], prebuilt=dict(p.images.prebuilt), project=project,
             region=region, registry=self.registry, labels=labels,
             depends_on=self.apis.services), opts=child)
+        if preload is not None:
+            self.preload_disks = PreloadDisks(f"{name}-disks", PreloadDisksArgs(
+                config=preload, images={image: self.images.reference(image) for image in disk_of},
+                project=project, region=region, zone=(p.cluster.zones or [f"{region}-a"])[0],
+                prefix=name, registry=self.registry,
+                # The subnet's path once it exists (the builder's VM runs in it).
+                subnetwork=self.network.subnet.id.apply(
+                    lambda _: f"projects/{project}/regions/{region}/subnetworks/{self.network.subnet_name}"),
+                labels=labels, depends_on=self.apis.services), opts=child)
+            for image, resolve in resolve_disk.items():
+                resolve(self.preload_disks.disk_images[image])
         # The image of the default profile runs the shared volume's and model sync's Jobs.
         default_profile = next(pr for pr in profiles if pr.default)
         webui_image = self.images.reference(webui_image_name(default_profile.framework))

@@ -320,6 +320,9 @@ def standing_costs(plan: Plan, region: str, table: dict, sheet: Sheet) -> Option
                   prices["gke"]["clusterManagementPerHour"] * len(clusters) * h, "Standard clusters")
 
     pools = _node_pools(plan, prices, sheet)
+    if any(read(r.inputs, "nodeConfig", "secondaryBootDisks") for r in plan.of("gcp:container/nodePool:NodePool")):
+        sheet.usage_billed.append("Compute Engine: the preloaded disk images (per GB stored) and each GPU "
+                                  "node's secondary boot disk (per GB-month while the node runs)")
     standing = 0.0
     for pool in pools:
         if pool.gpus:
