@@ -16,6 +16,7 @@ from allocator_rules import Admission, admit, budget_of
 from shared.identity_id import is_identity_id
 from shared.profiles import Profile, fleet_of
 from shared.responses import log
+from shared.cold_starts import ColdStartStore
 from shared.state import usage_record
 from shared.verifier import Identity
 
@@ -74,8 +75,13 @@ class AdminDesk:
                          "budgetLeftHours": None if budget is None or budget.pool
                          else round(max(0.0, budget.gpu_hours - spent_hours), 2)})
         log("INFO", "admin page", admin=who.email, sessions=len(rows))
+        cold = ColdStartStore(client, self.store.prefix).summary()
         return {"status": "admin", "id": who.id, "month": month.rsplit(":", 1)[-1],
-                "now": now, "sessions": rows}
+                "now": now, "sessions": rows,
+                # p50/p95 per phase of the pods' cold starts, per profile (the culler keeps it)
+                "coldStarts": [{"profile": profile, "phase": phase, **numbers}
+                               for profile, by_phase in sorted(cold.items())
+                               for phase, numbers in by_phase.items()]}
 
     def end(self, who: Identity, id_: str) -> dict:
         if not self._is_admin(who):

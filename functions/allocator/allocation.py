@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import time
 
+from redis.exceptions import RedisError
+
 from membership import GroupMembership
 from allocator_rules import (Admission, BudgetVerdict, admit, budget_of, capacity_problem,
                              choose, pool_budget, within_budget)
@@ -46,6 +48,7 @@ from shared.agones import (AgonesClient, AllocationOutcomeUnknown, Allocation, G
                            KubernetesError, KubernetesUnavailable)
 from shared.config import AllocatorSettings
 from shared.budgets import next_month_start
+from shared.cold_starts import ColdStartStore, expected_wait
 from shared.profiles import Profile, load_profiles
 from shared.verifier import Identity
 from shared.responses import log
@@ -434,8 +437,23 @@ class Allocator:
             return pending(who, "starting",
                            "A GPU workspace is starting: a machine was found and the image "
                            "is being loaded.", HANDOUT_POLL_SECONDS)
+        usual = self._usual_start(target)
+        if usual is None:
+            return pending(who, "waiting-for-gpu",
+                           "Waiting for a GPU machine to become available; this can take a few minutes.", 3)
+        minutes = max(1, round(usual / 60))
         return pending(who, "waiting-for-gpu",
-                       "Waiting for a GPU machine to become available; this can take a few minutes.", 3)
+                       f"Waiting for a GPU machine to become available; a new workspace usually "
+                       f"takes about {minutes} minute{'s' if minutes > 1 else ''} to start.", 3,
+                       expectedWaitSeconds=round(usual))
+
+    def _usual_start(self, target: Profile) -> float | None:
+        """The measured p50 of this profile's cold starts (the culler keeps it), if known."""
+        try:
+            return expected_wait(ColdStartStore(self.store.client, self.store.prefix).summary(),
+                                 target.name)
+        except RedisError:
+            return None
 
     def _capacity(self, target: Profile, unscheduled: list[GameServer]):
         """The autoscaler's reason no node comes for this profile's pending pods, if any;

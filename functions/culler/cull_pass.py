@@ -48,7 +48,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from rules import (Action, Limits, SessionView, decide, needs_pod_report,
                    pod_reported_activity)
-from shared.agones import (EMAIL_ANNOTATION, IDENTITY_LABEL, AgonesClient,
+from redis.exceptions import RedisError
+
+from shared import cold_starts
+from shared.agones import (COLD_START_ANNOTATION, EMAIL_ANNOTATION, IDENTITY_LABEL, AgonesClient,
                            GameServer, KubernetesError, KubernetesUnavailable)
 from shared.config import CullerSettings
 from shared.identity_id import is_identity_id, subject_of
@@ -56,6 +59,7 @@ from shared.responses import log
 from shared.state import CorruptRecord, Mapping, RecordError, SessionStore, usage_record
 
 DELETE_BATCH = 100          # identities per deletecollection request
+COLD_STARTS_PER_PASS = 20  # pods whose events are read per pass for their cold start
 LOCK_MARGIN_SECONDS = 15    # the culler's identity locks outlive the pass by this much
 
 
@@ -75,6 +79,7 @@ class CullPass:
                    "indexDropped": 0, "orphansShutDown": 0, "restored": 0, "deleteFailures": 0,
                    "reconcileErrors": [], "storeErrors": [], "truncated": False}
         self.summary = summary
+        self._listed: list[GameServer] = []
 
         timings = summary["timingsMs"] = {}
         mark = [time.monotonic()]
@@ -88,6 +93,8 @@ class CullPass:
         lap("candidates")
         self._reconcile(views, now, summary)
         lap("reconcile")
+        self._cold_starts(now, summary)
+        lap("coldStarts")
         self._pod_activity(views, now)
         lap("podActivity")
         summary["examined"] = len(views)
@@ -180,11 +187,47 @@ class CullPass:
         while pages > 0:
             pages -= 1
             page, token = self._fleet_page(token, summary)
+            self._listed += page
             self._unmapped_views(views, page)
             if not token or self._out_of_time():
                 break
         if self.store.save_reconcile_cursor(token, self._next_rank):
             self._store_error("reconcile", RecordError("cursor of the wrong type; reset"), None)
+
+    def _cold_starts(self, now: float, summary: dict) -> None:
+        """Record the cold start of each young game server seen for the first time (its
+        pod's steps and events), and rewrite the p50/p95 summary when any was recorded."""
+        young = [gs for gs in self._listed if COLD_START_ANNOTATION in gs.annotations
+                 and now - gs.created_at < cold_starts.RECENT_SECONDS]
+        if not young:
+            return
+        cold = cold_starts.ColdStartStore(self.store.client, self.store.prefix)
+        try:
+            new = [gs for gs, first in zip(young, cold.first_sightings([gs.name for gs in young]))
+                   if first][:COLD_STARTS_PER_PASS]
+        except RedisError as e:
+            self._store_error("cold-starts", e, None)
+            return
+        if not new:
+            return
+        records = []
+        for gs in new:
+            if self._out_of_time():
+                break
+            events, _ = _try(self.agones.pod_events, gs.name)
+            steps = cold_starts.steps_from(gs.annotations.get(COLD_START_ANNOTATION), events or [])
+            record = {"gs": gs.name, "profile": self.settings.profile_for(gs.name),
+                      "at": round(now, 3), "phases": cold_starts.phases(steps)}
+            records.append(record)
+            # One line per pod: what log-based metrics and an operator's search read.
+            log("INFO", "cold start", gs=gs.name, profile=record["profile"], **record["phases"])
+        try:
+            cold.record(records)
+            cold.save_summary(cold_starts.summarize(cold.recent(now)))
+        except RedisError as e:
+            self._store_error("cold-starts", e, None)
+            return
+        summary["coldStarts"] = len(records)
 
     def _fleet_page(self, continue_token: str, summary: dict) -> tuple[list[GameServer], str]:
         try:

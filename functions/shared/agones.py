@@ -53,6 +53,8 @@ ALLOCATED_AT_ANNOTATION = "sdfleet.dev/allocated-at"
 # Set by the WebUI pod's supervisor through the Agones SDK (SetAnnotation adds the prefix)
 # while its WebUI starts and loads the model, before the game server is Ready.
 PHASE_ANNOTATION = "agones.dev/sdk-sdfleet-phase"
+# ... and, once its WebUI made its first image, the steps of its cold start (JSON of times).
+COLD_START_ANNOTATION = "agones.dev/sdk-sdfleet-cold-start"
 # The pod's trusted front reports traffic through the SDK: SetAnnotation("last-activity",
 # "<unix seconds>"). The SDK server stores SDK annotations under the prefix
 # "agones.dev/sdk-" (Agones pkg/sdkserver/sdk.go, `metadataPrefix`; sdkserver.go

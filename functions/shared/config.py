@@ -198,6 +198,13 @@ class CullerSettings:
     # Per profile's fleet, when profiles differ in GPUs (game servers are named after
     # their fleet: <fleet>-<set>-<id>).
     gpus_per_fleet: tuple[tuple[str, float], ...] = ()
+    profile_per_fleet: tuple[tuple[str, str], ...] = ()
+
+    def profile_for(self, game_server: str) -> str:
+        """The profile whose fleet made this game server ("" if none)."""
+        from .profiles import fleet_of
+        match = fleet_of(game_server, [f for f, _ in self.profile_per_fleet])
+        return dict(self.profile_per_fleet)[match] if match else ""
 
     def gpus_for(self, game_server: str) -> float:
         """GPUs a session on this game server holds."""
@@ -219,4 +226,5 @@ class CullerSettings:
                    invoker_emails=emails,
                    oidc_certs_url=env.get("OIDC_CERTS_URL") or DEFAULT_OIDC_CERTS_URL,
                    gpus_per_pod=_float(env, "GPUS_PER_POD", 1.0),
-                   gpus_per_fleet=tuple((p.fleet, p.gpus_per_pod) for p in _profiles(env)))
+                   gpus_per_fleet=tuple((p.fleet, p.gpus_per_pod) for p in _profiles(env)),
+                   profile_per_fleet=tuple((p.fleet, p.name) for p in _profiles(env)))

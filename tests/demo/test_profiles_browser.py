@@ -182,7 +182,12 @@ def test_an_administrator_sees_sessions_and_ends_one_and_its_person_is_told(
     grace.driver.get(profiles_demo.url + "/_sdfleet/admin")
     assert grace.driver.title == "For administrators only"             # not an admin: 403
     ada.sign_in()
+    # every pod's cold start, measured: the culler recorded the demo's pods by phase
+    profiles_demo.cull_now()
     ada.driver.get(profiles_demo.url + "/_sdfleet/admin")
+    cold = ada.wait_for("cold starts", lambda: ada.driver.find_elements(
+        By.CSS_SELECTOR, "table#cold-starts tr td"))
+    assert "a1111" in {td.text for td in cold} and "total" in {td.text for td in cold}
     mo_id = identity_of(mo.email)
     row = ada.wait_for("mo's session", lambda: ada.driver.find_elements(
         By.CSS_SELECTOR, f"tr[data-id='{mo_id}']"))[0]

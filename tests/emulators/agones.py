@@ -348,12 +348,17 @@ class AgonesEmulator(_ValidatedCreation, FaultsAfterSideEffect):
             return _copy(obj)
 
     def add_pod_event(self, pod: str, reason: str, message: str, type_: str = "Warning",
-                      at: float | None = None, source: str = "cluster-autoscaler") -> dict:
-        """An Event about a pod, as the cluster autoscaler writes them (core/v1 Event)."""
+                      at: float | None = None, source: str = "cluster-autoscaler",
+                      field_path: str | None = None) -> dict:
+        """An Event about a pod, as the cluster autoscaler, the scheduler or the kubelet
+        writes them (core/v1 Event; the kubelet's name a container by `fieldPath`)."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
+        involved = {"kind": "Pod", "namespace": self.namespace, "name": pod}
+        if field_path:
+            involved["fieldPath"] = field_path
         event = {"apiVersion": "v1", "kind": "Event",
                  "metadata": {"name": f"{pod}.{self._next_uid()[-8:]}", "namespace": self.namespace},
-                 "involvedObject": {"kind": "Pod", "namespace": self.namespace, "name": pod},
+                 "involvedObject": involved,
                  "reason": reason, "message": message, "type": type_,
                  "source": {"component": source}, "firstTimestamp": stamp,
                  "lastTimestamp": stamp, "count": 1}

@@ -279,10 +279,18 @@ class FleetController:
                         self.emulator.add_pod_event(name, "FailedScaleUp", STOCK_OUT_MESSAGE)
                 elif now - asked_at >= self.fleet.node_seconds + self.fleet.pull_seconds:
                     del self.booting[name]
+                    # the kubelet's event once the image is pulled and the container runs
+                    self.emulator.add_pod_event(name, "Started", "Started container webui",
+                                                type_="Normal", source="kubelet",
+                                                field_path="spec.containers{webui}")
                     self._launch(name, servers[name])
                 elif now - asked_at >= self.fleet.node_seconds:
                     if servers[name]["status"]["state"] == "Starting":
                         self.emulator.sdk_update(name, state="Scheduled")
+                        # the scheduler's event once a (simulated) GPU node is there
+                        self.emulator.add_pod_event(name, "Scheduled", "Successfully assigned "
+                                                    f"{name} to a GPU node", type_="Normal",
+                                                    source="default-scheduler")
             unallocated = sum(1 for name, obj in servers.items()
                               if obj["status"]["state"] not in ("Allocated", "Shutdown", "Unhealthy")
                               and (name in self.pods or name in self.booting))

@@ -262,6 +262,17 @@ function _M.admin(answer)
         .. "<table id=\"sessions\"><tr><th>Person</th><th>Profile</th><th>Since</th>"
         .. "<th>Last activity</th><th>GPU-hours this month</th><th>Budget left (h)</th><th></th></tr>"
         .. table.concat(rows) .. "</table>"
+    local cold = {}
+    for _, row in ipairs(type(answer.coldStarts) == "table" and answer.coldStarts or {}) do
+        cold[#cold + 1] = "<tr><td>" .. escape(row.profile) .. "</td><td>" .. escape(row.phase)
+            .. "</td><td>" .. escape(row.p50) .. "</td><td>" .. escape(row.p95) .. "</td><td>"
+            .. escape(row.n) .. "</td></tr>"
+    end
+    body = body .. "<h2>Cold starts</h2><p>From a new pod's creation to its first image, "
+        .. "measured on every pod of the last 14 days, in seconds.</p>"
+        .. (#cold == 0 and "<p id=\"cold-starts\">None measured yet.</p>"
+            or ("<table id=\"cold-starts\"><tr><th>Profile</th><th>Phase</th><th>p50</th>"
+                .. "<th>p95</th><th>Pods</th></tr>" .. table.concat(cold) .. "</table>"))
     local html = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         .. "<title>Running sessions</title><style>body{font-family:sans-serif;margin:2em}"
         .. "td,th{padding:4px 10px;text-align:left;border-bottom:1px solid #ddd}</style></head>"
