@@ -158,3 +158,12 @@ def test_comfyui_whose_prompt_fails_is_restarted(tmp_path):
                              SDFLEET_FRAMEWORK="comfyui") as sup:
         info = sup.wait_for(lambda i: i["restarts"] == 1 and i["state"] == "ready", what="restart")
         assert "execution error: Can't load tokenizer" in info["lastRestartReason"]
+
+
+def test_ready_follows_the_warm_up_image_at_once_not_at_the_next_tick(tmp_path):
+    """With the production interval (2 s), a starting WebUI is checked every 0.5 s and its
+    warm-up image wakes the loop: no tick's wait is added to a person's wait."""
+    with SupervisorUnderTest(tmp_path, [{}], SDFLEET_POLL_SECONDS="2.0") as sup:
+        steps = sup.wait_for(lambda i: i["state"] == "ready", what="ready")["coldStart"]
+        assert steps["firstImage"] - steps["apiAnswered"] < 0.5
+        assert steps["apiAnswered"] - steps["webuiStarted"] < 1.5

@@ -43,6 +43,11 @@ from .prefetch import Prefetched, prefetch
 from .warmup import Generated, generate_once
 
 
+# How often a starting WebUI is checked: the check is a loopback GET, and every second of
+# detection delay is a second someone waits.
+STARTING_POLL_SECONDS = 0.5
+
+
 @dataclass
 class SupervisorConfig:
     framework: str
@@ -116,6 +121,8 @@ class Supervisor:
         self.framework = config.framework
         self.lock = threading.RLock()
         self.stop_event = threading.Event()
+        # Wakes the monitor loop before its next tick: a warm-up image made, a stop asked.
+        self.wake = threading.Event()
         # Set when the WebUI becomes ready: the Agones lifecycle tells Agones at once instead
         # of at its next Health tick (seconds a person would wait on the waiting page).
         self.became_ready = threading.Event()
@@ -227,6 +234,7 @@ class Supervisor:
             with self.lock:
                 if number == self.start_number:
                     self.generated = result
+            self.wake.set()   # Ready now, not at the next tick
             log("webui-generated" if result.ok else "webui-cannot-generate",
                 level="info" if result.ok else "error", framework=framework,
                 seconds=round(result.seconds, 2), detail=result.detail)
@@ -235,6 +243,17 @@ class Supervisor:
         self.warmup_thread.start()
 
     # --- the monitor loop ---------------------------------------------------------------
+    def poll_interval(self) -> float:
+        """Every STARTING_POLL_SECONDS while the WebUI starts (each one of them is part of a
+        person's wait), the configured interval once it serves."""
+        if self.state == "ready":
+            return self.config.poll_seconds
+        return min(self.config.poll_seconds, STARTING_POLL_SECONDS)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+
     def tick(self) -> None:
         now = time.time()
         if self.state in ("failed", "stopped"):
@@ -342,7 +361,8 @@ class Supervisor:
             while not self.stop_event.is_set():
                 self.tick()
                 self.last_tick_at = time.time()
-                self.stop_event.wait(self.config.poll_seconds)
+                self.wake.wait(self.poll_interval())
+                self.wake.clear()
         finally:
             with self.lock:
                 self.state = "stopped"
@@ -361,7 +381,7 @@ def main() -> int:
 
     def on_signal(name: str) -> None:
         log("signal", signal=name)
-        supervisor.stop_event.set()
+        supervisor.stop()
 
     on_termination(on_signal)
     log("supervisor-starting", framework=config.framework, api=f"{config.api_host}:{config.api_port}",
