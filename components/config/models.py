@@ -15,6 +15,7 @@ from components.config.versions import AGONES_CHART_VERSION, AGONES_KUBERNETES_M
 from components.registries.frameworks import BATCH_FRAMEWORKS, WEBUI_FRAMEWORKS
 from components.config.budgets import BudgetsConfig, UsageExportConfig
 from components.config.images import ImagesConfig
+from components.config.monitoring import MonitoringConfig
 from components.config.profiles import PeakHours, ProfileConfig, _profile_member
 from components.config.fields import (Accelerator, Cidr, Cron, DnsLabel, Ec2InstanceType,
                                       GceMachineType, ImageHost, Quantity, Section, _download_url, _gpu_count, _hf_repo_id, _member,
@@ -652,6 +653,9 @@ class PlatformConfig(Section):
         default_factory=ImagesConfig,
         description="Container images: built by the stack unless given here.")
     models: ModelsConfig = Field(ModelsConfig(), description="The models on the shared store.")
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig,
+        description="GCP: the operators' metrics, dashboard and alerts.")
     limits: LimitsConfig = Field(
         LimitsConfig(),
         description="Caps the policy pack enforces at preview time (budgets: the GPU-hours people may use).")
@@ -706,4 +710,5 @@ class StackConfig(BaseModel):
 
 # Sections only a GCP interactive platform reads (field names of PlatformConfig).
 GCP_SECTIONS = frozenset({"network", "cluster", "system_pool", "gpu_pools", "storage", "cache",
-                          "fleet", "culling", "access", "profiles", "budgets", "usage_export"})
+                          "fleet", "culling", "access", "profiles", "budgets", "usage_export",
+                          "monitoring"})

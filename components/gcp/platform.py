@@ -24,6 +24,7 @@ from components.gcp.image_builds import ImageBuildArgs, ImageBuilds
 from components.gcp.kubernetes import ClusterProvider
 from components.gcp.load_balancer import IapLoadBalancer, LoadBalancerArgs
 from components.gcp.network import Network
+from components.gcp.monitoring import OperatorsView, OperatorsViewArgs
 from components.gcp.image_disks import PreloadDisks, PreloadDisksArgs
 from components.gcp.compute_class import CapacityClasses, CapacityClassesArgs
 from components.gcp.node_pools import (GpuNodePool, GpuNodePoolArgs, SystemNodePool,
@@ -78,7 +79,9 @@ class GcpPlatform(pulumi.ComponentResource):
             or any(m.startswith("group:") for m in (p.access.admins if p.access else []))
         self.apis = ProjectApis(f"{name}-apis", project,
                                 extra=((GROUPS_API,) if checks_groups else ())
-                                + (("bigquery.googleapis.com",) if p.usage_export.enabled else ()),
+                                + (("bigquery.googleapis.com",) if p.usage_export.enabled else ())
+                                + (("monitoring.googleapis.com", "logging.googleapis.com")
+                                   if p.monitoring.enabled else ()),
                                 opts=pulumi.ResourceOptions(parent=self))
         # Every Google Cloud resource of the platform waits for the APIs. A component's
         # `depends_on` does not reach the resources inside it (the SDK records a child's own
@@ -203,6 +206,11 @@ class GcpPlatform(pulumi.ComponentResource):
             placement=SYSTEM_PLACEMENT,
             civitai_token=stack.secrets.civitai_token,
             huggingface_token=stack.secrets.huggingface_token), opts=in_namespaces)
+
+        # --- What operators see ---------------------------------------------------------------
+        if p.monitoring.enabled:
+            self.operators = OperatorsView(f"{name}-ops", OperatorsViewArgs(
+                config=p.monitoring, project=project, prefix=name), opts=after_apis)
 
         # --- Functions: allocator and culler --------------------------------------------------
         self.functions = ControlFunctions(f"{name}-fn", ControlFunctionsArgs(

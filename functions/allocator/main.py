@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 
 import re
+import time
 
 from admin import AdminDesk
 from allocation import Allocator
@@ -30,6 +31,7 @@ from membership import GroupMembership
 from shared.agones import AgonesClient, KubernetesError, KubernetesUnavailable
 from shared.config import AllocatorSettings, KubernetesSettings, RedisSettings
 from shared.verifier import IapAuthenticator, KeysUnavailable, Unauthenticated
+from shared.metrics import ALLOCATOR_ANSWER
 from shared.responses import error_response, json_response, log
 from shared.budgets import budget_reset_day
 from shared.state import RedisUnavailable, SessionStore, connect
@@ -84,8 +86,11 @@ def allocate(request):
         log("ERROR", "IAP signing keys unavailable")
         return error_response(503, "iap-keys-unavailable",
                               "The sign-in keys cannot be fetched; try again shortly.", 5)
+    started, outcome, answer = time.monotonic(), "unavailable", None
     try:
         answer = handler(who, request)
+        if isinstance(answer, dict):
+            outcome = answer_outcome(answer)
         return answer if not isinstance(answer, dict) else json_response(answer)
     except RedisUnavailable as e:
         log("ERROR", "redis unavailable", id=who.id, error=type(e).__name__)
@@ -100,3 +105,17 @@ def allocate(request):
         return json_response({"status": "unavailable", "id": who.id,
                               "reason": "allocation-rejected",
                               "message": "The cluster refused to assign a GPU workspace."})
+    finally:
+        if handler is _allocate:
+            # The line the allocator's metrics are made of (functions/shared/metrics.py).
+            log("INFO", ALLOCATOR_ANSWER, outcome=outcome,
+                profile=str((answer or {}).get("profile") or "") if isinstance(answer, dict) else "",
+                latency_ms=round((time.monotonic() - started) * 1000, 1))
+
+
+def answer_outcome(answer: dict) -> str:
+    """What the person was told, in one word: ready, the waiting phase, refused, ..."""
+    status = str(answer.get("status") or "")
+    if status == "pending":
+        return str(answer.get("phase") or "pending")
+    return status or "unknown"

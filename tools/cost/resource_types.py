@@ -46,7 +46,7 @@ NO_CHARGE = {
     "gcp:compute/healthCheck:HealthCheck", "gcp:compute/securityPolicy:SecurityPolicy",
     "gcp:compute/networkEndpointGroup:NetworkEndpointGroup", "gcp:compute/networkEndpoint:NetworkEndpoint",
     "gcp:compute/sslPolicy:SslPolicy", "gcp:compute/sslCertificate:SslCertificate",
-    "gcp:iap/settings:Settings",
+    "gcp:iap/settings:Settings", "gcp:monitoring/notificationChannel:NotificationChannel",
     # A global address in use by a forwarding rule is not billed (prices.yaml staticIp);
     # internal ranges (private services access) never are.
     "gcp:compute/globalAddress:GlobalAddress", "gcp:compute/address:Address",
@@ -82,6 +82,9 @@ NO_CHARGE = {
 }
 # Billed only by use (storage held, requests made, builds run): listed, not estimated.
 USAGE_BILLED = {
+    "gcp:logging/metric:Metric": "Cloud Monitoring: log-based metric samples beyond the free allotment",
+    "gcp:monitoring/alertPolicy:AlertPolicy": "Cloud Monitoring: alert conditions and the time series they read",
+    "gcp:monitoring/dashboard:Dashboard": "Cloud Monitoring: dashboards are free; their queries read billed metrics",
     "gcp:storage/bucket:Bucket": "Cloud Storage: per GB stored and per operation",
     "gcp:storage/bucketObject:BucketObject": "Cloud Storage: per GB stored and per operation",
     "gcp:artifactregistry/repository:Repository": "Artifact Registry: per GB of images over 0.5 GB",
