@@ -72,3 +72,14 @@ def test_every_alert_says_what_to_do_and_goes_to_the_operators(plan, platform_of
 def test_monitoring_can_be_turned_off(plan, platform_of):
     off = plan(platform_of(lambda p: p.setdefault("monitoring", {}).update(enabled=False)))
     assert not off.of_type(METRIC) and not off.of_type(ALERT)
+
+
+def test_the_readme_names_every_tile_and_alert():
+    from components.config.monitoring import MonitoringConfig
+    from components.gcp.monitoring import alert_definitions, dashboard_definition
+    from tools.preview import ROOT
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for tile in dashboard_definition("sdfleet")["mosaicLayout"]["tiles"]:
+        assert tile["widget"]["title"] in readme, tile["widget"]["title"]
+    for alert in alert_definitions("sdfleet", MonitoringConfig()):
+        assert f"| {alert['title']} |" in readme, alert["title"]
