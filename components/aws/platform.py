@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.aws.alarms import QueueAlarms, QueueAlarmsArgs
 from components.aws.api import JobApi, JobApiArgs
 from components.aws.cluster import SYSTEM_LABELS, EksCluster
 from components.aws.pod_identity import WorkloadIdentity, WorkloadIdentityArgs
@@ -71,6 +72,9 @@ class AwsPlatform(pulumi.ComponentResource):
         image = self.images.references
 
         self.queues = JobQueues(f"{name}", config, labels, opts=child)
+        self.alarms = QueueAlarms(f"{name}-ops", QueueAlarmsArgs(
+            queues=self.queues, region=region, timeout_seconds=config.jobs.timeout_seconds,
+            labels=labels, alert_email=config.jobs.alert_email), opts=child)
         self.results = ResultsBucket(f"{name}-results", config.jobs, labels, opts=child)
         self.models = ModelStore(f"{name}-models", self.network, config.network.vpc_cidr, labels,
                                  opts=child)

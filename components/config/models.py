@@ -533,6 +533,9 @@ class AwsJobsConfig(Section):
         3, description="Tries of a message before it goes to its runtime's dead-letter queue.")
     results_expiry_days: Annotated[int, Field(ge=1, le=3650)] = Field(
         30, description="Days results and uploads stay in the results bucket.")
+    alert_email: Optional[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+        None, description=("Email address the queues' alarms are sent to (an SNS subscription the "
+                           "address confirms); unset: the alarms show in CloudWatch only."))
 
 
 class AwsApiConfig(Section):

@@ -87,7 +87,8 @@ def test_each_runtime_queue_gets_only_its_runtime_from_the_jobs_topic(aws_update
 
 def test_completion_topic_exists_apart_from_the_jobs_topic(aws_plan):
     names = sorted(t.inputs["name"] for t in aws_plan.of_type("aws:sns/topic:Topic"))
-    assert names == ["sdbatch-completions", "sdbatch-jobs"]
+    # and the operators' alarms topic (components/aws/alarms.py), apart from both
+    assert names == ["sdbatch-completions", "sdbatch-jobs", "sdbatch-ops-alerts"]
 
 
 def test_keda_trigger_reads_the_runtime_queue_with_scale_on_in_flight(aws_update):

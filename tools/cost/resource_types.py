@@ -82,6 +82,8 @@ NO_CHARGE = {
 }
 # Billed only by use (storage held, requests made, builds run): listed, not estimated.
 USAGE_BILLED = {
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "CloudWatch: per alarm metric beyond the free 10",
+    "aws:cloudwatch/dashboard:Dashboard": "CloudWatch: per dashboard beyond the free 3",
     "gcp:logging/metric:Metric": "Cloud Monitoring: log-based metric samples beyond the free allotment",
     "gcp:monitoring/alertPolicy:AlertPolicy": "Cloud Monitoring: alert conditions and the time series they read",
     "gcp:monitoring/dashboard:Dashboard": "Cloud Monitoring: dashboards are free; their queries read billed metrics",
