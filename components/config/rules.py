@@ -13,9 +13,11 @@ from components.config.budgets import budget_problems
 from components.config.profiles import profile_problems
 from components.registries.accelerators import family_rule_text
 from components.config.fields import ACCELERATOR_FAMILIES, CONFIG_KEY, member_domain
-from components.config.models import (AWS_VISIBILITY_MARGIN_SECONDS, FILESTORE_MIN_CAPACITY_GB,
-                                      GCP_SECTIONS, SQS_MAX_VISIBILITY_SECONDS, AccessConfig,
-                                      ImagesConfig, PlatformConfig)
+from components.config.aws import AWS_VISIBILITY_MARGIN_SECONDS, SQS_MAX_VISIBILITY_SECONDS
+from components.config.common import AccessConfig
+from components.config.gcp import FILESTORE_MIN_CAPACITY_GB
+from components.config.images import ImagesConfig
+from components.config.models import GCP_SECTIONS, PlatformConfig
 
 def buffer_policy_problems(buffer: int, min_replicas: int, max_replicas: int
                            ) -> list[tuple[str, int, str]]:

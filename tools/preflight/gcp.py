@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from components.config.models import GpuPoolConfig
+from components.config.gcp import GpuPoolConfig
 from tools.preflight.egress import admitted, egress_address
 from tools.preflight.report import Check, failed, note, passed
 
