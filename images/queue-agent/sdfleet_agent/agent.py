@@ -26,7 +26,7 @@ from .message import Job, parse_job
 from .models import ModelCatalog
 from .results import ResultStore, now
 from .settings import AgentSettings
-from .webui import make_client
+from .clients import make_client
 
 log = logging.getLogger("sdfleet.agent")
 

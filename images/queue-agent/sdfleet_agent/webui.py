@@ -37,15 +37,6 @@ class Generation:
     model: str | None = None  # the WebUI's own name of the checkpoint it used
 
 
-def make_client(framework: str, base_url: str, health_path: str, job_timeout: float,
-                health_timeout: float):
-    """The client that speaks `framework`'s API."""
-    if framework == "comfyui":
-        from .comfyui import ComfyUiClient
-        return ComfyUiClient(base_url, health_path, job_timeout, health_timeout)
-    return WebUiClient(base_url, health_path, job_timeout, health_timeout)
-
-
 class FrameworkClient:
     """What every framework's client holds: where the WebUI answers, where its health route
     is, how long a job and a health wait may take, and one kept-alive HTTP session."""

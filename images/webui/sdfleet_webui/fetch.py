@@ -28,7 +28,8 @@ from .httpclient import FetchError, RetryPolicy
 from .logs import log
 from .manifest import Manifest, verified_entry
 from .modellist import KIND_FOLDERS, ModelList, ModelListError, ModelSpec, load_model_list
-from .sources import Endpoints, resolve
+from .hub import download_from_hub, resolve_huggingface
+from .sources import Endpoints, resolve_direct
 
 
 @dataclass
@@ -121,7 +122,10 @@ class Fetcher:
             raise FetchError(spec.name, f"not verified locally ({reason}) and offline mode "
                                         f"forbids downloading")
         log("model-needed", model=spec.name, reason=reason)
-        plan = resolve(spec, self._session(), self.settings.endpoints, self.settings.policy, self.sleep)
+        plan = (resolve_huggingface(spec, self.settings.endpoints, self.settings.policy)
+                if spec.source == "huggingface" else
+                resolve_direct(spec, self._session(), self.settings.endpoints, self.settings.policy,
+                               self.sleep))
         if plan.filename:
             self._claim(spec.name, f"{plan.folder}/{plan.filename}")
         if plan.kind == "extension":
@@ -130,9 +134,12 @@ class Fetcher:
             verified = adopt_existing(plan, self.settings.root)
             status = "adopted"
             if verified is None:
-                verified = download_file(plan, self.settings.root, self._session(),
-                                         self.settings.endpoints, self.settings.policy,
-                                         self.settings.progress_seconds, self.sleep)
+                verified = (download_from_hub(plan, self.settings.root, self.settings.policy,
+                                              self.settings.progress_seconds, self.sleep)
+                            if plan.via == "huggingface" else
+                            download_file(plan, self.settings.root, self._session(),
+                                          self.settings.endpoints, self.settings.policy,
+                                          self.settings.progress_seconds, self.sleep))
                 status = "downloaded"
             self._claim(spec.name, verified.path)
         self.manifest.record(verified)

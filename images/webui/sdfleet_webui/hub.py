@@ -35,6 +35,7 @@ from .httpclient import FetchError, RetryPolicy, host_of, permanent_failure, ret
 from .logs import log, redact_url
 from .manifest import VerifiedFile
 from .modellist import ModelSpec
+from .parts import PartState, Progress, verify_and_place
 from .sources import SHA256_RE, DownloadPlan, Endpoints, agree, safe_filename
 
 USER_AGENT = "sdfleet-model-fetcher/1"
@@ -97,8 +98,6 @@ class _CountingWriter:
 
 def download_from_hub(plan: DownloadPlan, root: Path, policy: RetryPolicy,
                       progress_seconds: float = 5.0, sleep=time.sleep) -> VerifiedFile:
-    from .download import PartState, Progress, verify_and_place
-
     folder = root / plan.folder
     folder.mkdir(parents=True, exist_ok=True)
     part = folder / f".{plan.name}.sdfleet-part"

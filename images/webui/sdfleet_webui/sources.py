@@ -143,13 +143,11 @@ def resolve_by_headers(spec: ModelSpec, url: str, session, endpoints: Endpoints,
                         filename=filename, sha256=agree(spec, sha), size=size, headers=headers)
 
 
-def resolve(spec: ModelSpec, session: requests.Session, endpoints: Endpoints,
-            policy: RetryPolicy, sleep) -> DownloadPlan:
+def resolve_direct(spec: ModelSpec, session: requests.Session, endpoints: Endpoints,
+                   policy: RetryPolicy, sleep) -> DownloadPlan:
+    """Where a CivitAI, URL or extension model comes from (Hugging Face files: hub.py)."""
     if spec.source == "civitai":
         return resolve_civitai(spec, session, endpoints, policy, sleep)
-    if spec.source == "huggingface":
-        from .hub import resolve_huggingface
-        return resolve_huggingface(spec, endpoints, policy)
     if spec.kind == "extension":
         return DownloadPlan(name=spec.name, kind="extension", url=spec.url,
                             source_key=spec.source_key, revision=spec.revision,
