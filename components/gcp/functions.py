@@ -217,21 +217,21 @@ class ControlFunctions(pulumi.ComponentResource):
         args.cache.grant_access(f"{name}-culler", self.culler_account.member)
 
         common_env = {
-            "REDIS_HOST": args.cache.host,
-            "REDIS_PORT": args.cache.port.apply(str),
-            "REDIS_TLS": "true",
-            "REDIS_CA_FILE": f"{REDIS_CA_MOUNT}/ca.pem",
-            "REDIS_PREFIX": "sdfleet:",
-            "K8S_API_URL": pulumi.Output.from_input(args.settings.cluster_endpoint).apply(
+            FUNCTIONS_ENV.REDIS_HOST: args.cache.host,
+            FUNCTIONS_ENV.REDIS_PORT: args.cache.port.apply(str),
+            FUNCTIONS_ENV.REDIS_TLS: "true",
+            FUNCTIONS_ENV.REDIS_CA_FILE: f"{REDIS_CA_MOUNT}/ca.pem",
+            FUNCTIONS_ENV.REDIS_PREFIX: "sdfleet:",
+            FUNCTIONS_ENV.K8S_API_URL: pulumi.Output.from_input(args.settings.cluster_endpoint).apply(
                 lambda e: f"https://{e}"),
-            "K8S_CA_DATA": args.settings.cluster_ca,
-            "AGONES_NAMESPACE": args.settings.fleet_namespace,
-            "FLEET_NAME": args.settings.fleet_name,
-            "IAP_AUDIENCE": args.settings.iap_audience,
-            "IDLE_TIMEOUT_SECONDS": str(args.culling.idle_minutes * 60),
-            "MAX_SESSION_SECONDS": str(args.culling.max_session_hours * 3600),
-            "ORPHAN_GRACE_SECONDS": str(args.culling.orphan_grace_minutes * 60),
-            "GPUS_PER_POD": repr(args.settings.gpus_per_pod),
+            FUNCTIONS_ENV.K8S_CA_DATA: args.settings.cluster_ca,
+            FUNCTIONS_ENV.AGONES_NAMESPACE: args.settings.fleet_namespace,
+            FUNCTIONS_ENV.FLEET_NAME: args.settings.fleet_name,
+            FUNCTIONS_ENV.IAP_AUDIENCE: args.settings.iap_audience,
+            FUNCTIONS_ENV.IDLE_TIMEOUT_SECONDS: str(args.culling.idle_minutes * 60),
+            FUNCTIONS_ENV.MAX_SESSION_SECONDS: str(args.culling.max_session_hours * 3600),
+            FUNCTIONS_ENV.ORPHAN_GRACE_SECONDS: str(args.culling.orphan_grace_minutes * 60),
+            FUNCTIONS_ENV.GPUS_PER_POD: repr(args.settings.gpus_per_pod),
         }
         if args.settings.profiles is not None:
             common_env[FUNCTIONS_ENV.PROFILES] = json.dumps(args.settings.profiles,
@@ -245,12 +245,12 @@ class ControlFunctions(pulumi.ComponentResource):
             f"{name}-allocator", "allocator", "allocate", self.allocator_account, args.cache,
             common_env, min_instances=1, timeout=60)
         exporting = args.settings.usage_export is not None and args.settings.usage_export.enabled
-        culler_env = {**common_env, "CULL_INVOKER_EMAILS": self.scheduler_account.email}
+        culler_env = {**common_env, FUNCTIONS_ENV.CULL_INVOKER_EMAILS: self.scheduler_account.email}
         if exporting:
             culler_env[FUNCTIONS_ENV.USAGE_TABLE] = table_id(args.project, args.settings.prefix)
         self.culler = self._function(
             f"{name}-culler", "culler", "cull", self.culler_account, args.cache,
-            culler_env, min_instances=0, timeout=120, audience_env="CULL_INVOKER_AUDIENCE")
+            culler_env, min_instances=0, timeout=120, audience_env=FUNCTIONS_ENV.CULL_INVOKER_AUDIENCE)
 
         # gen2 functions are Cloud Run services: invoking them is run.invoker on the service.
         self._invoker(f"{name}-router-invokes-allocator", self.allocator, args.router_member)
@@ -312,7 +312,7 @@ class ControlFunctions(pulumi.ComponentResource):
                 environment_variables=env,
                 secret_environment_variables=[
                     gcp.cloudfunctionsv2.FunctionServiceConfigSecretEnvironmentVariableArgs(
-                        key="REDIS_PASSWORD", project_id=self.project,
+                        key=FUNCTIONS_ENV.REDIS_PASSWORD, project_id=self.project,
                         secret=cache.auth_secret.secret_id, version="latest")],
                 secret_volumes=[gcp.cloudfunctionsv2.FunctionServiceConfigSecretVolumeArgs(
                     mount_path=REDIS_CA_MOUNT, project_id=self.project,

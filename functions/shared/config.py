@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from . import env as names
 from .env import GROUP_CACHE_SECONDS, GROUPS_API_URL
 
 DEFAULT_IAP_CERTS_URL = "https://www.gstatic.com/iap/verify/public_key-jwk"
@@ -78,14 +79,14 @@ class RedisSettings:
 
     @classmethod
     def from_env(cls, env=os.environ) -> "RedisSettings":
-        tls = _bool(env, "REDIS_TLS", False)
-        ca_file = env.get("REDIS_CA_FILE") or None
+        tls = _bool(env, names.REDIS_TLS, False)
+        ca_file = env.get(names.REDIS_CA_FILE) or None
         if tls and not ca_file:
             raise ConfigError("REDIS_CA_FILE is required when REDIS_TLS is true: the "
                               "instance's server CA is pinned, never the system store")
-        return cls(host=_str(env, "REDIS_HOST"), port=_int(env, "REDIS_PORT", 6379, 1),
-                   tls=tls, ca_file=ca_file, password=env.get("REDIS_PASSWORD") or None,
-                   prefix=env.get("REDIS_PREFIX", "sdfleet:"))
+        return cls(host=_str(env, names.REDIS_HOST), port=_int(env, names.REDIS_PORT, 6379, 1),
+                   tls=tls, ca_file=ca_file, password=env.get(names.REDIS_PASSWORD) or None,
+                   prefix=env.get(names.REDIS_PREFIX, "sdfleet:"))
 
 
 @dataclass(frozen=True)
@@ -109,14 +110,14 @@ class KubernetesSettings:
     def from_env(cls, env=os.environ) -> "KubernetesSettings":
         from .profiles import ProfilesError, load_profiles
         try:
-            profiles = load_profiles(env, env.get("FLEET_NAME"))
+            profiles = load_profiles(env, env.get(names.FLEET_NAME))
         except ProfilesError as e:
             raise ConfigError(str(e)) from None
         default = next(p for p in profiles if p.default)
-        return cls(api_url=_str(env, "K8S_API_URL").rstrip("/"),
-                   ca_file=env.get("K8S_CA_FILE") or None, ca_data=env.get("K8S_CA_DATA") or None,
+        return cls(api_url=_str(env, names.K8S_API_URL).rstrip("/"),
+                   ca_file=env.get("K8S_CA_FILE") or None, ca_data=env.get(names.K8S_CA_DATA) or None,
                    token=env.get("K8S_TOKEN") or None,
-                   namespace=_str(env, "AGONES_NAMESPACE", "default"),
+                   namespace=_str(env, names.AGONES_NAMESPACE, "default"),
                    fleet=default.fleet, fleets=tuple(p.fleet for p in profiles),
                    port_name=env.get("GAMESERVER_PORT_NAME", "webui"),
                    timeout_seconds=_int(env, "K8S_TIMEOUT_SECONDS", 5, 1),
@@ -139,7 +140,7 @@ class AllocatorSettings:
 
     @classmethod
     def from_env(cls, env=os.environ) -> "AllocatorSettings":
-        return cls(iap_audience=_str(env, "IAP_AUDIENCE"),
+        return cls(iap_audience=_str(env, names.IAP_AUDIENCE),
                    iap_certs_url=env.get("IAP_CERTS_URL") or DEFAULT_IAP_CERTS_URL,
                    clock_skew_seconds=_int(env, "IAP_CLOCK_SKEW_SECONDS", 30),
                    lock_seconds=_int(env, "ALLOCATION_LOCK_SECONDS", 20, 5),
@@ -148,7 +149,7 @@ class AllocatorSettings:
                    groups_api_url=env.get(GROUPS_API_URL) or "https://cloudidentity.googleapis.com",
                    group_cache_seconds=_int(env, GROUP_CACHE_SECONDS, 300),
                    budgets=_budgets(env),
-                   max_session_seconds=_int(env, "MAX_SESSION_SECONDS", 8 * 3600, 1),
+                   max_session_seconds=_int(env, names.MAX_SESSION_SECONDS, 8 * 3600, 1),
                    admins=_admins(env))
 
 
@@ -177,7 +178,7 @@ def _budgets(env):
 def _profiles(env):
     from .profiles import ProfilesError, load_profiles
     try:
-        return load_profiles(env, env.get("FLEET_NAME"), _float(env, "GPUS_PER_POD", 1.0))
+        return load_profiles(env, env.get(names.FLEET_NAME), _float(env, names.GPUS_PER_POD, 1.0))
     except ProfilesError as e:
         raise ConfigError(str(e)) from None
 
@@ -214,17 +215,17 @@ class CullerSettings:
 
     @classmethod
     def from_env(cls, env=os.environ) -> "CullerSettings":
-        emails = tuple(e.strip() for e in _str(env, "CULL_INVOKER_EMAILS").split(",") if e.strip())
-        return cls(idle_seconds=_int(env, "IDLE_TIMEOUT_SECONDS", 1800, 1),
-                   max_session_seconds=_int(env, "MAX_SESSION_SECONDS", 8 * 3600, 1),
-                   orphan_grace_seconds=_int(env, "ORPHAN_GRACE_SECONDS", 300),
+        emails = tuple(e.strip() for e in _str(env, names.CULL_INVOKER_EMAILS).split(",") if e.strip())
+        return cls(idle_seconds=_int(env, names.IDLE_TIMEOUT_SECONDS, 1800, 1),
+                   max_session_seconds=_int(env, names.MAX_SESSION_SECONDS, 8 * 3600, 1),
+                   orphan_grace_seconds=_int(env, names.ORPHAN_GRACE_SECONDS, 300),
                    pass_budget_seconds=_int(env, "CULL_PASS_BUDGET_SECONDS", 45, 1),
                    batch_limit=_int(env, "CULL_BATCH_LIMIT", 5000, 1),
                    reconcile_page_size=_int(env, "RECONCILE_PAGE_SIZE", 100, 1),
                    reconcile_mappings_per_pass=_int(env, "RECONCILE_MAPPINGS_PER_PASS", 20),
-                   invoker_audience=_str(env, "CULL_INVOKER_AUDIENCE"),
+                   invoker_audience=_str(env, names.CULL_INVOKER_AUDIENCE),
                    invoker_emails=emails,
                    oidc_certs_url=env.get("OIDC_CERTS_URL") or DEFAULT_OIDC_CERTS_URL,
-                   gpus_per_pod=_float(env, "GPUS_PER_POD", 1.0),
+                   gpus_per_pod=_float(env, names.GPUS_PER_POD, 1.0),
                    gpus_per_fleet=tuple((p.fleet, p.gpus_per_pod) for p in _profiles(env)),
                    profile_per_fleet=tuple((p.fleet, p.name) for p in _profiles(env)))
