@@ -26,6 +26,8 @@ from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 
 from components.config import AwsRuntimeConfig
 from components.config.aws_instances import AGENT_MEMORY_LIMIT_MIB, AGENT_REQUESTS
+from components.k8s.image_env import AGENT as AGENT_ENV
+from components.k8s.image_env import WEBUI as WEBUI_ENV
 from components.k8s.objects import KubeObject, meta
 from components.k8s.pods import (GPU_RESOURCE, LOOPBACK, RUNTIME_LABEL, WEBUI_PORT, NodePlacement,
                                  env_list, restricted_container)
@@ -166,24 +168,25 @@ def agent_environment(a: RuntimeWorkloadArgs) -> dict[str, pulumi.Input[str]]:
     """The variables images/queue-agent/sdfleet_agent/settings.py reads."""
     job_mode = a.runtime.mode == "scaledjob"
     env: dict[str, pulumi.Input[str]] = {
-        "QUEUE_URL": a.queue_url, "DEAD_LETTER_QUEUE_URL": a.dead_letter_url,
-        "RUNTIME": a.runtime.name, "RESULTS_BUCKET": a.results_bucket,
-        "COMPLETION_TOPIC_ARN": a.completion_topic_arn, "AWS_REGION": a.region,
-        "AGENT_MODE": "job" if job_mode else "service",
-        "WEBUI_FRAMEWORK": a.runtime.framework,
-        "WEBUI_URL": f"http://{WEBUI_HOST}:{WEBUI_PORT}",
-        "MODELS_ROOT": MODELS_MOUNT,
-        "VISIBILITY_TIMEOUT_SECONDS": str(AGENT_LEASE_SECONDS),
-        "HEARTBEAT_SECONDS": str(AGENT_HEARTBEAT_SECONDS),
-        "JOB_TIMEOUT_SECONDS": str(a.job_timeout_seconds),
+        AGENT_ENV.QUEUE_URL: a.queue_url, AGENT_ENV.DEAD_LETTER_QUEUE_URL: a.dead_letter_url,
+        AGENT_ENV.RUNTIME: a.runtime.name, AGENT_ENV.RESULTS_BUCKET: a.results_bucket,
+        AGENT_ENV.COMPLETION_TOPIC_ARN: a.completion_topic_arn,
+        "AWS_REGION": a.region,  # boto3's own name
+        AGENT_ENV.AGENT_MODE: "job" if job_mode else "service",
+        AGENT_ENV.WEBUI_FRAMEWORK: a.runtime.framework,
+        AGENT_ENV.WEBUI_URL: f"http://{WEBUI_HOST}:{WEBUI_PORT}",
+        AGENT_ENV.MODELS_ROOT: MODELS_MOUNT,
+        AGENT_ENV.VISIBILITY_TIMEOUT_SECONDS: str(AGENT_LEASE_SECONDS),
+        AGENT_ENV.HEARTBEAT_SECONDS: str(AGENT_HEARTBEAT_SECONDS),
+        AGENT_ENV.JOB_TIMEOUT_SECONDS: str(a.job_timeout_seconds),
         # The queue's redrive maxReceiveCount: the last try is recorded as failed.
-        "MAX_RECEIVE_COUNT": str(a.max_receive_count),
-        "STARTUP_TIMEOUT_SECONDS": str(WEBUI_STARTUP_SECONDS),
+        AGENT_ENV.MAX_RECEIVE_COUNT: str(a.max_receive_count),
+        AGENT_ENV.STARTUP_TIMEOUT_SECONDS: str(WEBUI_STARTUP_SECONDS),
         # What a Spot interruption leaves for a running job (shutdown arithmetic above).
-        "SHUTDOWN_GRACE_SECONDS": str(AGENT_SHUTDOWN_GRACE_SECONDS),
+        AGENT_ENV.SHUTDOWN_GRACE_SECONDS: str(AGENT_SHUTDOWN_GRACE_SECONDS),
     }
     if a.allowed_image_hosts:
-        env["ALLOWED_IMAGE_HOSTS"] = ",".join(a.allowed_image_hosts)
+        env[AGENT_ENV.ALLOWED_IMAGE_HOSTS] = ",".join(a.allowed_image_hosts)
     return env
 
 
@@ -192,14 +195,14 @@ def webui_environment(a: RuntimeWorkloadArgs) -> dict[str, str]:
     supervisor.py, SupervisorConfig.from_env)."""
     # SDFLEET_LISTEN_HOST keeps every framework on loopback: the supervisor turns it into the
     # framework's own flag (sdfleet_webui/frameworks.py listen_args).
-    return {"SDFLEET_FRAMEWORK": a.runtime.framework,
-            "SDFLEET_LISTEN_HOST": WEBUI_HOST,
-            "SDFLEET_WEBUI_PORT": str(WEBUI_PORT),
-            "SDFLEET_MODELS_ROOT": MODELS_MOUNT,
-            "SDFLEET_SCRATCH": SCRATCH_MOUNT,
-            "SDFLEET_STOP_GRACE_SECONDS": str(WEBUI_STOP_SECONDS),
+    return {WEBUI_ENV.FRAMEWORK: a.runtime.framework,
+            WEBUI_ENV.LISTEN_HOST: WEBUI_HOST,
+            WEBUI_ENV.WEBUI_PORT: str(WEBUI_PORT),
+            WEBUI_ENV.MODELS_ROOT: MODELS_MOUNT,
+            WEBUI_ENV.SCRATCH: SCRATCH_MOUNT,
+            WEBUI_ENV.STOP_GRACE_SECONDS: str(WEBUI_STOP_SECONDS),
             # No Agones in batch mode.
-            "SDFLEET_AGONES": "false"}
+            WEBUI_ENV.AGONES: "false"}
 
 
 def trigger_metadata(a: RuntimeWorkloadArgs) -> dict[str, pulumi.Input[str]]:

@@ -27,3 +27,4 @@ def load_env_names(image: str, package: str) -> ModuleType:
 
 WEBUI = load_env_names("webui", "sdfleet_webui")
 ROUTER = load_env_names("router", "sdfleet_router")
+AGENT = load_env_names("queue-agent", "sdfleet_agent")

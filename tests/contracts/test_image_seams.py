@@ -27,7 +27,8 @@ DOCKERFILES = {"webui": IMAGES / "webui" / "Dockerfile",
 # Images we do not build: the container must leave their command and env alone.
 EXTERNAL = {"registry.k8s.io/pause": "the pause container: its own entrypoint, no env"}
 ENV_MODULES = {"webui": IMAGES / "webui" / "sdfleet_webui" / "env.py",
-               "router": IMAGES / "router" / "sdfleet_router" / "env.py"}
+               "router": IMAGES / "router" / "sdfleet_router" / "env.py",
+               "queue-agent": IMAGES / "queue-agent" / "sdfleet_agent" / "env.py"}
 
 _plans: dict[str, object] = {}
 

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
+from . import env
+
 # The read-only GET each framework answers once its API serves (the WebUI image's
 # sdfleet_webui/frameworks.py HEALTH_PATHS; ComfyUI server.py `GET /system_stats`).
 HEALTH_PATHS = {"automatic1111": "/sdapi/v1/sd-models", "comfyui": "/system_stats"}
@@ -44,32 +46,32 @@ class _MappingSource(EnvSettingsSource):
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore")
 
-    queue_url: str = env_field("QUEUE_URL", pattern=r"^https?://")
-    runtime: str = env_field("RUNTIME", pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-    results_bucket: str = env_field("RESULTS_BUCKET", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    completion_topic_arn: str = env_field("COMPLETION_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
-    dead_letter_queue_url: str | None = env_field("DEAD_LETTER_QUEUE_URL", None, pattern=r"^https?://")
-    webui_url: str = env_field("WEBUI_URL", "http://127.0.0.1:7860", pattern=r"^https?://")
-    webui_framework: Literal["automatic1111", "comfyui"] = env_field("WEBUI_FRAMEWORK", "automatic1111")
+    queue_url: str = env_field(env.QUEUE_URL, pattern=r"^https?://")
+    runtime: str = env_field(env.RUNTIME, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    results_bucket: str = env_field(env.RESULTS_BUCKET, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    completion_topic_arn: str = env_field(env.COMPLETION_TOPIC_ARN, pattern=r"^arn:aws[a-z-]*:sns:")
+    dead_letter_queue_url: str | None = env_field(env.DEAD_LETTER_QUEUE_URL, None, pattern=r"^https?://")
+    webui_url: str = env_field(env.WEBUI_URL, "http://127.0.0.1:7860", pattern=r"^https?://")
+    webui_framework: Literal["automatic1111", "comfyui"] = env_field(env.WEBUI_FRAMEWORK, "automatic1111")
     webui_health_path: str | None = env_field("WEBUI_HEALTH_PATH", None, pattern=r"^/")
     # The shared model store, read-only: its manifest maps config model names to files.
-    models_root: str = env_field("MODELS_ROOT", "/models", pattern=r"^/")
-    mode: Literal["service", "job"] = env_field("AGENT_MODE", "service")
-    visibility_timeout: int = env_field("VISIBILITY_TIMEOUT_SECONDS", 120, ge=2, le=43200)
-    heartbeat_seconds: float = env_field("HEARTBEAT_SECONDS", 30.0, gt=0)
-    job_timeout_seconds: float = env_field("JOB_TIMEOUT_SECONDS", 600.0, gt=0)
+    models_root: str = env_field(env.MODELS_ROOT, "/models", pattern=r"^/")
+    mode: Literal["service", "job"] = env_field(env.AGENT_MODE, "service")
+    visibility_timeout: int = env_field(env.VISIBILITY_TIMEOUT_SECONDS, 120, ge=2, le=43200)
+    heartbeat_seconds: float = env_field(env.HEARTBEAT_SECONDS, 30.0, gt=0)
+    job_timeout_seconds: float = env_field(env.JOB_TIMEOUT_SECONDS, 600.0, gt=0)
     health_timeout_seconds: float = env_field("HEALTH_TIMEOUT_SECONDS", 5.0, gt=0)
     health_retry_seconds: float = env_field("HEALTH_RETRY_SECONDS", 5.0, gt=0)
-    startup_timeout_seconds: float = env_field("STARTUP_TIMEOUT_SECONDS", 900.0, gt=0)
+    startup_timeout_seconds: float = env_field(env.STARTUP_TIMEOUT_SECONDS, 900.0, gt=0)
     wait_time_seconds: int = env_field("WAIT_TIME_SECONDS", 20, ge=0, le=20)
-    shutdown_grace_seconds: float = env_field("SHUTDOWN_GRACE_SECONDS", 25.0, ge=0)
+    shutdown_grace_seconds: float = env_field(env.SHUTDOWN_GRACE_SECONDS, 25.0, ge=0)
     retry_backoff_base_seconds: int = env_field("RETRY_BACKOFF_BASE_SECONDS", 30, ge=0, le=43200)
     retry_backoff_max_seconds: int = env_field("RETRY_BACKOFF_MAX_SECONDS", 900, ge=0, le=43200)
     job_mode_empty_polls: int = env_field("JOB_MODE_EMPTY_POLLS", 3, ge=1)
     # The queue's redrive maxReceiveCount: the last try records the failure and dead-letters.
-    max_receive_count: int | None = env_field("MAX_RECEIVE_COUNT", None, ge=1, le=1000)
+    max_receive_count: int | None = env_field(env.MAX_RECEIVE_COUNT, None, ge=1, le=1000)
     # Comma-separated (NoDecode: not JSON, as pydantic-settings would otherwise expect).
-    allowed_image_hosts: Annotated[tuple[str, ...], NoDecode] = env_field("ALLOWED_IMAGE_HOSTS", ())
+    allowed_image_hosts: Annotated[tuple[str, ...], NoDecode] = env_field(env.ALLOWED_IMAGE_HOSTS, ())
     max_init_image_bytes: int = env_field("MAX_INIT_IMAGE_BYTES", 20 * 1024 * 1024, ge=1)
 
     @classmethod

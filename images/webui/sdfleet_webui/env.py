@@ -23,3 +23,5 @@ MAX_SESSION_SECONDS = "SDFLEET_MAX_SESSION_SECONDS"  # trusted front: ... and th
 WARN_SECONDS = "SDFLEET_WARN_SECONDS"        # trusted front: the page warns this long before the end
 GPU_BUSY_PERCENT = "SDFLEET_GPU_BUSY_PERCENT"  # supervisor: GPU utilisation that counts as activity
 MODELS_ONLY = "SDFLEET_MODELS_ONLY"          # supervisor: the model names a profile offers (comma-separated)
+STOP_GRACE_SECONDS = "SDFLEET_STOP_GRACE_SECONDS"  # supervisor: how long a stopping WebUI gets before SIGKILL
+AGONES = "SDFLEET_AGONES"                    # supervisor: talk to the Agones SDK (auto, true, false)
