@@ -167,3 +167,30 @@ def test_ready_follows_the_warm_up_image_at_once_not_at_the_next_tick(tmp_path):
         steps = sup.wait_for(lambda i: i["state"] == "ready", what="ready")["coldStart"]
         assert steps["firstImage"] - steps["apiAnswered"] < 0.5
         assert steps["apiAnswered"] - steps["webuiStarted"] < 1.5
+
+
+def test_a_log_record_and_the_webuis_own_line_never_share_a_line(tmp_path):
+    """The supervisor's records (stderr) and the WebUI's echoed output (stdout) go to one pod
+    log: each line is written in one piece, so every record stays a JSON line of its own."""
+    import json
+    import threading
+    from sdfleet_webui import logs
+
+    out = tmp_path / "pod.log"
+    with open(out, "w", buffering=1) as sink:
+        def records():
+            for i in range(300):
+                logs.emit_line(json.dumps({"event": "e", "i": i}), sink)
+
+        def echoes():
+            for i in range(300):
+                logs.emit_line(f"WebUI says {i}", sink)
+
+        threads = [threading.Thread(target=records), threading.Thread(target=echoes)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    lines = out.read_text().splitlines()
+    assert len(lines) == 600
+    assert all(json.loads(line)["event"] == "e" for line in lines if line.startswith("{"))

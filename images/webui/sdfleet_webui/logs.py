@@ -20,8 +20,16 @@ def log(event: str, level: str = "info", **fields) -> None:
     record = {"ts": round(time.time(), 3), "level": level, "event": event}
     record.update(fields)
     line = json.dumps(record, default=str, ensure_ascii=False)
+    emit_line(line, sys.stderr)
+
+
+def emit_line(line: str, stream=None) -> None:
+    """One line in one write: stderr writes through, so print's separate newline could land
+    after another thread's output and two records would share a line in the pod's log."""
+    stream = stream if stream is not None else sys.stdout
     with _lock:
-        print(line, file=sys.stderr, flush=True)
+        stream.write(line + "\n")
+        stream.flush()
 
 
 def redact_url(url: str) -> str:

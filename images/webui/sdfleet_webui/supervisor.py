@@ -31,7 +31,7 @@ from . import settings as st
 from .agones import AgonesSdk
 from .agones_lifecycle import AgonesLifecycle
 from .logbuffer import LogBuffer
-from .logs import log
+from .logs import emit_line, log
 from .manifest import MANIFEST_NAME, Manifest
 from .gpuwatch import GpuWatch
 from .modelview import model_view
@@ -127,7 +127,7 @@ class Supervisor:
         # of at its next Health tick (seconds a person would wait on the waiting page).
         self.became_ready = threading.Event()
         self.logs = LogBuffer(config.log_lines, config.log_file, config.log_file_bytes,
-                              config.log_files, echo=lambda line: print(line, flush=True),
+                              config.log_files, echo=emit_line,
                               oom_event_gap=config.oom_event_gap)
         self.started_at = time.time()
         self.proc: WebuiProcess | None = None
