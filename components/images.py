@@ -6,7 +6,14 @@ with a reference the deployer brings. The content hash is what a build is keyed 
 when any file of the context, the Dockerfile's name or a build arg changes, and only then, so
 an unchanged image is never rebuilt.
 
-Stable API: `IMAGES: dict[str, ImageSource]`, `content_hash(name) -> str`, `webui_image(fw)`.
+Base images: every Dockerfile takes its base through a global `ARG <NAME>_IMAGE=<reference>`
+(`FROM ${<NAME>_IMAGE}`), whose default is the Docker Hub reference a local build pulls. The
+cloud builds pass the same reference through the cloud's own Docker Hub mirror instead
+(`mirrored_bases`): builders share IP addresses, and Docker Hub answers their anonymous pulls
+with `429 toomanyrequests`. A digest stays the digest: a mirror serves the same manifest.
+
+Stable API: `IMAGES: dict[str, ImageSource]`, `content_hash(name) -> str`, `webui_image(fw)`,
+`base_images(name)`, `mirrored_bases(name, mirror)`.
 """
 
 from __future__ import annotations
@@ -59,6 +66,46 @@ def webui_image(framework: str) -> str:
     if name not in IMAGES:
         raise KeyError(f"no image for framework {framework!r}; known: {', '.join(WEBUI_FRAMEWORKS)}")
     return name
+
+
+# A global `ARG <NAME>_IMAGE=<reference>` (before the first FROM) and a `FROM ${<NAME>_IMAGE}`.
+_BASE_ARG = re.compile(r"^ARG\s+([A-Z0-9_]+_IMAGE)=(\S+)\s*$", re.MULTILINE)
+_FROM_ARG = re.compile(r"^FROM\s+\$\{([A-Z0-9_]+)\}", re.MULTILINE)
+
+
+def base_images(name: str) -> dict[str, str]:
+    """ARG name -> default reference of each base image the image's Dockerfile starts FROM."""
+    source = IMAGES[name]
+    text = (ROOT / source.context / source.dockerfile).read_text()
+    global_part = text[:text.index("\nFROM ")] if "\nFROM " in text else text
+    defaults = dict(_BASE_ARG.findall(global_part))
+    used = set(_FROM_ARG.findall(text))
+    return {arg: ref for arg, ref in defaults.items() if arg in used}
+
+
+def docker_hub_path(reference: str) -> str | None:
+    """The Docker Hub repository path of a reference (`python:3.11` -> `library/python:3.11`),
+    or None when the reference names another registry (a first component with `.` or `:`,
+    or `localhost`: the Docker convention for a registry host)."""
+    first, _, rest = reference.partition("/")
+    if rest and first in ("docker.io", "index.docker.io"):
+        reference = rest
+    elif rest and ("." in first or ":" in first or first == "localhost"):
+        return None
+    return reference if "/" in reference.split(":")[0].split("@")[0] else f"library/{reference}"
+
+
+def mirrored_bases(name: str, mirror: str | None) -> dict[str, str]:
+    """Build args that pull the image's Docker Hub bases through `mirror` (a registry path that
+    serves Docker Hub, e.g. an Artifact Registry remote repository); others stay as they are."""
+    if not mirror:
+        return {}
+    moved = {}
+    for arg, reference in base_images(name).items():
+        path = docker_hub_path(reference)
+        if path is not None:
+            moved[arg] = f"{mirror.rstrip('/')}/{path}"
+    return moved
 
 
 def context_files(name: str) -> dict[str, Path]:

@@ -14,6 +14,9 @@ with CodeBuild's status and log link if it fails.
 - Every workload takes its image reference from the build's output, so no workload is
   awaited before its image exists.
 - `images.prebuilt` (config) replaces the repository and build of the images it names.
+- Base images: with `images.dockerHubCredential`, an ECR pull-through cache of Docker Hub
+  (`<name>-docker-hub/...` in the stack's registry) serves the Dockerfiles' bases, so builds
+  never meet Docker Hub's anonymous pull limit (429 on CodeBuild's shared addresses).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import pulumi_aws as aws
 from pulumi_command import local
 
 from components.aws.tags import allow, policy_json, tags_for, trust
-from components.images import IMAGES, ROOT, content_hash
+from components.images import IMAGES, ROOT, base_images, content_hash, mirrored_bases
 
 RETAINED_IMAGES = 10
 BUILD_TIMEOUT_MINUTES = 120
@@ -68,8 +71,15 @@ def lifecycle_policy() -> str:
         "action": {"type": "expire"}}]})
 
 
-def build_args_flags(name: str) -> str:
-    return " ".join(f"--build-arg {k}={v}" for k, v in sorted(IMAGES[name].build_args.items()))
+def build_args_flags(name: str, mirror: str | None = None) -> str:
+    """`--build-arg` flags of one image; `mirror` is the registry path its Docker Hub bases
+    are pulled through."""
+    args = {**IMAGES[name].build_args, **mirrored_bases(name, mirror)}
+    return " ".join(f"--build-arg {k}={v}" for k, v in sorted(args.items()))
+
+
+# ECR's documented upstream address of Docker Hub for pull-through cache rules.
+DOCKER_HUB_UPSTREAM = "registry-1.docker.io"
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class ImageBuildsArgs:
     region: str
     account: pulumi.Input[str]
     labels: dict[str, str]
+    docker_hub_credential: str | None = None   # images.dockerHubCredential (a secret's ARN)
 
 
 class ImageBuilds(pulumi.ComponentResource):
@@ -107,6 +118,23 @@ class ImageBuilds(pulumi.ComponentResource):
             aws.ecr.LifecyclePolicy(f"{name}-{image}", repository=repository.name,
                                     policy=lifecycle_policy(), opts=child)
             self.repositories[image] = repository
+
+        registry = pulumi.Output.format("{0}.dkr.ecr.{1}.amazonaws.com", args.account, args.region)
+        mirror_prefix = f"{name}-docker-hub"
+        mirror_arns: list[pulumi.Output[str]] = []
+        if args.docker_hub_credential:
+            aws.ecr.PullThroughCacheRule(
+                f"{name}-docker-hub", ecr_repository_prefix=mirror_prefix,
+                upstream_registry_url=DOCKER_HUB_UPSTREAM,
+                credential_arn=args.docker_hub_credential, opts=child)
+            mirror_arns = [pulumi.Output.format("arn:aws:ecr:{0}:{1}:repository/{2}/*", args.region,
+                                                args.account, mirror_prefix)]
+        else:
+            pulumi.log.warn(
+                "images.dockerHubCredential is not set: CodeBuild pulls the images' bases "
+                f"({', '.join(sorted({r for i in to_build for r in base_images(i).values()}))}) from Docker Hub "
+                "anonymously, and Docker Hub answers CodeBuild's shared addresses with "
+                "429 toomanyrequests at times; set it to pull through an ECR cache", self)
 
         # Build sources: a private bucket that only CodeBuild reads; old sources expire.
         sources = aws.s3.Bucket(f"{name}-sources", force_destroy=True,
@@ -139,6 +167,12 @@ class ImageBuilds(pulumi.ComponentResource):
                 allow(["ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
                        "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage",
                        "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], repository_arns),
+                # Pull-through cache: the first pull of a base creates its cache repository
+                # and imports it from Docker Hub (ECR docs, "IAM permissions required to sync
+                # an upstream registry").
+                *([allow(["ecr:CreateRepository", "ecr:BatchImportUpstreamImage",
+                          "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                          "ecr:BatchCheckLayerAvailability"], mirror_arns)] if mirror_arns else []),
                 allow(["s3:GetObject", "s3:GetObjectVersion"],
                       [pulumi.Output.concat(sources.arn, "/*")]),
                 # CodeBuild's minimum for an S3 source (CodeBuild docs, "Allow CodeBuild to
@@ -184,7 +218,9 @@ class ImageBuilds(pulumi.ComponentResource):
                     "IMAGE_URI": image_uri,
                     "SOURCE": pulumi.Output.concat(sources.bucket, "/", archive.key),
                     "DOCKERFILE": source.dockerfile,
-                    "BUILD_ARGS": build_args_flags(image),
+                    "BUILD_ARGS": registry.apply(
+                        lambda host, image=image: build_args_flags(
+                            image, f"{host}/{mirror_prefix}" if mirror_arns else None)),
                 },
                 # A new content hash is a new build; the same hash never builds again.
                 triggers=[digest],

@@ -68,7 +68,8 @@ class AwsPlatform(pulumi.ComponentResource):
         # Images first: every workload below takes its reference from a finished build.
         self.images = ImageBuilds(f"{name}", ImageBuildsArgs(
             needed=needed_images(config), prebuilt=dict(p.images.prebuilt), region=region,
-            account=account, labels=labels), opts=child)
+            account=account, labels=labels,
+            docker_hub_credential=p.images.docker_hub_credential), opts=child)
         image = self.images.references
 
         self.queues = JobQueues(f"{name}", config, labels, opts=child)

@@ -33,3 +33,12 @@ class ImagesConfig(Section):
         None,
         description=("GCP: preload each WebUI image on the GPU nodes' secondary boot disk (a new image "
                      "rolls the GPU pools); unset: nodes pull the image (streamed) on first use."))
+    docker_hub_credential: Optional[Annotated[str, Field(
+        pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/.+$")]] = Field(
+        None,
+        description=("AWS: ARN of a Secrets Manager secret (name starting ecr-pullthroughcache/, with "
+                     "username and accessToken of a Docker Hub account) for an ECR pull-through cache "
+                     "of Docker Hub: CodeBuild then pulls the images' bases through ECR. Unset: "
+                     "CodeBuild pulls them from Docker Hub anonymously, which Docker Hub limits "
+                     "(429 toomanyrequests) on CodeBuild's shared addresses. GCP stacks pull through an "
+                     "Artifact Registry remote repository of Docker Hub and need no credential."))

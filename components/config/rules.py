@@ -100,6 +100,10 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
     if p.cloud == "aws" and p.images.preload_disk is not None:
         bad(("images", "preloadDisk"), "set", "GKE's secondary boot disks are GCP only; on EKS "
             "remove it (Karpenter nodes pull the image, SOCI-indexed or not)")
+    if p.cloud == "gcp" and p.images.docker_hub_credential is not None:
+        bad(("images", "dockerHubCredential"), p.images.docker_hub_credential,
+            "it is for the AWS stack's ECR pull-through cache; GCP image builds pull Docker Hub "
+            "bases through the stack's Artifact Registry remote repository: remove it")
     if p.system_pool.min_nodes > p.system_pool.max_nodes:
         bad(("systemPool", "minNodes"), p.system_pool.min_nodes,
             f"minNodes must be <= maxNodes ({p.system_pool.max_nodes})")

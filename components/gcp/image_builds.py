@@ -10,7 +10,10 @@ reference.
 
 Builds run as their own service account (never the project's default compute or Cloud Build
 account): it may read the uploaded sources and write build logs in one staging bucket, and
-push to this platform's repository only. gcloud streams the build's log while it waits, and
+push to this platform's repository only. Base images come through the stack's own Docker Hub
+mirror (an Artifact Registry remote repository, `<name>-docker-hub`), which the build account
+may only read: Cloud Build's workers share addresses, and Docker Hub's anonymous limit answers
+them `429 toomanyrequests`; the mirror pulls each digest from Docker Hub once. gcloud streams the build's log while it waits, and
 pulumi-command passes it through (`logging: stdoutAndStderr`), so a long WebUI build shows
 its progress in `pulumi up`.
 
@@ -32,7 +35,7 @@ from pulumi_command import local
 
 from components.gcp.registry import ImageRegistry
 from components.gcp.service_account import ServiceAccount, account_id
-from components.images import IMAGES, content_hash
+from components.images import IMAGES, content_hash, mirrored_bases
 
 # A WebUI image (CUDA, torch, a framework and its own installer) takes 20-40 minutes on an
 # 8-vCPU builder and ~20 GB of layers; the router and the queue agent take a few minutes.
@@ -87,11 +90,12 @@ done
 """
 
 
-def build_config(image: str, name: str) -> dict:
-    """The Cloud Build config (JSON is valid build-config YAML) of one image."""
+def build_config(image: str, name: str, mirror: str | None = None) -> dict:
+    """The Cloud Build config (JSON is valid build-config YAML) of one image; `mirror` is the
+    registry path its Docker Hub bases are pulled through."""
     source = IMAGES[name]
     args = ["build", "--tag", image, "--file", source.dockerfile]
-    for key, value in sorted(source.build_args.items()):
+    for key, value in sorted({**source.build_args, **mirrored_bases(name, mirror)}.items()):
         args += ["--build-arg", f"{key}={value}"]
     return {
         # The Dockerfiles use BuildKit (`RUN --mount=type=secret`, stages built only when
@@ -148,7 +152,23 @@ class ImageBuilds(pulumi.ComponentResource):
         # own account writes logs to a user-created bucket needs Storage Admin on it (Cloud
         # Build docs, "Store and manage build logs": user-created bucket, "grant the Storage
         # Admin role to the service account you're using for builds").
+        # Docker Hub through a remote repository of the project's own (pulled once per digest,
+        # then served from the region); the build account reads it and nothing else.
+        self.docker_hub = gcp.artifactregistry.Repository(
+            f"{name}-docker-hub", repository_id=f"{name}-docker-hub", location=region,
+            project=project, format="DOCKER", mode="REMOTE_REPOSITORY",
+            description="sdfleet: Docker Hub base images for the image builds",
+            remote_repository_config=gcp.artifactregistry.RepositoryRemoteRepositoryConfigArgs(
+                description="Docker Hub",
+                docker_repository=gcp.artifactregistry
+                .RepositoryRemoteRepositoryConfigDockerRepositoryArgs(public_repository="DOCKER_HUB")),
+            labels=labels, opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on))
+        self.mirror = f"{region}-docker.pkg.dev/{project}/{name}-docker-hub"
         grants = [
+            gcp.artifactregistry.RepositoryIamMember(
+                f"{name}-builder-pulls-bases", project=project, location=region,
+                repository=self.docker_hub.repository_id, role="roles/artifactregistry.reader",
+                member=self.account.member, opts=child),
             gcp.storage.BucketIAMMember(f"{name}-builder-uses-staging", bucket=self.bucket.name,
                                         role="roles/storage.admin",
                                         member=self.account.member, opts=child),
@@ -159,7 +179,7 @@ class ImageBuilds(pulumi.ComponentResource):
                 member=self.account.member, opts=child),
         ]
         after_grants = pulumi.ResourceOptions(
-            parent=self, depends_on=[*depends_on, registry.repository, *grants],
+            parent=self, depends_on=[*depends_on, registry.repository, self.docker_hub, *grants],
             # Long builds get their time (the build's own timeout, plus the upload).
             custom_timeouts=pulumi.CustomTimeouts(create=f"{BUILD_TIMEOUT_SECONDS // 60 + 10}m",
                                                   update=f"{BUILD_TIMEOUT_SECONDS // 60 + 10}m"))
@@ -179,7 +199,7 @@ class ImageBuilds(pulumi.ComponentResource):
                     "SDFLEET_BUCKET": self.bucket.name,
                     "SDFLEET_PERMISSION_ERRORS": PERMISSION_ERRORS,
                     "SDFLEET_BUILD_ACCOUNT": self.account.account.name,
-                    "SDFLEET_BUILD_CONFIG": json.dumps(build_config(reference, image),
+                    "SDFLEET_BUILD_CONFIG": json.dumps(build_config(reference, image, self.mirror),
                                                        sort_keys=True)},
                 # A new content hash replaces the Command: that is the rebuild.
                 triggers=[digest, reference],

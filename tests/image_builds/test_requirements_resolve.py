@@ -38,9 +38,12 @@ def dockerfile_arg(path: str, name: str) -> str:
 
 def python_of_base_image(path: str) -> str:
     first = next(i for i in dockerfile.parse_file(str(ROOT / path)) if i.cmd.lower() == "from")
-    match = re.fullmatch(r"python:(\d+\.\d+)(?:\.\d+)?(?:-.*)?", first.value[0])
+    base = first.value[0]
+    if arg := re.fullmatch(r"\$\{(\w+)\}", base):
+        base = dockerfile_arg(path, arg.group(1))
+    match = re.fullmatch(r"python:(\d+\.\d+)(?:\.\d+)?(?:-.*)?(?:@sha256:[0-9a-f]{64})?", base)
     if not match:
-        raise LookupError(f"{path}: FROM {first.value[0]} is not an official python image")
+        raise LookupError(f"{path}: FROM {base} is not an official python image")
     return match.group(1)
 
 

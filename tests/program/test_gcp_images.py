@@ -94,7 +94,7 @@ def test_the_images_the_stack_runs_are_built_keyed_by_their_hash(dev_update):
 
 def test_builds_wait_for_the_api_the_repository_and_the_builders_grants(dev_update):
     api = dev_update.one("gcp:projects/service:Service", "cloudbuild")
-    repo = dev_update.one("gcp:artifactregistry/repository:Repository")
+    repo = next(r for r in dev_update.of_type("gcp:artifactregistry/repository:Repository") if r.name == "sdfleet-images")
     writer = dev_update.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",
                             "builder-pushes")
     assert writer.inputs["role"] == "roles/artifactregistry.writer"

@@ -147,7 +147,7 @@ def test_redis_auth_string_only_in_secret_manager(dev_update):
 # --- Registry and images -----------------------------------------------------------------------
 
 def test_images_default_to_artifact_registry(dev_update):
-    repo = dev_update.one("gcp:artifactregistry/repository:Repository").inputs
+    repo = next(r for r in dev_update.of_type("gcp:artifactregistry/repository:Repository") if r.name == "sdfleet-images").inputs
     assert repo["format"] == "DOCKER"
     image = _container(_pod(dev_update), "webui")["image"]
     # Tagged by the content hash of what the stack builds (components/images.py).
@@ -157,7 +157,8 @@ def test_images_default_to_artifact_registry(dev_update):
     assert router["containers"][0]["image"].endswith(
         f"/sdfleet-images/router:{content_hash('router')}")
     members = dev_update.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
-    readers = [r for r in members if r.inputs["role"] == "roles/artifactregistry.reader"]
+    readers = [r for r in members if r.inputs["role"] == "roles/artifactregistry.reader"
+               and r.inputs["repository"] == "sdfleet-images"]
     assert len(readers) == 3  # the system pool and both GPU pools
     writers = [r for r in members if r.inputs["role"] == "roles/artifactregistry.writer"]
     assert [w.inputs["member"] for w in writers] == [
