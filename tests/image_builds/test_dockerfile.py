@@ -148,6 +148,26 @@ def test_torch_installed_first_is_the_version_the_constraints_hold():
     assert comfy.index("torch==") < comfy.index("pip install -r requirements.txt")
 
 
+def test_comfyui_installs_what_it_imports_without_listing_and_proves_it_imports():
+    """ComfyUI's app/frontend_management.py imports requests, which its requirements.txt does
+    not list; without it ComfyUI exits at start."""
+    commands = STAGES["comfyui"]
+    assert ("additions/comfyui.txt", "/opt/sdfleet/additions.txt") in [c.value for c in commands
+                                                                        if c.cmd == "COPY"]
+    additions = {}
+    for line in (WEBUI / "additions/comfyui.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            additions[name] = version
+    assert "requests" in additions and all(re.fullmatch(r"\d+(\.\d+)+", v) for v in additions.values())
+    install = next(r for r in runs_of(commands) if "requirements.txt" in r)
+    # Installed in the same pip run as ComfyUI's requirements (one resolution, constraints on).
+    assert "pip install -r requirements.txt -r /opt/sdfleet/additions.txt" in install
+    check = install[install.index("venv/bin/python -c"):]
+    assert "import requests, app.frontend_management" in check.split("&&")[0]
+
+
 def test_a1111_clones_stable_diffusion_from_the_maintained_fork():
     env = env_of(STAGES["automatic1111"])
     assert env["STABLE_DIFFUSION_REPO"] == "https://github.com/w-e-w/stablediffusion.git"

@@ -73,6 +73,9 @@ class Deployable:
 DEPLOYABLES = [
     Deployable("webui", "images/webui/requirements.txt",
                dockerfile_arg("images/webui/Dockerfile", "PYTHON_VERSION")),
+    # What the ComfyUI stage installs beside ComfyUI's own requirements, on the image's Python.
+    Deployable("comfyui-additions", "images/webui/additions/comfyui.txt",
+               dockerfile_arg("images/webui/Dockerfile", "PYTHON_VERSION")),
     Deployable("router-verifier", "images/router/requirements.txt",
                dockerfile_arg("images/router/Dockerfile", "PYTHON_VERSION")),
     Deployable("queue-agent", "images/queue-agent/requirements.txt",
