@@ -33,10 +33,9 @@ PINS = {
     # vladmandic/sdnext tag 2026-07-14.
     "sdnext": ("SDNEXT", "https://github.com/vladmandic/sdnext.git",
                "e08063a963da4da03554dc8b5be93e99b65f2fa9"),
-    # comfyanonymous/ComfyUI 005d79c8 (comfy/cli_args.py read at this commit).
-    "comfyui": ("COMFYUI", "https://github.com/comfyanonymous/ComfyUI.git",
-                "005d79c828d88f60e356fe4b422a21ae8a595442"),
 }
+# ComfyUI by its release tag (docs/pinned-refs.md: no commit of it could be confirmed here).
+TAGGED = {"comfyui": ("COMFYUI", "https://github.com/comfyanonymous/ComfyUI.git", "v0.3.64")}
 
 
 def stages() -> dict[str, list]:
@@ -100,17 +99,27 @@ def test_one_stage_per_framework_and_the_image_is_the_chosen_one():
 
 
 @pytest.mark.parametrize("framework", frameworks.FRAMEWORKS)
-def test_each_framework_is_cloned_at_its_pinned_commit_into_the_frameworks_root(framework):
-    prefix, repo, commit = PINS[framework]
+def test_each_framework_is_cloned_at_its_pinned_ref_into_the_frameworks_root(framework):
+    assert set(PINS) | set(TAGGED) == set(frameworks.FRAMEWORKS) and not set(PINS) & set(TAGGED)
     commands = STAGES[framework]
     args = args_of(commands)
-    assert args[f"{prefix}_REPO"] == repo and args[f"{prefix}_COMMIT"] == commit
-    assert HEX40.fullmatch(commit)
     root = env_of(STAGES["base"])["SDFLEET_FRAMEWORKS_ROOT"]
     assert root == str(frameworks.LaunchSettings().frameworks_root)
     clone = next(r for r in runs_of(commands) if "git clone" in r)
-    assert f'git clone --quiet "${prefix}_REPO" {root}/{framework}' in clone
-    assert f'checkout --quiet --detach "${prefix}_COMMIT"' in clone
+    if framework in PINS:
+        prefix, repo, commit = PINS[framework]
+        assert args[f"{prefix}_REPO"] == repo and args[f"{prefix}_COMMIT"] == commit
+        assert HEX40.fullmatch(commit)
+        assert f'git clone --quiet "${prefix}_REPO" {root}/{framework}' in clone
+        assert f'checkout --quiet --detach "${prefix}_COMMIT"' in clone
+    else:
+        prefix, repo, tag = TAGGED[framework]
+        assert args[f"{prefix}_REPO"] == repo and args[f"{prefix}_REF"] == tag
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", tag), "a release tag, never a branch"
+        assert (f'git clone --quiet --depth 1 --branch "${prefix}_REF" "${prefix}_REPO" '
+                f'{root}/{framework}') in clone
+        # The build log names the commit the tag stood for, to pin it in the tag's place.
+        assert "rev-parse HEAD" in clone
     # frameworks.framework_python runs <root>/<framework>/venv/bin/python
     assert any('"$SDFLEET_PYTHON" -m venv venv' in r for r in runs_of(commands))
     workdirs = [c.value[0] for c in commands if c.cmd == "WORKDIR"]

@@ -100,12 +100,12 @@ SDNEXT_FLAGS = {
     "--vae-dir": "value", "--version": "flag",
 }
 
-# ComfyUI 005d79c8: comfy/cli_args.py (comfyanonymous/ComfyUI, read at that commit).
+# ComfyUI v0.3.64: comfy/cli_args.py (docs/pinned-refs.md says how far this was confirmed).
 COMFYUI_FLAGS = {
     "--listen": "optional", "--port": "value", "--tls-keyfile": "value", "--tls-certfile": "value",
     "--enable-cors-header": "optional", "--max-upload-size": "value", "--base-directory": "value",
     "--extra-model-paths-config": "many", "--output-directory": "value",
-    "--temp-directory": "value", "--input-directory": "value", "--models-directory": "value",
+    "--temp-directory": "value", "--input-directory": "value",
     "--auto-launch": "flag", "--disable-auto-launch": "flag", "--cuda-device": "value",
     "--cuda-malloc": "flag", "--disable-cuda-malloc": "flag", "--force-fp32": "flag",
     "--force-fp16": "flag", "--fp32-unet": "flag", "--fp64-unet": "flag", "--bf16-unet": "flag",
