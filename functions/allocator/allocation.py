@@ -39,28 +39,20 @@ from __future__ import annotations
 
 import time
 
-from redis.exceptions import RedisError
 
 from membership import GroupMembership
-from allocator_rules import (Admission, BudgetVerdict, admit, budget_of, capacity_problem,
-                             choose, pool_budget, within_budget)
+from allocator_rules import (Admission, BudgetVerdict, admit, budget_of, choose, pool_budget, within_budget)
 from shared.agones import (AgonesClient, AllocationOutcomeUnknown, Allocation, GameServer,
-                           KubernetesError, KubernetesUnavailable)
+                           KubernetesUnavailable)
 from shared.config import AllocatorSettings
 from shared.budgets import next_month_start
-from shared.cold_starts import ColdStartStore, expected_wait
 from shared.profiles import Profile, load_profiles
 from shared.verifier import Identity
+from answers import pending, ready, refused
+from waiting import WaitingPhase
 from shared.responses import log
 from shared.state import CorruptRecord, Mapping, RedisUnavailable, SessionStore, usage_record
 
-STARTING_STATES = {"Scheduled", "RequestReady"}
-# Game servers whose pod has no node yet: the autoscaler's events say whether one comes.
-UNSCHEDULED_STATES = {"PortAllocation", "Creating", "Starting"}
-# How soon the waiting page asks again once a pod is starting: at most this much is added
-# between a WebUI becoming Ready and its person being handed it.
-HANDOUT_POLL_SECONDS = 2
-EVENT_LOOKUPS = 3               # pending pods whose events are read per answer
 CONTENTION_RETRIES = 3
 ALLOCATION_ATTEMPTS = 3     # POSTs per call when the outcome of one is unknown
 
@@ -76,24 +68,6 @@ def is_live(gs: GameServer | None, identity_id: str, mapping: Mapping | None = N
             and (mapping is None or (mapping.culling is None and mapping.gs == gs.name)))
 
 
-def ready(who: Identity, mapping: Mapping, profile: Profile | None = None) -> dict:
-    answer = {"status": "ready", "id": who.id, "gameServer": mapping.gs,
-              "target": mapping.target, "allocatedAt": mapping.allocated_at}
-    if profile is not None:
-        answer["profile"] = profile.name
-    return answer
-
-
-def pending(who: Identity, phase: str, message: str, retry_after: int = 3, **extra) -> dict:
-    return {"status": "pending", "id": who.id, "phase": phase, "message": message,
-            "retryAfterSeconds": retry_after, **extra}
-
-
-def refused(who: Identity, admission: Admission, profiles: list[dict]) -> dict:
-    return {"status": "refused", "id": who.id, "reason": admission.reason,
-            "message": admission.message, "profiles": profiles}
-
-
 class Allocator:
     def __init__(self, store: SessionStore, agones: AgonesClient, settings: AllocatorSettings,
                  clock=time.time, membership: GroupMembership | None = None):
@@ -102,6 +76,8 @@ class Allocator:
             {}, agones.settings.fleet)
         self.by_fleet = {p.fleet: p for p in self.profiles}
         self.membership = membership
+        # The clock is read through the allocator, so a test's or a caller's clock holds.
+        self.waiting = WaitingPhase(store, agones, clock=lambda: self.clock())
 
     # ---- profiles --------------------------------------------------------------------
     def _admissions(self, who: Identity) -> dict[str, Admission]:
@@ -273,7 +249,8 @@ class Allocator:
                 elif allocation.state == "Contention":
                     return pending(who, "starting", "Many people are starting at once; retrying.", 1)
                 elif allocation.state != "Allocated" or not allocation.target:
-                    return self._pending_phase(who, target)
+                    return self.waiting.answer(
+                        who, target, lambda: self._offer(self._admissions(who), exclude=target.name))
                 else:
                     new = Mapping(allocation.game_server, allocation.target, now, who.sub,
                                   who.email, budget_ends_at=budget.ends_at,
@@ -413,63 +390,6 @@ class Allocator:
             fleet=target.fleet if target is not None and len(self.profiles) > 1 else None)
             if is_live(gs, who.id) and gs.name != exclude]
         return max(candidates, key=lambda gs: gs.allocated_at) if candidates else None
-
-    def _pending_phase(self, who: Identity, target: Profile) -> dict:
-        """What to tell someone no Ready game server could be found for: the furthest a
-        starting game server has got (its WebUI loading the model, else the pod starting:
-        a node found, the image being pulled); else why no GPU machine can come (the
-        autoscaler's verdict on the pending pods), with the other profiles they may use;
-        else that a GPU machine is being waited for."""
-        servers = self.agones.fleet_game_servers(fleet=target.fleet)
-        starting = [gs for gs in servers if gs.state in STARTING_STATES]
-        if not starting:
-            problem = self._capacity(target, [gs for gs in servers
-                                               if gs.state in UNSCHEDULED_STATES])
-            if problem is not None:
-                others = self._offer(self._admissions(who), exclude=target.name)
-                return pending(who, "no-capacity", problem.message, 10,
-                               reason=problem.kind, profile=target.name, alternatives=others)
-        if any(gs.phase == "loading-model" for gs in starting):
-            return pending(who, "loading-model",
-                           "A GPU workspace is loading the model; this usually takes a minute.",
-                           HANDOUT_POLL_SECONDS)
-        if starting:
-            return pending(who, "starting",
-                           "A GPU workspace is starting: a machine was found and the image "
-                           "is being loaded.", HANDOUT_POLL_SECONDS)
-        usual = self._usual_start(target)
-        if usual is None:
-            return pending(who, "waiting-for-gpu",
-                           "Waiting for a GPU machine to become available; this can take a few minutes.", 3)
-        minutes = max(1, round(usual / 60))
-        return pending(who, "waiting-for-gpu",
-                       f"Waiting for a GPU machine to become available; a new workspace usually "
-                       f"takes about {minutes} minute{'s' if minutes > 1 else ''} to start.", 3,
-                       expectedWaitSeconds=round(usual))
-
-    def _usual_start(self, target: Profile) -> float | None:
-        """The measured p50 of this profile's cold starts (the culler keeps it), if known."""
-        try:
-            return expected_wait(ColdStartStore(self.store.client, self.store.prefix).summary(),
-                                 target.name)
-        except RedisError:
-            return None
-
-    def _capacity(self, target: Profile, unscheduled: list[GameServer]):
-        """The autoscaler's reason no node comes for this profile's pending pods, if any;
-        logged once per profile and kind for the operators."""
-        events = []
-        for gs in sorted(unscheduled, key=lambda g: g.created_at)[:EVENT_LOOKUPS]:
-            try:
-                events += self.agones.pod_events(gs.name)
-            except KubernetesError as e:
-                log("WARNING", "pod events unreadable", gs=gs.name, status=e.status)
-                return None
-        problem = capacity_problem(events, target, self.clock())
-        if problem is not None and self.store.first_report(target.name, problem.kind):
-            log("WARNING", "no GPU capacity", profile=target.name, fleet=target.fleet,
-                kind=problem.kind, event=problem.detail)
-        return problem
 
 
 __all__ = ["Allocator", "is_live", "KubernetesUnavailable", "LockLost"]
