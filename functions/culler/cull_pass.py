@@ -41,25 +41,23 @@ the work that needs it, is logged and counted in `storeErrors`, and the cursor i
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from rules import (Action, Limits, SessionView, decide, needs_pod_report,
                    pod_reported_activity)
-from redis.exceptions import RedisError
 
-from shared import cold_starts
-from shared.agones import (COLD_START_ANNOTATION, EMAIL_ANNOTATION, IDENTITY_LABEL, AgonesClient,
+from cold_start_pass import record_cold_starts
+from session_views import replaced, seen, view_of
+from shared.agones import (EMAIL_ANNOTATION, IDENTITY_LABEL, AgonesClient,
                            GameServer, KubernetesError, KubernetesUnavailable)
 from shared.config import CullerSettings
 from shared.identity_id import is_identity_id, subject_of
 from shared.responses import log
-from shared.state import CorruptRecord, Mapping, RecordError, SessionStore, usage_record
+from shared.state import Mapping, RecordError, SessionStore, usage_record
 
 DELETE_BATCH = 100          # identities per deletecollection request
-COLD_STARTS_PER_PASS = 20  # pods whose events are read per pass for their cold start
 LOCK_MARGIN_SECONDS = 15    # the culler's identity locks outlive the pass by this much
 
 
@@ -163,7 +161,7 @@ class CullPass:
         self._slice_ids = set(slice_ids) - bad
         views = {id_: SessionView(id=id_, corrupt=f"not an identity id: {id_!r}"[:120])
                  for id_ in bad}
-        views.update({id_: _view(id_, fields, score)
+        views.update({id_: view_of(id_, fields, score)
                       for id_, (fields, score) in zip(good, self.store.read_sessions(good))})
         return views
 
@@ -176,7 +174,7 @@ class CullPass:
                 if error:
                     summary["reconcileErrors"].append(f"get {view.mapping.gs}: {error}")
                 else:
-                    views[view.id] = _seen(view, gs)
+                    views[view.id] = seen(view, gs)
         # One page of the fleet: Allocated game servers nobody points to. After Redis lost
         # its data (no cursor), every page this pass's budget allows: those are people's
         # sessions whose mappings are to be rebuilt.
@@ -195,39 +193,11 @@ class CullPass:
             self._store_error("reconcile", RecordError("cursor of the wrong type; reset"), None)
 
     def _cold_starts(self, now: float, summary: dict) -> None:
-        """Record the cold start of each young game server seen for the first time (its
-        pod's steps and events), and rewrite the p50/p95 summary when any was recorded."""
-        young = [gs for gs in self._listed if COLD_START_ANNOTATION in gs.annotations
-                 and now - gs.created_at < cold_starts.RECENT_SECONDS]
-        if not young:
-            return
-        cold = cold_starts.ColdStartStore(self.store.client, self.store.prefix)
-        try:
-            new = [gs for gs, first in zip(young, cold.first_sightings([gs.name for gs in young]))
-                   if first][:COLD_STARTS_PER_PASS]
-        except RedisError as e:
-            self._store_error("cold-starts", e, None)
-            return
-        if not new:
-            return
-        records = []
-        for gs in new:
-            if self._out_of_time():
-                break
-            events, _ = _try(self.agones.pod_events, gs.name)
-            steps = cold_starts.steps_from(gs.annotations.get(COLD_START_ANNOTATION), events or [])
-            record = {"gs": gs.name, "profile": self.settings.profile_for(gs.name),
-                      "at": round(now, 3), "phases": cold_starts.phases(steps)}
-            records.append(record)
-            # One line per pod: what log-based metrics and an operator's search read.
-            log("INFO", "cold start", gs=gs.name, profile=record["profile"], **record["phases"])
-        try:
-            cold.record(records)
-            cold.save_summary(cold_starts.summarize(cold.recent(now)))
-        except RedisError as e:
-            self._store_error("cold-starts", e, None)
-            return
-        summary["coldStarts"] = len(records)
+        recorded = record_cold_starts(
+            self.store, self.agones, self.settings.profile_for, self._listed, now,
+            self._out_of_time, lambda e: self._store_error("cold-starts", e, None))
+        if recorded:
+            summary["coldStarts"] = recorded
 
     def _fleet_page(self, continue_token: str, summary: dict) -> tuple[list[GameServer], str]:
         try:
@@ -250,7 +220,7 @@ class CullPass:
         for gs, mapped_gs in zip(labelled, mapped):
             if mapped_gs == gs.name:
                 if gs.identity in views:
-                    views[gs.identity] = _seen(views[gs.identity], gs)
+                    views[gs.identity] = seen(views[gs.identity], gs)
                 elif gs.state != "Allocated" or gs.deleting:
                     broken.append(gs)     # a mapped server that went bad: read its session
             elif gs.state == "Allocated":
@@ -258,7 +228,7 @@ class CullPass:
                                                          mapped_elsewhere=mapped_gs is not None)
         rows = self.store.read_sessions([gs.identity for gs in broken]) if broken else []
         for gs, (fields, score) in zip(broken, rows):
-            views[gs.identity] = _seen(_view(gs.identity, fields, score), gs)
+            views[gs.identity] = seen(view_of(gs.identity, fields, score), gs)
         for gs in allocated:
             if not gs.identity and gs.state == "Allocated":
                 views[f"orphan:{gs.name}"] = SessionView(id=None, game_server=gs)
@@ -282,11 +252,11 @@ class CullPass:
             if error:
                 self.summary["reconcileErrors"].append(f"pod activity: {error}")
                 for v in batch:
-                    views[v.id] = _replace(v, pod_activity_unknown=True)
+                    views[v.id] = replaced(v, pod_activity_unknown=True)
                 continue
             by_name = {gs.name: gs for gs in listed}
             for v in batch:
-                views[v.id] = _seen(v, by_name.get(v.mapping.gs))
+                views[v.id] = seen(v, by_name.get(v.mapping.gs))
 
     # ---- actions ---------------------------------------------------------------------
     def _end(self, items, now: float, summary: dict) -> None:
@@ -410,25 +380,6 @@ class CullPass:
             self._read("usage", self.store.record_usage, usage, default=None)
             summary["orphansShutDown"] += 1
             log("INFO", "session ended", **usage)
-
-
-def _view(id_: str, fields, score) -> SessionView:
-    if isinstance(fields, Exception):
-        return SessionView(id=id_, corrupt=str(fields).split("\n")[0][:120])
-    if not fields:
-        return SessionView(id=id_, last_activity=score)
-    try:
-        return SessionView(id=id_, mapping=Mapping.parse(fields), last_activity=score)
-    except CorruptRecord as e:
-        return SessionView(id=id_, corrupt=str(e))
-
-
-def _seen(view: SessionView, gs: GameServer | None) -> SessionView:
-    return _replace(view, game_server_seen=True, game_server=gs)
-
-
-def _replace(view: SessionView, **changes) -> SessionView:
-    return dataclasses.replace(view, **changes)
 
 
 def _try(fn, *args):
