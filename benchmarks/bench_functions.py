@@ -218,7 +218,8 @@ def bench_culler(redis_server, iap, emu):
     from cull_pass import CullPass
     from shared.agones import AgonesClient
     from shared.config import CullerSettings, KubernetesSettings
-    from shared.state import SessionStore, connect
+    from shared.redis_client import connect
+    from shared.state import SessionStore
     from shared.config import RedisSettings
 
     r = redis.Redis(port=redis_server.port, password=redis_server.password, decode_responses=True)

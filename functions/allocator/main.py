@@ -34,7 +34,8 @@ from shared.verifier import IapAuthenticator, KeysUnavailable, Unauthenticated
 from shared.metrics import ALLOCATOR_ANSWER
 from shared.responses import error_response, json_response, log
 from shared.budgets import budget_reset_day
-from shared.state import RedisUnavailable, SessionStore, connect
+from shared.redis_client import connect
+from shared.state import RedisUnavailable, SessionStore
 
 _redis_settings = RedisSettings.from_env()
 _settings = AllocatorSettings.from_env()

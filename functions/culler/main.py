@@ -26,7 +26,8 @@ from shared.config import CullerSettings, KubernetesSettings, RedisSettings
 from shared.verifier import JwtVerifier, KeysUnavailable, Unauthenticated
 from shared.responses import error_response, json_response, log
 from shared.budgets import budget_reset_day
-from shared.state import RedisUnavailable, SessionStore, connect
+from shared.redis_client import connect
+from shared.state import RedisUnavailable, SessionStore
 
 from shared.env import BIGQUERY_URL, USAGE_TABLE
 

@@ -41,11 +41,8 @@ import secrets
 from dataclasses import dataclass
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from .budgets import period_label
-from .config import RedisSettings
 from .redis_scripts import (_CLAIM_CULLS, _DROP_INDEX_IF_UNMAPPED, _DROP_MAPPING_IF, _EXTEND_LOCK,
                             _FINISH_SESSIONS, _RECORD_ALLOCATION, _RECORD_USAGE, _RELEASE_CLAIM,
                             _RELEASE_LOCK, _RESERVE_POOL, _RESTORE_MAPPING)
@@ -128,60 +125,6 @@ class Mapping:
         return cls(gs, target, allocated_at, fields.get("sub", ""), fields.get("email", ""),
                    culling, budget, fields.get("budget_pool") or None, held,
                    fields.get("budget_reserved_in") or None, fields.get("profile") or None)
-
-
-def certificate_names(cert: dict, host: str) -> bool:
-    """Does this (verified) server certificate name `host`?
-
-    Memorystore for Redis is reached by IP (the instance's `host` is an address) and its
-    server certificate carries that address as the subject common name, not as an
-    iPAddress subjectAltName (envoyproxy/ratelimit#409: "GCP Memorystore ... sets the CN to
-    an IP address"). Python's hostname check matches an IP only against iPAddress SANs
-    (ssl docs, SSLContext.check_hostname; OpenSSL X509_check_ip), so it refuses that
-    certificate: the functions could never connect. This check accepts the name in either
-    place, and only after the chain was verified against the instance's own server CA
-    (REDIS_CA_FILE, from the instance's serverCaCerts: unique per instance, per the
-    Memorystore "About in-transit encryption" page), so no other server's certificate
-    can pass."""
-    sans = [value for kind, value in cert.get("subjectAltName", ()) if kind in ("IP Address", "DNS")]
-    if host in sans:
-        return True
-    common_names = [value for rdn in cert.get("subject", ()) for key, value in rdn
-                    if key == "commonName"]
-    return host in common_names
-
-
-class PinnedCaSSLConnection(redis.connection.SSLConnection):
-    """TLS verified against the pinned CA, then the name checked by `certificate_names`."""
-
-    def _wrap_socket_with_ssl(self, sock):
-        sslsock = super()._wrap_socket_with_ssl(sock)
-        if not certificate_names(sslsock.getpeercert() or {}, self.host):
-            sslsock.close()
-            raise redis.exceptions.ConnectionError(
-                f"the Redis server certificate does not name {self.host}")
-        return sslsock
-
-
-def connect(settings: RedisSettings, password: str | None) -> redis.Redis:
-    # Two quick retries (a failover or a dropped idle connection), then the caller answers
-    # 503: redis-py's default back-off would hold a request for seconds.
-    # surrogateescape: a member or field holding bytes that are not UTF-8 reads as a str
-    # (the culler then skips that one record) and writes back as the same bytes, instead
-    # of a UnicodeDecodeError that fails the whole reply.
-    kwargs = dict(host=settings.host, port=settings.port, password=password,
-                  decode_responses=True, encoding_errors="surrogateescape",
-                  socket_timeout=2, socket_connect_timeout=2,
-                  health_check_interval=30, max_connections=64,
-                  retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
-    if settings.tls:
-        # The chain is always verified (CERT_REQUIRED against the pinned instance CA);
-        # the name is checked by PinnedCaSSLConnection instead of ssl's IP-only rule.
-        pool = redis.ConnectionPool(connection_class=PinnedCaSSLConnection,
-                                    ssl_cert_reqs="required", ssl_ca_certs=settings.ca_file,
-                                    ssl_check_hostname=False, **kwargs)
-        return redis.Redis(connection_pool=pool)
-    return redis.Redis(**kwargs)
 
 
 class SessionStore:

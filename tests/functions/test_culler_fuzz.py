@@ -8,7 +8,7 @@ must still cull exactly the good idle sessions and keep the good active ones; th
 records are skipped and logged. Before the fix a wrong-typed cursor failed every pass
 (WRONGTYPE) and one non-UTF-8 member failed the whole candidate read.
 
-In-process: the real CullPass on a client made by `shared.state.connect` (as the function
+In-process: the real CullPass on a client made by `shared.redis_client.connect` (as the function
 makes it) against a real redis-server and the Agones emulator.
 """
 
@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from cull_pass import CullPass
 from shared.agones import AgonesClient
 from shared.config import CullerSettings, KubernetesSettings, RedisSettings
-from shared.state import SessionStore, connect
+from shared.redis_client import connect
+from shared.state import SessionStore
 from tests.functions.conftest import FLEET
 
 P = "sdfleet:"

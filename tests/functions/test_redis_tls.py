@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shared.config import RedisSettings
-from shared.state import SessionStore, connect
+from shared.redis_client import connect
+from shared.state import SessionStore
 from tests.helpers.servers import ManagedProcess, free_port
 
 HOST = "127.0.0.1"
