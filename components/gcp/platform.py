@@ -35,8 +35,8 @@ from components.gcp.storage import SharedStore, SharedStoreArgs
 from components.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.images import webui_image as webui_image_name
 from components.k8s.agones import Agones, AgonesArgs
-from components.k8s.fleet import (FleetAccess, FleetAccessArgs, ProfileFleet, WebuiFleet,
-                                  WebuiFleetArgs)
+from components.k8s.fleet import ProfileFleet, WebuiFleet, WebuiFleetArgs
+from components.k8s.fleet_access import FleetAccess, FleetAccessArgs
 from components.k8s.model_sync import ModelSync, ModelSyncArgs
 from components.k8s.namespaces import Namespaces
 from components.k8s.pods import SYSTEM_PLACEMENT

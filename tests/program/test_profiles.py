@@ -25,9 +25,11 @@ AUTOSCALER = "kubernetes:autoscaling.agones.dev/v1:FleetAutoscaler"
 def test_a_stack_without_profiles_plans_the_same_resources(plan, dev_config):
     result = plan(dev_config, preview=True)
     before = json.loads((FIXTURES / "single-profile-resources.json").read_text())
-    # The operators' view came later, as its own feature (and its two APIs).
+    # The operators' view came later, as its own feature (and its two APIs), and so did the
+    # builds' Docker Hub mirror (a remote repository and the build account's read grant).
     later = {r.urn for r in result.resources if "sdfleet:gcp:OperatorsView" in r.urn
-             or r.urn.endswith(("::sdfleet-apis-monitoring", "::sdfleet-apis-logging"))}
+             or r.urn.endswith(("::sdfleet-apis-monitoring", "::sdfleet-apis-logging",
+                                "::sdfleet-images-docker-hub", "::sdfleet-images-builder-pulls-bases"))}
     assert sorted(r.urn for r in result.resources if r.urn not in later) == before
     fleet = result.one(FLEET, "sdfleet-webui").inputs
     assert "sdfleet.dev/profile" not in fleet["spec"]["template"]["metadata"]["labels"]
