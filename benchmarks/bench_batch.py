@@ -37,8 +37,8 @@ from sdfleet_agent.settings import load_settings  # noqa: E402
 from sdfleet_submit.job import JobRequest  # noqa: E402
 from sdfleet_submit.message import job_message  # noqa: E402
 from sdfleet_submit.settings import load_settings as submit_settings  # noqa: E402
-from tests.batch.aws import MotoServer, create_stack  # noqa: E402
-from tests.batch.processes import StubWebUi  # noqa: E402
+from testing.batch.aws import MotoServer, create_stack  # noqa: E402
+from testing.batch.processes import StubWebUi  # noqa: E402
 
 JOBS = 200
 WARMUP = 10

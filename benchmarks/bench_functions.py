@@ -39,9 +39,9 @@ for sub in ("functions", "functions/culler"):
 import redis  # noqa: E402
 
 from benchmarks.report import emit  # noqa: E402
-from tests.emulators.agones import AgonesEmulator  # noqa: E402
-from tests.helpers.iap import IapKeyServer  # noqa: E402
-from tests.helpers.servers import ManagedProcess, RedisServer, free_port  # noqa: E402
+from testing.emulators.agones import AgonesEmulator  # noqa: E402
+from testing.helpers.iap import IapKeyServer  # noqa: E402
+from testing.helpers.servers import ManagedProcess, RedisServer, free_port  # noqa: E402
 
 TOKEN, FLEET, P = "bench-k8s-token", "sdfleet-webui", "sdfleet:"
 TRACKED, IDLE = 100_000, 1_000

@@ -35,10 +35,10 @@ from typing import Iterator
 
 from benchmarks.chp_proxy import ConfigurableHttpProxy
 from benchmarks.report import emit
-from tests.helpers.iap import IapKeyServer
-from tests.helpers.servers import ManagedProcess, RedisServer, free_port
-from tests.router.harness import router_env, start_nginx, start_router, start_verifier
-from tests.router.resp import Resp
+from testing.helpers.iap import IapKeyServer
+from testing.helpers.servers import ManagedProcess, RedisServer, free_port
+from testing.router.harness import router_env, start_nginx, start_router, start_verifier
+from testing.router.resp import Resp
 
 SUB, ID = "accounts.google.com:100000000000000000001", "g-100000000000000000001"
 # What a browser behind IAP also sends on every request: IAP's own cookies (the names the

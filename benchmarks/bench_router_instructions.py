@@ -30,8 +30,8 @@ import urllib.request
 
 from benchmarks.bench_router import floor_block, log, plain_block, steady_state, wrk
 from benchmarks.report import emit
-from tests.helpers.servers import ManagedProcess, free_port
-from tests.router.harness import ROUTER_DIR, nginx_binary, start_nginx
+from testing.helpers.servers import ManagedProcess, free_port
+from testing.router.harness import ROUTER_DIR, nginx_binary, start_nginx
 
 SECONDS = 6  # under callgrind nginx serves ~1,500 requests/s: about 9,000 per proxy
 

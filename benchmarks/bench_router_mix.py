@@ -48,8 +48,8 @@ from benchmarks.bench_router import (
     worker_cpu_seconds,
 )
 from benchmarks.report import emit
-from tests.helpers.servers import free_port
-from tests.router.harness import start_nginx, start_router
+from testing.helpers.servers import free_port
+from testing.router.harness import start_nginx, start_router
 
 ROUNDS, SECONDS, USERS = 7, 4, 8
 SCRIPT_BYTES, IMAGE_BYTES = 300 * 1024, 2 * 1024 * 1024

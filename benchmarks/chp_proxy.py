@@ -27,7 +27,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from tests.helpers.servers import ManagedProcess, free_port, wait_for_port
+from testing.helpers.servers import ManagedProcess, free_port, wait_for_port
 
 CHP_DIR = Path(__file__).resolve().parent / "chp"
 CHP_BIN = CHP_DIR / "node_modules" / ".bin" / "configurable-http-proxy"

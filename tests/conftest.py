@@ -1,11 +1,11 @@
-"""Shared fixtures: real servers on loopback (see tests/helpers)."""
+"""Shared fixtures: real servers on loopback (see testing/helpers)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.helpers.iap import IapKeyServer
-from tests.helpers.servers import RedisServer
+from testing.helpers.iap import IapKeyServer
+from testing.helpers.servers import RedisServer
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def buffer_policy_problems(buffer: int, min_replicas: int, max_replicas: int
     """What Agones refuses in a Buffer policy with an integer bufferSize: (field, value, rule).
 
     Mirrors agones v1.50.0 pkg/apis/autoscaling/v1/fleetautoscaler.go,
-    `(*BufferPolicy).ValidateBufferPolicy`; the emulator (tests/emulators/agones_validation.py)
+    `(*BufferPolicy).ValidateBufferPolicy`; the emulator (testing/emulators/agones_validation.py)
     carries its own copy of that function and a test checks the two agree.
     """
     problems = []

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.batch.aws import MotoServer, create_stack
-from tests.batch.processes import AGENT_DIR, ROOT, SUBMIT_DIR, AgentProcess, StubWebUi
+from testing.batch.aws import MotoServer, create_stack
+from testing.batch.processes import AGENT_DIR, ROOT, SUBMIT_DIR, AgentProcess, StubWebUi
 
 WEBUI_IMAGE_DIR = ROOT / "images" / "webui"
 # The store's models as the stack config names them, and the files the fetcher put them in

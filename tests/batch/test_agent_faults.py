@@ -9,7 +9,7 @@ import signal
 import time
 
 from tests.batch.jobs import submit
-from tests.batch.processes import AgentProcess, wait_until
+from testing.batch.processes import AgentProcess, wait_until
 from tests.batch.conftest import agent_env
 
 

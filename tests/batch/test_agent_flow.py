@@ -8,7 +8,7 @@ import json
 import time
 
 from tests.batch.jobs import submit, upload_init_image
-from tests.batch.processes import StubWebUi, wait_until
+from testing.batch.processes import StubWebUi, wait_until
 
 
 def finished(stack, job_id):

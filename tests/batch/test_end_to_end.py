@@ -16,7 +16,7 @@ import pytest
 
 from tests.batch.conftest import agent_env
 from tests.batch.jobs import CLIENT, api_event, submit_app
-from tests.batch.processes import AgentProcess, StubComfyUi, wait_until
+from testing.batch.processes import AgentProcess, StubComfyUi, wait_until
 
 OTHER_CLIENT = "client-b"
 

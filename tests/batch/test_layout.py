@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.batch.processes import AGENT_DIR, ROOT, SUBMIT_DIR
+from testing.batch.processes import AGENT_DIR, ROOT, SUBMIT_DIR
 
 WEBUI_DIR = ROOT / "images" / "webui"
 

@@ -16,7 +16,7 @@ import pytest
 from sdfleet_submit.app import SubmitApp
 from sdfleet_submit.settings import load_settings
 from tests.batch.jobs import CLIENT, CLIENT_ID, principal_arn
-from tests.batch.processes import SUBMIT_DIR
+from testing.batch.processes import SUBMIT_DIR
 
 ALLOWED_HOST = "images.example.com"
 

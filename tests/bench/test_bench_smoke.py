@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from benchmarks.chp_proxy import CHP_BIN
-from tests.router.harness import ROOT
+from testing.router.harness import ROOT
 
 # benchmarks/report.py's format:
 # `BENCH name=<id> value=<n> unit=<u> baseline=<n|-> ratio=<n|-> goal=<text>`

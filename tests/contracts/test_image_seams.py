@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.contracts import image_model as im
+from tests.contracts import program_model as pm
 from tests.program.conftest import assert_all_resolved
 from tools.preview import ROOT, read_stack_config, run_program
 
@@ -130,17 +131,17 @@ def resolve(argv: list[str], container: dict, image: im.Image):
     assert rest, f"{argv}: the interpreter gets no program"
     if rest[0] == "-m":
         assert len(rest) > 1, f"{argv}: -m without a module"
-        loaded = im.load_program(image, [cwd, *pythonpath], rest[1])
+        loaded = pm.load_program(image, [cwd, *pythonpath], rest[1])
     elif rest[0] == "-c":
-        loaded = im.load_program(image, [cwd, *pythonpath], None, code=rest[1])
+        loaded = pm.load_program(image, [cwd, *pythonpath], None, code=rest[1])
     else:
         script = rest[0] if rest[0].startswith("/") else f"{cwd}/{rest[0]}"
         source = image.source_of(script)
         assert source is not None and source.is_file(), f"script {script} is not in the image"
-        loaded = im.load_program(image, [str(Path(script).parent), *pythonpath], None,
+        loaded = pm.load_program(image, [str(Path(script).parent), *pythonpath], None,
                                  code=source.read_text())
     assert not isinstance(loaded, str), f"{argv}: {loaded}"
-    missing = im.missing_libraries(image, interpreter, loaded)
+    missing = pm.missing_libraries(image, interpreter, loaded)
     assert not missing, (f"{argv}: {interpreter} lacks {missing}; the Dockerfile installs "
                          f"{sorted(image.installed.get(interpreter, set()))} into it")
     return interpreter, loaded
@@ -167,7 +168,7 @@ def test_container_runs_in_its_image(stack, container):
     # installed for them (botocore reads AWS_REGION, ...).
     read = set().union(*(p.env_reads for p in programs)) if programs else set()
     unread = [e["name"] for e in container.get("env") or []
-              if e["name"] not in read and not any(im.library_reads(image, i, e["name"])
+              if e["name"] not in read and not any(pm.library_reads(image, i, e["name"])
                                                    for i in interpreters)]
     assert not unread, (f"{container['name']} sets {unread}, which no program of "
                         f"{folder} it runs reads (they read {sorted(read)})")
@@ -199,7 +200,7 @@ def test_env_module_names_only_what_the_image_reads(image):
     read = set()
     for source in path.parent.rglob("*.py"):
         if source != path:
-            read |= im.env_reads_of(ast.parse(source.read_text()), im.env_module_names(path))
+            read |= pm.env_reads_of(ast.parse(source.read_text()), pm.env_module_names(path))
     unread = sorted(v for v in names.values() if v not in read)
     assert not unread, f"{path} names {unread}, which no module of the image reads"
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 from tools.plan import _validate
-from tests.helpers.stacks import stack_config as stack_file_config
+from testing.helpers.stacks import stack_config as stack_file_config
 from tools.preview import PlanResult, run_program
 
 _cache: dict[str, tuple[PlanResult, Any]] = {}

@@ -8,7 +8,7 @@ import sys
 
 import redis
 
-from tests.helpers.servers import RedisServer
+from testing.helpers.servers import RedisServer
 from tools.preview import ROOT
 from tools.usage import month_bounds, profile_of, render, tally
 

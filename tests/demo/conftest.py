@@ -13,7 +13,7 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from tests.helpers.servers import free_port
+from testing.helpers.servers import free_port
 from tools.demo.iap import SIGNIN
 from tools.demo.world import Demo
 

@@ -130,7 +130,7 @@ def test_make_demo_starts_serves_and_leaves_no_process_behind(tmp_path):
     import subprocess
     import sys
 
-    from tests.helpers.servers import free_port
+    from testing.helpers.servers import free_port
     port = free_port()
     started = time.monotonic()
     demo = subprocess.Popen([sys.executable, "-m", "tools.demo", "--port", str(port),

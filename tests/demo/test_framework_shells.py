@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By
 
 from tests.demo.conftest import Person
 from tests.demo.framework_shells import SHELLS, ShellServer, shell
-from tests.helpers.servers import free_port
+from testing.helpers.servers import free_port
 from tests.images.agones_sdk_stub import AgonesSdkStub
 
 REPO = Path(__file__).resolve().parents[2]

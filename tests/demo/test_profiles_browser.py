@@ -23,7 +23,7 @@ import yaml
 from selenium.webdriver.common.by import By
 
 from tests.demo.conftest import TEST_TIMINGS, identity_of
-from tests.helpers.servers import free_port
+from testing.helpers.servers import free_port
 from tools.demo.world import Demo
 from tools.preview import ROOT
 

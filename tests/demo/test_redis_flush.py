@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.demo.conftest import TEST_TIMINGS, game_server_of, identity_of
-from tests.helpers.servers import free_port
+from testing.helpers.servers import free_port
 from tools.demo.world import Demo
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.emulators.agones import AgonesEmulator
-from tests.helpers.iap import IapKeyServer
-from tests.helpers.servers import ManagedProcess, RedisServer, free_port
+from testing.emulators.agones import AgonesEmulator
+from testing.helpers.iap import IapKeyServer
+from testing.helpers.servers import ManagedProcess, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"

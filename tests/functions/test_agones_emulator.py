@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.emulators.agones import AgonesEmulator, parse_label_selector
+from testing.emulators.agones import AgonesEmulator
+from testing.emulators.kube_api import parse_label_selector
 from tests.functions.conftest import call
 from tests.functions import conftest  # noqa: F401  (puts functions/ on sys.path)
 from shared.agones import AgonesClient, KubernetesUnavailable
@@ -89,7 +90,7 @@ def test_client_refuses_plain_http_off_loopback():
             {"K8S_API_URL": "http://10.0.0.1", "FLEET_NAME": "f", "K8S_TOKEN": "t"}))
 
 
-# --- Agones's own validation on create (tests/emulators/agones_validation.py) ---------------------
+# --- Agones's own validation on create (testing/emulators/agones_validation.py) ---------------------
 
 def _fleet(containers=("webui",), container=None, ports=None, **spec) -> dict:
     gs_spec = {"ports": ports if ports is not None else

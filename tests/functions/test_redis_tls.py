@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from shared.config import RedisSettings
 from shared.redis_client import connect
 from shared.state import SessionStore
-from tests.helpers.servers import ManagedProcess, free_port
+from testing.helpers.servers import ManagedProcess, free_port
 
 HOST = "127.0.0.1"
 

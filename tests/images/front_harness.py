@@ -13,7 +13,7 @@ import time
 
 from aiohttp import web
 
-from tests.helpers.servers import free_port
+from testing.helpers.servers import free_port
 
 
 class LoopThread:

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from tests.helpers.servers import ManagedProcess, free_port
+from testing.helpers.servers import ManagedProcess, free_port
 from tests.images.conftest import child_env
 
 STUB = Path(__file__).with_name("stub_webui.py")

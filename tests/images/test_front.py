@@ -14,7 +14,7 @@ import pytest
 import requests
 import websockets.sync.client as ws_client
 
-from tests.helpers.servers import free_port
+from testing.helpers.servers import free_port
 from tests.images.agones_sdk_stub import AgonesSdkStub
 from tests.images.front_harness import Backend, FrontUnderTest
 

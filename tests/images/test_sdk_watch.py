@@ -15,7 +15,7 @@ import pytest
 from sdfleet_webui import usersync
 from sdfleet_webui.agones import AgonesSdk, AgonesUnavailable
 from tests.images.agones_sdk_stub import AgonesSdkStub
-from tests.helpers.servers import free_port
+from testing.helpers.servers import free_port
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from sdfleet_webui.frontrules import session_end
 from sdfleet_webui.sessionpage import TAG, inject_banner
-from tests.helpers.servers import free_port
+from testing.helpers.servers import free_port
 from tests.images.agones_sdk_stub import AgonesSdkStub
 from tests.images.front_harness import Backend, FrontUnderTest
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.helpers.stacks import stack_config
+from testing.helpers.stacks import stack_config
 from tools.preview import SECRET_MARK, UNKNOWN_MARK, PlanResult, read_stack_config, run_program
 
 

@@ -1,6 +1,6 @@
 """The Fleet and FleetAutoscaler the program renders pass Agones's own validation.
 
-Agones's webhook rules live in tests/emulators/agones_validation.py (written from Agones
+Agones's webhook rules live in testing/emulators/agones_validation.py (written from Agones
 v1.50.0's source, function by function); the feature gates are the ones the program's Helm
 release turns on.
 """
@@ -15,8 +15,8 @@ import pytest
 
 from components.config import ConfigError, FleetConfig, PeakHours, parse_platform
 from components.k8s.fleet import autoscaler_policy
-from tests.emulators import agones_validation as agones
-from tests.emulators.agones import AgonesEmulator
+from testing.emulators import agones_validation as agones
+from testing.emulators.agones import AgonesEmulator
 from tests.program.conftest import assert_all_resolved
 
 FLEET = "kubernetes:agones.dev/v1:Fleet"

@@ -219,7 +219,7 @@ def test_nfs_redis_and_metadata_are_unreachable_from_webui_pods(dev_update):
                 and "Egress" in r.inputs["spec"]["policyTypes"]]
     assert policies, "no egress policy selects WebUI pods: everything is open"
 
-    from tests.emulators.netpol import Endpoint, Pod, possibly_allowed
+    from testing.emulators.netpol import Endpoint, Pod, possibly_allowed
     fleet = dev_update.one("kubernetes:agones.dev/v1:Fleet").inputs
     pod = Pod("sdfleet-webui", fleet["spec"]["template"]["spec"]["template"]["metadata"]["labels"])
 

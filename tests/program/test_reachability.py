@@ -1,7 +1,7 @@
 """What each container of every pod the program renders must reach, and must not.
 
 The table says what each program needs (or must never get); the verdicts come from the
-rendered NetworkPolicies, evaluated with Kubernetes's semantics (tests/emulators/netpol.py),
+rendered NetworkPolicies, evaluated with Kubernetes's semantics (testing/emulators/netpol.py),
 never from a hand-written list of allowed peers. A pod the table does not know fails: a new
 workload gets its row before it lands.
 """
@@ -12,8 +12,8 @@ import ipaddress
 
 import pytest
 
-from tests.emulators.agones import AgonesEmulator, SdkUnreachable
-from tests.emulators.netpol import Endpoint, Pod, possibly_allowed, surely_allowed
+from testing.emulators.agones import AgonesEmulator, SdkUnreachable
+from testing.emulators.netpol import Endpoint, Pod, possibly_allowed, surely_allowed
 
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 FLEET = "kubernetes:agones.dev/v1:Fleet"

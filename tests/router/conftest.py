@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.servers import free_port
+from testing.helpers.servers import free_port
 from tests.router.doubles import AllocatorDouble, MetadataServer
-from tests.router.harness import router_env, start_router, start_verifier
+from testing.router.harness import router_env, start_router, start_verifier
 from tests.router.webui_stub import WebUiStub
 
 

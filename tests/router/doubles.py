@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
-from tests.helpers.iap import IAP_ISSUER
-from tests.router.resp import Resp
+from testing.helpers.iap import IAP_ISSUER
+from testing.router.resp import Resp
 
 
 def contract_id(sub: str) -> str:

@@ -15,8 +15,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.helpers.servers import free_port
-from tests.router.harness import ROUTER_DIR, start_nginx
+from testing.helpers.servers import free_port
+from testing.router.harness import ROUTER_DIR, start_nginx
 
 RUNNER = """
 local {module} = require("sdfleet.{module}")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulators.agones import AgonesEmulator
-from tests.helpers.servers import ManagedProcess, free_port
+from testing.emulators.agones import AgonesEmulator
+from testing.helpers.servers import ManagedProcess, free_port
 from tests.router.client import request
 from tests.router.conftest import Platform
-from tests.router.resp import Resp
+from testing.router.resp import Resp
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = "accounts.google.com:100000000000000000001"

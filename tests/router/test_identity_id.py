@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.router.harness import ROUTER_DIR
+from testing.router.harness import ROUTER_DIR
 
 sys.path.insert(0, str(ROUTER_DIR))
 from sdfleet_router.identity_id import SubjectNotSupported, identity_id  # noqa: E402
@@ -46,7 +46,7 @@ def test_router_and_allocator_compute_the_same_id():
     # The allocator (functions/shared/identity_id.py) writes sdfleet:map:<id>; the router reads
     # it. Both encode the contract independently, so they must agree on every subject.
     import importlib.util
-    from tests.router.harness import ROOT
+    from testing.router.harness import ROOT
     spec = importlib.util.spec_from_file_location(
         "functions_shared_identity", ROOT / "functions" / "shared" / "identity_id.py")
     functions_identity = importlib.util.module_from_spec(spec)

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.helpers.servers import ManagedProcess, free_port
+from testing.helpers.servers import ManagedProcess, free_port
 from tests.router.client import request
 from tests.router.conftest import Platform
-from tests.router.resp import Resp
+from testing.router.resp import Resp
 
 ALICE = "accounts.google.com:100000000000000000001"
 ALICE_ID = "g-100000000000000000001"

@@ -17,7 +17,7 @@ import pytest
 
 from tests.router.client import request
 from tests.router.conftest import Platform
-from tests.router.resp import Resp
+from testing.router.resp import Resp
 from tests.router.test_redis_tls import TlsRedis
 
 ALICE = "accounts.google.com:100000000000000000001"

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from tests.router.harness import DEBIAN_LUA_MODULES, ROUTER_DIR, nginx_binary
+from testing.router.harness import DEBIAN_LUA_MODULES, ROUTER_DIR, nginx_binary
 
 sys.path.insert(0, str(ROUTER_DIR))
 from sdfleet_router.render_config import Settings, render, size_in_bytes  # noqa: E402

@@ -14,11 +14,11 @@ import time
 
 import pytest
 
-from tests.emulators.agones import AgonesEmulator
+from testing.emulators.agones import AgonesEmulator
 from tests.router.client import request
 from tests.router.conftest import Platform
 from tests.router.doubles import CountingProxy
-from tests.router.resp import Resp
+from testing.router.resp import Resp
 from tests.router.test_end_to_end import real_allocator
 from tests.router.webui_stub import WebUiStub
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.router.client import request
 from tests.router.conftest import Platform
-from tests.router.resp import Resp
+from testing.router.resp import Resp
 
 ALICE = "accounts.google.com:100000000000000000001"
 BOB = "accounts.google.com:200000000000000000002"

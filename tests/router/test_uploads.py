@@ -12,7 +12,7 @@ from components.config import WebuiConfig
 from components.k8s.router import TMP_SIZE_MIB
 from tests.router.client import request
 from tests.router.conftest import Platform
-from tests.router.resp import Resp
+from testing.router.resp import Resp
 
 ALICE = "accounts.google.com:100000000000000000001"
 ALICE_ID = "g-100000000000000000001"

@@ -8,7 +8,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.router.harness import start_verifier
+from testing.router.harness import start_verifier
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_keys_unreachable_is_not_a_401(iap):
 
 def _key_set(url, clock=None):
     import sys
-    from tests.router.harness import ROUTER_DIR
+    from testing.router.harness import ROUTER_DIR
     if str(ROUTER_DIR) not in sys.path:
         sys.path.insert(0, str(ROUTER_DIR))
     from sdfleet_router.verifier import KeySet

@@ -17,7 +17,7 @@ import json
 import struct
 import threading
 
-from tests.helpers.servers import free_port
+from testing.helpers.servers import free_port
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # The pod's front says its WebUI restarts with this (images/webui/sdfleet_webui/frontrules.py;

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.emulators.agones import AgonesEmulator
-from tests.helpers.servers import free_port
+from testing.emulators.agones import AgonesEmulator
+from testing.helpers.servers import free_port
 
 SDK_PREFIX = "agones.dev/sdk-"  # what Agones prefixes SDK annotations and labels with
 REPO = Path(__file__).resolve().parents[2]

@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote
 import aiohttp
 from aiohttp import web
 
-from tests.helpers.iap import IapKeyServer
+from testing.helpers.iap import IapKeyServer
 
 COOKIE = "sdfleet_demo_person"
 SIGNIN = "/_demo/signin"

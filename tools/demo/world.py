@@ -29,10 +29,10 @@ from pydantic.alias_generators import to_camel
 from components.config import ConfigError, parse_stack_config
 from components.config.budgets import budget_records
 from components.gcp.functions import FUNCTIONS_ENV, profile_records
-from tests.emulators.agones import AgonesEmulator
-from tests.helpers.iap import IapKeyServer
-from tests.helpers.servers import ManagedProcess, RedisServer, free_port
-from tests.router.harness import router_env, start_router, start_verifier
+from testing.emulators.agones import AgonesEmulator
+from testing.helpers.iap import IapKeyServer
+from testing.helpers.servers import ManagedProcess, RedisServer, free_port
+from testing.router.harness import router_env, start_router, start_verifier
 from tools.demo.cluster import FleetController, FleetSettings, PodSettings
 from tools.demo.iap import IapStandIn
 from tools.preview import read_stack_config

@@ -2,7 +2,7 @@
 
 Written from Agones's source at the version the program pins (components/k8s/agones.py,
 AGONES_CHART_VERSION = 1.50.0), function by function; each function names its original.
-The emulator (tests/emulators/agones.py) runs these on create, and
+The emulator (testing/emulators/agones.py) runs these on create, and
 tests/program/test_k8s_agones_objects.py runs them on what the program renders, so a Fleet
 the real webhook would refuse never passes a test.
 
@@ -19,7 +19,6 @@ Each problem is `"<field path>: <message>"`, like Kubernetes's field.ErrorList.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # pkg/util/runtime/features.go (v1.50.0), featureDefaults: PortPolicyNone is Beta (on),
@@ -39,9 +38,11 @@ SCHEDULING = ("Packed", "Distributed")
 IS_NEGATIVE = "must be greater than or equal to 0"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+from testing.emulators.apimachinery import (_validate_annotations, _validate_labels,
+                                           parse_quantity)
+from testing.emulators.cron import parse_standard_cron
 
 
 def features_from_gates(gates: str) -> dict[str, bool]:
@@ -51,59 +52,6 @@ def features_from_gates(gates: str) -> dict[str, bool]:
         key, _, value = item.partition("=")
         features[key] = value.strip().lower() == "true"
     return features
-
-
-# --- apimachinery helpers -----------------------------------------------------------------------
-
-def _validate_labels(labels: dict | None, path: str) -> list[str]:
-    """k8s.io/apimachinery metav1validation.ValidateLabels: qualified names and label values."""
-    problems = []
-    for key, value in (labels or {}).items():
-        prefix, _, name = key.rpartition("/")
-        if (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))) \
-                or not name or len(name) > 63 or not _LABEL_NAME.match(name):
-            problems.append(f"{path}: Invalid value: {key!r}: name part must be a qualified name")
-        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
-            problems.append(f"{path}: Invalid value: {value!r}: a valid label must be 63 "
-                            "characters or less, alphanumeric, '-', '_' or '.'")
-    return problems
-
-
-def _validate_annotations(annotations: dict | None, path: str) -> list[str]:
-    """apivalidation.ValidateAnnotations: keys are qualified names, total size <= 256 KiB."""
-    problems = []
-    total = 0
-    for key, value in (annotations or {}).items():
-        prefix, _, name = key.lower().rpartition("/")
-        if (prefix and not _DNS_SUBDOMAIN.match(prefix)) or not _LABEL_NAME.match(name or "-"):
-            problems.append(f"{path}: Invalid value: {key!r}: must be a qualified name")
-        total += len(key) + len(str(value))
-    if total > 256 * 1024:
-        problems.append(f"{path}: Too long: must have at most 262144 bytes")
-    return problems
-
-
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$")
-_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-           "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10**3,
-           "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, None: 1}
-
-
-def parse_quantity(value) -> Decimal:
-    """k8s.io/apimachinery resource.ParseQuantity, to a number (raises ValueError)."""
-    if isinstance(value, (int, float)):
-        return Decimal(str(value))
-    m = _QUANTITY.match(str(value))
-    if not m:
-        raise ValueError(f"quantities must match the regular expression: {value!r}")
-    number, suffix = m.groups()
-    try:
-        base = Decimal(number)
-    except InvalidOperation:
-        raise ValueError(f"invalid quantity {value!r}") from None
-    if suffix and suffix[0] in "eE" and suffix not in _SUFFIX:
-        return base * (Decimal(10) ** int(suffix[1:]))
-    return base * Decimal(_SUFFIX[suffix])
 
 
 # --- pkg/apis/agones/v1 ---------------------------------------------------------------------------
@@ -321,50 +269,6 @@ def validate_buffer_policy(buffer: dict | None, path: str) -> list[str]:
         if min_replicas < 1:
             problems.append(f"{path}.minReplicas: Invalid value: {min_replicas}: {IS_NEGATIVE}")
     return problems
-
-
-_CRON_FIELD = re.compile(r"^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$")
-_CRON_BOUNDS = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
-_CRON_NAMES = [{}, {}, {}, {m: i + 1 for i, m in enumerate(
-    "jan feb mar apr may jun jul aug sep oct nov dec".split())},
-    {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}]
-
-
-def parse_standard_cron(spec: str) -> None:
-    """robfig/cron/v3 `ParseStandard` (what fleetautoscaler.go calls): five fields, or a
-    `@descriptor`, after an optional `CRON_TZ=<zone> ` / `TZ=<zone> ` prefix; numbers in
-    range, names for month and weekday. Raises ValueError."""
-    if spec.startswith(("TZ=", "CRON_TZ=")):
-        zone, _, spec = spec.partition(" ")
-        try:
-            ZoneInfo(zone.split("=", 1)[1])
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"provided bad location {zone}") from None
-    if spec.startswith("@"):
-        if spec not in ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
-                        "@hourly") and not spec.startswith("@every "):
-            raise ValueError(f"unrecognized descriptor: {spec}")
-        return
-    fields = spec.split()
-    if len(fields) != 5:
-        raise ValueError(f"expected exactly 5 fields, found {len(fields)}: {fields}")
-    for text, (low, high), names in zip(fields, _CRON_BOUNDS, _CRON_NAMES):
-        if text == "?":
-            continue
-        if not _CRON_FIELD.match(text):
-            raise ValueError(f"failed to parse {text!r}")
-        for part in text.split(","):
-            rng, _, step = part.partition("/")
-            if step and int(step) == 0:
-                raise ValueError(f"step of range should be a positive number: {part}")
-            if rng == "*":
-                continue
-            for bound in rng.split("-"):
-                value = names.get(bound.lower()) if not bound.isdigit() else int(bound)
-                if value is None:
-                    raise ValueError(f"failed to parse int from {bound}")
-                if not low <= value <= high:
-                    raise ValueError(f"{value} out of range [{low}, {high}]")
 
 
 _GO_DURATION = re.compile(r"^[-+]?(([0-9]*(\.[0-9]*)?)(ns|us|µs|ms|s|m|h))+$|^0$")

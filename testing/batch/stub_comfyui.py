@@ -22,7 +22,7 @@ shapes (comfyanonymous/ComfyUI server.py at 005f3ba; execution.py PromptQueue):
 Test controls: POST /_stub/config {"runSeconds": 0.2, "mode": "success"|"error",
 "healthy": true, "checkpoints": [...]}, GET /_stub/calls (every accepted prompt).
 
-    python tests/batch/stub_comfyui.py --port 8188
+    python testing/batch/stub_comfyui.py --port 8188
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.helpers.servers import ManagedProcess, free_port
+from testing.helpers.servers import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_DIR = ROOT / "images" / "queue-agent"

@@ -17,7 +17,7 @@ the first N generation requests answer 500 whatever the mode.
 Images are real PNGs (1x1) whose tEXt chunk says which prompt and index they are, so tests
 can tell which job produced which object.
 
-    python tests/batch/stub_webui.py --port 7860
+    python testing/batch/stub_webui.py --port 7860
 """
 
 from __future__ import annotations

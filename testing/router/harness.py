@@ -14,7 +14,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from tests.helpers.servers import ManagedProcess, free_port
+from testing.helpers.servers import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTER_DIR = ROOT / "images" / "router"

@@ -1,0 +1,1 @@
+"""The router under nginx, its verifier and a RESP reader, for tests and benchmarks."""
