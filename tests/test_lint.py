@@ -106,3 +106,23 @@ def test_no_issue_numbers_in_code_or_tests():
             if pattern.search(line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not found, "issue numbers in code or tests:\n" + "\n".join(found)
+
+
+# Repository paths named in code, comments and docs, e.g. `functions/culler/rules.py`.
+REPO_PATH = re.compile(r"(?<![\w./-])((?:components|functions|images|tests|testing|tools|policy|docs|"
+                       r"benchmarks)/[A-Za-z0-9_./-]*[A-Za-z0-9_-]\.(?:py|md|yaml|yml|txt|lua|sh|json|"
+                       r"toml|template))\b")
+
+
+def test_every_repository_path_a_file_names_exists():
+    """A comment or a doc that names a file which moved sends its reader nowhere."""
+    missing = []
+    for path in _tracked_text_files():
+        if path == Path(__file__):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            for name in REPO_PATH.findall(line):
+                if not (ROOT / name).exists():
+                    missing.append(f"{path.relative_to(ROOT)}:{number}: {name}")
+    assert not missing, "names files that do not exist:\n" + "\n".join(missing)

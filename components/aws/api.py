@@ -24,10 +24,14 @@ import pulumi_aws as aws
 
 from components.aws.storage import JOBS_PREFIX, RESULTS_PREFIX, UPLOADS_PREFIX
 from components.aws.tags import allow, policy_json, tags_for, trust
+from components.env_names import load_env_names
 from components.config import AWS_VISIBILITY_MARGIN_SECONDS, AwsConfig, ModelsConfig
 
 SUBMIT_DIR = Path(__file__).resolve().parents[2] / "functions" / "submit"
 SUBMIT_HANDLER = "handler.handler"
+
+
+SUBMIT_ENV = load_env_names("functions/submit/sdfleet_submit/env.py")
 LAMBDA_RUNTIME = "python3.11"
 STAGE = "v1"
 JOBS_PATH = "jobs"
@@ -74,22 +78,22 @@ def submit_environment(config: AwsConfig, models: ModelsConfig, topic_arn: pulum
     """The variables functions/submit/sdfleet_submit/settings.py reads at cold start."""
     checkpoints = [m.name for m in models.items if m.kind == "checkpoint"]
     env: dict[str, pulumi.Input[str]] = {
-        "JOBS_TOPIC_ARN": topic_arn,
-        "RUNTIMES": ",".join(rt.name for rt in config.runtimes),
-        "RESULTS_BUCKET": bucket,
-        "MAX_WIDTH": str(config.api.max_image_side),
-        "MAX_HEIGHT": str(config.api.max_image_side),
-        "MAX_STEPS": str(config.api.max_steps),
-        "MAX_BATCH_SIZE": str(config.api.max_batch),
+        SUBMIT_ENV.JOBS_TOPIC_ARN: topic_arn,
+        SUBMIT_ENV.RUNTIMES: ",".join(rt.name for rt in config.runtimes),
+        SUBMIT_ENV.RESULTS_BUCKET: bucket,
+        SUBMIT_ENV.MAX_WIDTH: str(config.api.max_image_side),
+        SUBMIT_ENV.MAX_HEIGHT: str(config.api.max_image_side),
+        SUBMIT_ENV.MAX_STEPS: str(config.api.max_steps),
+        SUBMIT_ENV.MAX_BATCH_SIZE: str(config.api.max_batch),
         # GET /jobs/{id}: when a running attempt is dead, and when the queue gives up.
-        "ATTEMPT_SECONDS": str(config.jobs.timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS),
-        "MAX_RECEIVE_COUNT": str(config.jobs.max_receive_count),
+        SUBMIT_ENV.ATTEMPT_SECONDS: str(config.jobs.timeout_seconds + AWS_VISIBILITY_MARGIN_SECONDS),
+        SUBMIT_ENV.MAX_RECEIVE_COUNT: str(config.jobs.max_receive_count),
     }
     if checkpoints:
         # Jobs name models as the config does; anything else is refused at the API.
-        env["MODELS"] = ",".join(checkpoints)
+        env[SUBMIT_ENV.MODELS] = ",".join(checkpoints)
     if config.api.allowed_image_hosts:
-        env["ALLOWED_IMAGE_HOSTS"] = ",".join(config.api.allowed_image_hosts)
+        env[SUBMIT_ENV.ALLOWED_IMAGE_HOSTS] = ",".join(config.api.allowed_image_hosts)
     return env
 
 

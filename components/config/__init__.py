@@ -10,7 +10,7 @@ users expect them (`gcp:project`, `gcp:region`, `aws:region`) and secrets are se
 as Pulumi secrets (`sdfleet:civitaiToken`, `sdfleet:huggingfaceToken`), never fields here.
 
 Validation happens before any resource is registered, and nothing downstream (the
-components, tools/cost.py) re-checks or sees an unvalidated value:
+components, tools/cost/) re-checks or sees an unvalidated value:
 
 0. the stack file itself (`read_stack_yaml`, `secret_key_problems`): a key given twice, a
    plaintext value in a secret key (`sdfleet:*Token`, `*Secret`, `*Password`);

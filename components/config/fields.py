@@ -51,7 +51,7 @@ Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
 
 # --- Single-value rules ------------------------------------------------------------------------
 # Each rule is defined once here and attached to every field it applies to, so no later
-# consumer (the components, tools/cost.py) ever sees a value that did not pass it.
+# consumer (the components, tools/cost/) ever sees a value that did not pass it.
 
 # Five-field unix-cron, what both consumers accept: Cloud Scheduler ("Configure cron job
 # schedules", cloud.google.com/scheduler/docs/configuring/cron-job-schedules) and Agones
@@ -256,7 +256,7 @@ ImageHost = Annotated[str, AfterValidator(_image_host)]
 # --- GPUs -------------------------------------------------------------------------------------
 
 # Which machine family each accelerator attaches to, and the accepted accelerator types:
-# from the registry (components/config/accelerators.py).
+# from the registry (components/registries/accelerators.py).
 ACCELERATOR_FAMILIES: dict[str, tuple[str, ...]] = {
     name: a.machine_families for name, a in GCE_ACCELERATORS.items()}
 Accelerator = Literal[tuple(GCE_ACCELERATORS)]

@@ -23,6 +23,7 @@ import pulumi
 import pulumi_gcp as gcp
 from pulumi_command import local
 
+from components.env_names import load_env_names
 from components.config import CullingConfig
 from components.config.budgets import UsageExportConfig
 from components.config.profiles import Profile
@@ -34,17 +35,7 @@ from components.gcp.service_account import ServiceAccount, account_id
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
 
-def _functions_env():
-    """functions/shared/env.py, by path (the functions' package is not installed here)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("sdfleet_functions_env",
-                                                  FUNCTIONS_DIR / "shared" / "env.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FUNCTIONS_ENV = _functions_env()
+FUNCTIONS_ENV = load_env_names("functions/shared/env.py")
 RUNTIME = "python311"
 REDIS_CA_MOUNT = "/etc/sdfleet/redis-ca"
 # Google: a grant usually applies within 2 minutes, sometimes 7 or more. A function's build

@@ -109,6 +109,19 @@ def build_config(image: str, name: str, mirror: str | None = None) -> dict:
     }
 
 
+def staging_bucket(name: str, project: str, region: str, labels: dict[str, str],
+                   opts: pulumi.ResourceOptions) -> gcp.storage.Bucket:
+    """A private bucket for one builder's uploaded sources and logs; objects go after 30 days."""
+    return gcp.storage.Bucket(
+        f"{name}-staging", name=f"{project}-{name}-staging", location=region, project=project,
+        uniform_bucket_level_access=True, public_access_prevention="enforced",
+        force_destroy=True, labels=labels,
+        lifecycle_rules=[gcp.storage.BucketLifecycleRuleArgs(
+            action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+            condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=30))],
+        opts=opts)
+
+
 @dataclass(frozen=True)
 class ImageBuildArgs:
     """Which images the platform runs, which of them the deployer brings, and where to push."""
@@ -140,14 +153,7 @@ class ImageBuilds(pulumi.ComponentResource):
 
         self.account = ServiceAccount(f"{name}-builder", account_id(name, "builder"),
                                       "sdfleet image builds (Cloud Build)", project, (), opts=child)
-        self.bucket = gcp.storage.Bucket(
-            f"{name}-staging", name=f"{project}-{name}-staging", location=region, project=project,
-            uniform_bucket_level_access=True, public_access_prevention="enforced",
-            force_destroy=True, labels=labels,
-            lifecycle_rules=[gcp.storage.BucketLifecycleRuleArgs(
-                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
-                condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=30))],
-            opts=child)
+        self.bucket = staging_bucket(name, project, region, labels, child)
         # Read the uploaded sources and keep the build log in this bucket only. A build whose
         # own account writes logs to a user-created bucket needs Storage Admin on it (Cloud
         # Build docs, "Store and manage build logs": user-created bucket, "grant the Storage

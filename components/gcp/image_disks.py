@@ -23,7 +23,7 @@ import pulumi_gcp as gcp
 from pulumi_command import local
 
 from components.config.images import PreloadDiskConfig
-from components.gcp.image_builds import BUILD_SCRIPT, PERMISSION_ERRORS
+from components.gcp.image_builds import BUILD_SCRIPT, PERMISSION_ERRORS, staging_bucket
 from components.gcp.registry import ImageRegistry
 from components.gcp.service_account import ServiceAccount, account_id
 
@@ -98,14 +98,7 @@ class PreloadDisks(pulumi.ComponentResource):
         self.vm_account = ServiceAccount(f"{name}-vm", account_id(name, "vm"),
                                          "sdfleet disk image writer VM", project,
                                          ("roles/logging.logWriter",), opts=child)
-        self.bucket = gcp.storage.Bucket(
-            f"{name}-staging", name=f"{project}-{name}-staging", location=args.region, project=project,
-            uniform_bucket_level_access=True, public_access_prevention="enforced",
-            force_destroy=True, labels=args.labels,
-            lifecycle_rules=[gcp.storage.BucketLifecycleRuleArgs(
-                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
-                condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=30))],
-            opts=child)
+        self.bucket = staging_bucket(name, project, args.region, args.labels, child)
         grants = [
             gcp.storage.BucketIAMMember(f"{name}-builder-uses-staging", bucket=self.bucket.name,
                                         role="roles/storage.admin", member=self.account.member,

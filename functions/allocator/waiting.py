@@ -25,6 +25,9 @@ UNSCHEDULED_STATES = {"PortAllocation", "Creating", "Starting"}
 # between a WebUI becoming Ready and its person being handed it.
 HANDOUT_POLL_SECONDS = 2
 EVENT_LOOKUPS = 3               # pending pods whose events are read per answer
+# The culler rewrites the cold-start summary at most once a minute: a waiting page asking every
+# few seconds reads it from here, not from Redis each time.
+SUMMARY_TTL_SECONDS = 60
 
 
 class WaitingPhase:
@@ -32,6 +35,7 @@ class WaitingPhase:
 
     def __init__(self, store: SessionStore, agones: AgonesClient, clock=time.time):
         self.store, self.agones, self.clock = store, agones, clock
+        self._summary: tuple[float, dict] | None = None    # (read at, cold-start summary)
 
     def answer(self, who: Identity, target: Profile,
                alternatives: Callable[[], list[dict]]) -> dict:
@@ -69,11 +73,16 @@ class WaitingPhase:
 
     def usual_start(self, target: Profile) -> float | None:
         """The measured p50 of this profile's cold starts (the culler keeps it), if known."""
+        now = self.clock()
+        if self._summary is not None and now - self._summary[0] < SUMMARY_TTL_SECONDS:
+            return expected_wait(self._summary[1], target.name)
         try:
-            return expected_wait(ColdStartStore(self.store.client, self.store.prefix).summary(),
-                                 target.name)
+            summary = ColdStartStore(self.store.client, self.store.prefix).summary()
         except RedisError:
             return None
+        # Nothing measured yet is not kept: the first measurements show at once.
+        self._summary = (now, summary) if summary else None
+        return expected_wait(summary, target.name)
 
     def capacity(self, target: Profile, unscheduled: list[GameServer]):
         """The autoscaler's reason no node comes for this profile's pending pods, if any;

@@ -120,3 +120,32 @@ def test_the_waiting_page_says_the_measured_wait_and_the_admin_sees_the_phases(
     body = post_allocate(allocator, token)[1]
     assert body["expectedWaitSeconds"] == 170
     assert "usually takes about 3 minutes to start" in body["message"]
+
+
+def test_the_waiting_answer_reads_the_summary_once_a_minute_once_something_was_measured():
+    """The waiting page asks every few seconds; the summary changes at most once a minute."""
+    from types import SimpleNamespace
+
+    from waiting import SUMMARY_TTL_SECONDS, WaitingPhase
+
+    reads = []
+    stored = {"value": None}
+
+    class Client:
+        def get(self, key):
+            reads.append(key)
+            return stored["value"]
+
+    now = [1000.0]
+    waiting = WaitingPhase(SimpleNamespace(client=Client(), prefix=P), agones=None,
+                           clock=lambda: now[0])
+    target = SimpleNamespace(name="default")
+    assert waiting.usual_start(target) is None and waiting.usual_start(target) is None
+    assert len(reads) == 2                                  # nothing measured: not kept
+    stored["value"] = json.dumps({"default": {"total": {"p50": 170.0, "p95": 400.0, "n": 8}}})
+    assert waiting.usual_start(target) == 170.0             # shows at once
+    stored["value"] = json.dumps({"default": {"total": {"p50": 90.0, "p95": 400.0, "n": 9}}})
+    now[0] += SUMMARY_TTL_SECONDS - 1
+    assert waiting.usual_start(target) == 170.0 and len(reads) == 3
+    now[0] += 1
+    assert waiting.usual_start(target) == 90.0 and len(reads) == 4

@@ -72,6 +72,25 @@ def test_submit_env_satisfies_the_functions_own_settings(aws_update):
     assert settings.runtimes == ("sdwebui", "comfyui")
 
 
+def test_the_lambdas_variables_are_named_by_its_env_module(aws_update):
+    """The stack sets, and the Lambda reads, exactly the names of sdfleet_submit/env.py."""
+    import sys
+
+    from components.aws.api import SUBMIT_ENV
+    from tools.preview import ROOT
+    sys.path.insert(0, str(ROOT / "functions" / "submit"))
+    try:
+        from sdfleet_submit import env
+        from sdfleet_submit.settings import ENVIRONMENT
+    finally:
+        sys.path.remove(str(ROOT / "functions" / "submit"))
+    names = {v for k, v in vars(env).items() if k.isupper()}
+    assert SUBMIT_ENV.__file__ == env.__file__
+    assert set(ENVIRONMENT) == names
+    set_by_stack = set(aws_update.one("aws:lambda/function:Function").inputs["environment"]["variables"])
+    assert set_by_stack <= names and {"JOBS_TOPIC_ARN", "RUNTIMES", "RESULTS_BUCKET"} <= set_by_stack
+
+
 def test_submit_archive_holds_the_handler_and_package(tmp_path):
     from components.aws.api import SUBMIT_DIR, submit_archive
 

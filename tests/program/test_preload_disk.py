@@ -16,7 +16,6 @@ from components.config.images import PreloadDiskConfig
 from components.gcp.image_builds import BUILD_SCRIPT
 from components.gcp.image_disks import disk_image_name
 from testing.helpers.stacks import stack_config
-from tools.preview import ROOT
 
 COMMAND = "command:local:Command"
 NODE_POOL = "gcp:container/nodePool:NodePool"
@@ -141,4 +140,3 @@ def test_the_estimate_names_what_the_disks_cost(plan):
     config = _preloaded()
     billed = estimate(plan(config, preview=True), _validate("dev", config))["usageBilled"]
     assert any("secondary boot disk" in line for line in billed), billed
-    assert (ROOT / "Pulumi.yaml").is_file()

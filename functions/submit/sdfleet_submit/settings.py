@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import env
+
 # What a runtime name may look like: it is an SNS filter value and part of a queue name.
 RUNTIME_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
@@ -79,21 +81,21 @@ class SubmitSettings(BaseModel):
 
 # environment variable -> (where it goes, required?)
 ENVIRONMENT = {
-    "JOBS_TOPIC_ARN": ("topic_arn", True),
-    "RUNTIMES": ("runtimes", True),
-    "RESULTS_BUCKET": ("results_bucket", True),
-    "ALLOWED_IMAGE_HOSTS": ("allowed_image_hosts", False),
-    "MAX_WIDTH": ("limits.max_width", False),
-    "MAX_HEIGHT": ("limits.max_height", False),
-    "MAX_STEPS": ("limits.max_steps", False),
-    "MAX_BATCH_SIZE": ("limits.max_batch_size", False),
-    "MAX_N_ITER": ("limits.max_n_iter", False),
-    "MAX_PROMPT_CHARS": ("limits.max_prompt_chars", False),
-    "MAX_INIT_IMAGES": ("limits.max_init_images", False),
-    "MODELS": ("models", False),
-    "URL_EXPIRY_SECONDS": ("url_expiry_seconds", False),
-    "ATTEMPT_SECONDS": ("attempt_seconds", False),
-    "MAX_RECEIVE_COUNT": ("max_receive_count", False),
+    env.JOBS_TOPIC_ARN: ("topic_arn", True),
+    env.RUNTIMES: ("runtimes", True),
+    env.RESULTS_BUCKET: ("results_bucket", True),
+    env.ALLOWED_IMAGE_HOSTS: ("allowed_image_hosts", False),
+    env.MAX_WIDTH: ("limits.max_width", False),
+    env.MAX_HEIGHT: ("limits.max_height", False),
+    env.MAX_STEPS: ("limits.max_steps", False),
+    env.MAX_BATCH_SIZE: ("limits.max_batch_size", False),
+    env.MAX_N_ITER: ("limits.max_n_iter", False),
+    env.MAX_PROMPT_CHARS: ("limits.max_prompt_chars", False),
+    env.MAX_INIT_IMAGES: ("limits.max_init_images", False),
+    env.MODELS: ("models", False),
+    env.URL_EXPIRY_SECONDS: ("url_expiry_seconds", False),
+    env.ATTEMPT_SECONDS: ("attempt_seconds", False),
+    env.MAX_RECEIVE_COUNT: ("max_receive_count", False),
 }
 LISTS = {"runtimes", "allowed_image_hosts", "models"}
 

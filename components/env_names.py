@@ -1,0 +1,26 @@
+"""Loads a deployed program's `env.py` (the names of the variables it reads) by path.
+
+Each program keeps those names in one small module that imports nothing; the Pulumi program
+sets variables by these names, so a name cannot drift from what the program reads. Loaded by
+path: the programs' packages are not installed where the Pulumi program runs, and one small
+file costs nothing against the `make plan` budget.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_env_names(relative_path: str) -> ModuleType:
+    """The module at `relative_path` (from the repository root), loaded on its own."""
+    path = ROOT / relative_path
+    name = "sdfleet_env_" + relative_path.replace("/", "_").replace("-", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
