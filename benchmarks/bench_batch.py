@@ -31,12 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "images" / "queue-agent"))
 sys.path.insert(0, str(ROOT / "functions" / "submit"))
 
-from benchmarks.report import emit  # noqa: E402
 from sdfleet_agent.agent import Agent, JobReport, Shutdown  # noqa: E402
 from sdfleet_agent.settings import load_settings  # noqa: E402
 from sdfleet_submit.job import JobRequest  # noqa: E402
 from sdfleet_submit.message import job_message  # noqa: E402
 from sdfleet_submit.settings import load_settings as submit_settings  # noqa: E402
+
+from benchmarks.report import emit  # noqa: E402
 from testing.batch.aws import MotoServer, create_stack  # noqa: E402
 from testing.batch.processes import StubWebUi  # noqa: E402
 

@@ -217,10 +217,9 @@ def _scan_batches(client, pattern):
 def bench_culler(redis_server, iap, emu):
     from cull_pass import CullPass
     from shared.agones import AgonesClient
-    from shared.config import CullerSettings, KubernetesSettings
+    from shared.config import CullerSettings, KubernetesSettings, RedisSettings
     from shared.redis_client import connect
     from shared.state import SessionStore
-    from shared.config import RedisSettings
 
     r = redis.Redis(port=redis_server.port, password=redis_server.password, decode_responses=True)
     r.flushall()

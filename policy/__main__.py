@@ -5,7 +5,6 @@ sdfleet_policies/ so that tests and `make plan` (policy/runner.py) import them w
 """
 
 from pulumi_policy import EnforcementLevel, PolicyPack
-
 from sdfleet_policies import POLICIES
 
 PolicyPack(name="sdfleet", enforcement_level=EnforcementLevel.MANDATORY, policies=POLICIES)

@@ -15,18 +15,30 @@ label keys and EKS CIDRs are exactly those `make plan` validated.
 
 from __future__ import annotations
 
+import asyncio
 from inspect import isawaitable
 from typing import Any, Optional
 
-import asyncio
-
-from pulumi_policy import (EnforcementLevel, PolicyCustomTimeouts, PolicyProviderResource,
-                           PolicyResource, PolicyResourceOptions, ResourceValidationArgs,
-                           ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy)
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 from pulumi_policy.policy import _NotApplicableError
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+from pulumi_policy.proxy import (
+    UNKNOWN_STRING_VALUE,
+    UnknownValueError,
+    unknown_checking_proxy,
+)
 
 from policy.sdfleet_policies import POLICIES
+
 # The marks tools/preview.py writes for values a plan cannot show (unknown, secret); to a policy
 # both are unreadable. This module runs only under `make plan`; the pack never loads it.
 from tools.preview import SECRET_MARK, UNKNOWN_MARK

@@ -26,7 +26,8 @@ REQUIRED_RULES = {"F401": "import os\n",
                   "F841": "def f():\n    unused = 1\n",
                   "F821": "def f():\n    return undefined_name\n",
                   "B006": "def f(items=[]):\n    return items\n",
-                  "E722": "try:\n    pass\nexcept:\n    pass\n"}
+                  "E722": "try:\n    pass\nexcept:\n    pass\n",
+                  "I001": "import sys\nimport os\n\nprint(os, sys)\n"}
 
 
 def _ruff(*args: str, cwd: Path = ROOT) -> list[dict]:

@@ -13,10 +13,9 @@ status and results, and write its own logs; nothing else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
@@ -24,8 +23,8 @@ import pulumi_aws as aws
 
 from components.aws.storage import JOBS_PREFIX, RESULTS_PREFIX, UPLOADS_PREFIX
 from components.aws.tags import allow, policy_json, tags_for, trust
-from components.env_names import load_env_names
 from components.config import AWS_VISIBILITY_MARGIN_SECONDS, AwsConfig, ModelsConfig
+from components.env_names import load_env_names
 
 SUBMIT_DIR = Path(__file__).resolve().parents[2] / "functions" / "submit"
 SUBMIT_HANDLER = "handler.handler"

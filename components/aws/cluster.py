@@ -19,10 +19,16 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.pod_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.aws.network import Network
-from components.aws.tags import (POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, allow, policy_json,
-                                 tags_for, trust)
+from components.aws.pod_identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.aws.tags import (
+    POD_IDENTITY_ACTIONS,
+    POD_IDENTITY_PRINCIPAL,
+    allow,
+    policy_json,
+    tags_for,
+    trust,
+)
 from components.config import AwsClusterConfig
 from components.k8s.pods import SYSTEM_SELECTOR
 

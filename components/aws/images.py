@@ -21,9 +21,8 @@ with CodeBuild's status and log link if it fails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi

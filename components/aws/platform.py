@@ -14,18 +14,31 @@ import pulumi_kubernetes as k8s
 from components.aws.alarms import QueueAlarms, QueueAlarmsArgs
 from components.aws.api import JobApi, JobApiArgs
 from components.aws.cluster import SYSTEM_LABELS, EksCluster
-from components.aws.pod_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.aws.images import ImageBuilds, ImageBuildsArgs
 from components.aws.karpenter import GPU_PLACEMENT, Karpenter, KarpenterArgs
 from components.aws.network import Network
+from components.aws.pod_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.aws.queues import JobQueues, visibility_timeout
-from components.aws.storage import RESULTS_PREFIX, UPLOADS_PREFIX, ModelStore, ResultsBucket
+from components.aws.storage import (
+    RESULTS_PREFIX,
+    UPLOADS_PREFIX,
+    ModelStore,
+    ResultsBucket,
+)
 from components.aws.tags import allow, tags_for
 from components.config import StackConfig
 from components.config.aws_instances import default_worker
-from components.k8s.batch import (KEDA_NAMESPACE, KEDA_SERVICE_ACCOUNT, TRIGGER_AUTH,
-                                  BatchNetworkPolicy, Keda, ModelVolume, RuntimeWorkload,
-                                  RuntimeWorkloadArgs, agent_service_account)
+from components.k8s.batch import (
+    KEDA_NAMESPACE,
+    KEDA_SERVICE_ACCOUNT,
+    TRIGGER_AUTH,
+    BatchNetworkPolicy,
+    Keda,
+    ModelVolume,
+    RuntimeWorkload,
+    RuntimeWorkloadArgs,
+    agent_service_account,
+)
 from components.k8s.model_sync import ModelSync, ModelSyncArgs
 from components.k8s.objects import KubeObject, meta
 

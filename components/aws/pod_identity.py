@@ -8,13 +8,17 @@ no workload permissions, so a pod without an association can do nothing in AWS.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.tags import POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, policy_json, trust
+from components.aws.tags import (
+    POD_IDENTITY_ACTIONS,
+    POD_IDENTITY_PRINCIPAL,
+    policy_json,
+    trust,
+)
 
 
 @dataclass(frozen=True)

@@ -29,25 +29,65 @@ Each component takes its own section model as its args (`GpuPoolConfig` for a GP
 `CacheConfig` for Memorystore, ...), so a component never reads raw config.
 """
 
+from components.config.aws import (
+                                      AWS_MOVED_KEYS,
+                                      AWS_VISIBILITY_MARGIN_SECONDS,
+                                      SQS_MAX_VISIBILITY_SECONDS,
+                                      AwsApiConfig,
+                                      AwsClusterConfig,
+                                      AwsConfig,
+                                      AwsGpuConfig,
+                                      AwsJobsConfig,
+                                      AwsNetworkConfig,
+                                      AwsRuntimeConfig,
+)
+from components.config.common import (
+                                      AccessConfig,
+                                      CullingConfig,
+                                      FleetConfig,
+                                      LimitsConfig,
+                                      ModelsConfig,
+                                      ModelSpec,
+                                      WebuiConfig,
+)
 from components.config.errors import ConfigError
-from components.config.fields import (ACCELERATOR_FAMILIES, CONFIG_KEY, GCE_MACHINE_FAMILIES,
-                                      IMAGE_REFERENCE, SECRET_KEYS, Section, member_domain)
-from components.config.loader import (load, missing_secret_problems, parse_platform,
-                                      parse_stack_config, read_stack_yaml, secret_key_problems)
-from components.config.aws import (AWS_MOVED_KEYS, AWS_VISIBILITY_MARGIN_SECONDS,
-                                   SQS_MAX_VISIBILITY_SECONDS, AwsApiConfig, AwsClusterConfig,
-                                   AwsConfig, AwsGpuConfig, AwsJobsConfig, AwsNetworkConfig,
-                                   AwsRuntimeConfig)
-from components.config.common import (AccessConfig, CullingConfig, FleetConfig, LimitsConfig,
-                                      ModelsConfig, ModelSpec, WebuiConfig)
-from components.config.gcp import (FILESTORE_MIN_CAPACITY_GB, AuthorizedNetwork, CacheConfig,
-                                   ClusterConfig, GpuPoolConfig, NetworkConfig, StorageConfig,
-                                   SystemPoolConfig)
+from components.config.fields import (
+                                      ACCELERATOR_FAMILIES,
+                                      CONFIG_KEY,
+                                      GCE_MACHINE_FAMILIES,
+                                      IMAGE_REFERENCE,
+                                      SECRET_KEYS,
+                                      Section,
+                                      member_domain,
+)
+from components.config.gcp import (
+                                      FILESTORE_MIN_CAPACITY_GB,
+                                      AuthorizedNetwork,
+                                      CacheConfig,
+                                      ClusterConfig,
+                                      GpuPoolConfig,
+                                      NetworkConfig,
+                                      StorageConfig,
+                                      SystemPoolConfig,
+)
 from components.config.images import ImagesConfig
-from components.config.models import GCP_SECTIONS, PlatformConfig, StackConfig, StackSecrets
+from components.config.loader import (
+                                      load,
+                                      missing_secret_problems,
+                                      parse_platform,
+                                      parse_stack_config,
+                                      read_stack_yaml,
+                                      secret_key_problems,
+)
+from components.config.models import (
+                                      GCP_SECTIONS,
+                                      PlatformConfig,
+                                      StackConfig,
+                                      StackSecrets,
+)
 from components.config.profiles import PeakHours
-from components.registries.frameworks import BATCH_FRAMEWORKS
 from components.config.rules import buffer_policy_problems, cross_field_problems
+from components.registries.frameworks import BATCH_FRAMEWORKS
 
 __all__ = [
     "ACCELERATOR_FAMILIES", "AWS_VISIBILITY_MARGIN_SECONDS", "BATCH_FRAMEWORKS", "CONFIG_KEY",

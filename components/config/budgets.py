@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field
 from components.config.fields import Cron, Section
 from components.config.profiles import _profile_member
 
+
 class MemberBudget(Section):
     member: Annotated[str, AfterValidator(_profile_member)] = Field(
         description="Whom it applies to: user:<email>, group:<email> (shared by its members) or domain:<domain> (each person).")

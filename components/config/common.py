@@ -6,11 +6,19 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, Field, model_validator
 
-from components.registries.frameworks import WEBUI_FRAMEWORKS
+from components.config.fields import (
+    Cron,
+    DnsLabel,
+    Quantity,
+    Section,
+    _download_url,
+    _hf_repo_id,
+    _member,
+    _relative_path,
+    _revision,
+)
 from components.config.profiles import PeakHours, _profile_member
-from components.config.fields import (Cron, DnsLabel, Quantity, Section, _download_url, _hf_repo_id, _member,
-                                      _relative_path, _revision)
-
+from components.registries.frameworks import WEBUI_FRAMEWORKS
 
 # --- Fleet, culling, access, WebUI, models -------------------------------------------------------
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from components.config.fields import CONFIG_KEY, SECRET_KEYS
 from components.config.models import PlatformConfig
 
+
 class ConfigError(Exception):
     """Every problem of a stack config, one line each; raised before any resource exists."""
 

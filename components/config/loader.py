@@ -14,6 +14,7 @@ from components.config.fields import CONFIG_KEY, SECRET_KEYS
 from components.config.models import PlatformConfig, StackConfig, StackSecrets
 from components.config.rules import cross_field_problems
 
+
 def parse_platform(raw: Any, *, stack: str, gcp_project: Optional[str] = None,
                    gcp_region: Optional[str] = None,
                    aws_region: Optional[str] = None) -> StackConfig:
@@ -147,7 +148,6 @@ def load() -> StackConfig:
     import json
 
     import pulumi
-
     from pulumi.runtime.config import get_config, is_config_secret
 
     plaintext = [f"sdfleet:{key}" for key in SECRET_KEYS

@@ -10,17 +10,28 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.config.aws import AwsConfig
 from components.config.budgets import BudgetsConfig, UsageExportConfig
+from components.config.common import (
+    AccessConfig,
+    CullingConfig,
+    FleetConfig,
+    LimitsConfig,
+    ModelsConfig,
+    WebuiConfig,
+)
+from components.config.fields import Section
+from components.config.gcp import (
+    CacheConfig,
+    ClusterConfig,
+    GpuPoolConfig,
+    NetworkConfig,
+    StorageConfig,
+    SystemPoolConfig,
+)
 from components.config.images import ImagesConfig
 from components.config.monitoring import MonitoringConfig
 from components.config.profiles import ProfileConfig
-from components.config.fields import Section
-
-from components.config.aws import AwsConfig
-from components.config.common import (AccessConfig, CullingConfig, FleetConfig, LimitsConfig,
-                                      ModelsConfig, WebuiConfig)
-from components.config.gcp import (CacheConfig, ClusterConfig, GpuPoolConfig, NetworkConfig,
-                                   StorageConfig, SystemPoolConfig)
 
 
 class PlatformConfig(Section):

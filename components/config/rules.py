@@ -8,16 +8,20 @@ import ipaddress
 import re
 from typing import Any, Optional
 
-from components.config.errors import _path
+from components.config.aws import (
+    AWS_VISIBILITY_MARGIN_SECONDS,
+    SQS_MAX_VISIBILITY_SECONDS,
+)
 from components.config.budgets import budget_problems
-from components.config.profiles import profile_problems
-from components.registries.accelerators import family_rule_text
-from components.config.fields import ACCELERATOR_FAMILIES, CONFIG_KEY, member_domain
-from components.config.aws import AWS_VISIBILITY_MARGIN_SECONDS, SQS_MAX_VISIBILITY_SECONDS
 from components.config.common import AccessConfig
+from components.config.errors import _path
+from components.config.fields import ACCELERATOR_FAMILIES, CONFIG_KEY, member_domain
 from components.config.gcp import FILESTORE_MIN_CAPACITY_GB
 from components.config.images import ImagesConfig
 from components.config.models import GCP_SECTIONS, PlatformConfig
+from components.config.profiles import profile_problems
+from components.registries.accelerators import family_rule_text
+
 
 def buffer_policy_problems(buffer: int, min_replicas: int, max_replicas: int
                            ) -> list[tuple[str, int, str]]:
@@ -185,7 +189,11 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
                 "it unset (one pod per GPU)")
         # A worker that fits no allowed node is never scheduled; one that fits only a bigger
         # node than the family's smallest pays for it on every job.
-        from components.config.aws_instances import fitting_types, for_one_gpu_pod, types_of
+        from components.config.aws_instances import (
+            fitting_types,
+            for_one_gpu_pod,
+            types_of,
+        )
         families = list(p.aws.gpu.families)
         for i, rt in enumerate(p.aws.runtimes):
             cpu, memory = rt.cpu, rt.memory

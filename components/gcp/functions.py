@@ -16,21 +16,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Optional
 from pathlib import Path
+from typing import Optional
 
 import pulumi
 import pulumi_gcp as gcp
 from pulumi_command import local
 
-from components.env_names import load_env_names
 from components.config import CullingConfig
 from components.config.budgets import UsageExportConfig
 from components.config.profiles import Profile
-from components.gcp.usage_export import UsageExport, UsageExportArgs, table_id
+from components.env_names import load_env_names
 from components.gcp.cache import RoutingCache
 from components.gcp.network import Network
 from components.gcp.service_account import ServiceAccount, account_id
+from components.gcp.usage_export import UsageExport, UsageExportArgs, table_id
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 

@@ -18,17 +18,27 @@ from components.config.budgets import budget_records
 from components.gcp.apis import GROUPS_API, ProjectApis
 from components.gcp.cache import RoutingCache, RoutingCacheArgs
 from components.gcp.cluster import GkeCluster, GkeClusterArgs
-from components.gcp.functions import (ControlFunctions, ControlFunctionsArgs, FunctionSettings,
-                                      profile_records, uses_groups)
+from components.gcp.compute_class import CapacityClasses, CapacityClassesArgs
+from components.gcp.functions import (
+    ControlFunctions,
+    ControlFunctionsArgs,
+    FunctionSettings,
+    profile_records,
+    uses_groups,
+)
 from components.gcp.image_builds import ImageBuildArgs, ImageBuilds
+from components.gcp.image_disks import PreloadDisks, PreloadDisksArgs
 from components.gcp.kubernetes import ClusterProvider
 from components.gcp.load_balancer import IapLoadBalancer, LoadBalancerArgs
-from components.gcp.network import Network
 from components.gcp.monitoring import OperatorsView, OperatorsViewArgs
-from components.gcp.image_disks import PreloadDisks, PreloadDisksArgs
-from components.gcp.compute_class import CapacityClasses, CapacityClassesArgs
-from components.gcp.node_pools import (GpuNodePool, GpuNodePoolArgs, SystemNodePool,
-                                       SystemNodePoolArgs, gpu_placement)
+from components.gcp.network import Network
+from components.gcp.node_pools import (
+    GpuNodePool,
+    GpuNodePoolArgs,
+    SystemNodePool,
+    SystemNodePoolArgs,
+    gpu_placement,
+)
 from components.gcp.registry import ImageRegistry
 from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
 from components.gcp.storage import SharedStore, SharedStoreArgs

@@ -29,8 +29,15 @@ from components.config.aws_instances import AGENT_MEMORY_LIMIT_MIB, AGENT_REQUES
 from components.k8s.image_env import AGENT as AGENT_ENV
 from components.k8s.image_env import WEBUI as WEBUI_ENV
 from components.k8s.objects import KubeObject, meta
-from components.k8s.pods import (GPU_RESOURCE, LOOPBACK, RUNTIME_LABEL, WEBUI_PORT, NodePlacement,
-                                 env_list, restricted_container)
+from components.k8s.pods import (
+    GPU_RESOURCE,
+    LOOPBACK,
+    RUNTIME_LABEL,
+    WEBUI_PORT,
+    NodePlacement,
+    env_list,
+    restricted_container,
+)
 
 KEDA_CHART = "keda"
 KEDA_REPOSITORY = "https://kedacore.github.io/charts"

@@ -17,18 +17,32 @@ preempts them.
 
 from __future__ import annotations
 
-import pulumi
-
 from dataclasses import dataclass
 from typing import Optional
+
+import pulumi
 
 from components.config import CullingConfig, FleetConfig, GpuPoolConfig, WebuiConfig
 from components.config.profiles import PeakHours, Profile
 from components.k8s.image_env import WEBUI as WEBUI_ENV
 from components.k8s.objects import KubeObject, meta
-from components.k8s.pods import (APP_LABEL, FRAMEWORK_PORT, GPU_RESOURCE, IMAGE_PYTHON, LOOPBACK, POOL_LABEL,
-                                 SUPERVISOR_PORT, WEBUI_GID, WEBUI_PORT, WEBUI_UID, NodePlacement,
-                                 env_list, pod_security, pool_selector, restricted_container)
+from components.k8s.pods import (
+    APP_LABEL,
+    FRAMEWORK_PORT,
+    GPU_RESOURCE,
+    IMAGE_PYTHON,
+    LOOPBACK,
+    POOL_LABEL,
+    SUPERVISOR_PORT,
+    WEBUI_GID,
+    WEBUI_PORT,
+    WEBUI_UID,
+    NodePlacement,
+    env_list,
+    pod_security,
+    pool_selector,
+    restricted_container,
+)
 
 # WEBUI_PORT (pods.py) is the game server port: the trusted front in `user-sync` listens
 # there; FRAMEWORK_PORT is the WebUI itself, on loopback only.

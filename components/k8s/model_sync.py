@@ -30,8 +30,15 @@ import pulumi
 
 from components.config import ModelsConfig, ModelSpec
 from components.k8s.objects import KubeObject, meta
-from components.k8s.pods import (APP_LABEL, IMAGE_PYTHON, WEBUI_GID, WEBUI_UID, NodePlacement,
-                                 pod_security, restricted_container)
+from components.k8s.pods import (
+    APP_LABEL,
+    IMAGE_PYTHON,
+    WEBUI_GID,
+    WEBUI_UID,
+    NodePlacement,
+    pod_security,
+    restricted_container,
+)
 
 MODELS_FILE = "/etc/sdfleet/models.json"
 MODELS_MOUNT = "/models"

@@ -16,9 +16,18 @@ import pulumi
 from components.config import WebuiConfig
 from components.k8s.image_env import ROUTER as ROUTER_ENV
 from components.k8s.objects import KubeObject, meta
-from components.k8s.pods import (APP_LABEL, IMAGE_PYTHON, LOOPBACK, ROUTER_PORT, ROUTER_UID,
-                                 VERIFIER_PORT, NodePlacement, env_list, pod_security,
-                                 restricted_container)
+from components.k8s.pods import (
+    APP_LABEL,
+    IMAGE_PYTHON,
+    LOOPBACK,
+    ROUTER_PORT,
+    ROUTER_UID,
+    VERIFIER_PORT,
+    NodePlacement,
+    env_list,
+    pod_security,
+    restricted_container,
+)
 
 SECRETS_DIR = "/var/run/sdfleet/redis"
 APP = {APP_LABEL: "router"}

@@ -12,13 +12,20 @@ pod that mounts the share runs as uid 1000 with no privilege escalation.
 
 from __future__ import annotations
 
-import pulumi
-
 from dataclasses import dataclass
 
+import pulumi
+
 from components.k8s.objects import KubeObject, meta
-from components.k8s.pods import (APP_LABEL, DEFAULT_SECCOMP, IMAGE_PYTHON, WEBUI_GID, WEBUI_UID,
-                                 NodePlacement, restricted_container)
+from components.k8s.pods import (
+    APP_LABEL,
+    DEFAULT_SECCOMP,
+    IMAGE_PYTHON,
+    WEBUI_GID,
+    WEBUI_UID,
+    NodePlacement,
+    restricted_container,
+)
 
 # The folders belong to the user the WebUI image runs as.
 OWNER_UID = WEBUI_UID

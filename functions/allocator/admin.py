@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 
 from allocator_rules import Admission, admit, budget_of
+from shared.cold_starts import ColdStartStore
 from shared.identity_id import is_identity_id
 from shared.profiles import Profile, fleet_of
 from shared.responses import log
-from shared.cold_starts import ColdStartStore
 from shared.state import usage_record
 from shared.verifier import Identity
 

@@ -39,19 +39,37 @@ from __future__ import annotations
 
 import time
 
-
-from membership import GroupMembership
-from allocator_rules import (Admission, BudgetVerdict, admit, budget_of, choose, pool_budget, within_budget)
-from shared.agones import (AgonesClient, AllocationOutcomeUnknown, Allocation, GameServer,
-                           KubernetesUnavailable)
-from shared.config import AllocatorSettings
-from shared.budgets import next_month_start
-from shared.profiles import Profile, load_profiles
-from shared.verifier import Identity
+from allocator_rules import (
+    Admission,
+    BudgetVerdict,
+    admit,
+    budget_of,
+    choose,
+    pool_budget,
+    within_budget,
+)
 from answers import pending, ready, refused
-from waiting import WaitingPhase
+from membership import GroupMembership
+from shared.agones import (
+    AgonesClient,
+    Allocation,
+    AllocationOutcomeUnknown,
+    GameServer,
+    KubernetesUnavailable,
+)
+from shared.budgets import next_month_start
+from shared.config import AllocatorSettings
+from shared.profiles import Profile, load_profiles
 from shared.responses import log
-from shared.state import CorruptRecord, Mapping, RedisUnavailable, SessionStore, usage_record
+from shared.state import (
+    CorruptRecord,
+    Mapping,
+    RedisUnavailable,
+    SessionStore,
+    usage_record,
+)
+from shared.verifier import Identity
+from waiting import WaitingPhase
 
 CONTENTION_RETRIES = 3
 ALLOCATION_ATTEMPTS = 3     # POSTs per call when the outcome of one is unknown

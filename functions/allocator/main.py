@@ -21,7 +21,6 @@ cold start and reused by every request.
 from __future__ import annotations
 
 import os
-
 import re
 import time
 
@@ -29,13 +28,13 @@ from admin import AdminDesk
 from allocation import Allocator
 from membership import GroupMembership
 from shared.agones import AgonesClient, KubernetesError, KubernetesUnavailable
-from shared.config import AllocatorSettings, KubernetesSettings, RedisSettings
-from shared.verifier import IapAuthenticator, KeysUnavailable, Unauthenticated
-from shared.metrics import ALLOCATOR_ANSWER
-from shared.responses import error_response, json_response, log
 from shared.budgets import budget_reset_day
+from shared.config import AllocatorSettings, KubernetesSettings, RedisSettings
+from shared.metrics import ALLOCATOR_ANSWER
 from shared.redis_client import connect
+from shared.responses import error_response, json_response, log
 from shared.state import RedisUnavailable, SessionStore
+from shared.verifier import IapAuthenticator, KeysUnavailable, Unauthenticated
 
 _redis_settings = RedisSettings.from_env()
 _settings = AllocatorSettings.from_env()

@@ -17,7 +17,6 @@ import time
 from urllib.parse import quote, urlencode
 
 import urllib3
-
 from shared.agones import TokenSource
 from shared.responses import log
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from redis.exceptions import RedisError
-
 from allocator_rules import capacity_problem
 from answers import pending
+from redis.exceptions import RedisError
 from shared.agones import AgonesClient, GameServer, KubernetesError
 from shared.cold_starts import ColdStartStore, expected_wait
 from shared.profiles import Profile

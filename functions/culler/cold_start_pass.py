@@ -7,9 +7,14 @@ from __future__ import annotations
 from typing import Callable
 
 from redis.exceptions import RedisError
-
 from shared import cold_starts
-from shared.agones import COLD_START_ANNOTATION, AgonesClient, GameServer, KubernetesError, KubernetesUnavailable
+from shared.agones import (
+    COLD_START_ANNOTATION,
+    AgonesClient,
+    GameServer,
+    KubernetesError,
+    KubernetesUnavailable,
+)
 from shared.responses import log
 from shared.state import SessionStore
 

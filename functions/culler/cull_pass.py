@@ -45,13 +45,24 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from rules import (Action, Limits, SessionView, decide, needs_pod_report,
-                   pod_reported_activity)
-
 from cold_start_pass import record_cold_starts
+from rules import (
+    Action,
+    Limits,
+    SessionView,
+    decide,
+    needs_pod_report,
+    pod_reported_activity,
+)
 from session_views import replaced, seen, view_of
-from shared.agones import (EMAIL_ANNOTATION, IDENTITY_LABEL, AgonesClient,
-                           GameServer, KubernetesError, KubernetesUnavailable)
+from shared.agones import (
+    EMAIL_ANNOTATION,
+    IDENTITY_LABEL,
+    AgonesClient,
+    GameServer,
+    KubernetesError,
+    KubernetesUnavailable,
+)
 from shared.config import CullerSettings
 from shared.identity_id import is_identity_id, subject_of
 from shared.responses import log

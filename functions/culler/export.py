@@ -16,7 +16,6 @@ import time
 from datetime import datetime, timezone
 
 import urllib3
-
 from shared.agones import TokenSource
 from shared.profiles import fleet_of
 from shared.responses import log

@@ -15,21 +15,19 @@ Clients and the worker pool for Kubernetes calls are built once per instance.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from cull_pass import CullPass
 from export import ExportFailed, UsageExport
 from shared.agones import AgonesClient, KubernetesUnavailable
-from shared.config import CullerSettings, KubernetesSettings, RedisSettings
-from shared.verifier import JwtVerifier, KeysUnavailable, Unauthenticated
-from shared.responses import error_response, json_response, log
 from shared.budgets import budget_reset_day
-from shared.redis_client import connect
-from shared.state import RedisUnavailable, SessionStore
-
+from shared.config import CullerSettings, KubernetesSettings, RedisSettings
 from shared.env import BIGQUERY_URL, USAGE_TABLE
+from shared.redis_client import connect
+from shared.responses import error_response, json_response, log
+from shared.state import RedisUnavailable, SessionStore
+from shared.verifier import JwtVerifier, KeysUnavailable, Unauthenticated
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 

@@ -43,9 +43,19 @@ from dataclasses import dataclass
 import redis
 
 from .budgets import period_label
-from .redis_scripts import (_CLAIM_CULLS, _DROP_INDEX_IF_UNMAPPED, _DROP_MAPPING_IF, _EXTEND_LOCK,
-                            _FINISH_SESSIONS, _RECORD_ALLOCATION, _RECORD_USAGE, _RELEASE_CLAIM,
-                            _RELEASE_LOCK, _RESERVE_POOL, _RESTORE_MAPPING)
+from .redis_scripts import (
+    _CLAIM_CULLS,
+    _DROP_INDEX_IF_UNMAPPED,
+    _DROP_MAPPING_IF,
+    _EXTEND_LOCK,
+    _FINISH_SESSIONS,
+    _RECORD_ALLOCATION,
+    _RECORD_USAGE,
+    _RELEASE_CLAIM,
+    _RELEASE_LOCK,
+    _RESERVE_POOL,
+    _RESTORE_MAPPING,
+)
 
 GAME_SERVER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 TARGET = re.compile(r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}")

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
+from cryptography.hazmat.primitives import serialization
 from google.auth import exceptions as google_auth_exceptions
 from google.auth import jwt as google_jwt
 from jwt.api_jwk import PyJWKSet
 from jwt.exceptions import PyJWKError, PyJWKSetError
-from cryptography.hazmat.primitives import serialization
 
 from .identity_id import SubjectNotSupported, identity_id
 

@@ -12,7 +12,6 @@ import os
 
 import boto3
 from botocore.config import Config
-
 from sdfleet_submit.app import SubmitApp
 from sdfleet_submit.settings import load_settings
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from pulumi_policy import (PolicyConfigSchema, PolicyResource, ReportViolation, ResourceValidationArgs,
-                           StackValidationArgs, StackValidationPolicy)
+from pulumi_policy import (
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 from .define import MANDATORY, resource_policy, setting
 from .inputs import Unknown, items, read

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pulumi_policy import (PolicyConfigSchema, PolicyResource, ReportViolation, StackValidationArgs,
-                           StackValidationPolicy)
+from pulumi_policy import (
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 from .define import MANDATORY, setting
 from .gke import CLUSTER, NODE_POOL
-from .gpu import (EKS_NODE_GROUP, GPU_RESOURCE, KARPENTER_NODE_POOL_TYPES, eks_group_is_gpu,
-                  gke_gpu_count, karpenter_is_gpu)
+from .gpu import (
+    EKS_NODE_GROUP,
+    GPU_RESOURCE,
+    KARPENTER_NODE_POOL_TYPES,
+    eks_group_is_gpu,
+    gke_gpu_count,
+    karpenter_is_gpu,
+)
 from .inputs import items, read
 
 # Same default as components.config.LimitsConfig.max_gpu_nodes (tests/policy keeps them equal).

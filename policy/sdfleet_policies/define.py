@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from pulumi_policy import (EnforcementLevel, PolicyConfigSchema, ReportViolation,
-                           ResourceValidationArgs, ResourceValidationPolicy)
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
 
 from .inputs import as_json
 

@@ -82,6 +82,7 @@ class IapKeyServer:
         import base64
         import hashlib
         import hmac
+
         from cryptography.hazmat.primitives import serialization
         pem = self.private_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

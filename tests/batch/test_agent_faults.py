@@ -8,9 +8,9 @@ import json
 import signal
 import time
 
-from tests.batch.jobs import submit
 from testing.batch.processes import AgentProcess, wait_until
 from tests.batch.conftest import agent_env
+from tests.batch.jobs import submit
 
 
 def started_generations(webui) -> int:

@@ -7,8 +7,8 @@ import hashlib
 import json
 import time
 
-from tests.batch.jobs import submit, upload_init_image
 from testing.batch.processes import StubWebUi, wait_until
+from tests.batch.jobs import submit, upload_init_image
 
 
 def finished(stack, job_id):

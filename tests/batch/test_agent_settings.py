@@ -4,7 +4,6 @@ names and limits in one module, errors naming variable, value and what is allowe
 from __future__ import annotations
 
 import pytest
-
 from sdfleet_agent.settings import REQUIRED, AgentSettings, ConfigError, load_settings
 
 BASE = {"QUEUE_URL": "http://127.0.0.1:1/q", "RUNTIME": "sd-a", "RESULTS_BUCKET": "results-1",

@@ -1,7 +1,6 @@
 """The decision rule (images/queue-agent/sdfleet_agent/decision.py), case by case."""
 
 import pytest
-
 from sdfleet_agent.decision import Action, Disposition, Outcome, decide, retry_backoff
 
 RULE = {"backoff_base": 30, "backoff_cap": 900}

@@ -14,9 +14,9 @@ import urllib.request
 
 import pytest
 
+from testing.batch.processes import AgentProcess, StubComfyUi, wait_until
 from tests.batch.conftest import agent_env
 from tests.batch.jobs import CLIENT, api_event, submit_app
-from testing.batch.processes import AgentProcess, StubComfyUi, wait_until
 
 OTHER_CLIENT = "client-b"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from sdfleet_submit.jobs import job_status
 from sdfleet_submit.settings import load_settings
 

@@ -4,7 +4,6 @@ import json
 import uuid
 
 import pytest
-
 from sdfleet_agent.errors import PoisonMessage
 from sdfleet_agent.message import parse_job
 

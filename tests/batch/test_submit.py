@@ -12,11 +12,11 @@ import subprocess
 import sys
 
 import pytest
-
 from sdfleet_submit.app import SubmitApp
 from sdfleet_submit.settings import load_settings
-from tests.batch.jobs import CLIENT, CLIENT_ID, principal_arn
+
 from testing.batch.processes import SUBMIT_DIR
+from tests.batch.jobs import CLIENT, CLIENT_ID, principal_arn
 
 ALLOWED_HOST = "images.example.com"
 

@@ -5,8 +5,8 @@ has them. Used with image_model (what the image holds) by test_image_seams."""
 from __future__ import annotations
 
 import ast
-import posixpath
 import importlib.metadata
+import posixpath
 import re
 import sys
 from dataclasses import dataclass

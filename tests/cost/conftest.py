@@ -13,8 +13,8 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from tools.plan import _validate
 from testing.helpers.stacks import stack_config as stack_file_config
+from tools.plan import _validate
 from tools.preview import PlanResult, run_program
 
 _cache: dict[str, tuple[PlanResult, Any]] = {}

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
+from testing.helpers.servers import free_port
 from tests.demo.conftest import Person
 from tests.demo.framework_shells import SHELLS, ShellServer, shell
-from testing.helpers.servers import free_port
 from tests.images.agones_sdk_stub import AgonesSdkStub
 
 REPO = Path(__file__).resolve().parents[2]

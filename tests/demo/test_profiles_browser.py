@@ -22,8 +22,8 @@ import pytest
 import yaml
 from selenium.webdriver.common.by import By
 
-from tests.demo.conftest import TEST_TIMINGS, identity_of
 from testing.helpers.servers import free_port
+from tests.demo.conftest import TEST_TIMINGS, identity_of
 from tools.demo.world import Demo
 from tools.preview import ROOT
 

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.demo.conftest import TEST_TIMINGS, game_server_of, identity_of
 from testing.helpers.servers import free_port
+from tests.demo.conftest import TEST_TIMINGS, game_server_of, identity_of
 from tools.demo.world import Demo
 
 

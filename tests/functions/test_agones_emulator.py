@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from shared.agones import AgonesClient, KubernetesUnavailable
+from shared.config import KubernetesSettings
 
 from testing.emulators.agones import AgonesEmulator
 from testing.emulators.kube_api import parse_label_selector
-from tests.functions.conftest import call
 from tests.functions import conftest  # noqa: F401  (puts functions/ on sys.path)
-from shared.agones import AgonesClient, KubernetesUnavailable
-from shared.config import KubernetesSettings
+from tests.functions.conftest import call
 
 
 @pytest.fixture

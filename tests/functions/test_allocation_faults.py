@@ -10,12 +10,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from allocation import Allocator
 from shared.agones import AgonesClient, AllocationOutcomeUnknown, KubernetesUnavailable
 from shared.config import AllocatorSettings, KubernetesSettings
-from shared.verifier import Identity
 from shared.state import Mapping, SessionStore
+from shared.verifier import Identity
+
 from tests.functions.conftest import FLEET
 
 ALICE = Identity("g-100000000000000000001", "accounts.google.com:100000000000000000001",

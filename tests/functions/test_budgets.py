@@ -12,7 +12,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from allocation import Allocator
 from allocator_rules import Budget, budget_of, within_budget
 from cull_pass import CullPass
@@ -21,6 +20,7 @@ from shared.budgets import Budgets, load_budgets, next_month_start
 from shared.config import AllocatorSettings, CullerSettings, KubernetesSettings
 from shared.state import SessionStore
 from shared.verifier import Identity
+
 from tests.functions.conftest import FLEET
 
 ALICE = Identity("g-100000000000000000001", "accounts.google.com:100000000000000000001",
@@ -197,6 +197,7 @@ def test_a_group_reservation_is_given_back_when_no_pod_can_be_had(store, m_agone
 def test_a_profile_budget_caps_only_that_profiles_sessions(store, m_agones):
     """2 GPU-hours a month for ComfyUI on the A100 only; the default applies elsewhere."""
     import json as _json
+
     from shared.profiles import load_profiles
     profiles = [
         {"name": "a1111", "fleet": "sdfleet-webui-a1111", "default": True, "gpu": "L4"},
@@ -233,8 +234,9 @@ def test_a_profile_budget_caps_only_that_profiles_sessions(store, m_agones):
 
 
 def test_a_reset_day_moves_the_budget_month_for_the_ledger_and_the_reset_date(m_redis_client):
-    from shared.budgets import next_month_start, period_label
     import calendar
+
+    from shared.budgets import next_month_start, period_label
     on_14th = calendar.timegm((2026, 12, 14, 23, 0, 0))
     on_15th = calendar.timegm((2026, 12, 15, 0, 30, 0))
     assert period_label(on_14th, 15) == "2026-11" and period_label(on_15th, 15) == "2026-12"

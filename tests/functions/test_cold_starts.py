@@ -9,8 +9,8 @@ import json
 import time
 
 import pytest
-
 from shared.cold_starts import expected_wait, percentile, phases, steps_from, summarize
+
 from tests.functions.test_culler import run_pass
 
 P = "sdfleet:"

@@ -18,14 +18,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from cull_pass import CullPass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from cull_pass import CullPass
 from shared.agones import AgonesClient
 from shared.config import CullerSettings, KubernetesSettings, RedisSettings
 from shared.redis_client import connect
 from shared.state import SessionStore
+
 from tests.functions.conftest import FLEET
 
 P = "sdfleet:"

@@ -6,11 +6,17 @@ import re
 import time
 
 import pytest
+from shared.config import AllocatorSettings, ConfigError, RedisSettings
+from shared.identity_id import SubjectNotSupported, identity_id, subject_of
+from shared.verifier import (
+    IAP_ISSUER,
+    IapAuthenticator,
+    JwtVerifier,
+    Unauthenticated,
+    require_safe_url,
+)
 
 from tests.functions import conftest  # noqa: F401  (puts functions/ on sys.path)
-from shared.config import ConfigError, RedisSettings, AllocatorSettings
-from shared.identity_id import SubjectNotSupported, identity_id, subject_of
-from shared.verifier import IAP_ISSUER, IapAuthenticator, JwtVerifier, Unauthenticated, require_safe_url
 
 LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 

@@ -10,8 +10,8 @@ import threading
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from shared.state import Mapping, SessionStore, usage_record
 
 NOW = 1_796_500_000.0

@@ -8,6 +8,7 @@ import json
 import time
 
 from shared.metrics import METRICS
+
 from tests.functions.test_allocator import ALICE, post_allocate
 from tests.functions.test_cold_starts import _young_pod
 from tests.functions.test_culler import run_pass, seed

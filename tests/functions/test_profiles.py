@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-
 from allocation import Allocator
 from allocator_rules import admit, capacity_problem, choose
 from membership import GroupMembership

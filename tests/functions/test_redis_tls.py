@@ -24,10 +24,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
 from shared.config import RedisSettings
 from shared.redis_client import connect
 from shared.state import SessionStore
+
 from testing.helpers.servers import ManagedProcess, free_port
 
 HOST = "127.0.0.1"

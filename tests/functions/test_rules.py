@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from tests.functions import conftest  # noqa: F401  (puts functions/ on sys.path)
 from rules import Action, Limits, SessionView, decide
 from shared.agones import GameServer
 from shared.state import Mapping
+
+from tests.functions import conftest  # noqa: F401  (puts functions/ on sys.path)
 
 NOW = 1_764_000_000.0
 LIMITS = Limits(idle_seconds=600, max_session_seconds=7200, orphan_grace_seconds=120)
@@ -150,7 +150,8 @@ def test_decide_without_a_mapping(view, expected):
     assert (verdict.action, verdict.reason) == expected
 
 
-from hypothesis import given, strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st
 
 
 @given(labelled=st.booleans(), elsewhere=st.booleans(),

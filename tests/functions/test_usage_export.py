@@ -9,7 +9,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from export import ExportFailed, UsageExport
 from shared.agones import TokenSource
 from shared.state import SessionStore, usage_record
@@ -109,8 +108,9 @@ def test_a_failed_insert_keeps_the_cursor_and_the_retry_stores_nothing_twice(sto
 
 
 def test_the_rows_are_the_tables_schema():
-    from components.gcp.usage_export import SCHEMA
     from export import row
+
+    from components.gcp.usage_export import SCHEMA
     fields = row("1-0", {"id": "g-1", "gs": "x", "start": "1", "end": "2", "seconds": "1",
                          "gpu_seconds": "1", "reason": "idle", "email": "a@b.c"}, ())["json"]
     assert set(fields) == {c["name"] for c in SCHEMA}

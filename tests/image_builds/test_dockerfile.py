@@ -13,7 +13,6 @@ from pathlib import Path
 
 import dockerfile
 import pytest
-
 from sdfleet_webui import frameworks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -280,10 +279,11 @@ def test_fleet_pod_wiring_is_what_the_programs_accept():
     """The fleet's container env, fed to the programs' own settings parsers: the WebUI on
     loopback on another port, the front (in the trusted sidecar) on the game server port
     in front of it, and one start budget for the startup probe and the supervisor."""
-    from components.k8s import fleet
     from sdfleet_webui.front import FrontConfig
     from sdfleet_webui.supervisor import SupervisorConfig
     from sdfleet_webui.usersync import SyncConfig
+
+    from components.k8s import fleet
 
     pod = fleet_pod()
     webui = next(c for c in pod["containers"] if c["name"] == "webui")

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import yaml
-
 from sdfleet_webui import frameworks
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from sdfleet_webui.fetch import Fetcher, FetchSettings
 from sdfleet_webui.httpclient import RetryPolicy
 from sdfleet_webui.modellist import parse_model_list
 from sdfleet_webui.sources import Endpoints
+
 from tests.images.conftest import child_env
 from tests.images.fake_model_hosts import FakeModelHosts, HostedFile
 

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from sdfleet_webui import frameworks as fw
 
 # AUTOMATIC1111 v1.10.1 (82a973c0): modules/cmd_args.py (read at AUTOMATIC1111/

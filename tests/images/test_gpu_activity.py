@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from sdfleet_webui.agones_lifecycle import AgonesLifecycle
 from sdfleet_webui.gpuwatch import GpuWatch
+
 from tests.images.conftest import child_env
 
 HERE = Path(__file__).resolve().parent

@@ -10,6 +10,7 @@ import time
 import tracemalloc
 
 from sdfleet_webui.prefetch import prefetch
+
 from tests.images.supervisor_harness import SupervisorUnderTest
 
 

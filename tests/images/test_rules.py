@@ -10,14 +10,21 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 
 import pytest
-
 from sdfleet_webui import frameworks as fw
 from sdfleet_webui.fetch import Fetcher, FetchSettings
 from sdfleet_webui.modellist import ModelListError, load_model_list, parse_model_list
-from sdfleet_webui.policy import (Observation, RestartPolicy, backoff_delay, restart_reason,
-                                  should_announce_loading, should_give_up, should_mark_ready,
-                                  serving_state, last_error_line,
-                                  should_ping_health)
+from sdfleet_webui.policy import (
+    Observation,
+    RestartPolicy,
+    backoff_delay,
+    last_error_line,
+    restart_reason,
+    serving_state,
+    should_announce_loading,
+    should_give_up,
+    should_mark_ready,
+    should_ping_health,
+)
 from sdfleet_webui.syncrules import binding_decision
 from sdfleet_webui.usersync import open_beneath
 

@@ -11,11 +11,11 @@ import threading
 import time
 
 import pytest
-
 from sdfleet_webui import usersync
 from sdfleet_webui.agones import AgonesSdk, AgonesUnavailable
-from tests.images.agones_sdk_stub import AgonesSdkStub
+
 from testing.helpers.servers import free_port
+from tests.images.agones_sdk_stub import AgonesSdkStub
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import time
 import pytest
 import requests
 from aiohttp import web
-
 from sdfleet_webui.frontrules import session_end
 from sdfleet_webui.sessionpage import TAG, inject_banner
+
 from testing.helpers.servers import free_port
 from tests.images.agones_sdk_stub import AgonesSdkStub
 from tests.images.front_harness import Backend, FrontUnderTest

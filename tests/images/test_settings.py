@@ -7,8 +7,8 @@ import ast
 from pathlib import Path
 
 import pytest
-
-from sdfleet_webui import env, settings as st
+from sdfleet_webui import env
+from sdfleet_webui import settings as st
 from sdfleet_webui.fetch import FetchSettings
 from sdfleet_webui.supervisor import SupervisorConfig
 

@@ -174,6 +174,7 @@ def test_a_log_record_and_the_webuis_own_line_never_share_a_line(tmp_path):
     log: each line is written in one piece, so every record stays a JSON line of its own."""
     import json
     import threading
+
     from sdfleet_webui import logs
 
     out = tmp_path / "pod.log"

@@ -15,12 +15,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from tests.preflight.gcp_fake import GcpFake
 from tools.plan import _validate
 from tools.preflight import aws as aws_preflight
 from tools.preflight import gcp as gcp_preflight
 from tools.preflight.report import FAIL, NOTE, PASS, exit_code
 from tools.preview import read_stack_config
-from tests.preflight.gcp_fake import GcpFake
 
 ROOT = Path(__file__).resolve().parents[2]
 

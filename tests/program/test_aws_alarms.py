@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import json
 
-from tests.program.aws_fixtures import STACK, aws_config, aws_config_of, aws_plan, aws_update  # noqa: F401
+from tests.program.aws_fixtures import (  # noqa: F401
+    STACK,
+    aws_config,
+    aws_config_of,
+    aws_plan,
+    aws_update,
+)
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 QUEUE = "aws:sqs/queue:Queue"

@@ -116,8 +116,12 @@ def test_every_old_aws_key_maps_to_a_field_that_exists():
 def test_default_worker_fits_the_smallest_node_of_each_family():
     """4 CPU + 16 GiB (the old default) plus the agent fit no xlarge: every job paid for a
     2xlarge. The default now fills the xlarge after Karpenter's own reservations."""
-    from components.config.aws_instances import (allocatable, default_worker, fitting_types,
-                                                 kube_reserved_cpu_millis)
+    from components.config.aws_instances import (
+        allocatable,
+        default_worker,
+        fitting_types,
+        kube_reserved_cpu_millis,
+    )
     # Karpenter's arithmetic for a g5.xlarge: 16384 MiB - 7.5 % VM overhead (1229) - kube-reserved
     # (11 MiB x 58 pods + 255) - eviction (100); CPU 4000m - (60 + 10 + 5 + 5)m.
     assert kube_reserved_cpu_millis(4) == 80

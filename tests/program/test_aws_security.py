@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 
-from tests.program.aws_fixtures import (STACK, as_list, aws_config, aws_config_of,  # noqa: F401
-                                        aws_plan, aws_update, policy_documents)
+from tests.program.aws_fixtures import (  # noqa: F401
+    STACK,
+    as_list,
+    aws_config,
+    aws_config_of,
+    aws_plan,
+    aws_update,
+    policy_documents,
+)
 
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"

@@ -4,9 +4,13 @@ invokes exactly the API's routes."""
 
 from __future__ import annotations
 
-
-from tests.program.aws_fixtures import (STACK, aws_config, aws_config_of, aws_plan,  # noqa: F401
-                                        aws_update)
+from tests.program.aws_fixtures import (  # noqa: F401
+    STACK,
+    aws_config,
+    aws_config_of,
+    aws_plan,
+    aws_update,
+)
 
 
 def test_every_route_requires_a_key_and_reaches_the_lambda(aws_update):
@@ -105,8 +109,9 @@ def test_submit_archive_holds_the_handler_and_package(tmp_path):
 
 
 def test_the_client_policy_invokes_exactly_the_apis_routes(aws_update):
-    from components.aws.api import ROUTES
     import json as _json
+
+    from components.aws.api import ROUTES
     policy = aws_update.one("aws:iam/policy:Policy", "client").inputs["policy"]
     (statement,) = _json.loads(policy)["Statement"]
     assert statement["Action"] == ["execute-api:Invoke"]

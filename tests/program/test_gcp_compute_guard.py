@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+
 import pytest
 
 from components.gcp import compute as compute_module

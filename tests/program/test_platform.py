@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.program.conftest import assert_all_resolved
 from components.images import content_hash
+from tests.program.conftest import assert_all_resolved
 from tools.preview import PlanResult
 
 HELM = "kubernetes:helm.sh/v3:Release"
@@ -117,6 +116,7 @@ def test_redis_maintenance_is_in_the_chosen_window_and_snapshots_follow_the_conf
 def test_make_plan_says_what_a_basic_cache_means(tmp_path):
     import subprocess
     import sys
+
     import yaml
     config = yaml.safe_load(Path("Pulumi.dev.yaml").read_text())
     config["config"]["sdfleet:platform"]["cache"]["tier"] = "BASIC"
@@ -335,6 +335,7 @@ def test_required_outputs_present_in_preview(dev_plan, key):
 def test_functions_wait_for_their_build_grants_to_apply(dev_update):
     """A gen2 build starts as the function is created; fresh grants need time to apply."""
     import subprocess
+
     from components.gcp.functions import IAM_SETTLE_SCRIPT, IAM_SETTLE_SECONDS
     settle = dev_update.one("command:local:Command", "fn-iam-settle")
     grants = [r for r in dev_update.resources

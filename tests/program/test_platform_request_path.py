@@ -9,7 +9,6 @@ import json
 from tests.program.test_platform import DEPLOYMENT, FUNCTION, _container, _env
 from tools.preview_data import PROJECT_NUMBER
 
-
 # --- Router ----------------------------------------------------------------------------------------
 
 def test_router_deployment_service_and_budget(dev_update):

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import yaml
 
-from components.registries.accelerators import (ACCELERATOR_OPTIMIZED_FAMILIES, GCE_ACCELERATORS,
-                                            brings_its_gpus)
+from components.registries.accelerators import (
+    ACCELERATOR_OPTIMIZED_FAMILIES,
+    GCE_ACCELERATORS,
+    brings_its_gpus,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +74,12 @@ def test_the_programs_built_apart_list_the_registrys_frameworks():
     """The WebUI image and the queue agent are built from their own folders and keep their
     own list; each must equal the registry's."""
     import ast
-    from components.registries.frameworks import BATCH_FRAMEWORKS, FRAMEWORKS, WEBUI_FRAMEWORKS
+
+    from components.registries.frameworks import (
+        BATCH_FRAMEWORKS,
+        FRAMEWORKS,
+        WEBUI_FRAMEWORKS,
+    )
 
     def constant(path: str, name: str):
         for node in ast.parse((ROOT / path).read_text()).body:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from testing.helpers.servers import free_port
-from tests.router.doubles import AllocatorDouble, MetadataServer
 from testing.router.harness import router_env, start_router, start_verifier
+from tests.router.doubles import AllocatorDouble, MetadataServer
 from tests.router.webui_stub import WebUiStub
 
 

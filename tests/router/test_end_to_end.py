@@ -9,9 +9,9 @@ import pytest
 
 from testing.emulators.agones import AgonesEmulator
 from testing.helpers.servers import ManagedProcess, free_port
+from testing.router.resp import Resp
 from tests.router.client import request
 from tests.router.conftest import Platform
-from testing.router.resp import Resp
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = "accounts.google.com:100000000000000000001"

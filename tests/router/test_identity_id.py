@@ -46,6 +46,7 @@ def test_router_and_allocator_compute_the_same_id():
     # The allocator (functions/shared/identity_id.py) writes sdfleet:map:<id>; the router reads
     # it. Both encode the contract independently, so they must agree on every subject.
     import importlib.util
+
     from testing.router.harness import ROOT
     spec = importlib.util.spec_from_file_location(
         "functions_shared_identity", ROOT / "functions" / "shared" / "identity_id.py")

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from testing.helpers.servers import ManagedProcess, free_port
+from testing.router.resp import Resp
 from tests.router.client import request
 from tests.router.conftest import Platform
-from testing.router.resp import Resp
 
 ALICE = "accounts.google.com:100000000000000000001"
 ALICE_ID = "g-100000000000000000001"

@@ -15,9 +15,9 @@ import shutil
 
 import pytest
 
+from testing.router.resp import Resp
 from tests.router.client import request
 from tests.router.conftest import Platform
-from testing.router.resp import Resp
 from tests.router.test_redis_tls import TlsRedis
 
 ALICE = "accounts.google.com:100000000000000000001"

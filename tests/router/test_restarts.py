@@ -15,10 +15,10 @@ import time
 import pytest
 
 from testing.emulators.agones import AgonesEmulator
+from testing.router.resp import Resp
 from tests.router.client import request
 from tests.router.conftest import Platform
 from tests.router.doubles import CountingProxy
-from testing.router.resp import Resp
 from tests.router.test_end_to_end import real_allocator
 from tests.router.webui_stub import WebUiStub
 

@@ -8,9 +8,9 @@ import time
 import pytest
 from websockets.sync.client import connect
 
+from testing.router.resp import Resp
 from tests.router.client import request
 from tests.router.conftest import Platform
-from testing.router.resp import Resp
 
 ALICE = "accounts.google.com:100000000000000000001"
 ALICE_ID = "g-100000000000000000001"

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
+from testing.router.resp import Resp
 from tests.router.client import request
 from tests.router.conftest import Platform
-from testing.router.resp import Resp
 
 ALICE = "accounts.google.com:100000000000000000001"
 BOB = "accounts.google.com:200000000000000000002"

@@ -10,9 +10,9 @@ import pytest
 
 from components.config import WebuiConfig
 from components.k8s.router import TMP_SIZE_MIB
+from testing.router.resp import Resp
 from tests.router.client import request
 from tests.router.conftest import Platform
-from testing.router.resp import Resp
 
 ALICE = "accounts.google.com:100000000000000000001"
 ALICE_ID = "g-100000000000000000001"

@@ -78,6 +78,7 @@ def test_keys_unreachable_is_not_a_401(iap):
 
 def _key_set(url, clock=None):
     import sys
+
     from testing.router.harness import ROUTER_DIR
     if str(ROUTER_DIR) not in sys.path:
         sys.path.insert(0, str(ROUTER_DIR))

@@ -31,10 +31,24 @@ from __future__ import annotations
 from typing import Optional
 
 from . import aws, gcp
-from .assumptions import (DAYS_PER_MONTH, EKS_NODE_GROUP_DEFAULT_DISK_GB, KEDA_DEFAULT_POLLING_SECONDS,
-                          LAMBDA_SECONDS_PER_JOB, SECONDS_PER_SCHEDULED_RUN, WEEKS_PER_MONTH, price_table)
+from .assumptions import (
+    DAYS_PER_MONTH,
+    EKS_NODE_GROUP_DEFAULT_DISK_GB,
+    KEDA_DEFAULT_POLLING_SECONDS,
+    LAMBDA_SECONDS_PER_JOB,
+    SECONDS_PER_SCHEDULED_RUN,
+    WEEKS_PER_MONTH,
+    price_table,
+)
 from .cron import duration_hours, runs_per_month, window_hours_per_week
-from .resource_types import NO_CHARGE, NO_CHARGE_PREFIXES, PRICED, USAGE_BILLED, classify, no_charge
+from .resource_types import (
+    NO_CHARGE,
+    NO_CHARGE_PREFIXES,
+    PRICED,
+    USAGE_BILLED,
+    classify,
+    no_charge,
+)
 from .sheet import Plan, Sheet
 
 

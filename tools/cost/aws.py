@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .assumptions import (DAYS_PER_MONTH, EKS_NODE_GROUP_DEFAULT_DISK_GB, KEDA_DEFAULT_POLLING_SECONDS,
-                          LAMBDA_DEFAULT_MEMORY_MB, LAMBDA_SECONDS_PER_JOB, MODEL_STORE_GB,
-                          SNS_PUBLISHES_PER_JOB, WEEKS_PER_MONTH)
-from .sheet import Plan, Sheet, number, read
 from components.config.aws_instances import family, fitting_types
+
+from .assumptions import (
+    DAYS_PER_MONTH,
+    EKS_NODE_GROUP_DEFAULT_DISK_GB,
+    KEDA_DEFAULT_POLLING_SECONDS,
+    LAMBDA_DEFAULT_MEMORY_MB,
+    LAMBDA_SECONDS_PER_JOB,
+    MODEL_STORE_GB,
+    SNS_PUBLISHES_PER_JOB,
+    WEEKS_PER_MONTH,
+)
+from .sheet import Plan, Sheet, number, read
+
 
 def _worker_requests(plan: Plan) -> list[tuple[str, str, str]]:
     """(workload, cpu, memory) of the WebUI container of each GPU worker in the plan."""

@@ -11,11 +11,19 @@ from typing import Any, Optional
 from components.k8s.pods import CAPACITY_LABEL
 from components.registries.accelerators import brings_its_gpus
 
-from .assumptions import (FUNCTION_DEFAULT_MEMORY_MIB, FUNCTION_DEFAULT_VCPU_BY_MIB, GKE_DEFAULT_DISK_GB,
-                          GKE_DEFAULT_DISK_TYPE, GKE_DEFAULT_ZONES_PER_REGION, GPU,
-                          SECONDS_PER_SCHEDULED_RUN, WEEKS_PER_MONTH)
+from .assumptions import (
+    FUNCTION_DEFAULT_MEMORY_MIB,
+    FUNCTION_DEFAULT_VCPU_BY_MIB,
+    GKE_DEFAULT_DISK_GB,
+    GKE_DEFAULT_DISK_TYPE,
+    GKE_DEFAULT_ZONES_PER_REGION,
+    GPU,
+    SECONDS_PER_SCHEDULED_RUN,
+    WEEKS_PER_MONTH,
+)
 from .cron import runs_per_month, window_hours_per_week
 from .sheet import Plan, Sheet, memory_mib, number, read
+
 
 def _zones(pool: Any, clusters: list) -> int:
     locations = read(pool, "nodeLocations") or next(

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from .assumptions import UNKNOWN_MARK
 
+
 def read(value: Any, *path: Any, default: Any = None) -> Any:
     """value[path...], or `default` when a step is absent or unknown (known after deployment)."""
     for key in path:

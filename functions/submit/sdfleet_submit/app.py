@@ -22,8 +22,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import logging
+import re
 import uuid
 from datetime import datetime, timezone
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .clients import make_client
 from .decision import Action, Outcome, decide
 from .errors import PermanentJobError, PoisonMessage, RetryableJobError
 from .init_images import InitImageFetcher
@@ -26,7 +27,6 @@ from .message import Job, parse_job
 from .models import ModelCatalog
 from .results import ResultStore, now
 from .settings import AgentSettings
-from .clients import make_client
 
 log = logging.getLogger("sdfleet.agent")
 

@@ -25,10 +25,16 @@ import requests
 from . import settings as st
 from .download import adopt_existing, clone_extension, download_file, sha256_of
 from .httpclient import FetchError, RetryPolicy
+from .hub import download_from_hub, resolve_huggingface
 from .logs import log
 from .manifest import Manifest, verified_entry
-from .modellist import KIND_FOLDERS, ModelList, ModelListError, ModelSpec, load_model_list
-from .hub import download_from_hub, resolve_huggingface
+from .modellist import (
+    KIND_FOLDERS,
+    ModelList,
+    ModelListError,
+    ModelSpec,
+    load_model_list,
+)
 from .sources import Endpoints, resolve_direct
 
 

@@ -43,12 +43,26 @@ from aiohttp import web
 
 from . import settings as st
 from .agones import WATCH_SILENCE
-from .frontrules import (ACTIVITY_KEY, IDENTITY_HEADER, Allocation, admission, session_end, should_report)
-from .sessionpage import BANNER_PATH, BANNER_SCRIPT, SESSION_PATH, inject_banner
+from .front_http import (
+    HOP_BY_HOP,
+    NO_AUTO_HEADERS,
+    WS_HANDSHAKE,
+    banner_fits,
+    forward_headers,
+    is_page_load,
+    refusal,
+    webui_unavailable,
+)
+from .frontrules import (
+    ACTIVITY_KEY,
+    IDENTITY_HEADER,
+    Allocation,
+    admission,
+    session_end,
+    should_report,
+)
 from .logs import log
-from .front_http import (HOP_BY_HOP, NO_AUTO_HEADERS, WS_HANDSHAKE, banner_fits, forward_headers, is_page_load,
-                         refusal, webui_unavailable)
-
+from .sessionpage import BANNER_PATH, BANNER_SCRIPT, SESSION_PATH, inject_banner
 
 
 @dataclass(frozen=True)

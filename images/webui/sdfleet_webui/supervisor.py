@@ -30,18 +30,30 @@ from . import frameworks as fw
 from . import settings as st
 from .agones import AgonesSdk
 from .agones_lifecycle import AgonesLifecycle
+from .gpuwatch import GpuWatch
 from .logbuffer import LogBuffer
 from .logs import emit_line, log
 from .manifest import MANIFEST_NAME, Manifest
-from .gpuwatch import GpuWatch
 from .modelview import model_view
-from .policy import (Observation, RestartPolicy, backoff_delay, last_error_line, restart_reason,
-                     serving_state, should_give_up)
-from .proctree import WebuiProcess, become_subreaper, reap_orphans, stop_tree, wait_port_free
-from .signals import on_termination
+from .policy import (
+    Observation,
+    RestartPolicy,
+    backoff_delay,
+    last_error_line,
+    restart_reason,
+    serving_state,
+    should_give_up,
+)
 from .prefetch import Prefetched, prefetch
+from .proctree import (
+    WebuiProcess,
+    become_subreaper,
+    reap_orphans,
+    stop_tree,
+    wait_port_free,
+)
+from .signals import on_termination
 from .warmup import Generated, generate_once
-
 
 # How often a starting WebUI is checked: the check is a loopback GET, and every second of
 # detection delay is a second someone waits.

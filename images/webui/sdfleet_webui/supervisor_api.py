@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
