@@ -121,11 +121,12 @@ class ImageBuilds(pulumi.ComponentResource):
         registry = pulumi.Output.format("{0}.dkr.ecr.{1}.amazonaws.com", args.account, args.region)
         mirror_prefix = f"{name}-docker-hub"
         mirror_arns: list[pulumi.Output[str]] = []
+        mirror_rules: list[pulumi.Resource] = []
         if args.docker_hub_credential:
-            aws.ecr.PullThroughCacheRule(
+            mirror_rules.append(aws.ecr.PullThroughCacheRule(
                 f"{name}-docker-hub", ecr_repository_prefix=mirror_prefix,
                 upstream_registry_url=DOCKER_HUB_UPSTREAM,
-                credential_arn=args.docker_hub_credential, opts=child)
+                credential_arn=args.docker_hub_credential, opts=child))
             mirror_arns = [pulumi.Output.format("arn:aws:ecr:{0}:{1}:repository/{2}/*", args.region,
                                                 args.account, mirror_prefix)]
         else:
@@ -223,7 +224,8 @@ class ImageBuilds(pulumi.ComponentResource):
                 },
                 # A new content hash is a new build; the same hash never builds again.
                 triggers=[digest],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[archive, self.project],
+                opts=pulumi.ResourceOptions(parent=self,
+                                            depends_on=[archive, self.project, *mirror_rules],
                                             custom_timeouts=pulumi.CustomTimeouts(
                                                 create=f"{BUILD_TIMEOUT_MINUTES + 10}m")))
             # The reference resolves only once the build has pushed the image.

@@ -112,7 +112,11 @@ CREDENTIAL = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthrou
 def test_aws_builds_pull_through_an_ecr_cache_of_docker_hub(plan, aws_config_of):
     result = plan(aws_config_of(lambda p: p.setdefault("images", {}).update(
         dockerHubCredential=CREDENTIAL)), stack=STACK)
-    rule = result.one("aws:ecr/pullThroughCacheRule:PullThroughCacheRule").inputs
+    rule_resource = result.one("aws:ecr/pullThroughCacheRule:PullThroughCacheRule")
+    rule = rule_resource.inputs
+    # No build starts before the cache rule exists.
+    builds = [c for c in result.of_type(COMMAND) if c.name.endswith("-build")]
+    assert builds and all(rule_resource.urn in b.dependencies for b in builds)
     assert rule["upstreamRegistryUrl"] == "registry-1.docker.io"
     assert rule["credentialArn"] == CREDENTIAL
     prefix = rule["ecrRepositoryPrefix"]
