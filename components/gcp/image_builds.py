@@ -13,9 +13,9 @@ account): it may read the uploaded sources and write build logs in one staging b
 push to this platform's repository only. Base images come through the stack's own Docker Hub
 mirror (an Artifact Registry remote repository, `<name>-docker-hub`), which the build account
 may only read: Cloud Build's workers share addresses, and Docker Hub's anonymous limit answers
-them `429 toomanyrequests`; the mirror pulls each digest from Docker Hub once. gcloud streams the build's log while it waits, and
-pulumi-command passes it through (`logging: stdoutAndStderr`), so a long WebUI build shows
-its progress in `pulumi up`.
+them `429 toomanyrequests`; the mirror pulls each digest from Docker Hub once. gcloud streams
+the build's log while it waits, and pulumi-command passes it through (`logging:
+stdoutAndStderr`), so a long WebUI build shows its progress in `pulumi up`.
 
 Sources: Cloud Build docs, "Configure user-specified service accounts" (a build with its own
 account must set a logs bucket or CLOUD_LOGGING_ONLY; `gcloud builds submit --service-account
