@@ -35,7 +35,7 @@ serverless and internet NEGs), and its proxies reach zonal-NEG backends from the
 ranges the firewall admits (Cloud Load Balancing docs, "Firewall rules").
 
 Compute resources are hand-registered (`ComputeResource`, checked against the typed SDK
-classes in tests/program/test_gcp_compute_guard.py) to keep `make plan` within budget.
+classes in tests/program/gcp/test_gcp_compute_guard.py) to keep `make plan` within budget.
 """
 
 from __future__ import annotations

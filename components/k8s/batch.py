@@ -78,7 +78,7 @@ POD_TERMINATION_GRACE_SECONDS = SPOT_NOTICE_SECONDS - NOTICE_DELIVERY_SECONDS
 # `maxScale - pendingJobs` where a Job is pending until one of its pods is Running: the agent
 # takes no message until its WebUI answers (minutes on a cold node), so every poll in between
 # sees the same visible message and no pending Job, and starts another GPU Job
-# (tests/program/test_aws_keda.py shows the count). The "default" strategy is
+# (tests/program/aws/test_aws_keda.py shows the count). The "default" strategy is
 # `maxScale - runningJobs` (running = not finished); counting in-flight messages too
 # (scaleOnInFlight, KEDA aws-sqs-queue scaler), a message is counted once whether it waits or
 # is held by a Job, so there is never more than one Job per message.

@@ -3,7 +3,7 @@
 Written from Agones's source at the version the program pins (components/k8s/agones.py,
 AGONES_CHART_VERSION = 1.50.0), function by function; each function names its original.
 The emulator (testing/emulators/agones.py) runs these on create, and
-tests/program/test_k8s_agones_objects.py runs them on what the program renders, so a Fleet
+tests/program/k8s/test_k8s_agones_objects.py runs them on what the program renders, so a Fleet
 the real webhook would refuse never passes a test.
 
 Covered: the rules that can refuse an object we write (names, strategy, scheduling, game

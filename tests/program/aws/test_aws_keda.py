@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tests.program.aws_fixtures import aws_config, aws_update  # noqa: F401
+from tests.program.aws.aws_fixtures import aws_config, aws_update  # noqa: F401
 
 SCALED_JOB = "kubernetes:keda.sh/v1alpha1:ScaledJob"
 NODE_POLLS = 12        # 2 min for Karpenter to bring a GPU node, at a 10 s polling interval

@@ -6,7 +6,7 @@ import functools
 import importlib
 import inspect
 
-from tests.program.aws_fixtures import (  # noqa: F401
+from tests.program.aws.aws_fixtures import (  # noqa: F401
     STACK,
     aws_config,
     aws_config_of,

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.program.aws_fixtures import aws_config, aws_update  # noqa: F401 (fixtures)
+from tests.program.aws.aws_fixtures import aws_config, aws_update  # noqa: F401 (fixtures)
 from tools.preview import PlanResult
 
 # GKE API effect names -> Kubernetes (pulumi-gcp NodePoolNodeConfigTaint.effect:

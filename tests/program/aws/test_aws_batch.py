@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.program.aws_fixtures import (  # noqa: F401
+from tests.program.aws.aws_fixtures import (  # noqa: F401
     STACK,
     aws_config,
     aws_config_of,

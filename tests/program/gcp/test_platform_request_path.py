@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.program.test_platform import DEPLOYMENT, FUNCTION, _container, _env
+from tests.program.gcp.test_platform import DEPLOYMENT, FUNCTION, _container, _env
 from tools.preview_data import PROJECT_NUMBER
 
 # --- Router ----------------------------------------------------------------------------------------

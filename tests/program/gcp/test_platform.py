@@ -60,7 +60,7 @@ def test_filestore_from_config(dev_plan):
     assert fs["networks"][0]["connectMode"] == "PRIVATE_SERVICE_ACCESS"
     export = fs["fileShares"]["nfsExportOptions"][0]
     # Nodes only (mounts come from kubelets); no squash, so the prepare Job can make the
-    # top folders (tests/program/test_k8s_objects.py covers the why).
+    # top folders (tests/program/k8s/test_k8s_objects.py covers the why).
     assert export["ipRanges"] == ["10.10.0.0/20"]
     assert export["squashMode"] == "NO_ROOT_SQUASH"
 

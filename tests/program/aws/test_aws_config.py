@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from components.config import ConfigError, parse_platform
-from tests.program.aws_fixtures import aws_config  # noqa: F401
+from tests.program.aws.aws_fixtures import aws_config  # noqa: F401
 from tools.preview import ROOT
 
 

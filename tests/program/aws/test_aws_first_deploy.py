@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.program.aws_fixtures import (  # noqa: F401
+from tests.program.aws.aws_fixtures import (  # noqa: F401
     STACK,
     aws_config,
     aws_config_of,

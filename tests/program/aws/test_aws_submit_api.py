@@ -4,7 +4,7 @@ invokes exactly the API's routes."""
 
 from __future__ import annotations
 
-from tests.program.aws_fixtures import (  # noqa: F401
+from tests.program.aws.aws_fixtures import (  # noqa: F401
     STACK,
     aws_config,
     aws_config_of,

@@ -1,0 +1,1 @@
+"""The AWS (EKS batch) stack as planned: components/aws/."""

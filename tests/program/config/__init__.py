@@ -1,0 +1,1 @@
+"""The stack config: components/config/ (models, rules, errors, the generated reference)."""

@@ -1,0 +1,1 @@
+"""The GCP platform as planned: components/gcp/."""

@@ -1,0 +1,1 @@
+"""The Kubernetes objects both clouds render: components/k8s/."""
