@@ -24,13 +24,13 @@ import pulumi_aws as aws
 from components.aws.storage import JOBS_PREFIX, RESULTS_PREFIX, UPLOADS_PREFIX
 from components.aws.tags import allow, policy_json, tags_for, trust
 from components.config import AWS_VISIBILITY_MARGIN_SECONDS, AwsConfig, ModelsConfig
-from components.env_names import load_env_names
+from components.env_names import load_import_free
 
 SUBMIT_DIR = Path(__file__).resolve().parents[2] / "functions" / "submit"
 SUBMIT_HANDLER = "handler.handler"
 
 
-SUBMIT_ENV = load_env_names("functions/submit/sdfleet_submit/env.py")
+SUBMIT_ENV = load_import_free("functions/submit/sdfleet_submit/env.py")
 LAMBDA_RUNTIME = "python3.11"
 STAGE = "v1"
 JOBS_PATH = "jobs"

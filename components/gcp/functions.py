@@ -26,7 +26,7 @@ from pulumi_command import local
 from components.config import CullingConfig
 from components.config.budgets import UsageExportConfig
 from components.config.profiles import Profile
-from components.env_names import load_env_names
+from components.env_names import load_import_free
 from components.gcp.cache import RoutingCache
 from components.gcp.network import Network
 from components.gcp.service_account import ServiceAccount, account_id
@@ -35,7 +35,7 @@ from components.gcp.usage_export import UsageExport, UsageExportArgs, table_id
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
 
-FUNCTIONS_ENV = load_env_names("functions/shared/env.py")
+FUNCTIONS_ENV = load_import_free("functions/shared/env.py")
 RUNTIME = "python311"
 REDIS_CA_MOUNT = "/etc/sdfleet/redis-ca"
 # Google: a grant usually applies within 2 minutes, sometimes 7 or more. A function's build

@@ -1,25 +1,24 @@
-"""What operators see: the functions' log-based metrics, a dashboard and alert policies.
+"""What operators see: log-based metrics, a dashboard and alert policies.
 
-The metrics are defined once, in functions/shared/metrics.py (the log line each is made of, its
-fields, labels and buckets); here each becomes a `gcp.logging.Metric` on this stack's functions'
-logs, and the dashboard and the alerts read them (`dashboard_definition`, `alert_definitions`)
+The metrics are defined once per program, in functions/shared/metrics.py (the functions' log
+lines) and images/webui/sdfleet_webui/metrics.py (the WebUI supervisor's events): the line each
+is made of, its fields, labels and buckets. Here each becomes a `gcp.logging.Metric` on this
+stack's functions' logs or its WebUI containers' logs, and the dashboard and the alerts read them (`dashboard_definition`, `alert_definitions`)
 together with metrics GKE and Filestore publish themselves (`BUILT_IN_METRICS`). A test checks
 that every query names a metric this stack defines or one of those.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_gcp as gcp
 
 from components.config.monitoring import MonitoringConfig
+from components.env_names import load_import_free
 
-METRICS_MODULE = Path(__file__).resolve().parents[2] / "functions" / "shared" / "metrics.py"
 USER_METRIC = "logging.googleapis.com/user/"
 # Metrics the platform's services publish themselves (Cloud Monitoring's metrics list:
 # GKE system metrics, Filestore).
@@ -29,11 +28,17 @@ BUILT_IN_METRICS = (GPU_DUTY_CYCLE, FILESTORE_USED_PERCENT)
 
 
 def function_metrics() -> dict:
-    """functions/shared/metrics.py's METRICS, by path (no functions' dependencies needed)."""
-    spec = importlib.util.spec_from_file_location("sdfleet_function_metrics", METRICS_MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.METRICS
+    """functions/shared/metrics.py's METRICS (read from the functions' log lines)."""
+    return load_import_free("functions/shared/metrics.py").METRICS
+
+
+def pod_metrics() -> dict:
+    """images/webui/sdfleet_webui/metrics.py's METRICS (read from the WebUI containers' logs)."""
+    return load_import_free("images/webui/sdfleet_webui/metrics.py").METRICS
+
+
+def all_metrics() -> dict:
+    return {**function_metrics(), **pod_metrics()}
 
 
 def metric_name(prefix: str, name: str) -> str:
@@ -45,6 +50,13 @@ def log_filter(prefix: str, message: str) -> str:
     """The log lines of this stack's functions (gen2 functions log as Cloud Run revisions)."""
     return (f'resource.type="cloud_run_revision" AND resource.labels.service_name=~"^{prefix}-fn-" '
             f'AND jsonPayload.message="{message}"')
+
+
+def pod_log_filter(namespace: str, event: str) -> str:
+    """The supervisor's events in this stack's WebUI containers (GKE parses a JSON line into
+    jsonPayload)."""
+    return (f'resource.type="k8s_container" AND resource.labels.namespace_name="{namespace}" '
+            f'AND resource.labels.container_name="webui" AND jsonPayload.event="{event}"')
 
 
 def _series(metric_type: str, extra: str = "", aligner: str = "ALIGN_RATE",
@@ -62,7 +74,7 @@ def _tile(title: str, query: dict, x: int, y: int, kind: str = "LINE") -> dict:
 
 def dashboard_definition(prefix: str) -> dict:
     """The dashboard (Cloud Monitoring's dashboard JSON), one definition for every consumer."""
-    user = {name: USER_METRIC + metric_name(prefix, name) for name in function_metrics()}
+    user = {name: USER_METRIC + metric_name(prefix, name) for name in all_metrics()}
     tiles = [
         ("Allocations by outcome", _series(user["sdfleet_allocator_answers"],
                                            group_by=("metric.label.outcome",))),
@@ -83,6 +95,11 @@ def dashboard_definition(prefix: str) -> dict:
                                          reducer="REDUCE_PERCENTILE_95")),
         ("Model and people's store used (%)", _series(FILESTORE_USED_PERCENT, aligner="ALIGN_MEAN",
                                                       reducer="REDUCE_MAX")),
+        ("WebUI restarts in people's pods, by framework",
+         _series(user["sdfleet_webui_restarts"], group_by=("metric.label.framework",))),
+        ("WebUI start to first image p95 (s), by framework",
+         _series(user["sdfleet_webui_seconds_to_ready"], aligner="ALIGN_DELTA",
+                 reducer="REDUCE_PERCENTILE_95", group_by=("metric.label.framework",))),
     ]
     return {"displayName": f"sdfleet ({prefix})", "mosaicLayout": {"columns": 12, "tiles": [
         _tile(title, query, 6 * (i % 2), 4 * (i // 2)) for i, (title, query) in enumerate(tiles)]}}
@@ -90,7 +107,7 @@ def dashboard_definition(prefix: str) -> dict:
 
 def alert_definitions(prefix: str, config: MonitoringConfig) -> list[dict]:
     """The alert policies: name, condition (threshold or absence) and what to do."""
-    user = {name: USER_METRIC + metric_name(prefix, name) for name in function_metrics()}
+    user = {name: USER_METRIC + metric_name(prefix, name) for name in all_metrics()}
     return [
         {"name": "allocations-failing", "title": "sdfleet: allocations fail",
          "filter": f'metric.type="{user["sdfleet_allocator_answers"]}" AND metric.label.outcome="unavailable"',
@@ -118,6 +135,13 @@ def alert_definitions(prefix: str, config: MonitoringConfig) -> list[dict]:
          "doc": ("No culler pass for 10 minutes: idle GPUs are not being freed. Check the Cloud "
                  "Scheduler job's last runs and the culler function's log (refused calls, "
                  "`culler pass aborted`).")},
+        {"name": "webui-failing", "title": "sdfleet: WebUIs fail in people's pods",
+         "filter": f'metric.type="{user["sdfleet_webui_gave_up"]}"',
+         "aligner": "ALIGN_RATE", "threshold": 0.0, "duration": "0s",
+         "doc": ("A pod's WebUI failed so often that its supervisor stopped restarting it; the "
+                 "person sees an error page until the pod is replaced. Read the pod's `webui` "
+                 "container log (`webui-failed` lines carry the reason and the WebUI's last error "
+                 "line): a model that does not load, a GPU out of memory, a broken image.")},
         {"name": "store-nearly-full", "title": "sdfleet: the model store is nearly full",
          "filter": f'metric.type="{FILESTORE_USED_PERCENT}"', "aligner": "ALIGN_MEAN",
          "threshold": 85.0, "duration": "900s",
@@ -131,6 +155,7 @@ class OperatorsViewArgs:
     config: MonitoringConfig
     project: str
     prefix: str
+    webui_namespace: str      # where the WebUI pods run (their containers' logs)
 
 
 class OperatorsView(pulumi.ComponentResource):
@@ -141,7 +166,10 @@ class OperatorsView(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         project, prefix = args.project, args.prefix
         self.metrics = {}
-        for key, spec in function_metrics().items():
+        sources = [(spec, log_filter(prefix, spec["message"])) for spec in function_metrics().values()]
+        sources += [(spec, pod_log_filter(args.webui_namespace, spec["event"]))
+                    for spec in pod_metrics().values()]
+        for key, (spec, log_lines) in zip([*function_metrics(), *pod_metrics()], sources):
             counter = spec["kind"] == "counter"
             buckets = None
             if not counter:
@@ -152,7 +180,7 @@ class OperatorsView(pulumi.ComponentResource):
             self.metrics[key] = gcp.logging.Metric(
                 f"{name}-{key.removeprefix('sdfleet_').replace('_', '-')}", project=project,
                 name=metric_name(prefix, key), description=spec["description"],
-                filter=log_filter(prefix, spec["message"]),
+                filter=log_lines,
                 metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
                     metric_kind="DELTA", value_type="INT64" if counter else "DISTRIBUTION",
                     unit=spec["unit"], labels=[gcp.logging.MetricMetricDescriptorLabelArgs(

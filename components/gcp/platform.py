@@ -220,7 +220,8 @@ class GcpPlatform(pulumi.ComponentResource):
         # --- What operators see ---------------------------------------------------------------
         if p.monitoring.enabled:
             self.operators = OperatorsView(f"{name}-ops", OperatorsViewArgs(
-                config=p.monitoring, project=project, prefix=name), opts=after_apis)
+                config=p.monitoring, project=project, prefix=name,
+                webui_namespace=p.fleet.namespace), opts=after_apis)
 
         # --- Functions: allocator and culler --------------------------------------------------
         self.functions = ControlFunctions(f"{name}-fn", ControlFunctionsArgs(

@@ -4,8 +4,8 @@ manifests set only names the images read."""
 
 from __future__ import annotations
 
-from components.env_names import load_env_names
+from components.env_names import load_import_free
 
-WEBUI = load_env_names("images/webui/sdfleet_webui/env.py")
-ROUTER = load_env_names("images/router/sdfleet_router/env.py")
-AGENT = load_env_names("images/queue-agent/sdfleet_agent/env.py")
+WEBUI = load_import_free("images/webui/sdfleet_webui/env.py")
+ROUTER = load_import_free("images/router/sdfleet_router/env.py")
+AGENT = load_import_free("images/queue-agent/sdfleet_agent/env.py")

@@ -34,6 +34,7 @@ from .gpuwatch import GpuWatch
 from .logbuffer import LogBuffer
 from .logs import emit_line, log
 from .manifest import MANIFEST_NAME, Manifest
+from .metrics import WEBUI_GAVE_UP, WEBUI_READY, WEBUI_RESTART
 from .modelview import model_view
 from .policy import (
     Observation,
@@ -294,7 +295,7 @@ class Supervisor:
                 self.ready_since = now
                 self.cold_start.setdefault("firstImage", round(now, 3))
                 self.became_ready.set()
-                log("webui-ready", framework=self.framework, pid=proc.pid,
+                log(WEBUI_READY, framework=self.framework, pid=proc.pid,
                     seconds_to_ready=round(now - proc.started_at, 2))
             self.state = state
             if state == "ready" and now - self.ready_since >= self.config.policy.backoff_reset:
@@ -320,12 +321,12 @@ class Supervisor:
             self.answering = False
             if should_give_up(self.restart_times, now, self.config.policy):
                 self.state = "failed"
-                log("webui-gave-up", level="error", framework=self.framework,
+                log(WEBUI_GAVE_UP, level="error", framework=self.framework,
                     restarts=len(self.restart_times), window=self.config.policy.restart_window)
                 return
             delay = backoff_delay(self.consecutive_failures, self.config.policy)
             self.state, self.restart_at = "backoff", now + delay
-        log("webui-restart-scheduled", framework=self.framework, delay=delay,
+        log(WEBUI_RESTART, framework=self.framework, delay=delay,
             consecutive_failures=self.consecutive_failures)
 
     # --- status -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from components.gcp.monitoring import BUILT_IN_METRICS, function_metrics
+from components.gcp.monitoring import BUILT_IN_METRICS, function_metrics, pod_metrics
 
 METRIC = "gcp:logging/metric:Metric"
 ALERT = "gcp:monitoring/alertPolicy:AlertPolicy"
@@ -19,13 +19,20 @@ def _metric_types(text: str) -> set[str]:
 
 
 def test_each_registry_metric_is_a_log_based_metric_on_its_line(dev_update):
-    registry = function_metrics()
+    registry = {**function_metrics(), **pod_metrics()}
     made = {r.inputs["name"]: r.inputs for r in dev_update.of_type(METRIC)}
     assert set(made) == set(registry)                   # prefix sdfleet: names as registered
     for name, spec in registry.items():
         metric = made[name]
-        assert f'jsonPayload.message="{spec["message"]}"' in metric["filter"]
-        assert 'resource.labels.service_name=~"^sdfleet-fn-"' in metric["filter"]
+        if name in pod_metrics():
+            # The supervisor's events in the WebUI containers of the fleet's namespace.
+            assert f'jsonPayload.event="{spec["event"]}"' in metric["filter"]
+            assert 'resource.type="k8s_container"' in metric["filter"]
+            assert 'resource.labels.namespace_name="sdfleet-webui"' in metric["filter"]
+            assert 'resource.labels.container_name="webui"' in metric["filter"]
+        else:
+            assert f'jsonPayload.message="{spec["message"]}"' in metric["filter"]
+            assert 'resource.labels.service_name=~"^sdfleet-fn-"' in metric["filter"]
         assert metric["labelExtractors"] == {k: f"EXTRACT(jsonPayload.{k})" for k in spec["labels"]}
         descriptor = metric["metricDescriptor"]
         assert descriptor["metricKind"] == "DELTA"
@@ -55,7 +62,7 @@ def test_every_alert_says_what_to_do_and_goes_to_the_operators(plan, platform_of
     alerts = dev_update.of_type(ALERT)
     assert {a.name.removeprefix("sdfleet-ops-") for a in alerts} == {
         "allocations-failing", "no-gpu-capacity", "slow-cold-starts", "culler-not-running",
-        "store-nearly-full"}
+        "webui-failing", "store-nearly-full"}
     for alert in alerts:
         assert len(alert.inputs["documentation"]["content"]) > 80
         assert not alert.inputs.get("notificationChannels")      # no address configured
