@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws.alarms import QueueAlarms, QueueAlarmsArgs
+from components.aws.alarms import QueueAlarms, QueueAlarmsArgs, agent_namespace
 from components.aws.api import JobApi, JobApiArgs
 from components.aws.cluster import SYSTEM_LABELS, EksCluster
 from components.aws.images import ImageBuilds, ImageBuildsArgs
@@ -86,9 +86,11 @@ class AwsPlatform(pulumi.ComponentResource):
         image = self.images.references
 
         self.queues = JobQueues(f"{name}", config, labels, opts=child)
+        metrics_namespace = agent_namespace(name)
         self.alarms = QueueAlarms(f"{name}-ops", QueueAlarmsArgs(
             queues=self.queues, region=region, timeout_seconds=config.jobs.timeout_seconds,
-            labels=labels, alert_email=config.jobs.alert_email), opts=child)
+            labels=labels, namespace=metrics_namespace, alert_email=config.jobs.alert_email),
+            opts=child)
         self.results = ResultsBucket(f"{name}-results", config.jobs, labels, opts=child)
         self.models = ModelStore(f"{name}-models", self.network, config.network.vpc_cidr, labels,
                                  opts=child)
@@ -163,7 +165,11 @@ class AwsPlatform(pulumi.ComponentResource):
                            pulumi.Output.concat(self.results.arn, f"/{UPLOADS_PREFIX}*")]),
                     # So a missing result.json reads as 404 (not yet written), not 403.
                     allow(["s3:ListBucket"], [self.results.arn]),
-                    allow(["sns:Publish"], [self.queues.completions_topic.arn])],
+                    allow(["sns:Publish"], [self.queues.completions_topic.arn]),
+                    # Its job metrics, in the stack's namespace only (PutMetricData has no
+                    # resource to scope; the namespace condition key does it).
+                    allow(["cloudwatch:PutMetricData"], ["*"],
+                          StringEquals={"cloudwatch:namespace": metrics_namespace})],
                 tags=tags_for(labels, f"{name}-agent-{rt.name}")), opts=child)
             self.runtimes[rt.name] = RuntimeWorkload(f"{name}-{rt.name}", RuntimeWorkloadArgs(
                 runtime=rt, namespace=BATCH_NAMESPACE,
@@ -174,6 +180,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 job_timeout_seconds=config.jobs.timeout_seconds,
                 max_receive_count=config.jobs.max_receive_count,
                 allowed_image_hosts=list(config.api.allowed_image_hosts),
+                metrics_namespace=metrics_namespace,
                 placement=GPU_PLACEMENT, models_claim=self.model_volume.claim_name,
                 cpu=rt.cpu or default_cpu, memory=rt.memory or default_memory),
                 opts=pulumi.ResourceOptions(

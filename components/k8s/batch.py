@@ -169,6 +169,7 @@ class RuntimeWorkloadArgs:
     memory: str
     allowed_image_hosts: list[str] = field(default_factory=list)
     models_claim: str = MODELS_CLAIM
+    metrics_namespace: str | None = None   # CloudWatch namespace of the agent's job metrics
 
 
 def agent_environment(a: RuntimeWorkloadArgs) -> dict[str, pulumi.Input[str]]:
@@ -194,6 +195,8 @@ def agent_environment(a: RuntimeWorkloadArgs) -> dict[str, pulumi.Input[str]]:
     }
     if a.allowed_image_hosts:
         env[AGENT_ENV.ALLOWED_IMAGE_HOSTS] = ",".join(a.allowed_image_hosts)
+    if a.metrics_namespace:
+        env[AGENT_ENV.METRICS_NAMESPACE] = a.metrics_namespace
     return env
 
 

@@ -14,6 +14,7 @@ import boto3
 from botocore.config import Config
 
 from .agent import Agent, Shutdown
+from .job_metrics import JobMetrics
 from .settings import ConfigError, load_settings
 from .signals import on_termination
 
@@ -39,9 +40,11 @@ def main() -> int:
     config = Config(retries={"mode": "standard", "max_attempts": 3},
                     read_timeout=max(60, settings.wait_time_seconds + 10))
     session = boto3.session.Session()
+    metrics = (JobMetrics(session.client("cloudwatch", config=config), settings.metrics_namespace,
+                          settings.runtime) if settings.metrics_namespace else None)
     agent = Agent(settings, session.client("sqs", config=config),
                   session.client("s3", config=config), session.client("sns", config=config),
-                  shutdown=shutdown)
+                  shutdown=shutdown, metrics=metrics)
     return agent.run()
 
 

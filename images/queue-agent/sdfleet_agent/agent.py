@@ -22,6 +22,7 @@ from .clients import make_client
 from .decision import Action, Outcome, decide
 from .errors import PermanentJobError, PoisonMessage, RetryableJobError
 from .init_images import InitImageFetcher
+from .job_metrics import JobMetrics
 from .lease import Lease
 from .message import Job, parse_job
 from .models import ModelCatalog
@@ -86,10 +87,20 @@ class JobRun(threading.Thread):
             self.outcome, self.reason = Outcome.FAILED_RETRYABLE, f"{type(error).__name__}: {error}"
 
 
+def queued_seconds(message: dict, received_monotonic: float) -> float | None:
+    """How long the message waited before this receive (SQS's SentTimestamp, ms since epoch)."""
+    sent = (message.get("Attributes") or {}).get("SentTimestamp")
+    if not sent or not str(sent).isdigit():
+        return None
+    received_wall = time.time() - (time.monotonic() - received_monotonic)
+    return received_wall - int(sent) / 1000
+
+
 class Agent:
     def __init__(self, settings: AgentSettings, sqs, s3, sns, *, webui=None,
-                 shutdown: Shutdown | None = None, on_report=None):
+                 shutdown: Shutdown | None = None, on_report=None, metrics: JobMetrics | None = None):
         self.settings = settings
+        self.metrics = metrics
         self.sqs = sqs
         self.webui = webui or make_client(settings.webui_framework, settings.webui_url,
                                           settings.health_path, settings.job_timeout_seconds,
@@ -153,7 +164,7 @@ class Agent:
                 QueueUrl=self.settings.queue_url, MaxNumberOfMessages=1,
                 WaitTimeSeconds=self.settings.wait_time_seconds,
                 VisibilityTimeout=self.settings.visibility_timeout,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
                 MessageAttributeNames=["All"])
         except (BotoCoreError, ClientError) as error:
             log.warning("receive failed: %s", error)
@@ -200,6 +211,8 @@ class Agent:
                  1000 * report.overhead_seconds)
         if reason and outcome is not Outcome.SUCCEEDED:
             log.warning("message %s job %s: %s", lease.message_id, report.job_id, reason)
+        if self.metrics is not None:
+            self.metrics.record(outcome, action, report.total_seconds, queued_seconds(message, started))
         if self.on_report:
             self.on_report(report)
         return report

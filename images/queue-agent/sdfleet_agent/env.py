@@ -20,3 +20,4 @@ MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"                     # the queue's redriv
 STARTUP_TIMEOUT_SECONDS = "STARTUP_TIMEOUT_SECONDS"         # how long the WebUI may take to start
 SHUTDOWN_GRACE_SECONDS = "SHUTDOWN_GRACE_SECONDS"           # what a Spot interruption leaves for a running job
 ALLOWED_IMAGE_HOSTS = "ALLOWED_IMAGE_HOSTS"                 # hosts init images may be fetched from
+METRICS_NAMESPACE = "METRICS_NAMESPACE"                     # CloudWatch namespace of the job metrics (unset: none)

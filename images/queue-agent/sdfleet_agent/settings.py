@@ -78,6 +78,9 @@ class AgentSettings(BaseSettings):
     # Comma-separated (NoDecode: not JSON, as pydantic-settings would otherwise expect).
     allowed_image_hosts: Annotated[tuple[str, ...], NoDecode] = env_field(env.ALLOWED_IMAGE_HOSTS, ())
     max_init_image_bytes: int = env_field("MAX_INIT_IMAGE_BYTES", 20 * 1024 * 1024, ge=1)
+    # CloudWatch's namespace characters ("AWS/" is AWS's own: refused below).
+    metrics_namespace: str | None = env_field(env.METRICS_NAMESPACE, None,
+                                              pattern=r"^[A-Za-z0-9._/#:-]{1,255}$")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
@@ -89,6 +92,13 @@ class AgentSettings(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(h.strip() for h in value.split(",") if h.strip())
+        return value
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _not_aws_own(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("AWS/"):
+            raise ValueError("namespaces starting AWS/ are AWS's own")
         return value
 
     @model_validator(mode="after")
