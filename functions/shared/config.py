@@ -29,9 +29,14 @@ def _str(env, name: str, default: str | None = None) -> str:
     return value
 
 
-def _int(env, name: str, default: int, minimum: int = 0) -> int:
+def _int(env, name: str, default: int | None, minimum: int = 0) -> int:
+    """An integer variable; `default` None: the stack always sets it (from the stack config,
+    the one place its default lives), so its absence is a misconfiguration."""
     raw = env.get(name)
     if raw in (None, ""):
+        if default is None:
+            raise ConfigError(f"environment variable {name} is required (the stack sets it from "
+                              "the stack config)")
         return default
     try:
         value = int(raw)
@@ -149,7 +154,7 @@ class AllocatorSettings:
                    groups_api_url=env.get(GROUPS_API_URL) or "https://cloudidentity.googleapis.com",
                    group_cache_seconds=_int(env, GROUP_CACHE_SECONDS, 300),
                    budgets=_budgets(env),
-                   max_session_seconds=_int(env, names.MAX_SESSION_SECONDS, 8 * 3600, 1),
+                   max_session_seconds=_int(env, names.MAX_SESSION_SECONDS, None, 1),
                    admins=_admins(env))
 
 
@@ -216,8 +221,8 @@ class CullerSettings:
     @classmethod
     def from_env(cls, env=os.environ) -> "CullerSettings":
         emails = tuple(e.strip() for e in _str(env, names.CULL_INVOKER_EMAILS).split(",") if e.strip())
-        return cls(idle_seconds=_int(env, names.IDLE_TIMEOUT_SECONDS, 1800, 1),
-                   max_session_seconds=_int(env, names.MAX_SESSION_SECONDS, 8 * 3600, 1),
+        return cls(idle_seconds=_int(env, names.IDLE_TIMEOUT_SECONDS, None, 1),
+                   max_session_seconds=_int(env, names.MAX_SESSION_SECONDS, None, 1),
                    orphan_grace_seconds=_int(env, names.ORPHAN_GRACE_SECONDS, 300),
                    pass_budget_seconds=_int(env, "CULL_PASS_BUDGET_SECONDS", 45, 1),
                    batch_limit=_int(env, "CULL_BATCH_LIMIT", 5000, 1),

@@ -106,3 +106,20 @@ def test_config_errors_name_the_variable():
         RedisSettings.from_env({"REDIS_HOST": "h", "REDIS_PORT": "six"})
     with pytest.raises(ConfigError, match="IAP_AUDIENCE"):
         AllocatorSettings.from_env({})
+
+
+def test_limits_the_stack_config_owns_have_no_second_default_here():
+    """The idle timeout and the session cap come from the stack config (culling.*); a culler
+    or allocator started without them refuses to run instead of guessing another value."""
+    from shared.config import CullerSettings
+    culler = {"CULL_INVOKER_EMAILS": "s@p.iam.gserviceaccount.com",
+              "CULL_INVOKER_AUDIENCE": "https://c/cull", "MAX_SESSION_SECONDS": "7200",
+              "FLEET_NAME": "sdfleet-webui"}
+    with pytest.raises(ConfigError, match="IDLE_TIMEOUT_SECONDS is required"):
+        CullerSettings.from_env(culler)
+    with pytest.raises(ConfigError, match="MAX_SESSION_SECONDS is required"):
+        CullerSettings.from_env({**culler, "MAX_SESSION_SECONDS": "", "IDLE_TIMEOUT_SECONDS": "600"})
+    assert CullerSettings.from_env({**culler, "IDLE_TIMEOUT_SECONDS": "600"}).idle_seconds == 600
+    with pytest.raises(ConfigError, match="MAX_SESSION_SECONDS is required"):
+        AllocatorSettings.from_env({"IAP_AUDIENCE": "/projects/1/global/backendServices/2",
+                                    "FLEET_NAME": "sdfleet-webui"})
