@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 import pulumi
 from pulumi_command import local
@@ -25,11 +26,18 @@ def preflight_command(stack: str) -> str:
     return f"{PYTHON} -m tools.preflight --stack {stack}"
 
 
+@dataclass(frozen=True)
+class PreflightArgs:
+    stack: str
+    config: dict
+
+
 class Preflight(pulumi.ComponentResource):
     """`sdfleet:Preflight`: the check as a command, run before everything else."""
 
-    def __init__(self, name: str, stack: str, config: dict,
+    def __init__(self, name: str, args: PreflightArgs,
                  opts: pulumi.ResourceOptions | None = None):
+        stack, config = args.stack, args.config
         super().__init__("sdfleet:Preflight", name, None, opts)
         digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.check = local.Command(
@@ -41,7 +49,7 @@ class Preflight(pulumi.ComponentResource):
 
 def start_with_preflight(name: str, stack: str, config: dict) -> Preflight:
     """Register the preflight, then make every resource registered after it depend on it."""
-    preflight = Preflight(name, stack, config)
+    preflight = Preflight(name, PreflightArgs(stack, config))
 
     def after_preflight(args: pulumi.ResourceTransformationArgs):
         if args.resource is preflight or args.resource is preflight.check:

@@ -15,6 +15,7 @@ under mocks).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -76,11 +77,20 @@ def node_role(name: str, tags: dict[str, str], parent: pulumi.Resource) -> aws.i
     return role
 
 
+@dataclass(frozen=True)
+class EksClusterArgs:
+    config: AwsClusterConfig
+    network: Network
+    region: str
+    labels: dict[str, str]
+
+
 class EksCluster(pulumi.ComponentResource):
     """`sdfleet:aws:EksCluster`: KMS key, roles, log group, cluster, system nodes, add-ons."""
 
-    def __init__(self, name: str, config: AwsClusterConfig, network: Network, region: str,
-                 labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: EksClusterArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        config, network, region, labels = args.config, args.network, args.region, args.labels
         super().__init__("sdfleet:aws:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.cluster_name = name

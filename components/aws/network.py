@@ -9,6 +9,7 @@ charge. Public subnets hold only the NAT gateways.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -30,11 +31,20 @@ def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
     return private, public
 
 
+@dataclass(frozen=True)
+class NetworkArgs:
+    config: AwsNetworkConfig
+    region: str
+    cluster_name: str
+    labels: dict[str, str]
+
+
 class Network(pulumi.ComponentResource):
     """`sdfleet:aws:Network`: VPC, subnets, internet and NAT gateways, routes, S3 endpoint."""
 
-    def __init__(self, name: str, config: AwsNetworkConfig, region: str, cluster_name: str,
-                 labels: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: NetworkArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        config, region, cluster_name, labels = args.config, args.region, args.cluster_name, args.labels
         super().__init__("sdfleet:aws:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         zones = aws.get_availability_zones_output(state="available").names

@@ -13,17 +13,19 @@ import pulumi_kubernetes as k8s
 
 from components.aws.alarms import QueueAlarms, QueueAlarmsArgs, agent_namespace
 from components.aws.api import JobApi, JobApiArgs
-from components.aws.cluster import SYSTEM_LABELS, EksCluster
+from components.aws.cluster import SYSTEM_LABELS, EksCluster, EksClusterArgs
 from components.aws.images import ImageBuilds, ImageBuildsArgs
 from components.aws.karpenter import GPU_PLACEMENT, Karpenter, KarpenterArgs
-from components.aws.network import Network
+from components.aws.network import Network, NetworkArgs
 from components.aws.pod_identity import WorkloadIdentity, WorkloadIdentityArgs
-from components.aws.queues import JobQueues, visibility_timeout
+from components.aws.queues import JobQueues, JobQueuesArgs, visibility_timeout
 from components.aws.storage import (
     RESULTS_PREFIX,
     UPLOADS_PREFIX,
     ModelStore,
+    ModelStoreArgs,
     ResultsBucket,
+    ResultsBucketArgs,
 )
 from components.aws.tags import allow, tags_for
 from components.config import StackConfig
@@ -35,6 +37,7 @@ from components.k8s.batch import (
     BatchNetworkPolicy,
     Keda,
     ModelVolume,
+    ModelVolumeArgs,
     RuntimeWorkload,
     RuntimeWorkloadArgs,
     agent_service_account,
@@ -70,8 +73,9 @@ class AwsPlatform(pulumi.ComponentResource):
         account = aws.get_caller_identity_output().account_id
         cluster_name = f"{name}-eks"
 
-        self.network = Network(name, config.network, region, cluster_name, labels, opts=child)
-        self.cluster = EksCluster(cluster_name, config.cluster, self.network, region, labels, opts=child)
+        self.network = Network(name, NetworkArgs(config.network, region, cluster_name, labels), opts=child)
+        self.cluster = EksCluster(cluster_name, EksClusterArgs(
+                config.cluster, self.network, region, labels), opts=child)
         self.k8s = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.cluster.kubeconfig, enable_server_side_apply=True,
             delete_unreachable=False,
@@ -85,15 +89,15 @@ class AwsPlatform(pulumi.ComponentResource):
             docker_hub_credential=p.images.docker_hub_credential), opts=child)
         image = self.images.references
 
-        self.queues = JobQueues(f"{name}", config, labels, opts=child)
+        self.queues = JobQueues(f"{name}", JobQueuesArgs(config, labels), opts=child)
         metrics_namespace = agent_namespace(name)
         self.alarms = QueueAlarms(f"{name}-ops", QueueAlarmsArgs(
             queues=self.queues, region=region, timeout_seconds=config.jobs.timeout_seconds,
             labels=labels, namespace=metrics_namespace, alert_email=config.jobs.alert_email),
             opts=child)
-        self.results = ResultsBucket(f"{name}-results", config.jobs, labels, opts=child)
-        self.models = ModelStore(f"{name}-models", self.network, config.network.vpc_cidr, labels,
-                                 opts=child)
+        self.results = ResultsBucket(f"{name}-results", ResultsBucketArgs(config.jobs, labels), opts=child)
+        self.models = ModelStore(f"{name}-models", ModelStoreArgs(
+                self.network, config.network.vpc_cidr, labels), opts=child)
         self.api = JobApi(name, JobApiArgs(
             config=config, models=p.models, jobs_topic_arn=self.queues.jobs_topic.arn,
             results_bucket=self.results.name, results_arn=self.results.arn, labels=labels),
@@ -127,9 +131,9 @@ class AwsPlatform(pulumi.ComponentResource):
         BatchNetworkPolicy(f"{name}-batch-policy", BATCH_NAMESPACE,
                            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
                                                        depends_on=[namespace]))
-        self.model_volume = ModelVolume(
-            f"{name}-models", BATCH_NAMESPACE, self.models.volume_handle,
-            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
+        self.model_volume = ModelVolume(f"{name}-models", ModelVolumeArgs(
+                BATCH_NAMESPACE, self.models.volume_handle),
+                opts=pulumi.ResourceOptions(parent=self, provider=self.k8s,
                                         depends_on=[namespace, self.cluster.efs_csi,
                                                     *self.models.mount_targets]))
         # The sync runs on a GPU node: the system nodes' disk is too small for a multi-GB

@@ -13,6 +13,7 @@ agent also extends it while it runs.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -58,12 +59,20 @@ def queue_with_dead_letter(resource_name: str, queue_name: str, *, max_receive_c
     return queue, dead_letter
 
 
+@dataclass(frozen=True)
+class RuntimeQueueArgs:
+    runtime: str
+    config: AwsConfig
+    topic: aws.sns.Topic
+    labels: dict[str, str]
+
+
 class RuntimeQueue(pulumi.ComponentResource):
     """`sdfleet:aws:RuntimeQueue`: a runtime's queue, its DLQ and its topic subscription."""
 
-    def __init__(self, name: str, runtime: str, config: AwsConfig,
-                 topic: aws.sns.Topic, labels: dict[str, str],
+    def __init__(self, name: str, args: RuntimeQueueArgs,
                  opts: pulumi.ResourceOptions | None = None):
+        runtime, config, topic, labels = args.runtime, args.config, args.topic, args.labels
         super().__init__("sdfleet:aws:RuntimeQueue", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.runtime = runtime
@@ -88,11 +97,18 @@ class RuntimeQueue(pulumi.ComponentResource):
         self.register_outputs({"queueUrl": self.queue.url, "deadLetterUrl": self.dead_letter.url})
 
 
+@dataclass(frozen=True)
+class JobQueuesArgs:
+    config: AwsConfig
+    labels: dict[str, str]
+
+
 class JobQueues(pulumi.ComponentResource):
     """`sdfleet:aws:JobQueues`: input topic, per-runtime queues, completion topic."""
 
-    def __init__(self, name: str, config: AwsConfig, labels: dict[str, str],
+    def __init__(self, name: str, args: JobQueuesArgs,
                  opts: pulumi.ResourceOptions | None = None):
+        config, labels = args.config, args.labels
         super().__init__("sdfleet:aws:JobQueues", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # The AWS managed SNS key: SNS itself decrypts to deliver, so subscribers need no grant.
@@ -103,8 +119,8 @@ class JobQueues(pulumi.ComponentResource):
             f"{name}-completions", name=f"{name}-completions", kms_master_key_id="alias/aws/sns",
             tags=tags_for(labels, f"{name}-completions"), opts=child)
         self.runtimes = {
-            rt.name: RuntimeQueue(f"{name}-{rt.name}", rt.name, config, self.jobs_topic, labels,
-                                  opts=child)
+            rt.name: RuntimeQueue(f"{name}-{rt.name}", RuntimeQueueArgs(
+                    rt.name, config, self.jobs_topic, labels), opts=child)
             for rt in config.runtimes
         }
         self.register_outputs({"jobsTopicArn": self.jobs_topic.arn,

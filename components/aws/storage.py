@@ -8,6 +8,8 @@ that pins the POSIX owner and root folder the model sync Job and the WebUIs shar
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 
@@ -28,11 +30,18 @@ MODELS_UID = 1000
 MODELS_ROOT = "/models"
 
 
+@dataclass(frozen=True)
+class ResultsBucketArgs:
+    jobs: AwsJobsConfig
+    labels: dict[str, str]
+
+
 class ResultsBucket(pulumi.ComponentResource):
     """`sdfleet:aws:ResultsBucket`."""
 
-    def __init__(self, name: str, jobs: AwsJobsConfig, labels: dict[str, str],
+    def __init__(self, name: str, args: ResultsBucketArgs,
                  opts: pulumi.ResourceOptions | None = None):
+        jobs, labels = args.jobs, args.labels
         super().__init__("sdfleet:aws:ResultsBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.bucket = aws.s3.Bucket(f"{name}", force_destroy=False, tags=tags_for(labels, name),
@@ -78,11 +87,19 @@ class ResultsBucket(pulumi.ComponentResource):
         self.register_outputs({"bucket": self.name})
 
 
+@dataclass(frozen=True)
+class ModelStoreArgs:
+    network: Network
+    vpc_cidr: str
+    labels: dict[str, str]
+
+
 class ModelStore(pulumi.ComponentResource):
     """`sdfleet:aws:ModelStore`: EFS file system, a mount target per zone, an access point."""
 
-    def __init__(self, name: str, network: Network, vpc_cidr: str, labels: dict[str, str],
+    def __init__(self, name: str, args: ModelStoreArgs,
                  opts: pulumi.ResourceOptions | None = None):
+        network, vpc_cidr, labels = args.network, args.vpc_cidr, args.labels
         super().__init__("sdfleet:aws:ModelStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.file_system = aws.efs.FileSystem(

@@ -3,6 +3,8 @@ other things in the project may rely on them)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -34,11 +36,18 @@ SERVICES = (
 GROUPS_API = "cloudidentity.googleapis.com"
 
 
+@dataclass(frozen=True)
+class ProjectApisArgs:
+    project: str
+    extra: tuple[str, ...] = ()
+
+
 class ProjectApis(pulumi.ComponentResource):
     """`sdfleet:gcp:ProjectApis`."""
 
-    def __init__(self, name: str, project: str, extra: tuple[str, ...] = (),
+    def __init__(self, name: str, args: ProjectApisArgs,
                  opts: pulumi.ResourceOptions | None = None):
+        project, extra = args.project, args.extra
         super().__init__("sdfleet:gcp:ProjectApis", name, None, opts)
         self.by_name = {
             svc: gcp.projects.Service(f"{name}-{svc.split('.')[0]}", project=project, service=svc,

@@ -29,7 +29,11 @@ from components.config.profiles import Profile
 from components.env_names import load_import_free
 from components.gcp.cache import RoutingCache
 from components.gcp.network import Network
-from components.gcp.service_account import ServiceAccount, account_id
+from components.gcp.service_account import (
+    ServiceAccount,
+    ServiceAccountArgs,
+    account_id,
+)
 from components.gcp.usage_export import UsageExport, UsageExportArgs, table_id
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
@@ -162,9 +166,10 @@ class ControlFunctions(pulumi.ComponentResource):
         # to the Google-made repository `gcf-artifacts` (Cloud Functions docs, "Custom service
         # account for Cloud Build"); neither exists before the first deploy, so the grants are
         # project-level with IAM conditions on those names, not project-wide.
-        self.build_account = ServiceAccount(
-            f"{name}-build", account_id(name, "fn-build"), "sdfleet function builds", args.project,
-            ("roles/logging.logWriter",), opts=child)
+        self.build_account = ServiceAccount(f"{name}-build", ServiceAccountArgs(
+                account_id(name, "fn-build"), "sdfleet function builds",
+                args.project, ("roles/logging.logWriter",)),
+                opts=child)
         self.build_grants = [
             *self.build_account.bindings,
             gcp.storage.BucketIAMMember(
@@ -195,15 +200,18 @@ class ControlFunctions(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.build_grants))
 
         # Runtime identities: authenticate to GKE (RBAC in the fleet namespace does the rest).
-        self.allocator_account = ServiceAccount(
-            f"{name}-allocator", account_id(name, "allocator"), "sdfleet allocator function",
-            args.project, ("roles/container.clusterViewer",), opts=child)
-        self.culler_account = ServiceAccount(
-            f"{name}-culler", account_id(name, "culler"), "sdfleet culler function",
-            args.project, ("roles/container.clusterViewer",), opts=child)
-        self.scheduler_account = ServiceAccount(
-            f"{name}-scheduler", account_id(name, "cull-scheduler"),
-            "sdfleet culler schedule (OIDC caller)", args.project, (), opts=child)
+        self.allocator_account = ServiceAccount(f"{name}-allocator", ServiceAccountArgs(
+                account_id(name, "allocator"), "sdfleet allocator function",
+                args.project, ("roles/container.clusterViewer",)),
+                opts=child)
+        self.culler_account = ServiceAccount(f"{name}-culler", ServiceAccountArgs(
+                account_id(name, "culler"), "sdfleet culler function",
+                args.project, ("roles/container.clusterViewer",)),
+                opts=child)
+        self.scheduler_account = ServiceAccount(f"{name}-scheduler", ServiceAccountArgs(
+                account_id(name, "cull-scheduler"), "sdfleet culler schedule (OIDC caller)",
+                args.project, ()),
+                opts=child)
         args.cache.grant_access(f"{name}-allocator", self.allocator_account.member)
         args.cache.grant_access(f"{name}-culler", self.culler_account.member)
 

@@ -34,7 +34,11 @@ import pulumi_gcp as gcp
 from pulumi_command import local
 
 from components.gcp.registry import ImageRegistry
-from components.gcp.service_account import ServiceAccount, account_id
+from components.gcp.service_account import (
+    ServiceAccount,
+    ServiceAccountArgs,
+    account_id,
+)
 from components.images import IMAGES, content_hash, mirrored_bases
 
 # A WebUI image (CUDA, torch, a framework and its own installer) takes 20-40 minutes on an
@@ -151,8 +155,8 @@ class ImageBuilds(pulumi.ComponentResource):
             self.register_outputs({"references": self.references})
             return
 
-        self.account = ServiceAccount(f"{name}-builder", account_id(name, "builder"),
-                                      "sdfleet image builds (Cloud Build)", project, (), opts=child)
+        self.account = ServiceAccount(f"{name}-builder", ServiceAccountArgs(
+                account_id(name, "builder"), "sdfleet image builds (Cloud Build)", project, ()), opts=child)
         self.bucket = staging_bucket(name, project, region, labels, child)
         # Read the uploaded sources and keep the build log in this bucket only. A build whose
         # own account writes logs to a user-created bucket needs Storage Admin on it (Cloud

@@ -25,7 +25,11 @@ from pulumi_command import local
 from components.config.images import PreloadDiskConfig
 from components.gcp.image_builds import BUILD_SCRIPT, PERMISSION_ERRORS, staging_bucket
 from components.gcp.registry import ImageRegistry
-from components.gcp.service_account import ServiceAccount, account_id
+from components.gcp.service_account import (
+    ServiceAccount,
+    ServiceAccountArgs,
+    account_id,
+)
 
 BUILDER_REPOSITORY = "https://github.com/GoogleCloudPlatform/ai-on-gke.git"
 BUILDER_FOLDER = "tools/gke-disk-image-builder"
@@ -90,14 +94,16 @@ class PreloadDisks(pulumi.ComponentResource):
         super().__init__("sdfleet:gcp:PreloadDisks", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         project = args.project
-        self.account = ServiceAccount(f"{name}-builder", account_id(name, "builder"),
-                                      "sdfleet disk images of the WebUI images (Cloud Build)",
-                                      project, BUILDER_ROLES, opts=child)
+        self.account = ServiceAccount(f"{name}-builder", ServiceAccountArgs(
+                account_id(name, "builder"), "sdfleet disk images of the WebUI images (Cloud Build)",
+                project, BUILDER_ROLES),
+                opts=child)
         # The temporary VM pulls the image as this account: it may read the platform's
         # repository and write logs, nothing else.
-        self.vm_account = ServiceAccount(f"{name}-vm", account_id(name, "vm"),
-                                         "sdfleet disk image writer VM", project,
-                                         ("roles/logging.logWriter",), opts=child)
+        self.vm_account = ServiceAccount(f"{name}-vm", ServiceAccountArgs(
+                account_id(name, "vm"), "sdfleet disk image writer VM",
+                project, ("roles/logging.logWriter",)),
+                opts=child)
         self.bucket = staging_bucket(name, project, args.region, args.labels, child)
         grants = [
             gcp.storage.BucketIAMMember(f"{name}-builder-uses-staging", bucket=self.bucket.name,

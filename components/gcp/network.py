@@ -11,6 +11,7 @@ controllers. Nothing is open to 0.0.0.0/0: people reach pods only through the lo
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
@@ -30,14 +31,22 @@ ROUTER_PORTS = [str(ROUTER_PORT)]
 WEBHOOK_PORTS = ["443", "8081", "8443", "9443"]
 
 
+@dataclass(frozen=True)
+class NetworkArgs:
+    config: NetworkConfig
+    region: str
+    labels: dict[str, str]
+
+
 class Network(pulumi.ComponentResource):
     """`sdfleet:gcp:Network`: VPC, subnet with pod/service ranges, router + NAT, firewall."""
 
     PODS_RANGE = "pods"
     SERVICES_RANGE = "services"
 
-    def __init__(self, name: str, config: NetworkConfig, region: str, labels: dict[str, str],
+    def __init__(self, name: str, args: NetworkArgs,
                  opts: pulumi.ResourceOptions | None = None):
+        config, region, labels = args.config, args.region, args.labels
         super().__init__("sdfleet:gcp:Network", name, None, opts)
         self.config = config
         child = pulumi.ResourceOptions(parent=self)

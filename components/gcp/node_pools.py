@@ -16,7 +16,12 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.config import GpuPoolConfig, SystemPoolConfig
-from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
+from components.gcp.service_account import (
+    NODE_ROLES,
+    ServiceAccount,
+    ServiceAccountArgs,
+    account_id,
+)
 from components.k8s.pods import (
     CAPACITY_LABEL,
     GPU_RESOURCE,
@@ -137,9 +142,10 @@ class GpuNodePool(pulumi.ComponentResource):
         super().__init__("sdfleet:gcp:GpuNodePool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.config = args.config
-        self.service_account = ServiceAccount(
-            f"{name}-nodes", account_id(args.prefix, f"gpu-{args.config.name}"),
-            f"sdfleet GPU node pool {args.config.name}", args.project, NODE_ROLES, opts=child)
+        self.service_account = ServiceAccount(f"{name}-nodes", ServiceAccountArgs(
+                account_id(args.prefix, f"gpu-{args.config.name}"), f"sdfleet GPU node pool {args.config.name}",
+                args.project, NODE_ROLES),
+                opts=child)
 
         sharing = None
         if args.config.time_sharing_clients:
@@ -149,7 +155,7 @@ class GpuNodePool(pulumi.ComponentResource):
         accelerator = gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
             type=args.config.accelerator, count=args.config.accelerator_count,
             gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
-                gpu_driver_version=args.config.driver_version),
+                                    gpu_driver_version=args.config.driver_version),
             gpu_sharing_config=sharing)
 
         node_labels = {POOL_LABEL: args.config.name, "sdfleet.dev/gpu": "true",

@@ -15,7 +15,7 @@ import pulumi_gcp as gcp
 
 from components.config import StackConfig
 from components.config.budgets import budget_records
-from components.gcp.apis import GROUPS_API, ProjectApis
+from components.gcp.apis import GROUPS_API, ProjectApis, ProjectApisArgs
 from components.gcp.cache import RoutingCache, RoutingCacheArgs
 from components.gcp.cluster import GkeCluster, GkeClusterArgs
 from components.gcp.compute_class import CapacityClasses, CapacityClassesArgs
@@ -31,7 +31,7 @@ from components.gcp.image_disks import PreloadDisks, PreloadDisksArgs
 from components.gcp.kubernetes import ClusterProvider
 from components.gcp.load_balancer import IapLoadBalancer, LoadBalancerArgs
 from components.gcp.monitoring import OperatorsView, OperatorsViewArgs
-from components.gcp.network import Network
+from components.gcp.network import Network, NetworkArgs
 from components.gcp.node_pools import (
     GpuNodePool,
     GpuNodePoolArgs,
@@ -39,8 +39,13 @@ from components.gcp.node_pools import (
     SystemNodePoolArgs,
     gpu_placement,
 )
-from components.gcp.registry import ImageRegistry
-from components.gcp.service_account import NODE_ROLES, ServiceAccount, account_id
+from components.gcp.registry import ImageRegistry, ImageRegistryArgs
+from components.gcp.service_account import (
+    NODE_ROLES,
+    ServiceAccount,
+    ServiceAccountArgs,
+    account_id,
+)
 from components.gcp.storage import SharedStore, SharedStoreArgs
 from components.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.images import webui_image as webui_image_name
@@ -87,21 +92,21 @@ class GcpPlatform(pulumi.ComponentResource):
         checks_groups = uses_groups(profiles) or any(
             m.member.startswith("group:") for m in (p.budgets.members if p.budgets else [])) \
             or any(m.startswith("group:") for m in (p.access.admins if p.access else []))
-        self.apis = ProjectApis(f"{name}-apis", project,
-                                extra=((GROUPS_API,) if checks_groups else ())
+        self.apis = ProjectApis(f"{name}-apis", ProjectApisArgs(
+                project, extra=((GROUPS_API,) if checks_groups else ())
                                 + (("bigquery.googleapis.com",) if p.usage_export.enabled else ())
                                 + (("monitoring.googleapis.com", "logging.googleapis.com")
-                                   if p.monitoring.enabled else ()),
-                                opts=pulumi.ResourceOptions(parent=self))
+                                   if p.monitoring.enabled else ())), opts=pulumi.ResourceOptions(parent=self))
         # Every Google Cloud resource of the platform waits for the APIs. A component's
         # `depends_on` does not reach the resources inside it (the SDK records a child's own
         # dependencies only); a transformation does: it runs for the component's children and
         # their children (Pulumi docs, "Resource options: transformations").
         child = after_apis = pulumi.ResourceOptions(
             parent=self, transformations=[apis_first(self.apis.services)])
-        self.network = Network(f"{name}", p.network, region, labels, opts=after_apis)
-        system_sa = ServiceAccount(f"{name}-system-nodes", account_id(name, "system-nodes"),
-                                   "sdfleet system node pool", project, NODE_ROLES, opts=after_apis)
+        self.network = Network(f"{name}", NetworkArgs(p.network, region, labels), opts=after_apis)
+        system_sa = ServiceAccount(f"{name}-system-nodes", ServiceAccountArgs(
+                account_id(name, "system-nodes"), "sdfleet system node pool", project, NODE_ROLES),
+                opts=after_apis)
         # The router runs on the system pool: its port admits the load balancer only.
         self.router_firewall = self.network.only_load_balancer_to_router(
             f"{name}-deny-internal-to-router", system_sa.email)
@@ -143,8 +148,8 @@ class GcpPlatform(pulumi.ComponentResource):
             config=p.cache, network=self.network, region=region, project=project, labels=labels),
             opts=after_apis)
         node_members = [system_sa.member] + [g.service_account.member for g in self.gpu_pools.values()]
-        self.registry = ImageRegistry(f"{name}", project, region, labels, node_members,
-                                      opts=after_apis)
+        self.registry = ImageRegistry(f"{name}", ImageRegistryArgs(
+                project, region, labels, node_members), opts=after_apis)
         # Built by Cloud Build before anything runs them (or taken from images.prebuilt).
         # One WebUI image per framework the profiles run.
         webui_names = list(dict.fromkeys(webui_image_name(pr.framework) for pr in profiles))

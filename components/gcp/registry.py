@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_gcp as gcp
+
+
+@dataclass(frozen=True)
+class ImageRegistryArgs:
+    project: str
+    region: str
+    labels: dict[str, str]
+    readers: list[pulumi.Input[str]]
 
 
 class ImageRegistry(pulumi.ComponentResource):
     """`sdfleet:gcp:ImageRegistry`: a Docker repository, readable by the node pools only."""
 
-    def __init__(self, name: str, project: str, region: str, labels: dict[str, str],
-                 readers: list[pulumi.Input[str]], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: ImageRegistryArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        project, region, labels, readers = args.project, args.region, args.labels, args.readers
         super().__init__("sdfleet:gcp:ImageRegistry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.repository = gcp.artifactregistry.Repository(

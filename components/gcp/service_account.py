@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -20,11 +22,20 @@ NODE_ROLES = (
 )
 
 
+@dataclass(frozen=True)
+class ServiceAccountArgs:
+    account_id: str
+    display_name: str
+    project: str
+    roles: tuple[str, ...] = ()
+
+
 class ServiceAccount(pulumi.ComponentResource):
     """`sdfleet:gcp:ServiceAccount`: an account plus one IAMMember per project role."""
 
-    def __init__(self, name: str, account_id: str, display_name: str, project: str,
-                 roles: tuple[str, ...] = (), opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: ServiceAccountArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        account_id, display_name, project, roles = args.account_id, args.display_name, args.project, args.roles
         super().__init__("sdfleet:gcp:ServiceAccount", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.account = gcp.serviceaccount.Account(

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from components.gcp.service_account import ServiceAccount, account_id
+from components.gcp.service_account import (
+    ServiceAccount,
+    ServiceAccountArgs,
+    account_id,
+)
 
 
 @dataclass(frozen=True)
@@ -29,9 +33,10 @@ class WorkloadIdentity(pulumi.ComponentResource):
         """`workload_pool` is the cluster's output (`GkeCluster.workload_pool`), never a name."""
         super().__init__("sdfleet:gcp:WorkloadIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.account = ServiceAccount(f"{name}", account_id(args.prefix, args.purpose),
-                                      f"sdfleet {args.purpose} (pods of {args.namespace}/{args.ksa_name})",
-                                      args.project, args.roles, opts=child)
+        self.account = ServiceAccount(f"{name}", ServiceAccountArgs(
+                account_id(args.prefix, args.purpose), f"sdfleet {args.purpose} (pods of {args.namespace}/{args.ksa_name})",
+                args.project, args.roles),
+                opts=child)
         self.email = self.account.email
         self.member = self.account.member
         self.binding = gcp.serviceaccount.IAMMember(

@@ -107,12 +107,19 @@ class Keda(pulumi.ComponentResource):
         self.register_outputs({})
 
 
+@dataclass(frozen=True)
+class ModelVolumeArgs:
+    namespace: str
+    volume_handle: pulumi.Input[str]
+
+
 class ModelVolume(pulumi.ComponentResource):
     """`sdfleet:k8s:ModelVolume`: the EFS volume and its claim, shared read-write by the sync
     Job and read-only by the workers."""
 
-    def __init__(self, name: str, namespace: str, volume_handle: pulumi.Input[str],
+    def __init__(self, name: str, args: ModelVolumeArgs,
                  opts: pulumi.ResourceOptions | None = None):
+        namespace, volume_handle = args.namespace, args.volume_handle
         super().__init__("sdfleet:k8s:ModelVolume", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         volume_name = f"{namespace}-models"

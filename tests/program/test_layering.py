@@ -112,6 +112,26 @@ def test_components_take_at_most_four_constructor_parameters():
     assert not too_many, f"more than {MAX_PARAMS} parameters (use one args object): {too_many}"
 
 
+def test_every_component_takes_one_args_object():
+    """A ComponentResource's constructor is (name, args, opts): adding an input is a field of
+    its args dataclass, never a new positional parameter at every call site."""
+    found = {}
+    for path in modules(COMPONENTS):
+        for node in ast.walk(tree(path)):
+            if not (isinstance(node, ast.ClassDef)
+                    and any("ComponentResource" in ast.unparse(b) for b in node.bases)):
+                continue
+            init = next((i for i in node.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
+            if init is not None:
+                a = init.args
+                found[f"{path.relative_to(ROOT)}:{node.name}"] = [
+                    x.arg for x in a.posonlyargs + a.args + a.kwonlyargs if x.arg not in NOT_COUNTED]
+    assert len(found) >= 30
+    # One input besides name and opts: its args dataclass (the platforms: the stack config).
+    wrong = {k: v for k, v in found.items() if len(v) != 1}
+    assert not wrong, f"components not taking one args object: {wrong}"
+
+
 def reads_pulumi_config(module: ast.Module) -> list[int]:
     lines = []
     for node in ast.walk(module):
