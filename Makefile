@@ -23,6 +23,13 @@ WEBUI_PYTHON_VERSION := $(shell sed -n 's/^ARG PYTHON_VERSION=//p' images/webui/
 WEBUI_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/$(WEBUI_PYTHON_VERSION).*/bin/python$(WEBUI_PYTHON_VERSION)) \
                   $(shell PATH=$$(echo "$$PATH" | tr ':' '\n' | grep -v /shims | paste -sd:) command -v python$(WEBUI_PYTHON_VERSION)))
 WEBUI_VENV := .venvs/webui
+# The queue agent's tests (tests/batch: the agent and the submit function, run as processes)
+# on the agent image's Python (its Dockerfile's python:<version> base) with the agent's own
+# pins, plus the test runner and moto.
+AGENT_PYTHON_VERSION := $(shell sed -n 's/^ARG BASE_IMAGE=python:\([0-9]*\.[0-9]*\).*/\1/p' images/queue-agent/Dockerfile | head -1)
+AGENT_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/$(AGENT_PYTHON_VERSION).*/bin/python$(AGENT_PYTHON_VERSION)) \
+                  $(shell PATH=$$(echo "$$PATH" | tr ':' '\n' | grep -v /shims | paste -sd:) command -v python$(AGENT_PYTHON_VERSION)))
+AGENT_VENV := .venvs/queue-agent
 
 LAMBDA_VENDOR := functions/submit/vendor
 
@@ -52,6 +59,12 @@ $(WEBUI_VENV)/.installed: images/webui/requirements.txt tests/requirements-runne
 	@touch $@
 
 webui-env: $(WEBUI_VENV)/.installed
+
+$(AGENT_VENV)/.installed: images/queue-agent/requirements.txt tests/requirements-runner.txt tests/batch/requirements.txt
+	@test -n "$(AGENT_PYTHON)" || { echo "make test needs python$(AGENT_PYTHON_VERSION), the queue agent image's Python (images/queue-agent/Dockerfile BASE_IMAGE): install it with pyenv (pyenv install $(AGENT_PYTHON_VERSION)) or put python$(AGENT_PYTHON_VERSION) on PATH" >&2; exit 1; }
+	$(AGENT_PYTHON) -m venv --clear $(AGENT_VENV)
+	$(AGENT_VENV)/bin/python -m pip install -q -r images/queue-agent/requirements.txt -r tests/requirements-runner.txt -r tests/batch/requirements.txt
+	@touch $@
 
 # The demo's stand-in WebUI in its own venv on the image's Python, as a framework has its own.
 DEMO_WEBUI_VENV := .venvs/demo-webui
@@ -83,13 +96,15 @@ $(CHP_DIR)/node_modules/.installed: $(CHP_DIR)/package.json $(CHP_DIR)/package-l
 	npm ci --prefix $(CHP_DIR) --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Two runs: everything but the WebUI image's programs in the dev venv, then those on the
-# image's Python; both always run, and either failing fails the target.
-test: $(VENV)/.dev-installed $(WEBUI_VENV)/.installed $(DEMO_WEBUI_VENV)/.installed debian-packages $(CHP_DIR)/node_modules/.installed
+# Three runs: everything but the images' programs in the dev venv, then the WebUI image's and
+# the queue agent's on their own images' Python and pins; all run, and any failing fails.
+test: $(VENV)/.dev-installed $(WEBUI_VENV)/.installed $(AGENT_VENV)/.installed $(DEMO_WEBUI_VENV)/.installed debian-packages $(CHP_DIR)/node_modules/.installed
 	@status=0; \
-	$(PY) -m pytest --ignore=tests/images $(PYTEST_ARGS) || status=$$?; \
+	$(PY) -m pytest --ignore=tests/images --ignore=tests/batch $(PYTEST_ARGS) || status=$$?; \
 	echo "== tests/images on the WebUI image's Python ($$($(WEBUI_VENV)/bin/python -V))"; \
 	$(WEBUI_VENV)/bin/python -m pytest tests/images $(PYTEST_ARGS) || status=$$?; \
+	echo "== tests/batch on the queue agent image's Python ($$($(AGENT_VENV)/bin/python -V))"; \
+	$(AGENT_VENV)/bin/python -m pytest tests/batch $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
 # Everything runs on loopback; Ctrl-C stops it all (README, "See it first").
