@@ -39,14 +39,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks.bench_router import (
-    ID,
-    SteadyState,
-    log,
-    plain_block,
-    steady_state,
-    worker_cpu_seconds,
-)
+from benchmarks.bench_router import ID, SteadyState, log, plain_block, steady_state, worker_cpu_seconds
 from benchmarks.report import emit
 from testing.helpers.servers import free_port
 from testing.router.harness import start_nginx, start_router

@@ -31,11 +31,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.policy import _NotApplicableError
-from pulumi_policy.proxy import (
-    UNKNOWN_STRING_VALUE,
-    UnknownValueError,
-    unknown_checking_proxy,
-)
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from policy.sdfleet_policies import POLICIES
 

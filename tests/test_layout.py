@@ -45,3 +45,13 @@ def test_nothing_outside_tests_imports_from_tests():
             found += [f"{rel}:{node.lineno} imports {n}" for n in names
                       if n == "tests" or n.startswith("tests.")]
     assert not found, "\n".join(found)
+
+
+def test_no_program_file_is_over_400_lines():
+    """A file past 400 lines holds more than one job; split it by job (docs are generated or
+    prose, and not counted)."""
+    tracked = subprocess.run(["git", "ls-files", "*.py", "*.lua", "*.sh"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    long = {rel: n for rel in tracked if (ROOT / rel).is_file()
+            and (n := len((ROOT / rel).read_text(errors="replace").splitlines())) > 400}
+    assert not long, f"files over 400 lines: {long}"

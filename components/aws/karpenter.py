@@ -31,13 +31,7 @@ from components.aws.queues import queue_with_dead_letter
 from components.aws.tags import allow, policy_json, tags_for
 from components.config import AwsGpuConfig
 from components.k8s.objects import KubeObject, meta
-from components.k8s.pods import (
-    GPU_RESOURCE,
-    SYSTEM_SELECTOR,
-    NodePlacement,
-    Taint,
-    pool_selector,
-)
+from components.k8s.pods import GPU_RESOURCE, SYSTEM_SELECTOR, NodePlacement, Taint, pool_selector
 
 # The chart's OCI reference is the chart name, with no repositoryOpts.repo: given a repo,
 # the provider resolves the chart through `<repo>/index.yaml`, which an OCI registry does not

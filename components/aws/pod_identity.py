@@ -13,12 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.tags import (
-    POD_IDENTITY_ACTIONS,
-    POD_IDENTITY_PRINCIPAL,
-    policy_json,
-    trust,
-)
+from components.aws.tags import POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, policy_json, trust
 
 
 @dataclass(frozen=True)

@@ -79,12 +79,7 @@ from components.config.loader import (
                                       read_stack_yaml,
                                       secret_key_problems,
 )
-from components.config.models import (
-                                      GCP_SECTIONS,
-                                      PlatformConfig,
-                                      StackConfig,
-                                      StackSecrets,
-)
+from components.config.models import GCP_SECTIONS, PlatformConfig, StackConfig, StackSecrets
 from components.config.profiles import PeakHours
 from components.config.rules import buffer_policy_problems, cross_field_problems
 from components.registries.frameworks import BATCH_FRAMEWORKS

@@ -8,14 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from components.config.common import WebuiResources
-from components.config.fields import (
-    Cidr,
-    DnsLabel,
-    Ec2InstanceType,
-    ImageHost,
-    Quantity,
-    Section,
-)
+from components.config.fields import Cidr, DnsLabel, Ec2InstanceType, ImageHost, Quantity, Section
 from components.registries.frameworks import BATCH_FRAMEWORKS
 
 # --- AWS (EKS batch variant) ----------------------------------------------------------------------

@@ -7,14 +7,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator
 
-from components.config.fields import (
-    Accelerator,
-    Cidr,
-    DnsLabel,
-    GceMachineType,
-    Section,
-    _gpu_count,
-)
+from components.config.fields import Accelerator, Cidr, DnsLabel, GceMachineType, Section, _gpu_count
 from components.config.versions import AGONES_CHART_VERSION, AGONES_KUBERNETES_MINORS
 
 

@@ -8,10 +8,7 @@ import ipaddress
 import re
 from typing import Any, Optional
 
-from components.config.aws import (
-    AWS_VISIBILITY_MARGIN_SECONDS,
-    SQS_MAX_VISIBILITY_SECONDS,
-)
+from components.config.aws import AWS_VISIBILITY_MARGIN_SECONDS, SQS_MAX_VISIBILITY_SECONDS
 from components.config.budgets import budget_problems
 from components.config.common import AccessConfig
 from components.config.errors import _path
@@ -189,11 +186,7 @@ def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],
                 "it unset (one pod per GPU)")
         # A worker that fits no allowed node is never scheduled; one that fits only a bigger
         # node than the family's smallest pays for it on every job.
-        from components.config.aws_instances import (
-            fitting_types,
-            for_one_gpu_pod,
-            types_of,
-        )
+        from components.config.aws_instances import fitting_types, for_one_gpu_pod, types_of
         families = list(p.aws.gpu.families)
         for i, rt in enumerate(p.aws.runtimes):
             cpu, memory = rt.cpu, rt.memory

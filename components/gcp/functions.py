@@ -29,11 +29,7 @@ from components.config.profiles import Profile
 from components.env_names import load_import_free
 from components.gcp.cache import RoutingCache
 from components.gcp.network import Network
-from components.gcp.service_account import (
-    ServiceAccount,
-    ServiceAccountArgs,
-    account_id,
-)
+from components.gcp.service_account import ServiceAccount, ServiceAccountArgs, account_id
 from components.gcp.usage_export import UsageExport, UsageExportArgs, table_id
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"

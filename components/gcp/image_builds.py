@@ -34,11 +34,7 @@ import pulumi_gcp as gcp
 from pulumi_command import local
 
 from components.gcp.registry import ImageRegistry
-from components.gcp.service_account import (
-    ServiceAccount,
-    ServiceAccountArgs,
-    account_id,
-)
+from components.gcp.service_account import ServiceAccount, ServiceAccountArgs, account_id
 from components.images import IMAGES, content_hash, mirrored_bases
 
 # A WebUI image (CUDA, torch, a framework and its own installer) takes 20-40 minutes on an

@@ -25,11 +25,7 @@ from pulumi_command import local
 from components.config.images import PreloadDiskConfig
 from components.gcp.image_builds import BUILD_SCRIPT, PERMISSION_ERRORS, staging_bucket
 from components.gcp.registry import ImageRegistry
-from components.gcp.service_account import (
-    ServiceAccount,
-    ServiceAccountArgs,
-    account_id,
-)
+from components.gcp.service_account import ServiceAccount, ServiceAccountArgs, account_id
 
 BUILDER_REPOSITORY = "https://github.com/GoogleCloudPlatform/ai-on-gke.git"
 BUILDER_FOLDER = "tools/gke-disk-image-builder"

@@ -16,20 +16,8 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.config import GpuPoolConfig, SystemPoolConfig
-from components.gcp.service_account import (
-    NODE_ROLES,
-    ServiceAccount,
-    ServiceAccountArgs,
-    account_id,
-)
-from components.k8s.pods import (
-    CAPACITY_LABEL,
-    GPU_RESOURCE,
-    POOL_LABEL,
-    SYSTEM_POOL,
-    NodePlacement,
-    Taint,
-)
+from components.gcp.service_account import NODE_ROLES, ServiceAccount, ServiceAccountArgs, account_id
+from components.k8s.pods import CAPACITY_LABEL, GPU_RESOURCE, POOL_LABEL, SYSTEM_POOL, NodePlacement, Taint
 
 # The GPU taint, set on every GPU pool. GKE puts key `nvidia.com/gpu`, effect NoSchedule on GPU
 # nodes itself when the cluster also has non-GPU pools (GKE docs, "Run GPUs in GKE Standard node

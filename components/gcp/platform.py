@@ -40,12 +40,7 @@ from components.gcp.node_pools import (
     gpu_placement,
 )
 from components.gcp.registry import ImageRegistry, ImageRegistryArgs
-from components.gcp.service_account import (
-    NODE_ROLES,
-    ServiceAccount,
-    ServiceAccountArgs,
-    account_id,
-)
+from components.gcp.service_account import NODE_ROLES, ServiceAccount, ServiceAccountArgs, account_id
 from components.gcp.storage import SharedStore, SharedStoreArgs
 from components.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.images import webui_image as webui_image_name

@@ -7,11 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from components.gcp.service_account import (
-    ServiceAccount,
-    ServiceAccountArgs,
-    account_id,
-)
+from components.gcp.service_account import ServiceAccount, ServiceAccountArgs, account_id
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from typing import Optional
 import pulumi
 
 from components.config import CullingConfig, FleetConfig, GpuPoolConfig, WebuiConfig
-from components.config.profiles import PeakHours, Profile
+from components.config.profiles import Profile
+from components.k8s.autoscaling import autoscaler_policy
 from components.k8s.image_env import WEBUI as WEBUI_ENV
 from components.k8s.objects import KubeObject, meta
 from components.k8s.pods import (
@@ -166,31 +167,6 @@ def webui_pod_spec(fleet: FleetConfig, pool: GpuPoolConfig, webui: WebuiConfig,
             {"name": "scratch", "emptyDir": {"sizeLimit": fleet.scratch_size}},
         ],
     }
-
-
-def autoscaler_policy(fleet: FleetConfig | Profile) -> dict:
-    """Buffer policy; with peak hours, a Chain whose first link is a scheduled larger buffer.
-    Takes a profile (warm, maxSessions) or, as the implicit profile is made, the fleet section."""
-    if isinstance(fleet, Profile):
-        warm, low, high, peak = fleet.warm, fleet.min_replicas, fleet.max_sessions, fleet.peak_hours
-    else:
-        warm, low, high, peak = fleet.buffer, fleet.min_replicas, fleet.max_replicas, fleet.peak_hours
-    return _policy(warm, low, high, peak)
-
-
-def _policy(warm: int, low: int, high: int, peak: Optional[PeakHours]) -> dict:
-    def buffer(size: int) -> dict:
-        return {"type": "Buffer", "buffer": {"bufferSize": size, "minReplicas": low,
-                                             "maxReplicas": high}}
-    if peak is None:
-        return buffer(warm)
-    return {"type": "Chain", "chain": [
-        {"id": "peak-hours", "type": "Schedule", "schedule": {
-            "activePeriod": {"timezone": peak.timezone, "startCron": peak.start_cron,
-                             "duration": peak.duration},
-            "policy": buffer(peak.buffer)}},
-        {"id": "default", **buffer(warm)},
-    ]}
 
 
 # Cluster DNS: kube-dns in kube-system (GKE's default DNS provider; its pods carry

@@ -39,15 +39,7 @@ from __future__ import annotations
 
 import time
 
-from allocator_rules import (
-    Admission,
-    BudgetVerdict,
-    admit,
-    budget_of,
-    choose,
-    pool_budget,
-    within_budget,
-)
+from allocator_rules import Admission, BudgetVerdict, admit, budget_of, choose, pool_budget, within_budget
 from answers import pending, ready, refused
 from membership import GroupMembership
 from shared.agones import (
@@ -61,13 +53,7 @@ from shared.budgets import next_month_start
 from shared.config import AllocatorSettings
 from shared.profiles import Profile, load_profiles
 from shared.responses import log
-from shared.state import (
-    CorruptRecord,
-    Mapping,
-    RedisUnavailable,
-    SessionStore,
-    usage_record,
-)
+from shared.state import CorruptRecord, Mapping, RedisUnavailable, SessionStore, usage_record
 from shared.verifier import Identity
 from waiting import WaitingPhase
 

@@ -46,14 +46,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from cold_start_pass import record_cold_starts
-from rules import (
-    Action,
-    Limits,
-    SessionView,
-    decide,
-    needs_pod_report,
-    pod_reported_activity,
-)
+from rules import Action, Limits, SessionView, decide, needs_pod_report, pod_reported_activity
 from session_views import replaced, seen, view_of
 from shared.agones import (
     EMAIL_ANNOTATION,

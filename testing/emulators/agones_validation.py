@@ -40,11 +40,7 @@ IS_NEGATIVE = "must be greater than or equal to 0"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-from testing.emulators.apimachinery import (
-    _validate_annotations,
-    _validate_labels,
-    parse_quantity,
-)
+from testing.emulators.apimachinery import _validate_annotations, _validate_labels, parse_quantity
 from testing.emulators.cron import parse_standard_cron
 
 

@@ -8,13 +8,7 @@ import time
 import pytest
 from shared.config import AllocatorSettings, ConfigError, RedisSettings
 from shared.identity_id import SubjectNotSupported, identity_id, subject_of
-from shared.verifier import (
-    IAP_ISSUER,
-    IapAuthenticator,
-    JwtVerifier,
-    Unauthenticated,
-    require_safe_url,
-)
+from shared.verifier import IAP_ISSUER, IapAuthenticator, JwtVerifier, Unauthenticated, require_safe_url
 
 from tests.functions import conftest  # noqa: F401  (puts functions/ on sys.path)
 

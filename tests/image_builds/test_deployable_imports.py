@@ -25,12 +25,7 @@ from typing import Callable
 
 import pytest
 
-from tests.image_builds.test_requirements_resolve import (
-    CACHE,
-    DEPLOYABLES,
-    ROOT,
-    interpreter,
-)
+from tests.image_builds.test_requirements_resolve import CACHE, DEPLOYABLES, ROOT, interpreter
 
 VENVS = CACHE.parent / "venvs"
 

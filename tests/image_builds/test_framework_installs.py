@@ -6,14 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.image_builds.test_dockerfile import (
-    COMMANDS,
-    STAGES,
-    WEBUI,
-    constraints,
-    env_of,
-    runs_of,
-)
+from tests.image_builds.test_dockerfile import COMMANDS, STAGES, WEBUI, constraints, env_of, runs_of
 
 
 def test_every_run_fails_on_the_first_error():

@@ -115,12 +115,7 @@ def test_redrive_allow_policy_does_not_excuse_the_source_queue():
 def test_property_dependencies_tell_the_queue_from_its_dlq():
     """With the engine's property dependencies (the real pack), a RedrivePolicy resource covers
     only the queue in its queueUrl, and its target is a DLQ."""
-    from pulumi_policy import (
-        PolicyCustomTimeouts,
-        PolicyResource,
-        PolicyResourceOptions,
-        StackValidationArgs,
-    )
+    from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions, StackValidationArgs
 
     from policy.sdfleet_policies import POLICIES
 

@@ -19,13 +19,7 @@ import pytest
 
 from components.config import ConfigError, parse_platform
 from components.images import IMAGES, ROOT, base_images, docker_hub_path, mirrored_bases
-from tests.program.aws.aws_fixtures import (  # noqa: F401
-    STACK,
-    aws_config,
-    aws_config_of,
-    aws_plan,
-    aws_update,
-)
+from tests.program.aws.aws_fixtures import STACK, aws_config, aws_config_of, aws_plan, aws_update  # noqa: F401
 
 COMMAND = "command:local:Command"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"

@@ -75,11 +75,7 @@ def test_the_programs_built_apart_list_the_registrys_frameworks():
     own list; each must equal the registry's."""
     import ast
 
-    from components.registries.frameworks import (
-        BATCH_FRAMEWORKS,
-        FRAMEWORKS,
-        WEBUI_FRAMEWORKS,
-    )
+    from components.registries.frameworks import BATCH_FRAMEWORKS, FRAMEWORKS, WEBUI_FRAMEWORKS
 
     def constant(path: str, name: str):
         for node in ast.parse((ROOT / path).read_text()).body:

@@ -41,14 +41,7 @@ from .assumptions import (
     price_table,
 )
 from .cron import duration_hours, runs_per_month, window_hours_per_week
-from .resource_types import (
-    NO_CHARGE,
-    NO_CHARGE_PREFIXES,
-    PRICED,
-    USAGE_BILLED,
-    classify,
-    no_charge,
-)
+from .resource_types import NO_CHARGE, NO_CHARGE_PREFIXES, PRICED, USAGE_BILLED, classify, no_charge
 from .sheet import Plan, Sheet
 
 

@@ -9,13 +9,7 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.config.aws_instances import (
-    INSTANCE_TYPES,
-    default_worker,
-    family,
-    fitting_types,
-    types_of,
-)
+from components.config.aws_instances import INSTANCE_TYPES, default_worker, family, fitting_types, types_of
 from tools.preflight.egress import admitted, egress_address
 from tools.preflight.report import Check, failed, note, passed
 

@@ -16,14 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from .agones import (
-    COLD_START_KEY,
-    GPU_ACTIVITY_KEY,
-    PHASE_KEY,
-    AgonesSdk,
-    AgonesUnavailable,
-    state_of,
-)
+from .agones import COLD_START_KEY, GPU_ACTIVITY_KEY, PHASE_KEY, AgonesSdk, AgonesUnavailable, state_of
 from .logs import log
 from .policy import should_announce_loading, should_mark_ready, should_ping_health
 

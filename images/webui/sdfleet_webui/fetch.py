@@ -28,13 +28,7 @@ from .httpclient import FetchError, RetryPolicy
 from .hub import download_from_hub, resolve_huggingface
 from .logs import log
 from .manifest import Manifest, verified_entry
-from .modellist import (
-    KIND_FOLDERS,
-    ModelList,
-    ModelListError,
-    ModelSpec,
-    load_model_list,
-)
+from .modellist import KIND_FOLDERS, ModelList, ModelListError, ModelSpec, load_model_list
 from .sources import Endpoints, resolve_direct
 
 

@@ -53,14 +53,7 @@ from .front_http import (
     refusal,
     webui_unavailable,
 )
-from .frontrules import (
-    ACTIVITY_KEY,
-    IDENTITY_HEADER,
-    Allocation,
-    admission,
-    session_end,
-    should_report,
-)
+from .frontrules import ACTIVITY_KEY, IDENTITY_HEADER, Allocation, admission, session_end, should_report
 from .logs import log
 from .sessionpage import BANNER_PATH, BANNER_SCRIPT, SESSION_PATH, inject_banner
 

@@ -20,13 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from .httpclient import (
-    FetchError,
-    RetryPolicy,
-    auth_headers_for,
-    permanent_failure,
-    send,
-)
+from .httpclient import FetchError, RetryPolicy, auth_headers_for, permanent_failure, send
 from .modellist import KIND_FOLDERS, ModelSpec
 
 # CivitAI model types -> our kinds (folders).

@@ -1,8 +1,5 @@
-"""The WebUI container's entrypoint: run the framework, keep it up, tell Agones about it.
-
-    python -m sdfleet_webui.supervisor
-
-One monitor loop (``Supervisor.tick``) polls the WebUI's API every ``SDFLEET_POLL_SECONDS``
+"""The WebUI container's entrypoint (`python -m sdfleet_webui.supervisor`): run the framework,
+keep it up, tell Agones about it. One monitor loop (``Supervisor.tick``) polls the WebUI's API every ``SDFLEET_POLL_SECONDS``
 and applies the rules of ``policy``: restart with exponential back-off when the process
 exits, never comes up or stops answering; stop whole process trees (``proctree``); give up
 after too many restarts. This module is process supervision only; the Agones side (Ready,
@@ -46,13 +43,7 @@ from .policy import (
     should_give_up,
 )
 from .prefetch import Prefetched, prefetch
-from .proctree import (
-    WebuiProcess,
-    become_subreaper,
-    reap_orphans,
-    stop_tree,
-    wait_port_free,
-)
+from .proctree import WebuiProcess, become_subreaper, reap_orphans, stop_tree, wait_port_free
 from .signals import on_termination
 from .warmup import Generated, generate_once
 

@@ -6,13 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.program.aws.aws_fixtures import (  # noqa: F401
-    STACK,
-    aws_config,
-    aws_config_of,
-    aws_plan,
-    aws_update,
-)
+from tests.program.aws.aws_fixtures import STACK, aws_config, aws_config_of, aws_plan, aws_update  # noqa: F401
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 QUEUE = "aws:sqs/queue:Queue"

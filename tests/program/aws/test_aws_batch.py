@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.program.aws.aws_fixtures import (  # noqa: F401
-    STACK,
-    aws_config,
-    aws_config_of,
-    aws_plan,
-    aws_update,
-    env_of,
-)
+from tests.program.aws.aws_fixtures import STACK, aws_config, aws_config_of, aws_plan, aws_update, env_of  # noqa: F401
 
 QUEUE = "aws:sqs/queue:Queue"
 SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"

@@ -9,14 +9,7 @@ import re
 
 import pytest
 
-from tests.program.aws.aws_fixtures import (  # noqa: F401
-    STACK,
-    aws_config,
-    aws_config_of,
-    aws_plan,
-    aws_update,
-    env_of,
-)
+from tests.program.aws.aws_fixtures import STACK, aws_config, aws_config_of, aws_plan, aws_update, env_of  # noqa: F401
 from tools.preview import ROOT
 
 JOB = "kubernetes:batch/v1:Job"
@@ -246,11 +239,7 @@ def test_time_slicing_is_refused_with_a_clear_error(plan, aws_config_of):
 # --- 15.9: the shutdown arithmetic ----------------------------------------------------------------
 
 def test_a_spot_interruption_leaves_time_to_release_the_job(aws_update):
-    from components.k8s.batch import (
-        NOTICE_DELIVERY_SECONDS,
-        RELEASE_SECONDS,
-        SPOT_NOTICE_SECONDS,
-    )
+    from components.k8s.batch import NOTICE_DELIVERY_SECONDS, RELEASE_SECONDS, SPOT_NOTICE_SECONDS
     for name, pod in _pods(aws_update):
         grace = int(env_of(_container(pod, "agent"))["SHUTDOWN_GRACE_SECONDS"])
         stop = int(env_of(_container(pod, "webui"))["SDFLEET_STOP_GRACE_SECONDS"])

@@ -6,13 +6,7 @@ import functools
 import importlib
 import inspect
 
-from tests.program.aws.aws_fixtures import (  # noqa: F401
-    STACK,
-    aws_config,
-    aws_config_of,
-    aws_plan,
-    aws_update,
-)
+from tests.program.aws.aws_fixtures import STACK, aws_config, aws_config_of, aws_plan, aws_update  # noqa: F401
 from tests.program.conftest import assert_all_resolved
 from tools.preview import UNKNOWN_MARK
 

@@ -4,13 +4,7 @@ invokes exactly the API's routes."""
 
 from __future__ import annotations
 
-from tests.program.aws.aws_fixtures import (  # noqa: F401
-    STACK,
-    aws_config,
-    aws_config_of,
-    aws_plan,
-    aws_update,
-)
+from tests.program.aws.aws_fixtures import STACK, aws_config, aws_config_of, aws_plan, aws_update  # noqa: F401
 
 
 def test_every_route_requires_a_key_and_reaches_the_lambda(aws_update):

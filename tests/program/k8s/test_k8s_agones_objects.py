@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from components.config import ConfigError, FleetConfig, PeakHours, parse_platform
-from components.k8s.fleet import autoscaler_policy
+from components.k8s.autoscaling import autoscaler_policy
 from testing.emulators import agones_validation as agones
 from testing.emulators.agones import AgonesEmulator
 from tests.program.conftest import assert_all_resolved

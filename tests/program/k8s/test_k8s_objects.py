@@ -175,12 +175,7 @@ def test_every_folder_mounted_from_the_share_is_made_first(dev_update):
 
 def test_prepare_script_makes_the_folders(tmp_path):
     """The script the Job runs, run for real (as this user: chown to oneself is allowed)."""
-    from components.k8s.shared_volume import (
-        OWNER_GID,
-        OWNER_UID,
-        TOP_FOLDERS,
-        prepare_script,
-    )
+    from components.k8s.shared_volume import OWNER_GID, OWNER_UID, TOP_FOLDERS, prepare_script
     script = prepare_script(TOP_FOLDERS, os.getuid(), os.getgid())
     for _ in range(2):   # idempotent: a rerun of the Job changes nothing and does not fail
         out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
@@ -193,12 +188,7 @@ def test_prepare_script_makes_the_folders(tmp_path):
 
 
 def test_prepare_script_carries_the_owner(tmp_path):
-    from components.k8s.shared_volume import (
-        OWNER_GID,
-        OWNER_UID,
-        TOP_FOLDERS,
-        prepare_script,
-    )
+    from components.k8s.shared_volume import OWNER_GID, OWNER_UID, TOP_FOLDERS, prepare_script
     assert "os.chown(name, 1000, 1000)" in prepare_script(TOP_FOLDERS, OWNER_UID, OWNER_GID)
 
 
