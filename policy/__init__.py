@@ -1,2 +1,3 @@
-"""The sdfleet CrossGuard policy pack (sdfleet_policies/, one module per concern) and its
-offline runner (runner.py)."""
+"""The sdfleet CrossGuard policy pack (sdfleet_policies/, one module per concern). It imports
+nothing else of this repository: the pack is published alone; `make plan` runs it through
+tools/policy_check.py."""

@@ -99,12 +99,10 @@ def reliability_notes(stack_config) -> list[str]:
 
 
 def _policies(result, stack_config) -> tuple[list[dict], list[dict]]:
-    """(violations, policies evaluated) from the policy pack, if it is present."""
-    try:
-        from policy import runner
-    except ImportError:
-        return [], []
-    return runner.evaluate(result, stack_config)
+    """(violations, policies evaluated) from the policy pack."""
+    from tools import policy_check
+
+    return policy_check.evaluate(result, stack_config)
 
 
 def _cost(result, stack_config) -> dict:

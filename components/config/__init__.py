@@ -60,6 +60,7 @@ from components.config.fields import (
                                       Section,
                                       member_domain,
 )
+from components.config.fleet_limits import buffer_policy_problems
 from components.config.gcp import (
                                       FILESTORE_MIN_CAPACITY_GB,
                                       AuthorizedNetwork,
@@ -81,7 +82,7 @@ from components.config.loader import (
 )
 from components.config.models import GCP_SECTIONS, PlatformConfig, StackConfig, StackSecrets
 from components.config.profiles import PeakHours
-from components.config.rules import buffer_policy_problems, cross_field_problems
+from components.config.rules import cross_field_problems
 from components.registries.frameworks import BATCH_FRAMEWORKS
 
 __all__ = [

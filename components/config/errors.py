@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from components.config.fields import CONFIG_KEY, SECRET_KEYS
-from components.config.models import PlatformConfig
 
 
 class ConfigError(Exception):
@@ -26,9 +25,9 @@ def _path(prefix: str, loc: tuple) -> str:
     return out
 
 
-def _section_for(loc: tuple) -> type[BaseModel] | None:
-    """The model class that holds the last key of `loc` (to list the keys it allows)."""
-    model: Any = PlatformConfig
+def _section_for(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
+    """The model class under `root` that holds the last key of `loc` (to list the keys it allows)."""
+    model: Any = root
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -50,13 +49,13 @@ def _innermost_model(annotation: Any) -> Any:
     return annotation
 
 
-def _lines_from_validation_error(exc: ValidationError) -> list[str]:
+def _lines_from_validation_error(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     lines = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         path = _path(CONFIG_KEY, loc)
         if err["type"] == "extra_forbidden":
-            section = _section_for(loc)
+            section = _section_for(loc, root)
             allowed = sorted(f.alias or n for n, f in section.model_fields.items()) if section else []
             hint = f"; secrets go in their own keys ({', '.join('sdfleet:' + k for k in SECRET_KEYS)})" \
                 if any(w in str(loc[-1]).lower() for w in ("token", "password", "secret", "key")) else ""

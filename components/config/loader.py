@@ -26,7 +26,7 @@ def parse_platform(raw: Any, *, stack: str, gcp_project: Optional[str] = None,
     try:
         platform = PlatformConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_lines_from_validation_error(exc)) from None
+        raise ConfigError(_lines_from_validation_error(exc, PlatformConfig)) from None
     problems = cross_field_problems(platform, gcp_region, aws_region)
     if platform.cloud == "gcp" and not gcp_project:
         problems.insert(0, "gcp:project: missing; set it with `pulumi config set gcp:project <id>`")

@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, Field
 
 from components.config.fields import Cron, Section, Timezone
+from components.config.fleet_limits import buffer_policy_problems
 from components.registries.frameworks import WEBUI_FRAMEWORKS
 
 # Who a profile admits: the IAP member forms that name people (service accounts never get a
@@ -134,7 +135,6 @@ PROFILE_OWNED_KEYS = {("fleet", "gpu_pool"): "gpuPool", ("fleet", "buffer"): "wa
 
 def profile_problems(platform, bad, problem) -> None:
     """The profile rules; `bad(loc, value, allowed)` and `problem(loc, text)` report one line."""
-    from components.config.rules import buffer_policy_problems
     from components.registries.accelerators import GCE_ACCELERATORS
     from components.registries.frameworks import FRAMEWORKS
 

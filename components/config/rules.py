@@ -13,35 +13,12 @@ from components.config.budgets import budget_problems
 from components.config.common import AccessConfig
 from components.config.errors import _path
 from components.config.fields import ACCELERATOR_FAMILIES, CONFIG_KEY, member_domain
+from components.config.fleet_limits import buffer_policy_problems
 from components.config.gcp import FILESTORE_MIN_CAPACITY_GB
 from components.config.images import ImagesConfig
 from components.config.models import GCP_SECTIONS, PlatformConfig
 from components.config.profiles import profile_problems
 from components.registries.accelerators import family_rule_text
-
-
-def buffer_policy_problems(buffer: int, min_replicas: int, max_replicas: int
-                           ) -> list[tuple[str, int, str]]:
-    """What Agones refuses in a Buffer policy with an integer bufferSize: (field, value, rule).
-
-    Mirrors agones v1.50.0 pkg/apis/autoscaling/v1/fleetautoscaler.go,
-    `(*BufferPolicy).ValidateBufferPolicy`; the emulator (testing/emulators/agones_validation.py)
-    carries its own copy of that function and a test checks the two agree.
-    """
-    problems = []
-    if min_replicas > max_replicas:
-        problems.append(("minReplicas", min_replicas,
-                         f"minReplicas must be <= maxReplicas ({max_replicas})"))
-    if buffer <= 0:
-        problems.append(("bufferSize", buffer, "a buffer must be >= 1 (Agones refuses 0)"))
-    if max_replicas < buffer:
-        problems.append(("bufferSize", buffer,
-                         f"a buffer must be <= fleet.maxReplicas ({max_replicas})"))
-    if min_replicas != 0 and min_replicas < buffer:
-        problems.append(("minReplicas", min_replicas,
-                         f"minReplicas must be 0 or >= every buffer ({buffer}): Agones refuses "
-                         "0 < minReplicas < bufferSize"))
-    return problems
 
 
 def cross_field_problems(p: PlatformConfig, gcp_region: Optional[str],

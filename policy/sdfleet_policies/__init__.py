@@ -5,7 +5,7 @@ each with its checks and its own `POLICIES`; `pack.py` lists them all. One packa
 consumers:
 - `policy/__main__.py` builds the real `PolicyPack` from `POLICIES` (`pulumi preview
   --policy-pack policy`);
-- `policy/runner.py` calls the same policy objects' `validate` over the mock-engine plan of
+- `tools/policy_check.py` calls the same policy objects' `validate` over the mock-engine plan of
   `make plan`.
 
 So this package must import nothing from the program (the pack runs in its own virtualenv with

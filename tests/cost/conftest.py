@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from testing.helpers.stacks import stack_config as stack_file_config
+from tests.stacks import stack_config as stack_file_config
 from tools.plan import _validate
 from tools.preview import PlanResult, run_program
 

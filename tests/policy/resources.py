@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from policy import runner
+from tools import policy_check
 from tools.preview import UNKNOWN_MARK, PlanResult, Registration
 
 STACK = "test"
@@ -27,6 +27,6 @@ def plan(*resources: Registration) -> PlanResult:
 
 def violations(policy: str, *resources: Registration, stack_config=None) -> list[dict]:
     """The violations one policy reports for these resources (any level)."""
-    found, evaluated = runner.evaluate(plan(*resources), stack_config)
+    found, evaluated = policy_check.evaluate(plan(*resources), stack_config)
     assert policy in {e["policy"] for e in evaluated}, f"{policy} was not evaluated"
     return [v for v in found if v["policy"] == policy]

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from testing.helpers.stacks import stack_config
+from tests.stacks import stack_config
 from tools.preview import SECRET_MARK, UNKNOWN_MARK, PlanResult, read_stack_config, run_program
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from components.config import ConfigError, parse_stack_config
-from testing.helpers.stacks import stack_config
+from tests.stacks import stack_config
 from tools.cost import estimate
 from tools.plan import _validate
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from components.config import ConfigError, parse_stack_config, read_stack_yaml
-from testing.helpers.stacks import stack_config
+from tests.stacks import stack_config
 from tools.preview import ROOT
 
 P = "sdfleet:platform"

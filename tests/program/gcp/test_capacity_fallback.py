@@ -10,7 +10,7 @@ import copy
 import pytest
 
 from components.config import ConfigError, parse_stack_config
-from testing.helpers.stacks import stack_config
+from tests.stacks import stack_config
 from tools.cost import estimate
 from tools.plan import _policies, _validate
 

@@ -15,7 +15,7 @@ from components.config import ConfigError, parse_stack_config
 from components.config.images import PreloadDiskConfig
 from components.gcp.image_builds import BUILD_SCRIPT
 from components.gcp.image_disks import disk_image_name
-from testing.helpers.stacks import stack_config
+from tests.stacks import stack_config
 
 COMMAND = "command:local:Command"
 NODE_POOL = "gcp:container/nodePool:NodePool"

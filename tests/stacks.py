@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tools.preview import read_stack_config
 
-SINGLE_PROFILE_FILE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "Pulumi.single-profile.yaml"
+SINGLE_PROFILE_FILE = Path(__file__).resolve().parent / "fixtures" / "Pulumi.single-profile.yaml"
 
 
 def stack_config(stack: str) -> dict:

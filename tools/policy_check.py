@@ -36,7 +36,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 from policy.sdfleet_policies import POLICIES
 
 # The marks tools/preview.py writes for values a plan cannot show (unknown, secret); to a policy
-# both are unreadable. This module runs only under `make plan`; the pack never loads it.
+# both are unreadable.
 from tools.preview import SECRET_MARK, UNKNOWN_MARK
 
 
